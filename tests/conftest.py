@@ -1,0 +1,22 @@
+"""Test configuration: strict numerics, Keras on the JAX backend.
+
+Every test runs with rank promotion and implicit dtype promotion turned into
+errors, so a library function that silently broadcasts or upcasts fails here
+before it surprises a user.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(params=[False, True], ids=["nojit", "jit"])
+def maybe_jit(request):
+    """Runs a function as-is and under `jax.jit`: both must agree."""
+    return jax.jit if request.param else (lambda f, **_: f)
