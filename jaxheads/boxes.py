@@ -1,0 +1,102 @@
+"""Box formats and overlap, as pure `jax.numpy` functions.
+
+Formats (last axis of size 4):
+  * ``xyxy``: (x_min, y_min, x_max, y_max)
+  * ``xywh``: (x_min, y_min, width, height) — the COCO json format
+  * ``cxcywh``: (center_x, center_y, width, height) — the YOLO / darknet format
+
+All functions broadcast over leading axes and work under `jit` and `vmap`.
+Degenerate boxes (zero or negative width/height) have area 0 and IoU 0 with
+everything, never NaN.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jaxheads._checks import check_dim, check_floating, check_min_rank
+
+
+def _check_boxes(op: str, name: str, boxes) -> None:
+    check_min_rank(op, name, boxes, 1)
+    check_dim(op, name, boxes, -1, 4, "box coordinates")
+    check_floating(op, name, boxes)
+
+
+def xyxy_to_cxcywh(boxes):
+    """[..., 4] xyxy -> [..., 4] cxcywh."""
+    _check_boxes("xyxy_to_cxcywh", "boxes", boxes)
+    x0, y0, x1, y1 = jnp.moveaxis(boxes, -1, 0)
+    return jnp.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], axis=-1)
+
+
+def cxcywh_to_xyxy(boxes):
+    """[..., 4] cxcywh -> [..., 4] xyxy."""
+    _check_boxes("cxcywh_to_xyxy", "boxes", boxes)
+    cx, cy, w, h = jnp.moveaxis(boxes, -1, 0)
+    return jnp.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+
+
+def xyxy_to_xywh(boxes):
+    """[..., 4] xyxy -> [..., 4] xywh."""
+    _check_boxes("xyxy_to_xywh", "boxes", boxes)
+    x0, y0, x1, y1 = jnp.moveaxis(boxes, -1, 0)
+    return jnp.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
+
+
+def xywh_to_xyxy(boxes):
+    """[..., 4] xywh -> [..., 4] xyxy."""
+    _check_boxes("xywh_to_xyxy", "boxes", boxes)
+    x0, y0, w, h = jnp.moveaxis(boxes, -1, 0)
+    return jnp.stack([x0, y0, x0 + w, y0 + h], axis=-1)
+
+
+def box_area(boxes):
+    """[..., 4] xyxy -> [...] area; degenerate boxes have area 0."""
+    _check_boxes("box_area", "boxes", boxes)
+    w = jnp.maximum(boxes[..., 2] - boxes[..., 0], 0)
+    h = jnp.maximum(boxes[..., 3] - boxes[..., 1], 0)
+    return w * h
+
+
+def _intersection(a, b):
+    lo = jnp.maximum(a[..., :2], b[..., :2])
+    hi = jnp.minimum(a[..., 2:], b[..., 2:])
+    wh = jnp.maximum(hi - lo, 0)
+    return wh[..., 0] * wh[..., 1]
+
+
+def _safe_ratio(num, den):
+    positive = den > 0
+    return jnp.where(positive, num / jnp.where(positive, den, 1), 0)
+
+
+def iou(a, b):
+    """Elementwise IoU of xyxy boxes: ``a`` and ``b`` broadcast to [...]."""
+    _check_boxes("iou", "a", a)
+    _check_boxes("iou", "b", b)
+    inter = _intersection(a, b)
+    return _safe_ratio(inter, box_area(a) + box_area(b) - inter)
+
+
+def pairwise_iou(a, b):
+    """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] -> [N, M] (xyxy)."""
+    _check_boxes("pairwise_iou", "a", a)
+    _check_boxes("pairwise_iou", "b", b)
+    return iou(a[..., :, None, :], b[..., None, :, :])
+
+
+def cxcywh_iou(a, b):
+    """Elementwise IoU of cxcywh boxes (darknet's ``box_iou``), broadcasting."""
+    return iou(cxcywh_to_xyxy(a), cxcywh_to_xyxy(b))
+
+
+def shape_iou(wh_a, wh_b):
+    """IoU of boxes that share a centre, from widths and heights [..., 2].
+
+    The distance of the YOLOv2 dimension clusters and of darknet's best-anchor
+    choice in the region layer.
+    """
+    inter = jnp.minimum(wh_a[..., 0], wh_b[..., 0]) * jnp.minimum(wh_a[..., 1], wh_b[..., 1])
+    union = wh_a[..., 0] * wh_a[..., 1] + wh_b[..., 0] * wh_b[..., 1] - inter
+    return _safe_ratio(inter, union)
