@@ -1,0 +1,46 @@
+"""Activations and dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxheads._checks import check_floating, fail
+
+
+def leaky_relu(x: jax.Array, negative_slope: float = 0.1) -> jax.Array:
+    """``x`` for ``x >= 0``, ``negative_slope · x`` otherwise.
+
+    The default 0.1 is darknet's ``leaky`` activation (Keras' ``LeakyReLU``
+    defaults to 0.3: pass it explicitly for Keras parity).
+    """
+    check_floating("leaky_relu", "x", x)
+    return jnp.where(x >= 0, x, x * jnp.asarray(negative_slope, x.dtype))
+
+
+def dropout(
+    x: jax.Array, rate: float, *, key: jax.Array | None = None, deterministic: bool = False
+) -> jax.Array:
+    """Inverted dropout (Keras ``Dropout``, darknet ``[dropout]``).
+
+    Args:
+      x: any shape, floating.
+      rate: probability of DROPPING a unit, in ``[0, 1]``; kept units are
+        scaled by ``1 / (1 - rate)`` so the expectation is unchanged.
+      key: a PRNG key; required unless ``deterministic`` or ``rate == 0``.
+      deterministic: return ``x`` unchanged (inference).
+
+    Returns:
+      an array like ``x``.
+    """
+    check_floating("dropout", "x", x)
+    if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        fail("dropout", "rate (the drop probability) in [0, 1]", repr(rate))
+    if deterministic or rate == 0:
+        return x
+    if key is None:
+        fail("dropout", "a PRNG `key` when deterministic=False and rate > 0", "key=None")
+    if rate == 1:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))

@@ -1,0 +1,100 @@
+"""Batch normalisation over NHWC (or any ``[..., C]``) activations, Keras semantics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxheads._checks import cast_like, check_dim, check_floating, check_min_rank, check_rank
+
+
+def _check(op, x, **params):
+    check_min_rank(op, "x", x, 2)
+    check_floating(op, "x", x)
+    channels = x.shape[-1]
+    for name, value in params.items():
+        if value is not None:
+            check_rank(op, name, value, 1, "[C]")
+            check_dim(op, name, value, 0, channels, "the channel axis of x")
+
+
+def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -> jax.Array:
+    """Inference-mode batch norm (Keras ``BatchNormalization(training=False)``).
+
+    ``y = (x - mean) / sqrt(var + epsilon) * scale + bias`` over the last axis.
+
+    Args:
+      x: ``[..., C]``, e.g. ``[B, H, W, C]``.
+      scale, bias, mean, var: ``[C]`` (Keras gamma, beta, moving_mean,
+        moving_variance); ``scale``/``bias`` may be None (``scale=False`` /
+        ``center=False``).
+      epsilon: Keras' default 1e-3. Darknet uses 1e-6 (``.000001`` in its
+        ``normalize_cpu``); pass that when running darknet weights.
+
+    Returns:
+      ``[..., C]``.
+    """
+    _check("batch_norm", x, scale=scale, bias=bias, mean=mean, var=var)
+    scale, bias, mean, var = cast_like(x, scale, bias, mean, var)
+    inv = lax.rsqrt(var + jnp.asarray(epsilon, x.dtype))
+    if scale is not None:
+        inv = inv * scale
+    y = (x - mean) * inv
+    return y if bias is None else y + bias
+
+
+def batch_moments(x: jax.Array, *, axis_name=None) -> tuple[jax.Array, jax.Array]:
+    """Mean and biased variance over every axis but the last, in float32.
+
+    With ``axis_name`` (inside ``pmap``/``shard_map``) the moments are those of
+    the global batch across replicas (two ``pmean`` passes, numerically stable),
+    assuming equal per-replica batch sizes.
+    """
+    axes = tuple(range(x.ndim - 1))
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=axes)
+    if axis_name is not None:
+        mean = lax.pmean(mean, axis_name)
+    var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+    if axis_name is not None:
+        var = lax.pmean(var, axis_name)
+    return mean, var
+
+
+def batch_norm_train(
+    x: jax.Array, scale, bias, *, epsilon: float = 1e-3, axis_name=None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Training-mode batch norm (Keras ``BatchNormalization(training=True)``).
+
+    Normalises with the statistics of the batch and returns them so that the
+    caller updates the moving averages (`update_moving_stats`); nothing is hidden.
+
+    Args:
+      x: ``[..., C]``.
+      scale, bias: ``[C]`` or None.
+      epsilon: added to the variance.
+      axis_name: a mapped axis name for cross-replica (synchronised) statistics.
+
+    Returns:
+      ``(y, mean, var)``: ``y`` like ``x``; ``mean``/``var`` ``[C]`` float32
+      batch moments (biased variance, as Keras uses for both).
+    """
+    _check("batch_norm_train", x, scale=scale, bias=bias)
+    mean, var = batch_moments(x, axis_name=axis_name)
+    y = batch_norm(
+        x.astype(jnp.float32),
+        None if scale is None else scale.astype(jnp.float32),
+        None if bias is None else bias.astype(jnp.float32),
+        mean,
+        var,
+        epsilon=epsilon,
+    )
+    return y.astype(x.dtype), mean, var
+
+
+def update_moving_stats(moving_mean, moving_var, mean, var, *, momentum: float = 0.99):
+    """Keras' moving-average update: ``m ← m·momentum + batch·(1 − momentum)``."""
+    new_mean = moving_mean * momentum + mean.astype(moving_mean.dtype) * (1 - momentum)
+    new_var = moving_var * momentum + var.astype(moving_var.dtype) * (1 - momentum)
+    return new_mean, new_var
