@@ -1,0 +1,51 @@
+"""The ``jaxheads`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from jaxheads import zoo
+    from jaxheads.summary import summary
+
+    if args.list:
+        for name, desc in zoo.names().items():
+            print(f"{name:20s} {desc}")
+        return 0
+    if args.model is None:
+        print("jaxheads summary: expected a model name (see --list)", file=sys.stderr)
+        return 2
+    try:
+        layer, shape = zoo.build(args.model, image_size=args.image_size,
+                                 num_classes=args.num_classes)
+    except ValueError as err:
+        print(f"jaxheads summary: {err}", file=sys.stderr)
+        return 2
+    print(summary(layer, shape, expand_nested=args.expand_nested))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxheads", description="Detection heads and layers as pure JAX functions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summary", help="print a Keras-style summary of a built-in model")
+    p.add_argument("model", nargs="?", help="a built-in model name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the built-in models")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--expand-nested", action="store_true")
+    p.set_defaults(run=_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""The leaf layers: each wraps one op from `jaxheads.ops` as an init/apply pair.
+
+Constructors take hyperparameters only, use Keras' names and defaults (except
+where noted), and return a `Layer`. Default initialisers are Keras' own:
+Glorot-uniform kernels, zero biases, ones/zeros for batch-norm scale/bias,
+zeros/ones for its running mean/var.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxheads import ops
+from jaxheads._checks import fail, pair
+from jaxheads.layers.base import Layer, is_multi, leaf, stateless
+from jaxheads.ops._padding import normalize_padding
+from jaxheads.ops.local import local_output_size
+
+glorot_uniform = jax.nn.initializers.glorot_uniform()
+zeros = jax.nn.initializers.zeros
+
+
+def _channels(op: str, input_shape) -> int:
+    if is_multi(input_shape) or len(input_shape) < 2 or input_shape[-1] is None:
+        fail(op, "an input shape with a known last axis, e.g. (None, H, W, C)",
+             repr(input_shape))
+    return int(input_shape[-1])
+
+
+def _kernel_params(key, kernel_shape, out, use_bias, kernel_init, bias_shape=None,
+                   dtype=jnp.float32):
+    k_kernel, k_bias = jax.random.split(key)
+    params = {"kernel": kernel_init(k_kernel, kernel_shape, dtype)}
+    if use_bias:
+        params["bias"] = zeros(k_bias, bias_shape or (out,), dtype)
+    return params
+
+
+def Dense(features: int, *, use_bias: bool = True, kernel_init: Callable = glorot_uniform,
+          name: str | None = None) -> Layer:
+    """Keras ``Dense``: contracts the last axis only (see `jaxheads.ops.dense`).
+
+    Params: ``kernel [in, features]``, ``bias [features]``.
+    """
+
+    def make(key, input_shape):
+        c = _channels("Dense", input_shape)
+        return _kernel_params(key, (c, features), features, use_bias, kernel_init)
+
+    return stateless("Dense", lambda p, x, ctx: ops.dense(x, p["kernel"], p.get("bias")),
+                     name=name, make_params=make)
+
+
+def Flatten(*, name: str | None = None) -> Layer:
+    """Keras ``Flatten``: ``[B, ...] -> [B, prod(...)]`` (H, W, C order)."""
+    return stateless("Flatten", lambda p, x, ctx: ops.flatten(x), name=name)
+
+
+def Reshape(target_shape: tuple[int, ...], *, name: str | None = None) -> Layer:
+    """Keras ``Reshape``: ``[B, ...] -> [B, *target_shape]`` (row-major)."""
+    target_shape = tuple(int(d) for d in target_shape)
+
+    def fn(p, x, ctx):
+        if math.prod(x.shape[1:]) != math.prod(target_shape):
+            fail("Reshape", f"an input with {math.prod(target_shape)} values per example "
+                 f"for target_shape {target_shape}", f"shape {x.shape}")
+        return jnp.reshape(x, (x.shape[0], *target_shape))
+
+    return stateless("Reshape", fn, name=name)
+
+
+def GlobalAveragePooling2D(*, keepdims: bool = False, name: str | None = None) -> Layer:
+    """Keras ``GlobalAveragePooling2D``: ``[B, H, W, C] -> [B, C]``."""
+    return stateless("GlobalAveragePooling2D",
+                     lambda p, x, ctx: ops.global_avg_pool2d(x, keepdims=keepdims), name=name)
+
+
+def GlobalMaxPooling2D(*, keepdims: bool = False, name: str | None = None) -> Layer:
+    """Keras ``GlobalMaxPooling2D``: ``[B, H, W, C] -> [B, C]``."""
+    return stateless("GlobalMaxPooling2D",
+                     lambda p, x, ctx: ops.global_max_pool2d(x, keepdims=keepdims), name=name)
+
+
+def Conv2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_rate=1,
+           groups: int = 1, use_bias: bool = True, kernel_init: Callable = glorot_uniform,
+           name: str | None = None) -> Layer:
+    """Keras ``Conv2D`` (padding defaults to ``"valid"`` as in Keras).
+
+    ``padding`` also takes an int (darknet's symmetric pad) or explicit pairs.
+    Params: ``kernel [kh, kw, C_in / groups, filters]``, ``bias [filters]``.
+    """
+    kh, kw = pair("Conv2D", "kernel_size", kernel_size)
+    normalize_padding("Conv2D", padding)
+
+    def make(key, input_shape):
+        c = _channels("Conv2D", input_shape)
+        if c % groups:
+            fail("Conv2D", f"input channels divisible by groups={groups}", c)
+        return _kernel_params(key, (kh, kw, c // groups, filters), filters, use_bias,
+                              kernel_init)
+
+    def fn(p, x, ctx):
+        return ops.conv2d(x, p["kernel"], p.get("bias"), strides=strides, padding=padding,
+                          dilation=dilation_rate, groups=groups)
+
+    return stateless("Conv2D", fn, name=name, make_params=make)
+
+
+def MaxPooling2D(pool_size=2, strides=None, padding="valid", *,
+                 name: str | None = None) -> Layer:
+    """Keras ``MaxPooling2D`` (see `jaxheads.ops.max_pool2d` for darknet's 2×2/1)."""
+    return stateless("MaxPooling2D",
+                     lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name)
+
+
+def AveragePooling2D(pool_size=2, strides=None, padding="valid", *,
+                     name: str | None = None) -> Layer:
+    """Keras ``AveragePooling2D``."""
+    return stateless("AveragePooling2D",
+                     lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding), name=name)
+
+
+def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
+                       scale: bool = True, name: str | None = None) -> Layer:
+    """Keras ``BatchNormalization`` over the last axis.
+
+    Params: ``scale [C]`` (gamma), ``bias [C]`` (beta). State: ``mean [C]``,
+    ``var [C]`` (moving statistics, non-trainable as in Keras). With
+    ``train=True`` it normalises with the batch statistics — across replicas
+    when ``axis_name`` is given — and returns the updated moving statistics.
+    """
+
+    def make(key, input_shape):
+        c = _channels("BatchNormalization", input_shape)
+        params = {}
+        if scale:
+            params["scale"] = jnp.ones((c,), jnp.float32)
+        if center:
+            params["bias"] = jnp.zeros((c,), jnp.float32)
+        return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
+
+    def forward(p, s, x, ctx):
+        if not ctx.train:
+            y = ops.batch_norm(x, p.get("scale"), p.get("bias"), s["mean"], s["var"],
+                               epsilon=epsilon)
+            return y, s
+        y, mean, var = ops.batch_norm_train(x, p.get("scale"), p.get("bias"), epsilon=epsilon,
+                                            axis_name=ctx.axis_name)
+        new_mean, new_var = ops.update_moving_stats(s["mean"], s["var"], mean, var,
+                                                    momentum=momentum)
+        return y, {"mean": new_mean, "var": new_var}
+
+    return leaf("BatchNormalization", make, forward, name=name)
+
+
+def LeakyReLU(negative_slope: float = 0.1, *, name: str | None = None) -> Layer:
+    """Leaky ReLU. Default slope 0.1 is darknet's ``leaky`` (Keras defaults to 0.3)."""
+    return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope),
+                     name=name)
+
+
+def Activation(fn: Callable, *, name: str | None = None) -> Layer:
+    """Keras ``Activation``: applies ``fn`` elementwise (e.g. ``jax.nn.relu``)."""
+    return stateless("Activation", lambda p, x, ctx: fn(x),
+                     name=name or getattr(fn, "__name__", "activation"))
+
+
+def Dropout(rate: float, *, name: str | None = None) -> Layer:
+    """Keras ``Dropout``; ``rate`` is the DROP probability. Active only with ``train=True``."""
+    if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        fail("Dropout", "rate (the drop probability) in [0, 1]", repr(rate))
+    return stateless("Dropout", lambda p, x, ctx: ops.dropout(
+        x, rate, key=ctx.key, deterministic=not ctx.train), name=name)
+
+
+def SpaceToDepth(block_size: int = 2, *, name: str | None = None) -> Layer:
+    """TensorFlow/YAD2K ``space_to_depth`` (see `jaxheads.ops.space_to_depth`)."""
+    return stateless("SpaceToDepth", lambda p, x, ctx: ops.space_to_depth(x, block_size),
+                     name=name)
+
+
+def DarknetReorg(stride: int = 2, *, name: str | None = None) -> Layer:
+    """Darknet's ``[reorg]`` order (see `jaxheads.ops.darknet_reorg`)."""
+    return stateless("DarknetReorg", lambda p, x, ctx: ops.darknet_reorg(x, stride),
+                     name=name or "reorg")
+
+
+def Concatenate(axis: int = -1, *, name: str | None = None) -> Layer:
+    """Keras ``Concatenate`` of a list of inputs (darknet ``[route]`` with several layers)."""
+
+    def fn(p, xs, ctx):
+        if not isinstance(xs, (list, tuple)) or len(xs) < 1:
+            fail("Concatenate", "a list of arrays", type(xs).__name__)
+        ranks = {x.ndim for x in xs}
+        if len(ranks) != 1:
+            fail("Concatenate", "inputs of equal rank", [tuple(x.shape) for x in xs])
+        return jnp.concatenate(xs, axis=axis)
+
+    return stateless("Concatenate", fn, name=name)
+
+
+def LocallyConnected2D(filters: int, kernel_size, *, strides=1, padding="valid",
+                       use_bias: bool = True, kernel_init: Callable = glorot_uniform,
+                       name: str | None = None) -> Layer:
+    """Keras 2 ``LocallyConnected2D`` / darknet ``[local]``: unshared weights per cell.
+
+    Params: ``kernel [out_h, out_w, C_in·kh·kw, filters]`` (patch axis
+    channel-major), ``bias [out_h, out_w, filters]``.
+    """
+    kh, kw = pair("LocallyConnected2D", "kernel_size", kernel_size)
+    sh, sw = pair("LocallyConnected2D", "strides", strides)
+    pads = normalize_padding("LocallyConnected2D", padding)
+
+    def make(key, input_shape):
+        c = _channels("LocallyConnected2D", input_shape)
+        h, w = input_shape[1:3]
+        oh = local_output_size(h, kh, sh, pads if isinstance(pads, str) else pads[0])
+        ow = local_output_size(w, kw, sw, pads if isinstance(pads, str) else pads[1])
+        if oh < 1 or ow < 1:
+            fail("LocallyConnected2D", "a kernel that fits the padded input",
+                 f"kernel {(kh, kw)} on input shape {input_shape} with padding {padding!r}")
+        # Glorot over one location's fan-in/fan-out, as Keras 2 did.
+        k_kernel, k_bias = jax.random.split(key)
+        kernel = kernel_init(k_kernel, (oh * ow, c * kh * kw, filters), jnp.float32,
+                             ).reshape(oh, ow, c * kh * kw, filters)
+        params = {"kernel": kernel}
+        if use_bias:
+            params["bias"] = zeros(k_bias, (oh, ow, filters), jnp.float32)
+        return params
+
+    def fn(p, x, ctx):
+        return ops.locally_connected2d(x, p["kernel"], p.get("bias"), kernel_size=(kh, kw),
+                                       strides=(sh, sw), padding=padding)
+
+    return stateless("LocallyConnected2D", fn, name=name, make_params=make)
+
+
+def ConvLSTM2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_rate=1,
+               return_sequences: bool = False, go_backwards: bool = False,
+               use_bias: bool = True, unit_forget_bias: bool = True,
+               name: str | None = None) -> Layer:
+    """Keras ``ConvLSTM2D`` on ``[B, T, H, W, C]``; gates i, f, c, o.
+
+    Params: ``kernel [kh, kw, C, 4F]`` (Glorot), ``recurrent_kernel [kh, kw, F, 4F]``
+    (orthogonal), ``bias [4F]`` (ones for the forget gate with ``unit_forget_bias``).
+    """
+    kh, kw = pair("ConvLSTM2D", "kernel_size", kernel_size)
+
+    def make(key, input_shape):
+        c = _channels("ConvLSTM2D", input_shape)
+        k1, k2 = jax.random.split(key)
+        params = {
+            "kernel": glorot_uniform(k1, (kh, kw, c, 4 * filters), jnp.float32),
+            "recurrent_kernel": jax.nn.initializers.orthogonal()(
+                k2, (kh, kw, filters, 4 * filters), jnp.float32),
+        }
+        if use_bias:
+            forget = 1.0 if unit_forget_bias else 0.0
+            params["bias"] = jnp.concatenate([
+                jnp.zeros(filters), jnp.full(filters, forget), jnp.zeros(2 * filters)
+            ]).astype(jnp.float32)
+        return params
+
+    def fn(p, x, ctx):
+        return ops.conv_lstm2d(x, p["kernel"], p["recurrent_kernel"], p.get("bias"),
+                               strides=strides, padding=padding, dilation=dilation_rate,
+                               return_sequences=return_sequences, go_backwards=go_backwards)
+
+    return stateless("ConvLSTM2D", fn, name=name, make_params=make)
