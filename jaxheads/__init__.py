@@ -1,3 +1,14 @@
-"""jaxheads: detection heads and the layers under them as pure JAX functions."""
+"""jaxheads: detection heads and the layers under them as pure JAX functions.
+
+* `jaxheads.ops` — pure array functions (NHWC, HWIO, Keras weight layouts).
+* `jaxheads.layers` — init/apply pairs with shape inference, `serial` and `graph`.
+* `jaxheads.nnx` — Flax NNX modules over the layers.
+* `jaxheads.summary` — Keras-style parameter tables.
+"""
+
+from jaxheads import boxes, layers, ops
+from jaxheads.summary import summary
 
 __version__ = "0.1.0"
+
+__all__ = ["boxes", "layers", "ops", "summary"]
