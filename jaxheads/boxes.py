@@ -83,6 +83,8 @@ def pairwise_iou(a, b):
     """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] -> [N, M] (xyxy)."""
     _check_boxes("pairwise_iou", "a", a)
     _check_boxes("pairwise_iou", "b", b)
+    check_min_rank("pairwise_iou", "a", a, 2)
+    check_min_rank("pairwise_iou", "b", b, 2)
     return iou(a[..., :, None, :], b[..., None, :, :])
 
 
@@ -95,8 +97,15 @@ def shape_iou(wh_a, wh_b):
     """IoU of boxes that share a centre, from widths and heights [..., 2].
 
     The distance of the YOLOv2 dimension clusters and of darknet's best-anchor
-    choice in the region layer.
+    choice in the region layer. Like `iou`, a zero or negative width or height
+    gives area 0 and IoU 0, never NaN.
     """
+    for name, wh in (("wh_a", wh_a), ("wh_b", wh_b)):
+        check_min_rank("shape_iou", name, wh, 1)
+        check_dim("shape_iou", name, wh, -1, 2, "width, height")
+    # Clamped so that a negative width times a negative height is not a positive area.
+    wh_a = jnp.maximum(wh_a, 0)
+    wh_b = jnp.maximum(wh_b, 0)
     inter = jnp.minimum(wh_a[..., 0], wh_b[..., 0]) * jnp.minimum(wh_a[..., 1], wh_b[..., 1])
     union = wh_a[..., 0] * wh_a[..., 1] + wh_b[..., 0] * wh_b[..., 1] - inter
     return _safe_ratio(inter, union)
