@@ -1,0 +1,691 @@
+"""Tests for `jaxheads.metrics.evaluate_detections`.
+
+Parity oracles: pycocotools' COCOeval (built in memory) and a literal port of
+py-faster-rcnn's ``voc_eval.py`` (below), on randomized data sets; plus hand-checked
+cases, empty inputs and bad inputs.
+"""
+
+import contextlib
+import io
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from jaxheads.metrics import evaluate_detections
+
+# ------------------------------------------------- reference: py-faster-rcnn voc_eval.py
+# A literal port of the algorithm, reading from memory instead of XML files and the
+# per-class detection text files. `plus_one=1.0` is the original; 0.0 removes the
+# devkit's +1 pixel convention. The only other change: a stable argsort (the original
+# uses quicksort, which leaves the order of tied scores undefined).
+
+
+def reference_voc_ap(rec, prec, use_07_metric=False):
+    if use_07_metric:
+        # 11 point metric
+        ap = 0.0
+        for t in np.arange(0.0, 1.1, 0.1):
+            if np.sum(rec >= t) == 0:
+                p = 0
+            else:
+                p = np.max(prec[rec >= t])
+            ap = ap + p / 11.0
+    else:
+        # first append sentinel values at the end
+        mrec = np.concatenate(([0.0], rec, [1.0]))
+        mpre = np.concatenate(([0.0], prec, [0.0]))
+        # compute the precision envelope
+        for i in range(mpre.size - 1, 0, -1):
+            mpre[i - 1] = np.maximum(mpre[i - 1], mpre[i])
+        # to calculate area under PR curve, look for points where X axis (recall) changes
+        i = np.where(mrec[1:] != mrec[:-1])[0]
+        # and sum (\Delta recall) * prec
+        ap = np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1])
+    return ap
+
+
+def reference_voc_eval(recs, detlines, classname, ovthresh=0.5, use_07_metric=False, plus_one=1.0):
+    """recs: {imagename: [{"name", "bbox", "difficult"}]}; detlines: [(image, score, bbox)].
+
+    Returns (rec, prec, ap), or None when the class has no non-difficult gt (the
+    original divides by zero there).
+    """
+    imagenames = list(recs)
+    # extract gt objects for this class
+    class_recs = {}
+    npos = 0
+    for imagename in imagenames:
+        R = [obj for obj in recs[imagename] if obj["name"] == classname]
+        bbox = np.array([x["bbox"] for x in R])
+        difficult = np.array([x["difficult"] for x in R]).astype(bool)
+        det = [False] * len(R)
+        npos = npos + sum(~difficult)
+        class_recs[imagename] = {"bbox": bbox, "difficult": difficult, "det": det}
+    if npos == 0:
+        return None
+
+    image_ids = [x[0] for x in detlines]
+    confidence = np.array([float(x[1]) for x in detlines])
+    BB = np.array([[float(z) for z in x[2]] for x in detlines]).reshape(-1, 4)
+
+    # sort by confidence
+    sorted_ind = np.argsort(-confidence, kind="stable")
+    BB = BB[sorted_ind, :]
+    image_ids = [image_ids[x] for x in sorted_ind]
+
+    # go down dets and mark TPs and FPs
+    nd = len(image_ids)
+    tp = np.zeros(nd)
+    fp = np.zeros(nd)
+    for d in range(nd):
+        R = class_recs[image_ids[d]]
+        bb = BB[d, :].astype(float)
+        ovmax = -np.inf
+        BBGT = R["bbox"].astype(float)
+
+        if BBGT.size > 0:
+            # compute overlaps
+            # intersection
+            ixmin = np.maximum(BBGT[:, 0], bb[0])
+            iymin = np.maximum(BBGT[:, 1], bb[1])
+            ixmax = np.minimum(BBGT[:, 2], bb[2])
+            iymax = np.minimum(BBGT[:, 3], bb[3])
+            iw = np.maximum(ixmax - ixmin + plus_one, 0.0)
+            ih = np.maximum(iymax - iymin + plus_one, 0.0)
+            inters = iw * ih
+
+            # union
+            uni = (
+                (bb[2] - bb[0] + plus_one) * (bb[3] - bb[1] + plus_one)
+                + (BBGT[:, 2] - BBGT[:, 0] + plus_one) * (BBGT[:, 3] - BBGT[:, 1] + plus_one)
+                - inters
+            )
+
+            overlaps = inters / uni
+            ovmax = np.max(overlaps)
+            jmax = np.argmax(overlaps)
+
+        if ovmax > ovthresh:
+            if not R["difficult"][jmax]:
+                if not R["det"][jmax]:
+                    tp[d] = 1.0
+                    R["det"][jmax] = 1
+                else:
+                    fp[d] = 1.0
+        else:
+            fp[d] = 1.0
+
+    # compute precision recall
+    fp = np.cumsum(fp)
+    tp = np.cumsum(tp)
+    rec = tp / float(npos)
+    # avoid divide by zero in case the first detection matches a difficult ground truth
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    ap = reference_voc_ap(rec, prec, use_07_metric)
+    return rec, prec, ap
+
+
+def voc_reference(preds, gts, num_classes, **kwargs):
+    """Runs `reference_voc_eval` for every class: {class: (rec, prec, ap) or None}."""
+    recs = {
+        i: [
+            {"name": int(c), "bbox": list(b), "difficult": bool(d)}
+            for b, c, d in zip(g["boxes"], g["labels"], g["difficult"], strict=True)
+        ]
+        for i, g in enumerate(gts)
+    }
+    out = {}
+    for k in range(num_classes):
+        detlines = [
+            (i, s, b)
+            for i, p in enumerate(preds)
+            for b, s, c in zip(p["boxes"], p["scores"], p["labels"], strict=True)
+            if c == k
+        ]
+        out[k] = reference_voc_eval(recs, detlines, k, **kwargs)
+    return out
+
+
+# ------------------------------------------------------------ reference: pycocotools
+
+
+class DifficultAsIgnoreCOCOeval(COCOeval):
+    """COCOeval with difficult gts as ignored, non-crowd gts (pycocotools' `_ignore`).
+
+    Plain COCOeval overwrites an annotation's "ignore" with its "iscrowd", so the flag
+    is set after `_prepare`.
+    """
+
+    def _prepare(self):
+        super()._prepare()
+        for anns in self._gts.values():
+            for ann in anns:
+                ann["ignore"] = bool(ann["ignore"]) or ann["difficult"]
+
+
+def _xywh(box):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def coco_reference(preds, gts, num_classes, *, ignore_difficult):
+    """pycocotools on the same data: image ids 1..N, gt area w * h, prints swallowed."""
+    annotations = []
+    for i, g in enumerate(gts):
+        for b, c, d in zip(g["boxes"], g["labels"], g["difficult"], strict=True):
+            x, y, w, h = _xywh(b)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(c),
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                    "difficult": bool(d),
+                }
+            )
+    results = [
+        {"image_id": i + 1, "category_id": int(c), "bbox": _xywh(b), "score": float(s)}
+        for i, p in enumerate(preds)
+        for b, s, c in zip(p["boxes"], p["scores"], p["labels"], strict=True)
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {
+            "images": [{"id": i + 1} for i in range(len(gts))],
+            "annotations": annotations,
+            "categories": [{"id": k} for k in range(num_classes)],
+        }
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(results)
+        cls = DifficultAsIgnoreCOCOeval if ignore_difficult else COCOeval
+        evaluator = cls(coco_gt, coco_dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+# ------------------------------------------------------------------------- data
+
+
+def random_dataset(rng, num_images, num_classes, *, difficult_rate=0.15, crowded=()):
+    """Gts of all sizes (COCO small/medium/large), detections jittered from them.
+
+    About a tenth of the images have no gt, a tenth no detection. Images in `crowded`
+    get 101-140 extra detections of one class, to exercise the 100-per-image cut.
+    """
+    preds, gts = [], []
+    for i in range(num_images):
+        m = 0 if rng.random() < 0.1 else int(rng.integers(1, 7))
+        xy = rng.uniform(0, 300, (m, 2))
+        wh = np.exp(rng.uniform(np.log(4), np.log(160), (m, 2)))
+        gt_boxes = np.concatenate([xy, xy + wh], axis=1)
+        gt_labels = rng.integers(0, num_classes, m)
+        # Some objects overlap the previous one (same class), so a detection often has
+        # several gts above the threshold, some of them difficult or of another size.
+        near = np.flatnonzero(rng.random(m) < 0.3)
+        near = near[near > 0]
+        gt_boxes[near] = gt_boxes[near - 1] + rng.normal(0.0, 0.1, (near.size, 4)) * np.tile(
+            wh[near - 1], 2
+        )
+        gt_boxes = np.concatenate(
+            [
+                np.minimum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+                np.maximum(gt_boxes[:, :2], gt_boxes[:, 2:]),
+            ],
+            1,
+        )
+        wh = gt_boxes[:, 2:] - gt_boxes[:, :2]
+        gt_labels[near] = gt_labels[near - 1]
+        difficult = rng.random(m) < difficult_rate
+        gts.append({"boxes": gt_boxes, "labels": gt_labels, "difficult": difficult})
+
+        copies = rng.integers(0, 3, m)  # 0, 1 or 2 (a duplicate) detections per gt
+        source = np.repeat(np.arange(m), copies)
+        jitter = rng.normal(0.0, 0.12, (source.size, 4)) * np.tile(wh[source], 2)
+        det_boxes = gt_boxes[source] + jitter
+        det_labels = np.where(
+            rng.random(source.size) < 0.9,
+            gt_labels[source],
+            rng.integers(0, num_classes, source.size),
+        )
+        n_random = int(rng.integers(0, 4)) + (int(rng.integers(101, 141)) if i in crowded else 0)
+        xy = rng.uniform(0, 300, (n_random, 2))
+        random_boxes = np.concatenate([xy, xy + rng.uniform(4, 120, (n_random, 2))], axis=1)
+        random_labels = (
+            np.full(n_random, 0) if i in crowded else rng.integers(0, num_classes, n_random)
+        )
+        if i in crowded and m:  # crowd them onto a gt, so the cut changes matches
+            random_boxes = gt_boxes[:1] + rng.normal(0.0, 0.2, (n_random, 4)) * np.tile(wh[:1], 2)
+            random_labels = np.full(n_random, gt_labels[0])
+        boxes = np.concatenate([det_boxes, random_boxes]).reshape(-1, 4)
+        # Jitter can invert a box, whose area pycocotools takes as w * h (< 0 if one side
+        # is negative) where ours is 0: keep the parity data to proper boxes.
+        boxes = np.concatenate(
+            [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1
+        )
+        labels = np.concatenate([det_labels, random_labels]).astype(np.int64)
+        if rng.random() < 0.1 and i not in crowded:
+            boxes, labels = boxes[:0], labels[:0]
+        preds.append({"boxes": boxes, "scores": rng.random(len(labels)), "labels": labels})
+    return preds, gts
+
+
+# ------------------------------------------------------------------ parity tests
+
+
+@pytest.mark.parametrize(
+    "seed, ignore_difficult",
+    [(0, True), (1, True), (2, True), (3, False), (4, False)],
+)
+def test_coco_matches_pycocotools(seed, ignore_difficult):
+    rng = np.random.default_rng(seed)
+    num_classes = 4
+    preds, gts = random_dataset(
+        rng,
+        40,
+        num_classes,
+        difficult_rate=0.15 if ignore_difficult else 0.0,
+        crowded=(3, 17),
+    )
+    ours = evaluate_detections(preds, gts, protocol="coco", num_classes=num_classes)
+    reference = coco_reference(preds, gts, num_classes, ignore_difficult=ignore_difficult)
+
+    np.testing.assert_allclose(ours["coco_stats"], reference.stats, rtol=0, atol=1e-6)
+    names = ["mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large"]
+    for i, name in enumerate(names):
+        expected = np.nan if reference.stats[i] == -1 else reference.stats[i]
+        np.testing.assert_allclose(ours[name], expected, rtol=0, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(ours["recall"], reference.stats[8], rtol=0, atol=1e-6)
+    for k in range(num_classes):
+        precision = reference.eval["precision"][:, :, k, 0, 2]
+        recall = reference.eval["recall"][:, k, 0, 2]
+        defined = (precision > -1).all()
+        expected_ap = precision.mean() if defined else np.nan
+        expected_recall = recall.mean() if defined else np.nan
+        np.testing.assert_allclose(ours["per_class_ap"][k], expected_ap, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ours["per_class_recall"][k], expected_recall, rtol=0, atol=1e-6)
+
+
+def test_coco_max_detections_cut_matters():
+    """The crowded images' low-scoring detections past rank 100 must be dropped."""
+    rng = np.random.default_rng(5)
+    preds, gts = random_dataset(rng, 6, 2, difficult_rate=0.0, crowded=(0, 1, 2, 3, 4, 5))
+    ours = evaluate_detections(preds, gts, protocol="coco", num_classes=2)
+    reference = coco_reference(preds, gts, 2, ignore_difficult=False)
+    np.testing.assert_allclose(ours["coco_stats"], reference.stats, rtol=0, atol=1e-6)
+    # Rank 101+ detections of the crowded class, placed as perfect matches for every
+    # gt, would change the result if they were kept.
+    for p, g in zip(preds, gts, strict=True):
+        p["boxes"] = np.concatenate([p["boxes"], g["boxes"]])
+        p["labels"] = np.concatenate([p["labels"], g["labels"]])
+        p["scores"] = np.concatenate([p["scores"], np.full(len(g["labels"]), -1.0)])
+    cut = evaluate_detections(preds, gts, protocol="coco", num_classes=2)
+    reference = coco_reference(preds, gts, 2, ignore_difficult=False)
+    np.testing.assert_allclose(cut["coco_stats"], reference.stats, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010"])
+@pytest.mark.parametrize("pixel_convention", [False, True], ids=["continuous", "pixel"])
+@pytest.mark.parametrize("seed", [10, 11])
+def test_voc_matches_voc_eval_port(protocol, pixel_convention, seed):
+    rng = np.random.default_rng(seed)
+    num_classes = 5
+    preds, gts = random_dataset(rng, 60, num_classes, difficult_rate=0.2)
+    # Small boxes make the +1 convention matter.
+    for record in (*preds, *gts):
+        record["boxes"] = record["boxes"] / 8.0
+    threshold = 0.5 if seed == 10 else 0.7
+    ours = evaluate_detections(
+        preds,
+        gts,
+        protocol=protocol,
+        num_classes=num_classes,
+        iou_threshold=threshold,
+        pixel_convention=pixel_convention,
+    )
+    reference = voc_reference(
+        preds,
+        gts,
+        num_classes,
+        ovthresh=threshold,
+        use_07_metric=protocol == "voc07",
+        plus_one=1.0 if pixel_convention else 0.0,
+    )
+    aps = []
+    for k, ref in reference.items():
+        if ref is None:
+            assert np.isnan(ours["per_class_ap"][k])
+            assert k not in ours["pr_curves"]
+            continue
+        rec, prec, ap = ref
+        aps.append(ap)
+        np.testing.assert_allclose(ours["per_class_ap"][k], ap, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ours["pr_curves"][k][0], rec, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ours["pr_curves"][k][1], prec, rtol=0, atol=1e-12)
+        final = rec[-1] if rec.size else 0.0
+        np.testing.assert_allclose(ours["per_class_recall"][k], final, rtol=0, atol=1e-12)
+    assert len(aps) >= 3
+    np.testing.assert_allclose(ours["mAP"], np.mean(aps), rtol=0, atol=1e-6)
+
+
+def test_pixel_convention_changes_the_result():
+    """Guards the parity test above: both conventions must not agree by accident."""
+    rng = np.random.default_rng(10)
+    preds, gts = random_dataset(rng, 60, 5, difficult_rate=0.2)
+    for record in (*preds, *gts):
+        record["boxes"] = record["boxes"] / 8.0
+    a = evaluate_detections(preds, gts, protocol="voc2010", pixel_convention=False)
+    b = evaluate_detections(preds, gts, protocol="voc2010", pixel_convention=True)
+    assert abs(a["mAP"] - b["mAP"]) > 1e-3
+
+
+# ------------------------------------------------------------------ hand-checked
+
+
+def _one_image(det_boxes, scores, gt_boxes, *, det_labels=None, gt_labels=None, difficult=None):
+    n, m = len(det_boxes), len(gt_boxes)
+    pred = {
+        "boxes": np.asarray(det_boxes, dtype=np.float64).reshape(n, 4),
+        "scores": np.asarray(scores, dtype=np.float64),
+        "labels": np.asarray(det_labels if det_labels is not None else [0] * n, dtype=np.int64),
+    }
+    gt = {
+        "boxes": np.asarray(gt_boxes, dtype=np.float64).reshape(m, 4),
+        "labels": np.asarray(gt_labels if gt_labels is not None else [0] * m, dtype=np.int64),
+    }
+    if difficult is not None:
+        gt["difficult"] = np.asarray(difficult, dtype=bool)
+    return [pred], [gt]
+
+
+A = [0.0, 0.0, 40.0, 40.0]
+B = [100.0, 100.0, 140.0, 140.0]
+FAR = [200.0, 200.0, 240.0, 240.0]
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010", "coco"])
+def test_perfect_predictions_give_ap_one(protocol):
+    preds, gts = _one_image([A, B, A], [0.9, 0.8, 0.7], [A, B, A], det_labels=[0, 0, 1])
+    gts[0]["labels"] = np.array([0, 0, 1])
+    result = evaluate_detections(preds, gts, protocol=protocol)
+    # COCO's precision is tp / (tp + fp + eps), as in pycocotools.
+    np.testing.assert_allclose(result["mAP"], 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(list(result["per_class_ap"].values()), [1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(result["recall"], 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "protocol, expected",
+    [
+        # Ranked TP, FP, TP on 2 gts: recall [.5, .5, 1], precision [1, .5, 2/3].
+        # VOC2010: envelope [1, 2/3, 2/3]; AP = .5 * 1 + .5 * 2/3 = 5/6.
+        ("voc2010", 5 / 6),
+        # VOC07: t = 0, .1, .., .5 (6 points) see precision 1; t = .6, .., 1 (5) see 2/3.
+        ("voc07", (6 * 1 + 5 * 2 / 3) / 11),
+        # COCO (IoU 1, so every threshold agrees): recall thresholds 0, .01, .., .50 (51
+        # points) see 1, the other 50 see 2/3: AP = (51 + 50 * 2/3) / 101 = 253/303.
+        ("coco", 253 / 303),
+    ],
+)
+def test_false_positive_between_true_positives(protocol, expected):
+    preds, gts = _one_image([A, FAR, B], [0.9, 0.8, 0.7], [A, B])
+    result = evaluate_detections(preds, gts, protocol=protocol)
+    np.testing.assert_allclose(result["mAP"], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result["recall"], 1.0, rtol=0, atol=1e-12)
+
+
+def test_false_positive_ranked_first_voc_curve():
+    # FP (0.9) above TP (0.8), one gt: recall [0, 1], precision [0, .5]; the envelope
+    # is .5 everywhere, so AP = .5 for both VOC variants.
+    preds, gts = _one_image([FAR, A], [0.9, 0.8], [A])
+    for protocol in ("voc07", "voc2010"):
+        result = evaluate_detections(preds, gts, protocol=protocol)
+        np.testing.assert_allclose(result["mAP"], 0.5, rtol=0, atol=1e-12)
+        recall, precision = result["pr_curves"][0]
+        np.testing.assert_allclose(recall, [0.0, 1.0])
+        np.testing.assert_allclose(precision, [0.0, 0.5])
+
+
+def test_voc_duplicate_on_a_taken_gt_is_a_false_positive():
+    # Gts A and A' overlap. The second detection's best gt is A (IoU 9.5/10.5 = .905),
+    # already taken, so voc_eval calls it a false positive although its IoU with the
+    # free A' is 8.5/11.5 = .739 > .5. COCO instead matches it to A' at IoU <= .70.
+    a, a2 = [0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0]
+    preds, gts = _one_image([a, [0.5, 0.0, 10.5, 10.0]], [0.9, 0.8], [a, a2])
+    voc = evaluate_detections(preds, gts, protocol="voc2010")
+    assert voc["recall"] == 0.5
+    np.testing.assert_allclose(voc["mAP"], 0.5, rtol=0, atol=1e-12)
+    coco = evaluate_detections(preds, gts, protocol="coco")
+    np.testing.assert_allclose(coco["mAP50"], 1.0, rtol=0, atol=1e-12)
+    assert coco["mAP75"] < 1.0
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010", "coco"])
+def test_detection_on_a_difficult_gt_counts_neither_way(protocol):
+    # The top detection hits the difficult gt: ignored, so the TP below is ranked first.
+    preds, gts = _one_image([B, A], [0.9, 0.8], [A, B], difficult=[False, True])
+    result = evaluate_detections(preds, gts, protocol=protocol)
+    np.testing.assert_allclose(result["mAP"], 1.0, rtol=0, atol=1e-12)
+    # A class whose only gts are difficult has no AP.
+    preds, gts = _one_image([B], [0.9], [B], difficult=[True])
+    result = evaluate_detections(preds, gts, protocol=protocol)
+    assert np.isnan(result["mAP"]) and np.isnan(result["per_class_ap"][0])
+
+
+def test_voc07_uses_the_devkit_thresholds():
+    # 10 gts; ranked TP TP TP FP FP FP TP: recall .1 .2 .3 .3 .3 .3 .4, precision
+    # 1 1 1 .75 .6 .5 4/7. The devkit port's third threshold is 0.30000000000000004
+    # (np.arange), so recall .3 does not reach it: t = 0, .1, .2 see 1; t = .3, .4
+    # see 4/7; AP = (3 + 2 * 4/7) / 11 = 29/77 (it would be 32/77 with t = .3 exactly).
+    gt_boxes = [[50.0 * i, 0.0, 50.0 * i + 40.0, 40.0] for i in range(10)]
+    det_boxes = [*gt_boxes[:3], FAR, FAR, FAR, gt_boxes[3]]
+    preds, gts = _one_image(det_boxes, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3], gt_boxes)
+    result = evaluate_detections(preds, gts, protocol="voc07")
+    np.testing.assert_allclose(result["mAP"], 29 / 77, rtol=0, atol=1e-12)
+    gts[0]["difficult"] = np.zeros(10, dtype=bool)
+    reference = voc_reference(preds, gts, 1, use_07_metric=True, plus_one=0.0)
+    np.testing.assert_allclose(reference[0][2], 29 / 77, rtol=0, atol=1e-12)
+
+
+def test_voc_first_best_gt_wins_a_tie():
+    # Two identical gts, the first difficult: voc_eval's argmax picks the first, so the
+    # detection is ignored and the class (one non-difficult gt) has AP 0. Swapped: AP 1.
+    for difficult, expected in (([True, False], 0.0), ([False, True], 1.0)):
+        preds, gts = _one_image([A], [0.9], [A, A], difficult=difficult)
+        assert evaluate_detections(preds, gts, protocol="voc2010")["mAP"] == expected
+        reference = voc_reference(preds, gts, 1, plus_one=0.0)
+        assert reference[0][2] == expected
+
+
+def test_coco_prefers_a_non_ignored_gt():
+    # The detection overlaps the difficult (ignored) gt best (IoU 1) and a normal gt at
+    # IoU 40/48 = .83: pycocotools takes the normal one, a TP up to IoU threshold .80.
+    near_a = [0.0, 0.0, 40.0, 48.0]
+    preds, gts = _one_image([A], [0.9], [A, near_a], difficult=[True, False])
+    result = evaluate_detections(preds, gts, protocol="coco")
+    reference = coco_reference(preds, gts, 1, ignore_difficult=True)
+    np.testing.assert_allclose(result["coco_stats"], reference.stats, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result["mAP50"], 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result["mAP"], 7 / 10, rtol=0, atol=1e-12)  # .50 .. .80
+
+
+def test_strict_voc_threshold():
+    # IoU exactly .5 (20x20 inside 20x40): voc_eval needs IoU > .5; COCO needs >= .5.
+    preds, gts = _one_image([[0.0, 0.0, 20.0, 20.0]], [0.9], [[0.0, 0.0, 20.0, 40.0]])
+    assert evaluate_detections(preds, gts, protocol="voc07")["mAP"] == 0.0
+    assert evaluate_detections(preds, gts, protocol="voc07", iou_threshold=0.49)["mAP"] == 1.0
+    np.testing.assert_allclose(
+        evaluate_detections(preds, gts, protocol="coco")["mAP50"], 1.0, atol=1e-12
+    )
+
+
+# ----------------------------------------------------------------------- empties
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010", "coco"])
+def test_empty_inputs(protocol):
+    result = evaluate_detections([], [], protocol=protocol)
+    assert np.isnan(result["mAP"]) and result["per_class_ap"] == {}
+
+    # Gts but no detections: AP 0, recall 0.
+    no_dets = [{"boxes": [], "scores": [], "labels": []}, {"boxes": [], "scores": [], "labels": []}]
+    gts = [{"boxes": [A], "labels": [1]}, {"boxes": np.zeros((0, 4)), "labels": []}]
+    result = evaluate_detections(no_dets, gts, protocol=protocol)
+    assert result["mAP"] == 0.0 and result["per_class_ap"] == {1: 0.0}
+    assert result["recall"] == 0.0
+
+    # Detections but no gts: no class has an AP.
+    dets = [{"boxes": [A], "scores": [0.5], "labels": [2]}]
+    result = evaluate_detections(dets, [{"boxes": [], "labels": []}], protocol=protocol)
+    assert np.isnan(result["mAP"]) and np.isnan(result["per_class_ap"][2])
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010", "coco"])
+def test_class_without_gts_is_left_out_of_the_mean(protocol):
+    preds, gts = _one_image([A, B], [0.9, 0.8], [A], det_labels=[0, 1])
+    result = evaluate_detections(preds, gts, protocol=protocol, num_classes=3)
+    assert set(result["per_class_ap"]) == {0, 1, 2}
+    assert np.isnan(result["per_class_ap"][1]) and np.isnan(result["per_class_ap"][2])
+    np.testing.assert_allclose(result["mAP"], 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("protocol", ["voc2010", "coco"])
+def test_inverted_and_degenerate_boxes_have_iou_zero(protocol):
+    # An inverted detection (x2 < x1) over the gt, and a zero-area pair.
+    inverted = [40.0, 40.0, 0.0, 0.0]
+    preds, gts = _one_image([inverted], [0.9], [A])
+    assert evaluate_detections(preds, gts, protocol=protocol)["mAP"] == 0.0
+    point = [5.0, 5.0, 5.0, 5.0]
+    preds, gts = _one_image([point], [0.9], [point])
+    assert evaluate_detections(preds, gts, protocol=protocol)["mAP"] == 0.0
+
+
+def test_degenerate_box_is_one_pixel_in_the_pixel_convention():
+    point = [5.0, 5.0, 5.0, 5.0]
+    preds, gts = _one_image([point], [0.9], [point])
+    result = evaluate_detections(preds, gts, protocol="voc2010", pixel_convention=True)
+    assert result["mAP"] == 1.0
+
+
+def test_jax_arrays_and_lists_agree_with_numpy():
+    rng = np.random.default_rng(7)
+    preds, gts = random_dataset(rng, 8, 3)
+    as_jax = [{k: jnp.asarray(v) for k, v in p.items()} for p in preds]
+    as_lists = [{k: np.asarray(v).tolist() for k, v in g.items()} for g in gts]
+    # jax arrays are float32 here: compare with the same float32 values in numpy.
+    as_f32 = [
+        {k: np.asarray(v, np.float32) if k != "labels" else v for k, v in p.items()} for p in preds
+    ]
+    for protocol in ("voc07", "coco"):
+        expected = evaluate_detections(as_f32, gts, protocol=protocol)
+        got = evaluate_detections(as_jax, as_lists, protocol=protocol)
+        assert got["per_class_ap"] == expected["per_class_ap"]
+
+
+def test_coco_area_field_sets_the_size_range():
+    # A 40x40 box (area 1600, medium) declared with a mask area of 500 (small).
+    preds, gts = _one_image([A], [0.9], [A])
+    plain = evaluate_detections(preds, gts, protocol="coco")
+    assert np.isnan(plain["mAP_small"]) and plain["mAP_medium"] > 0.99
+    gts[0]["area"] = np.array([500.0])
+    declared = evaluate_detections(preds, gts, protocol="coco")
+    assert declared["mAP_small"] > 0.99 and np.isnan(declared["mAP_medium"])
+
+
+# -------------------------------------------------------------------- bad inputs
+
+
+def _good():
+    preds = [
+        {"boxes": np.array([A, B]), "scores": np.array([0.9, 0.8]), "labels": np.array([0, 1])}
+        for _ in range(3)
+    ]
+    gts = [{"boxes": np.array([A]), "labels": np.array([0])} for _ in range(3)]
+    return preds, gts
+
+
+def _set(which, i, key, value):
+    def edit(preds, gts):
+        (preds if which == "p" else gts)[i][key] = value
+
+    return edit
+
+
+def _delete(i, key):
+    def edit(preds, gts):
+        del preds[i][key]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, kwargs, match",
+    [
+        (lambda p, g: g.pop(), {}, r"same length .* 3 predictions and 2 ground truths"),
+        (
+            _set("p", 1, "labels", np.array([0, 3])),
+            {"num_classes": 3},
+            r"predictions\[1\]\['labels'\] < num_classes=3, got label 3",
+        ),
+        (
+            _set("g", 2, "labels", np.array([-1])),
+            {},
+            r"ground_truths\[2\]\['labels'\] with non-negative",
+        ),
+        (
+            _set("p", 0, "boxes", np.zeros((2, 5))),
+            {},
+            r"predictions\[0\]\['boxes'\] of shape \(N, 4\).*got shape \(2, 5\)",
+        ),
+        (
+            _set("g", 1, "boxes", np.zeros(4)),
+            {},
+            r"ground_truths\[1\]\['boxes'\] of shape \(N, 4\)",
+        ),
+        (
+            _set("p", 2, "scores", np.array([0.1])),
+            {},
+            r"predictions\[2\]\['scores'\] of shape \(2,\)",
+        ),
+        (
+            _set("g", 0, "difficult", np.array([False, True])),
+            {},
+            r"ground_truths\[0\]\['difficult'\] of shape \(1,\)",
+        ),
+        (
+            _set("p", 1, "scores", np.array([0.1, np.nan])),
+            {},
+            r"predictions\[1\]\['scores'\] with no NaN",
+        ),
+        (
+            _set("p", 0, "boxes", np.array([A, [0, 0, np.inf, 1]])),
+            {},
+            r"predictions\[0\]\['boxes'\] with finite",
+        ),
+        (
+            _set("p", 0, "labels", np.array([0.0, 1.0])),
+            {},
+            r"predictions\[0\]\['labels'\] of an integer dtype",
+        ),
+        (
+            _set("g", 1, "difficult", np.array([2])),
+            {},
+            r"ground_truths\[1\]\['difficult'\] with bools",
+        ),
+        (_delete(1, "scores"), {}, r"predictions\[1\] to have a 'scores' entry"),
+        (lambda p, g: None, {"protocol": "voc12"}, r"protocol in"),
+        (lambda p, g: None, {"protocol": "coco", "iou_threshold": 0.5}, r"no iou_threshold"),
+        (lambda p, g: None, {"num_classes": 0}, r"num_classes to be a positive integer"),
+    ],
+)
+def test_bad_inputs_raise(edit, kwargs, match):
+    preds, gts = _good()
+    edit(preds, gts)
+    with pytest.raises(ValueError, match=r"^evaluate_detections: expected " + ".*" + match):
+        evaluate_detections(preds, gts, **kwargs)
