@@ -12,6 +12,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+# Eight CPU devices, so multi-device code runs in every test session (set before jax starts).
+jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

@@ -1,0 +1,332 @@
+"""The training loop: checkpoints, resume, metrics, signals, NaN guard.
+
+A run lives in a work directory::
+
+    WORKDIR/config.json      what was run (a resumed run must match it)
+    WORKDIR/metrics.jsonl    one JSON object per logged step ({"step", "loss", ...})
+    WORKDIR/checkpoints/N/   orbax checkpoints (written to a temporary name, then renamed)
+
+Running the same command again resumes from the newest readable checkpoint:
+the data pipeline is a pure function of (seed, step) and the dropout key is
+folded with the step, so a resumed run reproduces the uninterrupted one —
+parameters and logged losses alike. A checkpoint that cannot be read is skipped
+with a warning and moved to ``WORKDIR/unreadable-checkpoints/``. A non-finite
+loss stops the run (`TrainingDiverged`) before anything is saved, so the last
+good checkpoint stays. SIGTERM/SIGINT finish the current step, save, and return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from tqdm.auto import tqdm
+
+from jaxheads._checks import fail
+from jaxheads.train.optim import make_optimizer, schedule
+from jaxheads.train.step import LossFn, init_train_state, make_runner
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the loop trains.
+
+    Attributes:
+      init: ``key -> (params, state)``.
+      loss_fn: see `jaxheads.train.step.make_step`.
+      batches: ``(start_step, process_index, process_count) -> iterator`` of
+        this process's share of each global batch, starting at ``start_step``.
+      evaluate: optional ``(params, state) -> dict`` of evaluation results.
+      examples_per_batch: the global batch size (for images/s).
+    """
+
+    init: Callable
+    loss_fn: LossFn
+    batches: Callable[..., Iterator[Any]]
+    examples_per_batch: int
+    evaluate: Callable | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How to train; everything but the presentation fields must match on resume."""
+
+    workdir: str
+    steps: int = 1000
+    seed: int = 0
+    parallel: str = "jit"
+    num_devices: int | None = None
+    sync_batch_norm: bool = True
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    policy: str = "cosine"
+    burn_in: int = 0
+    lr_steps: tuple[int, ...] = ()
+    lr_scales: tuple[float, ...] = ()
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    clip_norm: float | None = 10.0
+    checkpoint_every: int = 100
+    max_to_keep: int = 3
+    log_every: int = 10
+    eval_every: int = 0
+    # presentation only: may change between a run and its resumption
+    progress: bool = True
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    PRESENTATION = ("progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
+
+
+def _atomic_write(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def prepare_workdir(cfg: RunConfig) -> None:
+    """Creates the work directory, or checks that it holds the same run."""
+    try:
+        os.makedirs(cfg.workdir, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=cfg.workdir, prefix=".probe-")
+        probe.close()
+    except OSError as err:
+        fail("train", f"a writable workdir ({err.strerror})", cfg.workdir)
+    path = os.path.join(cfg.workdir, "config.json")
+    mine = {k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items()
+            if k not in RunConfig.PRESENTATION}
+    if os.path.exists(path):
+        with open(path) as f:
+            try:
+                theirs = json.load(f)
+            except json.JSONDecodeError as err:
+                fail("train", f"a readable {path}", f"invalid JSON ({err})")
+        theirs = {k: v for k, v in theirs.items() if k not in RunConfig.PRESENTATION}
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            fail("train", f"the same settings as the run already in {cfg.workdir} "
+                 "(use a new --workdir for a different run)",
+                 ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff))
+    else:
+        _atomic_write(path, json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+class MetricsLog:
+    """``metrics.jsonl``: appended line by line, truncated on resume."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def read(self) -> list[dict]:
+        if not os.path.exists(self.path):
+            return []
+        rows = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a kill: everything after it is dropped
+        return rows
+
+    def truncate_after(self, step: int) -> None:
+        rows = [r for r in self.read() if r["step"] <= step]
+        _atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+def _restore_latest(manager: ocp.CheckpointManager, template, *,
+                    quarantine: str | None = None) -> tuple[Any, int]:
+    """The newest readable checkpoint; unreadable ones are moved to ``quarantine``."""
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            return manager.restore(step, args=ocp.args.StandardRestore(template)), step
+        except Exception as err:  # noqa: BLE001 — any unreadable checkpoint is skipped
+            moved = ""
+            if quarantine is not None and jax.process_index() == 0:
+                os.makedirs(quarantine, exist_ok=True)
+                target = os.path.join(quarantine, f"{step}-{int(time.time())}")
+                os.replace(os.path.join(str(manager.directory), str(step)), target)
+                manager.reload()
+                moved = f"; moved to {target}"
+            warnings.warn(f"checkpoint {step} in {manager.directory} is unreadable "
+                          f"({type(err).__name__}: {err}){moved}; trying an older one",
+                          stacklevel=2)
+    return None, 0
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _devices(cfg: RunConfig):
+    devices = jax.devices()
+    if cfg.num_devices is None:
+        return devices
+    if cfg.num_devices > len(devices):
+        fail("train", f"at most {len(devices)} devices (on CPU, pass --devices before jax "
+             "starts to force more)", cfg.num_devices)
+    return devices[: cfg.num_devices]
+
+
+def fit(task: Task, cfg: RunConfig) -> dict:
+    """Trains ``task`` as ``cfg`` says, resuming from ``cfg.workdir`` if it holds a run.
+
+    Returns:
+      ``{"status": "completed" | "interrupted", "step", "loss", "params", "state",
+      "eval"}`` with host (numpy) params and state.
+
+    Raises:
+      TrainingDiverged: on a non-finite loss (nothing is saved after the last good step).
+      ValueError: for an unusable workdir or settings that differ from the run in it.
+    """
+    prepare_workdir(cfg)
+    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
+                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
+    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+    params, state = task.init(jax.random.key(cfg.seed))
+    ts = jax.device_get(init_train_state(params, state, optimizer))
+    manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(cfg.workdir, "checkpoints")),
+        options=ocp.CheckpointManagerOptions(max_to_keep=cfg.max_to_keep,
+                                             enable_async_checkpointing=False))
+    log = MetricsLog(os.path.join(cfg.workdir, "metrics.jsonl"))
+    restored, start = _restore_latest(
+        manager, ts, quarantine=os.path.join(cfg.workdir, "unreadable-checkpoints"))
+    if restored is not None:
+        ts = type(ts)(*restored) if not isinstance(restored, type(ts)) else restored
+    log.truncate_after(start)
+
+    devices = _devices(cfg)
+    runner = make_runner(cfg.parallel, task.loss_fn, optimizer, devices=devices,
+                         sync_batch_norm=cfg.sync_batch_norm)
+    device_ts = runner.place_state(ts)
+    batches = task.batches(start, jax.process_index(), jax.process_count())
+    key = jax.random.key(cfg.seed + 1)
+    pending: list[tuple[int, dict]] = []
+    last_loss, status, eval_result = math.nan, "completed", None
+    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, unit="step",
+               dynamic_ncols=True)
+    t0, steps_timed = time.perf_counter(), 0
+
+    def flush():
+        nonlocal last_loss, t0, steps_timed
+        host = jax.device_get(pending)
+        elapsed = time.perf_counter() - t0
+        rate = steps_timed / elapsed if elapsed > 0 else float("nan")
+        for step, metrics in host:
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss is {loss} at step {step}; stopped without saving — the last "
+                    f"good checkpoint in {cfg.workdir} is step {manager.latest_step()}")
+            last_loss = loss
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, **{k: float(v) for k, v in metrics.items()},
+                       "lr": float(lr(step - 1)), "steps_per_s": rate,
+                       "images_per_s": rate * task.examples_per_batch}
+                log.append(row)
+        pending.clear()
+        bar.set_postfix(loss=f"{last_loss:.4g}", img_s=f"{rate * task.examples_per_batch:.1f}")
+        t0, steps_timed = time.perf_counter(), 0
+
+    def save(step):
+        manager.save(step, args=ocp.args.StandardSave(runner.host_state(device_ts)), force=True)
+        manager.wait_until_finished()
+
+    try:
+        with _StopRequest() as stop:
+            for step in range(start + 1, cfg.steps + 1):
+                batch = runner.place_batch(next(batches))
+                device_ts, metrics = runner.step(device_ts, batch, key)
+                pending.append((step, metrics))
+                steps_timed += 1
+                bar.update(1)
+                last = step == cfg.steps
+                checkpoint = step % cfg.checkpoint_every == 0 or last or stop.signum
+                if checkpoint or step % cfg.log_every == 0:
+                    flush()
+                if checkpoint:
+                    save(step)
+                if task.evaluate and cfg.eval_every and (step % cfg.eval_every == 0 or last):
+                    host = runner.host_state(device_ts)
+                    eval_result = task.evaluate(host.params, host.state)
+                    log.append({"step": step, "eval": eval_result})
+                if stop.signum and not last:
+                    status = "interrupted"
+                    break
+    finally:
+        bar.close()
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+    host = runner.host_state(device_ts)
+    return {"status": status, "step": int(host.step), "loss": last_loss,
+            "params": host.params, "state": host.state, "eval": eval_result}
+
+
+def restore_params(workdir: str, task: Task, cfg: RunConfig):
+    """The newest readable checkpoint's ``(params, state, step)`` (for evaluation)."""
+    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
+                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
+    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+    params, state = task.init(jax.random.key(cfg.seed))
+    template = jax.device_get(init_train_state(params, state, optimizer))
+    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+    restored, step = _restore_latest(manager, template)
+    if restored is None:
+        fail("evaluate", f"a checkpoint in {workdir}/checkpoints", "none readable")
+    return restored.params if hasattr(restored, "params") else restored[1], (
+        restored.state if hasattr(restored, "state") else restored[2]), step
+
+
+__all__ = ["MetricsLog", "RunConfig", "Task", "TrainingDiverged", "fit", "restore_params"]

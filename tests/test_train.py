@@ -1,0 +1,162 @@
+"""Training: three parallel strategies agree; runs survive kills, signals, corruption and NaN."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from train_toy import toy_task
+
+from jaxheads.train.loop import RunConfig, TrainingDiverged, fit
+from jaxheads.train.optim import schedule
+
+HERE = os.path.dirname(__file__)
+ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _run(workdir, **kw):
+    kw = {"steps": 6, "optimizer": "sgd", "learning_rate": 0.01, "progress": False,
+          "checkpoint_every": 5, "log_every": 1, **kw}
+    return fit(toy_task(), RunConfig(workdir=str(workdir), **kw))
+
+
+def _maxdiff(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_pmap_jit_shard_map_match_one_device(tmp_path, optimizer):
+    assert len(jax.devices()) == 8
+    single = _run(tmp_path / "single", parallel="jit", num_devices=1, optimizer=optimizer)
+    for parallel in ("jit", "pmap", "shard_map"):
+        multi = _run(tmp_path / parallel, parallel=parallel, num_devices=8, optimizer=optimizer)
+        assert multi["status"] == "completed" and multi["step"] == 6
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     multi["params"], single["params"])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     multi["state"], single["state"])
+
+
+def test_unsynchronised_batch_norm_differs(tmp_path):
+    single = _run(tmp_path / "single", num_devices=1)
+    local = _run(tmp_path / "local", parallel="pmap", num_devices=8, sync_batch_norm=False)
+    # Synchronised runs agree to ~1e-7; per-device statistics move the running stats visibly.
+    assert _maxdiff(local["state"], single["state"]) > 1e-4
+
+
+def _metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
+
+
+def _spawn(workdir, steps, slow=0.0):
+    return subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "train_toy.py"), str(workdir), str(steps), "jit", "2",
+         str(slow)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(workdir, step, proc, timeout=120):
+    deadline = time.time() + timeout
+    path = os.path.join(workdir, "checkpoints", str(step))
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(os.path.join(path, "commit_success.txt")) or (
+                os.path.isdir(path) and not any(n.startswith(".") for n in os.listdir(path))
+                and os.listdir(path)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint {step} appeared: {proc.communicate()}")
+
+
+@pytest.mark.slow
+def test_kill_9_and_sigterm_resume_exactly(tmp_path):
+    reference = _spawn(tmp_path / "ref", 20)
+    assert "STATUS completed 20" in reference.communicate(timeout=300)[0]
+
+    killed = _spawn(tmp_path / "killed", 20, slow=0.2)
+    _wait_for_checkpoint(tmp_path / "killed", 10, killed)
+    time.sleep(0.5)  # a few steps past the checkpoint, metrics already logged for them
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert "STATUS completed 20" in _spawn(tmp_path / "killed", 20).communicate(timeout=300)[0]
+
+    stopped = _spawn(tmp_path / "stopped", 20, slow=0.2)
+    _wait_for_checkpoint(tmp_path / "stopped", 5, stopped)
+    stopped.send_signal(signal.SIGTERM)
+    out = stopped.communicate(timeout=120)[0]
+    assert "STATUS interrupted" in out
+    interrupted_at = int(out.split("STATUS interrupted")[1].split()[0])
+    assert os.path.isdir(tmp_path / "stopped" / "checkpoints" / str(interrupted_at))
+    assert "STATUS completed 20" in _spawn(tmp_path / "stopped", 20).communicate(timeout=300)[0]
+
+    ref_metrics = _metrics(tmp_path / "ref")
+    assert [s for s, _ in ref_metrics] == list(range(1, 21))
+    for name in ("killed", "stopped"):
+        assert _metrics(tmp_path / name) == ref_metrics, name
+    import orbax.checkpoint as ocp
+
+    def final(name):
+        mgr = ocp.CheckpointManager(os.path.abspath(tmp_path / name / "checkpoints"))
+        return mgr.restore(20)
+
+    ref = final("ref")
+    for name in ("killed", "stopped"):
+        jax.tree.map(np.testing.assert_array_equal, final(name), ref)
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path):
+    reference = _run(tmp_path / "ref", steps=12)
+    _run(tmp_path / "run", steps=12)
+    newest = tmp_path / "run" / "checkpoints" / "12"
+    for root, _, files in os.walk(newest):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"\x00garbage")
+    with pytest.warns(UserWarning, match="checkpoint 12 .* is unreadable"):
+        resumed = _run(tmp_path / "run", steps=12)
+    assert _maxdiff(resumed["params"], reference["params"]) == 0.0
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "ref")
+
+
+def test_nan_stops_without_overwriting_good_checkpoint(tmp_path):
+    workdir = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match="nan at step 8.*last good checkpoint .* is step 5"):
+        fit(toy_task(nan_at_step=8), RunConfig(workdir=str(workdir), steps=20, progress=False,
+                                               checkpoint_every=5, log_every=1))
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["5"]
+    assert max(s for s, _ in _metrics(workdir)) < 8
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="divisible by the 8 devices, got 12"):
+        fit(toy_task(batch_size=12), RunConfig(workdir=str(tmp_path / "b"), steps=2,
+                                               num_devices=8, progress=False))
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="train: expected a writable workdir"):
+        _run(blocker / "sub")
+    _run(tmp_path / "run", steps=2)
+    with pytest.raises(ValueError, match=r"the same settings .* learning_rate: 0.01 -> 0.5"):
+        _run(tmp_path / "run", steps=2, learning_rate=0.5)
+    with pytest.raises(ValueError, match="train: expected at most 8 devices"):
+        _run(tmp_path / "many", num_devices=16)
+    with pytest.raises(ValueError, match="make_runner: expected parallel in"):
+        _run(tmp_path / "par", parallel="dp")
+
+
+def test_schedules():
+    darknet = schedule(1e-3, total_steps=100, policy="steps", burn_in=10, steps=[50, 80],
+                       scales=[0.1, 0.1])
+    assert float(darknet(5)) == pytest.approx(1e-3 * 0.5**4)
+    assert float(darknet(20)) == pytest.approx(1e-3)
+    assert float(darknet(60)) == pytest.approx(1e-4)
+    assert float(darknet(90)) == pytest.approx(1e-5)
+    cosine = schedule(1e-3, total_steps=110, policy="cosine", burn_in=10)
+    assert float(cosine(10)) == pytest.approx(1e-3)
+    assert float(cosine(60)) == pytest.approx(5e-4, rel=1e-3)
+    with pytest.raises(ValueError, match="schedule: expected as many scales as steps"):
+        schedule(1e-3, total_steps=10, policy="steps", steps=[1], scales=[])

@@ -1,0 +1,70 @@
+"""A tiny regression task for exercising the training machinery quickly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxheads import layers as L
+from jaxheads.train.loop import Task
+
+MODEL = L.serial(L.Conv2D(4, 3, padding="same", use_bias=False), L.BatchNormalization(),
+                 L.LeakyReLU(), L.Flatten(), L.Dense(1))
+
+
+def batch_at(step: int, batch_size: int, seed: int = 0):
+    rng = np.random.default_rng((seed, step))
+    x = rng.normal(size=(batch_size, 6, 6, 2)).astype(np.float32)
+    return {"x": x, "t": (x.sum(axis=(1, 2, 3)) * 0.1).astype(np.float32)}
+
+
+def toy_task(batch_size: int = 16, nan_at_step: int | None = None) -> Task:
+    def init(key):
+        _, params, state = MODEL.init(key, (None, 6, 6, 2))
+        return params, state
+
+    def loss_fn(params, state, batch, key, axis_name, step):
+        y, new_state = MODEL.apply(params, state, batch["x"], train=True, key=key,
+                                   axis_name=axis_name)
+        loss = jnp.mean((y[:, 0] - batch["t"]) ** 2)
+        if nan_at_step is not None:
+            loss = jnp.where(step + 1 >= nan_at_step, jnp.nan, loss)
+        return loss, (new_state, {})
+
+    def batches(start, process_index, process_count):
+        share = batch_size // process_count
+        lo, hi = process_index * share, (process_index + 1) * share
+        step = start
+        while True:
+            yield jax.tree.map(lambda a: a[lo:hi], batch_at(step, batch_size))
+            step += 1
+
+    return Task(init=init, loss_fn=loss_fn, batches=batches, examples_per_batch=batch_size)
+
+
+if __name__ == "__main__":
+    # python train_toy.py WORKDIR STEPS [PARALLEL] [DEVICES]: used by the kill/resume tests.
+    import sys
+
+    jax.config.update("jax_num_cpu_devices", 8)
+    from jaxheads.train.loop import RunConfig, fit
+
+    workdir, steps = sys.argv[1], int(sys.argv[2])
+    parallel = sys.argv[3] if len(sys.argv) > 3 else "jit"
+    devices = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    slow = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+    task = toy_task()
+    if slow:
+        import time
+
+        inner = task.batches
+
+        def slowed(start, i, n):
+            for b in inner(start, i, n):
+                time.sleep(slow)
+                yield b
+
+        task = Task(task.init, task.loss_fn, slowed, task.examples_per_batch)
+    result = fit(task, RunConfig(workdir=workdir, steps=steps, parallel=parallel,
+                                 num_devices=devices, checkpoint_every=5, log_every=1,
+                                 optimizer="sgd", learning_rate=0.01, progress=False))
+    print("STATUS", result["status"], result["step"], flush=True)
