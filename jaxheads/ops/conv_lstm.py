@@ -8,8 +8,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxheads._checks import cast_like, check_dim, check_floating, check_rank, check_shape, fail
-from jaxheads.ops._padding import Padding
+from jaxheads._checks import (
+    cast_like,
+    check_dim,
+    check_floating,
+    check_rank,
+    check_shape,
+    fail,
+    pair,
+)
+from jaxheads.ops._padding import Padding, check_window_fits, normalize_padding
 from jaxheads.ops.conv import conv2d
 
 
@@ -67,9 +75,26 @@ def conv_lstm2d(
     filters = kernel.shape[3] // 4
     check_dim(op, "recurrent_kernel", recurrent_kernel, 2, filters, "filters")
     check_dim(op, "recurrent_kernel", recurrent_kernel, 3, 4 * filters, "4*filters")
+    # Checked here, not left to `conv2d`, so that the error names this op.
+    check_dim(op, "kernel", kernel, 2, x.shape[4], "C of x")
+    if bias is not None:
+        check_shape(op, "bias", bias, (4 * filters,))
+    dilation = pair(op, "dilation", dilation)
+    pads = normalize_padding(op, padding)
+    window = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation, strict=True))
+    check_window_fits(op, x.shape[2:4], window, pads)
     b, t = x.shape[:2]
     if t == 0:
         fail(op, "at least one time step", f"x of shape {x.shape}")
+    if initial_state is not None and (
+        not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2
+    ):
+        got = (
+            f"{len(initial_state)} arrays"
+            if isinstance(initial_state, (tuple, list))
+            else f"a {type(initial_state).__name__} of shape {jnp.shape(initial_state)}"
+        )
+        fail(op, "initial_state as a pair (h, c)", got)
     kernel, recurrent_kernel = cast_like(x, kernel, recurrent_kernel)
     z_in = conv2d(
         x.reshape(b * t, *x.shape[2:]),

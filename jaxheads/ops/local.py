@@ -69,14 +69,16 @@ def locally_connected2d(
             f"(output {out_h}x{out_w}, C_in*kh*kw = {expected[2]})",
             f"shape {kernel.shape}",
         )
+    if bias is not None:
+        check_rank(op, "bias", bias, 3, "[out_h, out_w, C_out]")
+        if tuple(np.shape(bias)) != (out_h, out_w, kernel.shape[3]):
+            fail(op, f"bias of shape {(out_h, out_w, kernel.shape[3])}", f"shape {bias.shape}")
     kernel, bias = cast_like(x, kernel, bias)
     patches = lax.conv_general_dilated_patches(
         x, (kh, kw), strides, explicit_padding(pads), dimension_numbers=NHWC
     )
     y = jnp.einsum("bhwp,hwpo->bhwo", patches, kernel)
     if bias is not None:
-        check_rank(op, "bias", bias, 3, "[out_h, out_w, C_out]")
-        if tuple(bias.shape) != (out_h, out_w, kernel.shape[3]):
-            fail(op, f"bias of shape {(out_h, out_w, kernel.shape[3])}", f"shape {bias.shape}")
-        y = y + bias
+        # Explicit broadcast over the batch: implicit rank promotion is an error in strict mode.
+        y = y + bias[None]
     return y

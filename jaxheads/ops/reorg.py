@@ -20,11 +20,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxheads._checks import check_positive_int, check_rank, fail
+from jaxheads._checks import check_floating, check_positive_int, check_rank, fail
 
 
 def _check(op: str, x, block: int, name: str) -> None:
     check_rank(op, "x", x, 4, "[B, H, W, C]")
+    # Only a float feature map is meaningful here, and the library's ops all
+    # reject anything else, so a stray integer label array fails loudly.
+    check_floating(op, "x", x)
     check_positive_int(op, name, block)
     _, h, w, _ = x.shape
     if h % block or w % block:
