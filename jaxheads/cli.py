@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 
 def _summary(args: argparse.Namespace) -> int:
+    import os
+
     from jaxheads import zoo
     from jaxheads.summary import summary
 
@@ -19,9 +21,16 @@ def _summary(args: argparse.Namespace) -> int:
         print("jaxheads summary: expected a model name (see --list)", file=sys.stderr)
         return 2
     try:
-        layer, shape = zoo.build(args.model, image_size=args.image_size,
-                                 num_classes=args.num_classes)
-    except ValueError as err:
+        if args.model.endswith(".cfg") or os.path.isfile(args.model):
+            from jaxheads.darknet import from_cfg
+
+            model = from_cfg(args.model, image_size=args.image_size,
+                             num_classes=args.num_classes)
+            layer, shape = model.layer, model.input_shape
+        else:
+            layer, shape = zoo.build(args.model, image_size=args.image_size,
+                                     num_classes=args.num_classes)
+    except (OSError, ValueError) as err:
         print(f"jaxheads summary: {err}", file=sys.stderr)
         return 2
     print(summary(layer, shape, expand_nested=args.expand_nested))

@@ -1,0 +1,58 @@
+"""Darknet cfg files and ``.weights`` as `jaxheads.layers` graphs.
+
+>>> from jaxheads import darknet
+>>> net = darknet.load("yolov2-tiny-voc", image_size=64)   # doctest: +SKIP
+>>> net.head.kind, net.head.anchors.shape                   # doctest: +SKIP
+('region', (5, 2))
+
+* `parse_cfg` / `read_cfg` — cfg text to `Section`s.
+* `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
+  darknet layer, plus the `Head` and `NetConfig`).
+* `load` — a `DarknetNet` with weights read from a darknet file (or random).
+* `load_weights` / `save_weights` — the ``.weights`` format.
+"""
+
+from jaxheads.darknet.build import (
+    ACTIVATIONS,
+    DARKNET_BN_EPSILON,
+    DarknetLayer,
+    DarknetModel,
+    DarknetNet,
+    Head,
+    NetConfig,
+    build_model,
+    from_cfg,
+    load,
+)
+from jaxheads.darknet.cfg import CFG_NAMES, SUPPORTED, Section, cfg_path, parse_cfg, read_cfg
+from jaxheads.darknet.weights import (
+    WeightsHeader,
+    float_count,
+    load_weights,
+    read_header,
+    save_weights,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "CFG_NAMES",
+    "DARKNET_BN_EPSILON",
+    "SUPPORTED",
+    "DarknetLayer",
+    "DarknetModel",
+    "DarknetNet",
+    "Head",
+    "NetConfig",
+    "Section",
+    "WeightsHeader",
+    "build_model",
+    "cfg_path",
+    "float_count",
+    "from_cfg",
+    "load",
+    "load_weights",
+    "parse_cfg",
+    "read_cfg",
+    "read_header",
+    "save_weights",
+]

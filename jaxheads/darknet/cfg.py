@@ -1,0 +1,210 @@
+"""Darknet ``.cfg`` files: text to a list of sections, and typed option lookup.
+
+A cfg file is a list of ``[type]`` headers, each followed by ``key=value``
+lines. As in darknet's ``read_cfg`` (``src/parser.c``), all whitespace inside a
+line is dropped (so ``anchors =  0.57, 0.67`` reads as ``0.57,0.67``), lines
+starting with ``#`` or ``;`` and blank lines are ignored, and the first
+occurrence of a repeated key wins. Darknet's aliases (``[conv]``, ``[conn]``,
+``[max]``, ``[avg]``, ``[soft]``, ``[network]``) are read as their full names.
+
+Unlike darknet, which prints a warning and carries on, every malformed line,
+unknown section and unreadable value raises `ValueError` naming the section,
+its darknet layer index and its line number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from jaxheads._checks import fail
+
+#: Section types this package builds (``net`` is the network's header, not a layer).
+SUPPORTED = (
+    "net",
+    "crop",
+    "convolutional",
+    "maxpool",
+    "avgpool",
+    "local",
+    "connected",
+    "dropout",
+    "route",
+    "reorg",
+    "softmax",
+    "detection",
+    "region",
+)
+
+_ALIASES = {
+    "network": "net",
+    "conv": "convolutional",
+    "conn": "connected",
+    "max": "maxpool",
+    "avg": "avgpool",
+    "soft": "softmax",
+}
+
+#: The cfg files shipped with the package (see ``jaxheads/darknet/cfg/README.md``).
+CFG_NAMES = (
+    "yolov1",
+    "yolov1-paper",
+    "yolov1-paper-tiny",
+    "yolov1-tiny",
+    "yolov2",
+    "yolov2-tiny",
+    "yolov2-tiny-voc",
+    "yolov2-voc",
+)
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One ``[type]`` block of a cfg file.
+
+    Attributes:
+      type: the canonical type, e.g. ``"convolutional"`` (aliases resolved).
+      options: ``{key: value}`` with whitespace removed, first occurrence kept.
+      line: 1-based line number of the ``[type]`` header.
+      index: darknet's layer index (the ``[net]`` section is not a layer: -1).
+    """
+
+    type: str
+    options: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+    index: int = -1
+
+    @property
+    def where(self) -> str:
+        """``"layer 3 [maxpool] (line 40)"``: how errors name this section."""
+        at = "the [net] section" if self.type == "net" else f"layer {self.index} [{self.type}]"
+        return f"{at} (line {self.line})"
+
+    def _raw(self, key: str, default):
+        if key in self.options:
+            return self.options[key]
+        if default is _REQUIRED:
+            fail("darknet cfg", f"option {key!r} in {self.where}", "none")
+        return None
+
+    def get_int(self, key: str, default=_REQUIRED) -> int:
+        """An integer option (``default`` when absent; absent and no default raises)."""
+        raw = self._raw(key, default)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            fail("darknet cfg", f"an integer for {key!r} in {self.where}", repr(raw))
+
+    def get_float(self, key: str, default=_REQUIRED) -> float:
+        """A float option (darknet reads ``.5`` and ``5`` alike)."""
+        raw = self._raw(key, default)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            fail("darknet cfg", f"a number for {key!r} in {self.where}", repr(raw))
+
+    def get_str(self, key: str, default=_REQUIRED) -> str:
+        raw = self._raw(key, default)
+        return default if raw is None else raw
+
+    def get_list(self, key: str, kind=float, default=_REQUIRED) -> tuple:
+        """A comma-separated list, e.g. ``steps=400000,450000``."""
+        raw = self._raw(key, default)
+        if raw is None:
+            return default
+        try:
+            return tuple(kind(v) for v in raw.split(",") if v != "")
+        except ValueError:
+            fail(
+                "darknet cfg",
+                f"a comma-separated list of {kind.__name__} for {key!r} in {self.where}",
+                repr(raw),
+            )
+
+
+def parse_cfg(text: str) -> list[Section]:
+    """Parses cfg text into sections.
+
+    Args:
+      text: the contents of a ``.cfg`` file.
+
+    Returns:
+      The sections in file order; the first must be ``[net]``.
+
+    Raises:
+      ValueError: an unknown section type, an option outside any section, a
+        line that is not ``key=value``, or a missing ``[net]`` header.
+
+    >>> [s.type for s in parse_cfg("[net]\\nwidth=8\\n[maxpool]\\nsize=2")]
+    ['net', 'maxpool']
+    """
+    sections: list[Section] = []
+    layer_index = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"\s+", "", raw)
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            if not line.endswith("]"):
+                fail(
+                    "parse_cfg",
+                    f"a section header like [convolutional] at line {number}",
+                    repr(raw.strip()),
+                )
+            kind = line[1:-1].lower()
+            kind = _ALIASES.get(kind, kind)
+            index = -1 if kind == "net" else layer_index
+            if kind not in SUPPORTED:
+                fail(
+                    "parse_cfg",
+                    f"a supported section type ({', '.join(SUPPORTED)})",
+                    f"[{kind}] as layer {index} at line {number}",
+                )
+            if kind == "net" and sections:
+                fail("parse_cfg", "[net] only as the first section", f"[net] at line {number}")
+            if kind != "net":
+                layer_index += 1
+            sections.append(Section(kind, {}, number, index))
+            continue
+        if not sections:
+            fail(
+                "parse_cfg",
+                "options inside a section",
+                f"{raw.strip()!r} before any [section] at line {number}",
+            )
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            fail(
+                "parse_cfg",
+                f"a key=value line in {sections[-1].where}",
+                f"{raw.strip()!r} at line {number}",
+            )
+        sections[-1].options.setdefault(key, value)
+    if not sections or sections[0].type != "net":
+        got = f"[{sections[0].type}] at line {sections[0].line}" if sections else "no sections"
+        fail("parse_cfg", "a [net] (or [network]) section first", got)
+    return sections
+
+
+def read_cfg(path: str | os.PathLike) -> list[Section]:
+    """Reads and parses a cfg file (see `parse_cfg`)."""
+    with open(path, encoding="utf-8") as f:
+        return parse_cfg(f.read())
+
+
+def cfg_path(name: str) -> str:
+    """Path of a cfg file shipped with the package, e.g. ``cfg_path("yolov2-voc")``.
+
+    ``name`` is one of `CFG_NAMES`; the ``.cfg`` suffix is optional.
+    """
+    stem = name[:-4] if name.endswith(".cfg") else name
+    if stem not in CFG_NAMES:
+        fail("cfg_path", f"one of {list(CFG_NAMES)}", repr(name))
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "cfg", f"{stem}.cfg")
