@@ -1,0 +1,66 @@
+"""Detection data: synthetic and real data sets, augmentation and the input pipeline.
+
+Every data set returns examples in one format (dicts of numpy arrays: ``image``
+[H, W, 3] float32 in [0, 1], ``boxes`` [M, 4] normalised xyxy, ``labels`` [M]
+int32, ``mask`` [M] bool, optionally ``difficult`` [M] bool; see
+`jaxheads.data.pipeline`), is random access (``example(i)`` depends only on
+its arguments and ``i``) and has ``class_names``, ``num_classes``, ``len()``
+and ``batches(batch_size, seed=...)``.
+
+* `ShapesDataset` — procedural shapes on cluttered backgrounds (`jaxheads.data.shapes`).
+* `DigitsDataset` — scikit-learn's handwritten digits on canvases (`jaxheads.data.digits`).
+* `VOCDataset`, `COCODataset` — PASCAL VOC and COCO-format files on disk.
+* `jaxheads.data.augment` — geometry and colour that keep boxes right; the
+  default training mix is the function ``augment.augment`` (the package
+  attribute ``augment`` stays the module, never shadowed by the function).
+* `Batches`, `shard_batch`, `per_device` — a resumable, prefetching batch
+  iterator and device placement (`jaxheads.data.pipeline`).
+"""
+
+from jaxheads.data import augment
+from jaxheads.data.augment import (
+    flip_horizontal,
+    hsv_jitter,
+    random_crop,
+    random_flip,
+    random_scale_translate,
+    resize,
+    scale_translate,
+)
+from jaxheads.data.coco import COCODataset
+from jaxheads.data.digits import DIGIT_NAMES, DigitsDataset
+from jaxheads.data.pipeline import (
+    Batches,
+    DetectionDataset,
+    pad_targets,
+    per_device,
+    shard_batch,
+    stack_examples,
+)
+from jaxheads.data.shapes import SHAPE_NAMES, ShapesDataset
+from jaxheads.data.voc import VOC_CLASSES, VOCDataset, read_rgb
+
+__all__ = [
+    "COCODataset",
+    "DIGIT_NAMES",
+    "SHAPE_NAMES",
+    "VOC_CLASSES",
+    "Batches",
+    "DetectionDataset",
+    "DigitsDataset",
+    "ShapesDataset",
+    "VOCDataset",
+    "augment",
+    "flip_horizontal",
+    "hsv_jitter",
+    "pad_targets",
+    "per_device",
+    "random_crop",
+    "random_flip",
+    "random_scale_translate",
+    "read_rgb",
+    "resize",
+    "scale_translate",
+    "shard_batch",
+    "stack_examples",
+]

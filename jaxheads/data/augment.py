@@ -1,0 +1,328 @@
+"""Augmentations of one example that keep its boxes right, in numpy.
+
+Every function takes an example (see `jaxheads.data.pipeline`) and returns a
+new one; the random ones also take a ``np.random.Generator``, so that
+``np.random.default_rng([seed, epoch, index])`` makes each example's
+augmentation reproducible on its own, whatever order examples are read in.
+
+Geometry is one axis-aligned map of normalised coordinates, ``p -> scale * p +
+offset`` (`scale_translate`): zooming in or out, translating and cropping are
+all of this form, so image and boxes move by the same formula. The image is
+resampled with a linear kernel, widened when shrinking so that it averages
+instead of aliasing (`resize` is the special case with ``offset = 0``, and
+equals ``jax.image.resize(..., "linear", antialias=True)``); where the output
+looks past the source image it shows ``fill``. Boxes follow the YOLO / SSD
+rule: a box is kept when its centre lands inside the output image, clipped to
+it, and dropped when the clipped box is less than ``min_box_size`` pixels wide
+or high; the kept rows move to the front and the rest are re-padded with zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxheads._checks import fail, pair
+
+__all__ = [
+    "augment",
+    "flip_horizontal",
+    "hsv_jitter",
+    "random_crop",
+    "random_flip",
+    "random_scale_translate",
+    "resize",
+    "scale_translate",
+]
+
+Example = dict[str, np.ndarray]
+
+
+def _resample_taps(
+    out_size: int, in_size: int, scale: float, offset: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The source taps of one axis: indices [out, K], weights [out, K], coverage [out].
+
+    Output pixel ``i`` samples the source at ``x = (i + 0.5 - offset) / scale``
+    (pixel units, centres at half-integers) with a triangle kernel of radius
+    ``r = max(1, 1 / scale)``: tap ``j`` weighs ``max(0, 1 - |x - j - 0.5| / r)``,
+    renormalised over the taps inside the source, as in
+    ``jax.image.scale_and_translate``. Only the K taps a kernel can reach are
+    kept (a dense [out, in] matrix would send the work to a multithreaded BLAS
+    that a loaded machine makes slow). Coverage is the fraction of the output
+    pixel's footprint on the source image.
+    """
+    centres = (np.arange(out_size) + 0.5 - offset) / scale
+    radius = max(1.0, 1.0 / scale)
+    k = int(np.ceil(2 * radius)) + 1
+    idx = np.floor(centres - 0.5 - radius).astype(np.int64)[:, None] + 1 + np.arange(k)
+    w = np.maximum(0.0, 1.0 - np.abs(centres[:, None] - idx - 0.5) / radius)
+    inside = (idx >= 0) & (idx < in_size)
+    w = np.where(inside, w, 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    lo = (np.arange(out_size) - offset) / scale
+    coverage = np.clip(np.minimum(lo + 1.0 / scale, in_size) - np.maximum(lo, 0.0), 0.0, None)
+    coverage = np.clip(coverage * scale, 0.0, 1.0)
+    return np.clip(idx, 0, in_size - 1), w.astype(np.float32), coverage.astype(np.float32)
+
+
+def _resample(
+    image: np.ndarray,
+    out_hw: tuple[int, int],
+    scale_yx: tuple[float, float],
+    offset_yx: tuple[float, float],
+    fill: float,
+) -> np.ndarray:
+    h, w, c = image.shape
+    iy, wy, cy = _resample_taps(out_hw[0], h, scale_yx[0], offset_yx[0])
+    ix, wx, cx = _resample_taps(out_hw[1], w, scale_yx[1], offset_yx[1])
+    # Both passes gather whole rows or (column, channel) runs of a 2-D array, so
+    # numpy's inner loops run over long contiguous axes, not over the 3 channels.
+    flat = image.reshape(h, w * c)
+    rows = np.zeros((out_hw[0], w * c), np.float32)
+    for t in range(iy.shape[1]):
+        rows += wy[:, t, None] * flat[iy[:, t]]
+    out = np.zeros((out_hw[0], out_hw[1] * c), np.float32)
+    channels = np.arange(c)
+    for t in range(ix.shape[1]):
+        cols = (ix[:, t, None] * c + channels).reshape(-1)
+        out += rows[:, cols] * np.repeat(wx[:, t], c)[None, :]
+    out = out.reshape(out_hw[0], out_hw[1], c)
+    if np.all(cy == 1.0) and np.all(cx == 1.0):
+        return out
+    coverage = (cy[:, None] * cx[None, :])[..., None]
+    return (out * coverage + np.float32(fill) * (1.0 - coverage)).astype(np.float32)
+
+
+def resize(image: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+    """Resizes [H, W, C] to [h, w, C] (``size`` is h or (h, w)), linear with antialiasing.
+
+    The same numbers as ``jax.image.resize(image, (h, w, C), "linear",
+    antialias=True)``, computed in float32 numpy on the host.
+    """
+    if np.ndim(image) != 3:
+        fail("resize", "an image of rank 3 [H, W, C]", f"shape {np.shape(image)}")
+    out_h, out_w = pair("resize", "size", size)
+    image = np.asarray(image, np.float32)
+    h, w = image.shape[:2]
+    return _resample(image, (out_h, out_w), (out_h / h, out_w / w), (0.0, 0.0), 0.0)
+
+
+def _move_boxes(example: Example, scale, offset, out_hw, min_box_size: float) -> Example:
+    """Maps the boxes by ``p -> scale * p + offset`` ((x, y) pairs) and filters them."""
+    boxes, mask = example["boxes"], example["mask"]
+    sx, sy = scale
+    tx, ty = offset
+    moved = boxes * np.array([sx, sy, sx, sy], np.float32) + np.array([tx, ty, tx, ty], np.float32)
+    # A negative scale (a flip) swaps the min and max corners.
+    moved = np.concatenate(
+        [np.minimum(moved[:, :2], moved[:, 2:]), np.maximum(moved[:, :2], moved[:, 2:])], axis=1
+    )
+    centre = (moved[:, :2] + moved[:, 2:]) / 2
+    clipped = np.clip(moved, 0.0, 1.0)
+    size_px = (clipped[:, 2:] - clipped[:, :2]) * np.array([out_hw[1], out_hw[0]], np.float32)
+    keep = (
+        mask
+        & np.all((centre > 0.0) & (centre < 1.0), axis=1)
+        & np.all(size_px >= min_box_size, axis=1)
+    )
+    order = np.flatnonzero(keep)
+    out = dict(example)
+    for key, values in (("boxes", clipped), ("labels", example["labels"])) + (
+        (("difficult", example["difficult"]),) if "difficult" in example else ()
+    ):
+        packed = np.zeros_like(example[key])
+        packed[: order.size] = values[order]
+        out[key] = packed
+    out["mask"] = np.zeros_like(mask)
+    out["mask"][: order.size] = True
+    return out
+
+
+def scale_translate(
+    example: Example,
+    scale: float | Sequence[float],
+    offset: Sequence[float],
+    *,
+    fill: float = 0.5,
+    min_box_size: float = 1.0,
+) -> Example:
+    """Maps normalised coordinates by ``p -> scale * p + offset``; same output size.
+
+    Args:
+      example: an example; ``image`` [H, W, 3], ``boxes`` [M, 4] normalised xyxy.
+      scale: s or (s_x, s_y) > 0; above 1 zooms in (a crop), below 1 zooms out.
+      offset: (t_x, t_y), in fractions of the output's width and height.
+      fill: the value shown where the output looks past the source image.
+      min_box_size: boxes narrower or lower than this many output pixels after
+        clipping are dropped.
+
+    Returns:
+      The moved example: boxes whose centre stays inside are clipped and kept
+      (in their order, at the front), the others dropped, padding re-zeroed.
+    """
+    sx, sy = (scale, scale) if np.ndim(scale) == 0 else tuple(scale)
+    tx, ty = offset
+    if not (sx > 0 and sy > 0):
+        fail("scale_translate", "positive scales", (sx, sy))
+    image = example["image"]
+    h, w = image.shape[:2]
+    out = _move_boxes(example, (sx, sy), (tx, ty), (h, w), min_box_size)
+    out["image"] = _resample(image, (h, w), (sy, sx), (ty * h, tx * w), fill)
+    return out
+
+
+def flip_horizontal(example: Example) -> Example:
+    """Mirrors the image left to right; box x-coordinates become ``1 - x``."""
+    out = dict(example)
+    out["image"] = np.ascontiguousarray(example["image"][:, ::-1])
+    boxes = example["boxes"]
+    flipped = np.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], axis=1)
+    out["boxes"] = np.where(example["mask"][:, None], flipped, 0).astype(np.float32)
+    return out
+
+
+def random_flip(example: Example, rng: np.random.Generator, probability: float = 0.5) -> Example:
+    """`flip_horizontal` with the given probability."""
+    return flip_horizontal(example) if rng.random() < probability else example
+
+
+def random_scale_translate(
+    example: Example,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.75, 1.25),
+    translate: float = 0.2,
+    *,
+    fill: float = 0.5,
+    min_box_size: float = 1.0,
+) -> Example:
+    """Zooms about the centre by a log-uniform factor in ``scale``, then shifts.
+
+    The image centre moves by up to ``translate`` of the image size along each
+    axis. Zooming out pads with ``fill``; zooming in or shifting clips boxes
+    and drops those whose centre leaves the image (see `scale_translate`).
+    """
+    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
+    shift = rng.uniform(-translate, translate, size=2)
+    offset = (0.5 - 0.5 * s + shift[0], 0.5 - 0.5 * s + shift[1])
+    return scale_translate(example, s, offset, fill=fill, min_box_size=min_box_size)
+
+
+def random_crop(
+    example: Example,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.3, 1.0),
+    aspect_ratio: tuple[float, float] = (0.75, 1.333),
+    *,
+    min_box_size: float = 1.0,
+) -> Example:
+    """Crops a random window and stretches it back to the image's size.
+
+    The window covers a fraction in ``area`` of the image with a width/height
+    ratio (relative to the image's) log-uniform in ``aspect_ratio``, and lies
+    wholly inside the image. Boxes whose centre is outside the window are
+    dropped, the others clipped to it.
+    """
+    a = rng.uniform(*area)
+    r = float(np.exp(rng.uniform(np.log(aspect_ratio[0]), np.log(aspect_ratio[1]))))
+    cw = min(1.0, float(np.sqrt(a * r)))
+    ch = min(1.0, float(np.sqrt(a / r)))
+    x0 = rng.uniform(0.0, 1.0 - cw)
+    y0 = rng.uniform(0.0, 1.0 - ch)
+    return scale_translate(
+        example, (1.0 / cw, 1.0 / ch), (-x0 / cw, -y0 / ch), min_box_size=min_box_size
+    )
+
+
+def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] RGB in [0, 1] -> [..., 3] HSV, hue in turns [0, 1) (as `colorsys`)."""
+    # Channel by channel: numpy reduces slowly over a trailing axis of 3.
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    v = np.maximum(np.maximum(r, g), b)
+    delta = v - np.minimum(np.minimum(r, g), b)
+    s = np.divide(delta, v, out=np.zeros_like(v), where=v > 0)
+    safe = np.where(delta > 0, delta, 1)
+    h = np.where(v == r, (g - b) / safe, np.where(v == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    h = np.where(delta > 0, (h / 6) % 1.0, 0)
+    return np.stack([h, s, v], axis=-1)
+
+
+def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """[..., 3] HSV (hue in turns) -> [..., 3] RGB, inverse of `_rgb_to_hsv`."""
+    h6, s, v = hsv[..., 0] * 6, hsv[..., 1], hsv[..., 2]
+    vs = v * s
+    # The closed form: channel n (5, 3, 1 for r, g, b) is v - v s clip(min(k, 4 - k), 0, 1)
+    # with k = (n + 6 h) mod 6.
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = (h6 + np.float32(n)) % 6
+        channels.append(v - vs * np.clip(np.minimum(k, 4 - k), 0, 1))
+    return np.stack(channels, axis=-1)
+
+
+def _darknet_scale(rng: np.random.Generator, limit: float) -> float:
+    """darknet's ``rand_scale``: uniform in [1, limit], inverted half the time."""
+    s = rng.uniform(1.0, limit)
+    return float(s if rng.random() < 0.5 else 1.0 / s)
+
+
+def hsv_jitter(
+    example: Example,
+    rng: np.random.Generator,
+    hue: float = 0.1,
+    saturation: float = 1.5,
+    exposure: float = 1.5,
+) -> Example:
+    """darknet's ``random_distort_image``: shifts hue, scales saturation and value.
+
+    The hue moves by a uniform amount in [-hue, hue] (hue in turns, wrapping);
+    saturation and value are multiplied by a factor uniform in [1, saturation]
+    (resp. [1, exposure]), inverted half the time; the result is clipped to
+    [0, 1]. Boxes are unchanged.
+    """
+    d_hue = rng.uniform(-hue, hue)
+    d_sat = _darknet_scale(rng, saturation)
+    d_exp = _darknet_scale(rng, exposure)
+    hsv = _rgb_to_hsv(example["image"].astype(np.float32))
+    h = (hsv[..., 0] + np.float32(d_hue)) % 1.0
+    s = hsv[..., 1] * np.float32(d_sat)
+    v = hsv[..., 2] * np.float32(d_exp)
+    out = dict(example)
+    out["image"] = np.clip(_hsv_to_rgb(np.stack([h, s, v], axis=-1)), 0.0, 1.0).astype(np.float32)
+    return out
+
+
+def augment(
+    example: Example,
+    rng: np.random.Generator,
+    *,
+    flip: float = 0.5,
+    crop: float = 0.5,
+    crop_area: tuple[float, float] = (0.3, 1.0),
+    scale: tuple[float, float] = (0.75, 1.25),
+    translate: float = 0.2,
+    hue: float = 0.1,
+    saturation: float = 1.5,
+    exposure: float = 1.5,
+    fill: float = 0.5,
+    min_box_size: float = 1.0,
+) -> Example:
+    """The default training augmentation: geometry, then colour, then flip.
+
+    With probability ``crop`` a `random_crop` (window area in ``crop_area``),
+    otherwise a `random_scale_translate` (``scale``, ``translate``); then
+    `hsv_jitter` and a `random_flip` with probability ``flip``. Pass
+    ``crop=0, scale=(1, 1), translate=0`` to turn the geometry off, and ``hue=0,
+    saturation=1, exposure=1`` for the colour. Use ``functools.partial`` to give
+    `jaxheads.data.Batches` other settings.
+    """
+    if rng.random() < crop:
+        example = random_crop(example, rng, crop_area, min_box_size=min_box_size)
+    else:
+        example = random_scale_translate(
+            example, rng, scale, translate, fill=fill, min_box_size=min_box_size
+        )
+    example = hsv_jitter(example, rng, hue, saturation, exposure)
+    return random_flip(example, rng, flip)

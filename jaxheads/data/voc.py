@@ -1,0 +1,290 @@
+"""PASCAL VOC detection data from a VOCdevkit directory.
+
+The layout is the devkit's: ``VOC{year}/ImageSets/Main/{split}.txt`` lists the
+image ids, ``VOC{year}/Annotations/{id}.xml`` holds each image's size and
+objects, and ``VOC{year}/JPEGImages/{id}.jpg`` the image. Every annotation is
+read and checked when the data set is made, so a broken file fails at once
+with its path and field in the message; images are decoded when an example is
+asked for.
+
+Coordinates: VOC's ``bndbox`` holds 1-based pixel indices, ``xmin`` the first
+and ``xmax`` the last column of the object, inclusive. In continuous 0-based
+coordinates, where pixel column ``c`` covers [c, c + 1), the box is
+``(xmin - 1, ymin - 1, xmax, ymax)``, so (1, 1, W, H) is the whole image (as
+Detectron2 reads VOC). The boxes are then divided by the image's width and
+height. Images are resized to ``image_size`` x ``image_size`` with a plain
+(aspect-distorting) resize, not a letterbox: normalised boxes are unchanged by
+it, as in darknet's and most YOLO training pipelines.
+
+JPEG decoding needs Pillow unless a ``read_image`` function is given.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxheads._checks import check_positive_int, pair
+from jaxheads.data.augment import resize
+from jaxheads.data.pipeline import DetectionDataset, pad_targets
+
+__all__ = ["VOC_CLASSES", "VOCDataset", "VOCRecord", "parse_voc_xml", "read_rgb"]
+
+# The devkit's order (VOCcode/VOCinit.m), which every VOC label file uses.
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+
+ImageReader = Callable[[Path], np.ndarray]
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decodes an image file (JPEG, PNG, ...) to [H, W, 3] uint8 RGB with Pillow.
+
+    Raises:
+      ImportError: when Pillow is not installed.
+      FileNotFoundError: when ``path`` does not exist.
+    """
+    try:
+        from PIL import Image
+    except ImportError as error:
+        raise ImportError(
+            "read_rgb: expected Pillow to decode images, got none: pip install Pillow "
+            "(or pass read_image=... to the data set)"
+        ) from error
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def image_to_float(op: str, path: Path, image: np.ndarray) -> np.ndarray:
+    """A decoded image as [H, W, 3] float32 in [0, 1] (uint8 is divided by 255)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{op}: expected an [H, W, 3] image in {path}, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / np.float32(255)
+    return image.astype(np.float32)
+
+
+class VOCRecord(NamedTuple):
+    """One parsed annotation file.
+
+    Attributes:
+      image_id: the id, e.g. ``"000005"``.
+      width: the image width in pixels, from ``size/width``.
+      height: the image height in pixels, from ``size/height``.
+      boxes: [N, 4] float32 xyxy in continuous 0-based pixels (see the module docstring).
+      labels: [N] int32 indices into `VOC_CLASSES`.
+      difficult: [N] bool.
+    """
+
+    image_id: str
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: np.ndarray
+    difficult: np.ndarray
+
+
+def _text(path: Path, node: ET.Element, field: str, where: str = "") -> str:
+    found = node.find(field)
+    if found is None or found.text is None or not found.text.strip():
+        raise ValueError(f"VOCDataset: expected <{field}>{where} in {path}, got none")
+    return found.text.strip()
+
+
+def _number(path: Path, node: ET.Element, field: str, where: str = "") -> float:
+    text = _text(path, node, field, where)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"VOCDataset: expected a number in <{field}>{where} in {path}, got {text!r}"
+        ) from None
+
+
+def parse_voc_xml(path: str | os.PathLike, class_names: tuple[str, ...] = VOC_CLASSES) -> VOCRecord:
+    """Reads one VOC annotation file.
+
+    Raises:
+      FileNotFoundError: when the file does not exist.
+      ValueError: naming the file and the field, when the XML is malformed, a
+        field is missing or not a number, a class name is unknown, or a box is
+        inverted or outside the image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"VOCDataset: expected the annotation file {path}, got none")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise ValueError(f"VOCDataset: expected well-formed XML in {path}, got {error}") from None
+    size = root.find("size")
+    if size is None:
+        raise ValueError(f"VOCDataset: expected <size> in {path}, got none")
+    width = int(_number(path, size, "width", " in <size>"))
+    height = int(_number(path, size, "height", " in <size>"))
+    if width < 1 or height < 1:
+        raise ValueError(f"VOCDataset: expected a positive <size> in {path}, got {width}x{height}")
+    boxes, labels, difficult = [], [], []
+    for k, obj in enumerate(root.iter("object")):
+        where = f" of <object> {k}"
+        name = _text(path, obj, "name", where)
+        if name not in class_names:
+            raise ValueError(
+                f"VOCDataset: expected a class name in <name>{where} in {path} "
+                f"(one of {len(class_names)} known), got {name!r}"
+            )
+        bndbox = obj.find("bndbox")
+        if bndbox is None:
+            raise ValueError(f"VOCDataset: expected <bndbox>{where} in {path}, got none")
+        xmin, ymin, xmax, ymax = (
+            _number(path, bndbox, f, f" in <bndbox>{where}")
+            for f in ("xmin", "ymin", "xmax", "ymax")
+        )
+        if not (1 <= xmin <= xmax <= width and 1 <= ymin <= ymax <= height):
+            raise ValueError(
+                f"VOCDataset: expected 1 <= xmin <= xmax <= {width} and 1 <= ymin <= ymax <= "
+                f"{height} in <bndbox>{where} in {path}, got {(xmin, ymin, xmax, ymax)}"
+            )
+        flag = obj.find("difficult")
+        difficult.append(flag is not None and (flag.text or "0").strip() not in ("", "0"))
+        boxes.append((xmin - 1, ymin - 1, xmax, ymax))
+        labels.append(class_names.index(name))
+    return VOCRecord(
+        image_id=path.stem,
+        width=width,
+        height=height,
+        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+        labels=np.asarray(labels, np.int32),
+        difficult=np.asarray(difficult, bool),
+    )
+
+
+class VOCDataset(DetectionDataset):
+    """PASCAL VOC detection (see the module docstring for the conventions).
+
+    Args:
+      root: the ``VOC{year}`` directory (with ``Annotations``, ``ImageSets``,
+        ``JPEGImages``), or the ``VOCdevkit`` directory when ``year`` is given.
+      split: the ``ImageSets/Main/{split}.txt`` to read (``"train"``, ``"val"``,
+        ``"trainval"``, ``"test"``).
+      year: e.g. ``"2007"``: reads ``root/VOC{year}``.
+      image_size: the output H = W, or (H, W).
+      max_boxes: M, the padded number of box rows. An image with more (kept)
+        objects is an error rather than a silent truncation, so that an
+        evaluation sees every ground truth; raise it if a split needs more.
+      keep_difficult: True keeps ``difficult`` objects, flagged in
+        ``example["difficult"]``, as the VOC evaluation needs; False drops them.
+      read_image: decodes a file to [H, W, 3] (uint8, or float in [0, 1]);
+        default `read_rgb` (Pillow).
+
+    ``example(i)`` returns ``image`` [H, W, 3] float32, ``boxes`` [M, 4]
+    normalised xyxy, ``labels`` [M] int32, ``mask`` [M] bool and
+    ``difficult`` [M] bool. ``records[i]`` holds the pixel-space annotation.
+
+    Raises:
+      FileNotFoundError: a missing directory, split file, annotation or image.
+      ValueError: malformed XML, a missing field, an unknown class name, a box
+        outside the image or inverted, too many objects for ``max_boxes``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "trainval",
+        year: str | int | None = None,
+        image_size: int | tuple[int, int] = 416,
+        max_boxes: int = 64,
+        keep_difficult: bool = True,
+        *,
+        read_image: ImageReader | None = None,
+    ):
+        op = "VOCDataset"
+        self.image_size = pair(op, "image_size", image_size)
+        check_positive_int(op, "max_boxes", max_boxes)
+        self.max_boxes = int(max_boxes)
+        self.class_names = VOC_CLASSES
+        self.keep_difficult = keep_difficult
+        self.read_image = read_image or read_rgb
+        root = Path(root)
+        self.root = root / f"VOC{year}" if year is not None else root
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{op}: expected the directory {self.root}, got none")
+        split_file = self.root / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise FileNotFoundError(f"{op}: expected the split file {split_file}, got none")
+        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        if not ids:
+            raise ValueError(f"{op}: expected image ids in {split_file}, got none")
+        self.records: list[VOCRecord] = []
+        for image_id in ids:
+            record = parse_voc_xml(self.root / "Annotations" / f"{image_id}.xml")
+            if not keep_difficult:
+                keep = ~record.difficult
+                record = record._replace(
+                    boxes=record.boxes[keep],
+                    labels=record.labels[keep],
+                    difficult=record.difficult[keep],
+                )
+            if record.labels.shape[0] > self.max_boxes:
+                raise ValueError(
+                    f"{op}: expected at most max_boxes={self.max_boxes} objects in "
+                    f"{self.root / 'Annotations' / f'{image_id}.xml'}, got {record.labels.shape[0]}"
+                )
+            image_path = self.image_path(record)
+            if not image_path.is_file():
+                raise FileNotFoundError(f"{op}: expected the image {image_path}, got none")
+            self.records.append(record)
+
+    def image_path(self, record: VOCRecord) -> Path:
+        return self.root / "JPEGImages" / f"{record.image_id}.jpg"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def example(self, i: int) -> dict[str, np.ndarray]:
+        record = self.records[self._index(i)]
+        path = self.image_path(record)
+        image = image_to_float("VOCDataset", path, self.read_image(path))
+        if image.shape[:2] != (record.height, record.width):
+            raise ValueError(
+                f"VOCDataset: expected the image {path} to be {record.width}x{record.height} as "
+                f"<size> says, got {image.shape[1]}x{image.shape[0]}"
+            )
+        scale = np.array([record.width, record.height] * 2, np.float32)
+        out = pad_targets(
+            record.boxes / scale,
+            record.labels,
+            self.max_boxes,
+            difficult=record.difficult,
+            op="VOCDataset",
+        )
+        out["image"] = resize(image, self.image_size)
+        return out
