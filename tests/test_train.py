@@ -160,3 +160,22 @@ def test_schedules():
     assert float(cosine(60)) == pytest.approx(5e-4, rel=1e-3)
     with pytest.raises(ValueError, match="schedule: expected as many scales as steps"):
         schedule(1e-3, total_steps=10, policy="steps", steps=[1], scales=[])
+
+
+@pytest.mark.slow
+def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
+    single = _run(tmp_path / "single", steps=4, num_devices=1, checkpoint_every=3)
+    expected = " ".join(f"{float(x.sum()):.6g}" for x in jax.tree.leaves(single["params"]))
+    script = os.path.join(HERE, "train_multiprocess.py")
+    for port, parallel in ((12461, "jit"), (12462, "pmap"), (12463, "shard_map")):
+        workdir = tmp_path / parallel
+        procs = [subprocess.Popen([sys.executable, script, str(port), "2", str(pid), str(workdir),
+                                   "4", parallel], env=ENV, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        for pid, (out, err) in enumerate(outs):
+            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
+            assert line is not None, f"{parallel} process {pid} failed:\n{err[-3000:]}"
+            sums = " ".join(f"{float(v):.6g}" for v in line.split()[3:])
+            assert line.split()[2] == "4" and sums == expected, (parallel, pid, line)
+        assert [s for s, _ in _metrics(workdir)] == [1, 2, 3, 4]  # one writer: process 0

@@ -129,7 +129,7 @@ def prepare_workdir(cfg: RunConfig) -> None:
             fail("train", f"the same settings as the run already in {cfg.workdir} "
                  "(use a new --workdir for a different run)",
                  ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff))
-    else:
+    elif jax.process_index() == 0:
         _atomic_write(path, json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
 
 
@@ -138,10 +138,14 @@ def _jsonable(d):
 
 
 class MetricsLog:
-    """``metrics.jsonl``: appended line by line, truncated on resume."""
+    """``metrics.jsonl``: appended line by line, truncated on resume.
 
-    def __init__(self, path: str):
+    Only the process that ``writes`` (process 0 of a multi-process run) touches the file.
+    """
+
+    def __init__(self, path: str, *, writes: bool = True):
         self.path = path
+        self.writes = writes
 
     def read(self) -> list[dict]:
         if not os.path.exists(self.path):
@@ -156,10 +160,14 @@ class MetricsLog:
         return rows
 
     def truncate_after(self, step: int) -> None:
+        if not self.writes:
+            return
         rows = [r for r in self.read() if r["step"] <= step]
         _atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def append(self, row: dict) -> None:
+        if not self.writes:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -238,7 +246,7 @@ def fit(task: Task, cfg: RunConfig) -> dict:
         os.path.abspath(os.path.join(cfg.workdir, "checkpoints")),
         options=ocp.CheckpointManagerOptions(max_to_keep=cfg.max_to_keep,
                                              enable_async_checkpointing=False))
-    log = MetricsLog(os.path.join(cfg.workdir, "metrics.jsonl"))
+    log = MetricsLog(os.path.join(cfg.workdir, "metrics.jsonl"), writes=jax.process_index() == 0)
     restored, start = _restore_latest(
         manager, ts, quarantine=os.path.join(cfg.workdir, "unreadable-checkpoints"))
     if restored is not None:

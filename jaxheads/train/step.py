@@ -169,32 +169,40 @@ class ShardMapRunner(JitRunner):
 
 
 class PmapRunner:
-    """`jax.pmap` over the local devices; the batch becomes ``[devices, per_device, ...]``."""
+    """`jax.pmap` over the devices; each process feeds ``[local_devices, per_device, ...]``."""
 
     name = "pmap"
 
     def __init__(self, loss_fn: LossFn, optimizer, devices=None, *, sync_batch_norm=True):
-        self.devices = jax.local_devices() if devices is None else list(devices)
+        devices = jax.devices() if devices is None else list(devices)
+        # In a multi-process run pmap maps over every process's devices, and each process
+        # passes the leading slices for its own.
+        self.local = [d for d in devices if d.process_index == jax.process_index()]
         inner = _bn_axis(loss_fn, sync_batch_norm)
         step = make_step(inner, optimizer, mode="pmap", axis_name=AXIS)
         self._step = jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, None),
-                              devices=self.devices, donate_argnums=0)
+                              devices=devices, donate_argnums=0)
 
     def place_state(self, ts: TrainState) -> TrainState:
-        n = len(self.devices)
+        n = len(self.local)
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *jnp.shape(a))), ts)
 
     def place_batch(self, batch):
-        n = len(self.devices)
+        n = len(self.local)
         _check_divisible(batch, n)
         return jax.tree.map(lambda a: np.reshape(a, (n, a.shape[0] // n, *a.shape[1:])), batch)
 
     def step(self, ts, batch, key):
         ts, metrics = self._step(ts, batch, key)
-        return ts, jax.tree.map(lambda m: m[0], metrics)
+        return ts, jax.tree.map(_first_replica, metrics)
 
     def host_state(self, ts: TrainState) -> TrainState:
-        return jax.device_get(jax.tree.map(lambda a: a[0], ts))
+        return jax.device_get(jax.tree.map(_first_replica, ts))
+
+
+def _first_replica(a):
+    """This process's first copy of a pmap-replicated value (others may live elsewhere)."""
+    return jnp.reshape(a.addressable_data(0), a.shape[1:])
 
 
 def _bn_axis(loss_fn: LossFn, sync: bool) -> LossFn:
