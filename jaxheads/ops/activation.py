@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxheads._checks import check_floating, fail
 
@@ -34,8 +35,13 @@ def dropout(
       an array like ``x``.
     """
     check_floating("dropout", "x", x)
-    if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+    if (
+        not isinstance(rate, (int, float, np.integer, np.floating))
+        or isinstance(rate, bool)
+        or not 0 <= rate <= 1
+    ):
         fail("dropout", "rate (the drop probability) in [0, 1]", repr(rate))
+    rate = float(rate)
     if deterministic or rate == 0:
         return x
     if key is None:
@@ -43,4 +49,8 @@ def dropout(
     if rate == 1:
         return jnp.zeros_like(x)
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
+    # A multiplication by the rounded 1 / (1 - rate): XLA would turn a division
+    # by a constant into this anyway, so the scale is stated rather than left
+    # to the compiler.
+    scale = jnp.asarray(1.0 / (1.0 - rate), x.dtype)
+    return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))

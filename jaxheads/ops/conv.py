@@ -1,8 +1,10 @@
-"""2-D convolution and the locally connected layer (NHWC, HWIO kernels)."""
+"""2-D convolution (NHWC activations, HWIO kernels), with Keras semantics."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxheads._checks import cast_like, check_dim, check_floating, check_rank, fail, pair
@@ -50,14 +52,25 @@ def conv2d(
     check_rank(op, "kernel", kernel, 4, "[kh, kw, C_in, C_out] (HWIO)")
     strides = pair(op, "strides", strides)
     dilation = pair(op, "dilation", dilation)
-    if not isinstance(groups, int) or groups < 1 or x.shape[3] % groups:
-        fail(op, f"groups dividing C_in={x.shape[3]}", repr(groups))
+    if (
+        not isinstance(groups, (int, np.integer))
+        or isinstance(groups, bool)
+        or groups < 1
+        or x.shape[3] % groups
+    ):
+        fail(op, f"groups: a positive integer dividing C_in={x.shape[3]}", repr(groups))
+    groups = int(groups)
     check_dim(op, "kernel", kernel, 2, x.shape[3] // groups, "C_in / groups of x")
     if kernel.shape[3] % groups:
         fail(op, f"kernel C_out divisible by groups={groups}", f"kernel shape {kernel.shape}")
     pads = normalize_padding(op, padding)
     window = tuple((k - 1) * d + 1 for k, d in zip(kernel.shape[:2], dilation, strict=True))
-    check_window_fits(op, x.shape[1:3], window, pads)
+    check_window_fits(
+        op, x.shape[1:3], window, pads, what="kernel" if dilation == (1, 1) else "dilated kernel"
+    )
+    if bias is not None:
+        check_rank(op, "bias", bias, 1, "[C_out]")
+        check_dim(op, "bias", bias, 0, kernel.shape[3], "kernel C_out")
     kernel, bias = cast_like(x, kernel, bias)
     y = lax.conv_general_dilated(
         x,
@@ -69,7 +82,6 @@ def conv2d(
         feature_group_count=groups,
     )
     if bias is not None:
-        check_rank(op, "bias", bias, 1, "[C_out]")
-        check_dim(op, "bias", bias, 0, kernel.shape[3], "kernel C_out")
-        y = y + bias
+        # Explicit broadcast: implicit rank promotion is an error in strict mode.
+        y = y + jnp.broadcast_to(bias, y.shape)
     return y

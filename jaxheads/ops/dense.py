@@ -31,12 +31,14 @@ def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax
     check_floating("dense", "x", x)
     check_rank("dense", "kernel", kernel, 2, "[in, out]")
     check_dim("dense", "kernel", kernel, 0, np.shape(x)[-1], "the last axis of x")
+    if bias is not None:
+        check_rank("dense", "bias", bias, 1, "[out]")
+        check_dim("dense", "bias", bias, 0, np.shape(kernel)[1], "kernel.shape[1]")
     kernel, bias = cast_like(x, kernel, bias)
     y = jnp.matmul(x, kernel)
     if bias is not None:
-        check_rank("dense", "bias", bias, 1, "[out]")
-        check_dim("dense", "bias", bias, 0, kernel.shape[1], "kernel.shape[1]")
-        y = y + bias
+        # Explicit broadcast: implicit rank promotion is an error in strict mode.
+        y = y + jnp.broadcast_to(bias, y.shape)
     return y
 
 
@@ -51,4 +53,6 @@ def flatten(x: jax.Array) -> jax.Array:
     (100, 2352)
     """
     check_min_rank("flatten", "x", x, 1)
-    return jnp.reshape(x, (np.shape(x)[0], -1))
+    shape = np.shape(x)
+    # The size is spelled out: -1 is ambiguous for an empty batch.
+    return jnp.reshape(x, (shape[0], int(np.prod(shape[1:]))))

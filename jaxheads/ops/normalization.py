@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jaxheads._checks import cast_like, check_dim, check_floating, check_min_rank, check_rank
+from jaxheads._checks import (
+    cast_like,
+    check_dim,
+    check_floating,
+    check_min_rank,
+    check_rank,
+    check_shape,
+    fail,
+)
 
 
 def _check(op, x, **params):
@@ -35,13 +44,18 @@ def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -
     Returns:
       ``[..., C]``.
     """
+    for name, value in (("mean", mean), ("var", var)):
+        if value is None:
+            fail("batch_norm", f"{name} of shape [C] (Keras moving_{name})", "None")
     _check("batch_norm", x, scale=scale, bias=bias, mean=mean, var=var)
     scale, bias, mean, var = cast_like(x, scale, bias, mean, var)
     inv = lax.rsqrt(var + jnp.asarray(epsilon, x.dtype))
     if scale is not None:
         inv = inv * scale
-    y = (x - mean) * inv
-    return y if bias is None else y + bias
+    # Explicit broadcasts of the [C] vectors: implicit rank promotion is an
+    # error in strict mode.
+    y = (x - jnp.broadcast_to(mean, x.shape)) * jnp.broadcast_to(inv, x.shape)
+    return y if bias is None else y + jnp.broadcast_to(bias, x.shape)
 
 
 def batch_moments(x: jax.Array, *, axis_name=None) -> tuple[jax.Array, jax.Array]:
@@ -51,15 +65,17 @@ def batch_moments(x: jax.Array, *, axis_name=None) -> tuple[jax.Array, jax.Array
     the global batch across replicas (two ``pmean`` passes, numerically stable),
     assuming equal per-replica batch sizes.
     """
+    _check("batch_moments", x)
     axes = tuple(range(x.ndim - 1))
     x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=axes)
+    # keepdims: x - mean must not rely on implicit rank promotion.
+    mean = jnp.mean(x32, axis=axes, keepdims=True)
     if axis_name is not None:
         mean = lax.pmean(mean, axis_name)
     var = jnp.mean(jnp.square(x32 - mean), axis=axes)
     if axis_name is not None:
         var = lax.pmean(var, axis_name)
-    return mean, var
+    return jnp.reshape(mean, var.shape), var
 
 
 def batch_norm_train(
@@ -84,8 +100,8 @@ def batch_norm_train(
     mean, var = batch_moments(x, axis_name=axis_name)
     y = batch_norm(
         x.astype(jnp.float32),
-        None if scale is None else scale.astype(jnp.float32),
-        None if bias is None else bias.astype(jnp.float32),
+        None if scale is None else jnp.asarray(scale, jnp.float32),
+        None if bias is None else jnp.asarray(bias, jnp.float32),
         mean,
         var,
         epsilon=epsilon,
@@ -94,7 +110,29 @@ def batch_norm_train(
 
 
 def update_moving_stats(moving_mean, moving_var, mean, var, *, momentum: float = 0.99):
-    """Keras' moving-average update: ``m ← m·momentum + batch·(1 − momentum)``."""
+    """Keras' moving-average update: ``m ← m·momentum + batch·(1 − momentum)``.
+
+    Args:
+      moving_mean, moving_var: ``[C]`` running statistics (Keras
+        ``moving_mean`` / ``moving_variance``).
+      mean, var: ``[C]`` batch moments, as returned by `batch_norm_train`.
+      momentum: Keras' default 0.99; in ``[0, 1]``.
+
+    Returns:
+      ``(new_mean, new_var)`` in the dtypes of the running statistics.
+    """
+    op = "update_moving_stats"
+    check_rank(op, "moving_mean", moving_mean, 1, "[C]")
+    for name, value in (("moving_var", moving_var), ("mean", mean), ("var", var)):
+        check_shape(op, name, value, moving_mean.shape)
+    if (
+        not isinstance(momentum, (int, float, np.integer, np.floating))
+        or isinstance(momentum, bool)
+        or not 0 <= momentum <= 1
+    ):
+        fail(op, "momentum in [0, 1]", repr(momentum))
+    # A Python float stays weakly typed: float32 statistics stay float32.
+    momentum = float(momentum)
     new_mean = moving_mean * momentum + mean.astype(moving_mean.dtype) * (1 - momentum)
     new_var = moving_var * momentum + var.astype(moving_var.dtype) * (1 - momentum)
     return new_mean, new_var

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxheads._checks import check_floating, check_rank, pair
@@ -68,7 +69,8 @@ def max_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "vali
       ``[B, H', W', C]``.
     """
     dims, strides, pads = _window("max_pool2d", x, pool_size, strides, padding)
-    return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, dims, strides, pads)
+    # A NumPy constant stays concrete under jit, so XLA sees the max monoid (differentiable).
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
 
 
 def avg_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "valid") -> jax.Array:
@@ -78,7 +80,7 @@ def avg_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "vali
     (unpadded) inputs in its window, as TensorFlow and Keras do.
     """
     dims, strides, pads = _window("avg_pool2d", x, pool_size, strides, padding)
-    zero = jnp.array(0, x.dtype)
+    zero = np.array(0, x.dtype)
     total = lax.reduce_window(x, zero, lax.add, dims, strides, pads)
     if pads == "VALID":
         return total / (dims[1] * dims[2])

@@ -1,0 +1,228 @@
+"""Tests for `jaxheads.ops.activation`: `leaky_relu` and `dropout`.
+
+`leaky_relu` is compared with Keras 3 ``LeakyReLU(negative_slope=...)``
+(relative error ``max|ours - keras| / max(max|keras|, 1e-6)`` ≤ 1e-5; both
+compute one float32 product, so it is 0 in practice). `dropout` is compared
+with Keras ``Dropout`` as an identity at inference and by its statistics in
+training: Keras draws its mask from its own RNG, so masks are not compared.
+"""
+
+import contextlib
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+from jaxheads.ops import dropout, leaky_relu
+
+SEEDS = range(4)
+RTOL = 1e-5
+BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8).
+# XLA's RngBitGenerator key: compiles in a fraction of a second, where the default
+# threefry key takes seconds per shape on a CPU. The Keras comparison uses threefry.
+KEY = jax.random.key(0, impl="rbg")
+
+
+@contextlib.contextmanager
+def keras_numerics():
+    """Keras' layers rely on implicit dtype promotion; tests/conftest.py forbids it."""
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+def rel_err(ours, ref) -> float:
+    ours = np.asarray(ours, np.float64)
+    ref = np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
+
+
+def _random_input(rng):
+    shape = tuple(int(s) for s in rng.integers(1, 9, size=rng.integers(1, 5)))
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ------------------------------------------------------------------- leaky_relu
+
+
+@functools.cache
+def _leaky_case(seed):
+    rng = np.random.default_rng(seed)
+    x = _random_input(rng)
+    slope = float(rng.uniform(0.0, 1.0))
+    with keras_numerics():
+        ref = np.asarray(keras.layers.LeakyReLU(negative_slope=slope)(x))
+    return x, slope, ref
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_leaky_relu_matches_keras(seed, maybe_jit):
+    x, slope, ref = _leaky_case(seed)
+    y = maybe_jit(functools.partial(leaky_relu, negative_slope=slope))(x)
+    assert y.dtype == jnp.float32
+    assert rel_err(y, ref) <= RTOL
+
+
+def test_leaky_relu_closed_form_darknet_default(maybe_jit):
+    y = maybe_jit(leaky_relu)(jnp.array([-2.0, -0.0, 0.0, 3.0]))  # darknet's 0.1
+    np.testing.assert_allclose(np.asarray(y), [-0.2, 0.0, 0.0, 3.0], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- dropout
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+def test_dropout_inference_is_identity_like_keras(rate, maybe_jit):
+    x = _random_input(np.random.default_rng(3))
+    with keras_numerics():
+        ref = np.asarray(keras.layers.Dropout(rate)(x, training=False))
+    np.testing.assert_array_equal(ref, x)
+    y = maybe_jit(functools.partial(dropout, rate=rate, deterministic=True))(x)
+    np.testing.assert_array_equal(np.asarray(y), x)
+
+
+def test_dropout_rate_zero_needs_no_key():
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(np.asarray(dropout(x, 0.0)), x)
+
+
+def test_dropout_rate_one_drops_everything():
+    np.testing.assert_array_equal(np.asarray(dropout(jnp.ones((2, 3)), 1.0, key=KEY)), 0.0)
+
+
+def _dropout_stats(y, x, rate):
+    """Fraction dropped, and the largest deviation of kept units from x · (1 / (1 - rate)).
+
+    The scale is 1 / (1 - rate) rounded once to x's dtype. (Keras writes
+    x / (1 - rate), which XLA compiles into this same multiplication.)
+    """
+    y, x = np.asarray(y), np.asarray(x)
+    kept = y != 0
+    scaled = x * np.asarray(1.0 / (1.0 - rate), x.dtype)
+    return 1.0 - kept.mean(), float(np.max(np.abs(y[kept] - scaled[kept]), initial=0.0))
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.7])
+def test_dropout_training_statistics_match_keras(rate, maybe_jit):
+    """Both drop ≈ rate of the units and scale the kept ones by exactly 1 / (1 - rate)."""
+    x = np.random.default_rng(5).uniform(0.5, 1.5, (32, 32, 32)).astype(np.float32)  # no zeros
+    with keras_numerics():
+        keras_y = keras.layers.Dropout(rate, seed=1)(x, training=True)
+    y = maybe_jit(functools.partial(dropout, rate=rate))(x, key=jax.random.key(0))
+    assert y.dtype == jnp.float32
+    # Five binomial standard deviations: a fixed key and seed, so never flaky.
+    tol = 5 * np.sqrt(rate * (1 - rate) / x.size)
+    for out in (y, keras_y):
+        dropped, scale_err = _dropout_stats(out, x, rate)
+        assert abs(dropped - rate) <= tol
+        assert scale_err == 0.0
+
+
+def test_dropout_keys_give_different_masks():
+    x = jnp.ones((64,))
+    a, b = (dropout(x, 0.5, key=k) for k in jax.random.split(KEY))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(
+        np.asarray(dropout(x, 0.5, key=KEY)), np.asarray(dropout(x, 0.5, key=KEY))
+    )
+
+
+# ------------------------------------------------------ transformation properties
+
+
+def _cases():
+    x = np.random.default_rng(1).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    return {
+        "leaky_relu": functools.partial(leaky_relu, negative_slope=0.3),
+        "dropout": functools.partial(dropout, rate=0.4, key=KEY),
+        "dropout_deterministic": functools.partial(dropout, rate=0.4, deterministic=True),
+    }, x
+
+
+CASES = sorted(_cases()[0])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_vmap_equals_loop(name):
+    fns, x = _cases()
+    fn = fns[name]
+    xs = np.stack([x, 0.5 * x + 0.1, -x])
+    looped = jnp.stack([fn(xi) for xi in xs])
+    np.testing.assert_allclose(np.asarray(jax.vmap(fn)(xs)), np.asarray(looped), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_gradients_are_finite(name, maybe_jit):
+    fns, x = _cases()
+    g = maybe_jit(jax.grad(lambda v: jnp.sum(fns[name](v))))(x)
+    assert g.shape == x.shape
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_dropout_gradient_is_the_mask_scaled():
+    x = jnp.ones((100,))
+    g = np.asarray(jax.grad(lambda v: jnp.sum(dropout(v, 0.5, key=KEY)))(x))
+    kept = np.asarray(dropout(x, 0.5, key=KEY)) != 0
+    np.testing.assert_array_equal(g, np.where(kept, 2.0, 0.0))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_second_call_does_not_recompile(name):
+    fns, x = _cases()
+    f = jax.jit(lambda v: fns[name](v))  # a fresh function, so a fresh compilation cache
+    f(x)
+    f(x + 1)
+    assert f._cache_size() == 1
+
+
+def test_dropout_new_key_does_not_recompile():
+    f = jax.jit(lambda v, k: dropout(v, 0.4, key=k))
+    for k in jax.random.split(KEY, 3):
+        f(jnp.ones((4, 4)), k)
+    assert f._cache_size() == 1
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bfloat16_in_bfloat16_out(name):
+    fns, x = _cases()
+    xb = jnp.asarray(x, jnp.bfloat16)
+    y = fns[name](xb)
+    assert y.dtype == jnp.bfloat16
+    assert rel_err(y, fns[name](np.asarray(xb, np.float32))) <= BF16_RTOL
+
+
+def test_dropout_bfloat16_scales_kept_units_in_bfloat16():
+    x = jnp.asarray(np.random.default_rng(2).uniform(0.5, 1.5, (4096,)), jnp.bfloat16)
+    dropped, scale_err = _dropout_stats(dropout(x, 0.3, key=KEY), x, 0.3)
+    assert scale_err == 0.0
+    assert abs(dropped - 0.3) <= 5 * np.sqrt(0.21 / 4096)
+
+
+# ------------------------------------------------------------------- bad inputs
+
+
+def _raises(*parts):
+    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
+
+
+def test_rejects_integer_input():
+    x = np.ones((2, 3), np.int32)
+    with _raises("leaky_relu", "floating dtype", "int32"):
+        leaky_relu(x)
+    with _raises("dropout", "floating dtype", "int32"):
+        dropout(x, 0.5, key=KEY)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_dropout_rejects_rate_outside_unit_interval(rate):
+    with _raises("dropout", "rate (the drop probability) in [0, 1]", repr(rate)):
+        dropout(jnp.ones(3), rate, key=KEY)
+
+
+def test_dropout_rejects_missing_key():
+    with _raises("dropout", "a PRNG `key`", "key=None"):
+        dropout(jnp.ones(3), 0.5)

@@ -1,0 +1,258 @@
+"""Tests for `jaxheads.ops.pooling`: global average/max, max and average pooling.
+
+Parity is against Keras 3 ``GlobalAveragePooling2D``, ``GlobalMaxPooling2D``,
+``MaxPooling2D`` and ``AveragePooling2D`` over seeded random shapes, pool
+sizes, strides and paddings. Relative error is
+``max|ours - keras| / max(max|keras|, 1e-6)``, bounded by 1e-5 (averages are
+float32 sums that XLA may order differently; maxima are exact).
+"""
+
+import contextlib
+import functools
+import re
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+from jaxheads.ops import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
+
+SEEDS = range(6)
+RTOL = 1e-5
+BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8); sums lose a few more.
+
+
+@contextlib.contextmanager
+def keras_numerics():
+    """Keras' layers rely on implicit rank and dtype promotion.
+
+    The strict promotion modes of tests/conftest.py are for our code, so they
+    are relaxed around calls into Keras only.
+    """
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+def rel_err(ours, ref) -> float:
+    ours = np.asarray(ours, np.float64)
+    ref = np.asarray(ref, np.float64)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
+
+
+def keras_apply(layer, x):
+    with keras_numerics():
+        return np.asarray(layer(x))
+
+
+def _map(rng, min_hw=1):
+    h, w = (int(v) for v in rng.integers(min_hw, 13, size=2))
+    return rng.standard_normal((int(rng.integers(1, 4)), h, w, int(rng.integers(1, 9))))
+
+
+# ------------------------------------------------------------------ Keras parity
+
+
+@functools.cache
+def _global_case(seed):
+    x = _map(np.random.default_rng(seed)).astype(np.float32)
+    keepdims = bool(seed % 2)
+    refs = {
+        "avg": keras_apply(keras.layers.GlobalAveragePooling2D(keepdims=keepdims), x),
+        "max": keras_apply(keras.layers.GlobalMaxPooling2D(keepdims=keepdims), x),
+    }
+    return x, keepdims, refs
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_global_pool_matches_keras(kind, seed, maybe_jit):
+    x, keepdims, refs = _global_case(seed)
+    op = {"avg": global_avg_pool2d, "max": global_max_pool2d}[kind]
+    y = maybe_jit(functools.partial(op, keepdims=keepdims))(x)
+    assert rel_err(y, refs[kind]) <= RTOL
+
+
+def _pool_config(seed):
+    rng = np.random.default_rng(seed)
+    pool = tuple(int(p) for p in rng.integers(1, 5, size=2))
+    strides = None if seed % 3 == 0 else tuple(int(s) for s in rng.integers(1, 4, size=2))
+    padding = str(rng.choice(["same", "valid"]))
+    x = _map(rng, min_hw=max(pool)).astype(np.float32)
+    return x, dict(pool_size=pool, strides=strides, padding=padding)
+
+
+# Darknet's yolov2-tiny [maxpool] size=2 stride=1 keeps the map size: "same".
+DARKNET_STRIDE1 = "darknet-2x2-s1-same"
+POOL_CASES = [*SEEDS, DARKNET_STRIDE1]
+
+
+@functools.cache
+def _pool_case(seed):
+    if seed == DARKNET_STRIDE1:
+        x = np.random.default_rng(99).standard_normal((2, 13, 13, 4)).astype(np.float32)
+        cfg = dict(pool_size=2, strides=1, padding="same")
+    else:
+        x, cfg = _pool_config(seed)
+    refs = {
+        "max": keras_apply(keras.layers.MaxPooling2D(**cfg), x),
+        "avg": keras_apply(keras.layers.AveragePooling2D(**cfg), x),
+    }
+    return x, cfg, refs
+
+
+@pytest.mark.parametrize("seed", POOL_CASES)
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_pool_matches_keras(kind, seed, maybe_jit):
+    x, cfg, refs = _pool_case(seed)
+    op = {"avg": avg_pool2d, "max": max_pool2d}[kind]
+    y = maybe_jit(functools.partial(op, **cfg))(x)
+    assert y.dtype == jnp.float32
+    assert rel_err(y, refs[kind]) <= RTOL, cfg
+
+
+def test_darknet_stride1_maxpool_keeps_size():
+    x, _, refs = _pool_case(DARKNET_STRIDE1)
+    assert refs["max"].shape == x.shape
+
+
+# ------------------------------------------------------------ closed-form values
+
+
+def test_max_pool_2x2_stride1_same_pads_bottom_right(maybe_jit):
+    x = jnp.arange(16, dtype=jnp.float32).reshape(1, 4, 4, 1)
+    same = np.asarray(maybe_jit(lambda v: max_pool2d(v, 2, 1, "same"))(x))[0, :, :, 0]
+    # Each output is the bottom-right of its window, clipped at the last row/column.
+    expected = np.arange(16).reshape(4, 4)[[1, 2, 3, 3]][:, [1, 2, 3, 3]]
+    np.testing.assert_array_equal(same, expected.astype(np.float32))
+    # Symmetric int padding (1 on every side) grows the map instead.
+    assert maybe_jit(lambda v: max_pool2d(v, 2, 1, 1))(x).shape == (1, 5, 5, 1)
+
+
+def test_max_pool_padding_never_wins():
+    x = -jnp.ones((1, 3, 3, 1))
+    y = max_pool2d(x, 3, 1, ((1, 1), (1, 1)))
+    np.testing.assert_array_equal(np.asarray(y), -np.ones((1, 3, 3, 1), np.float32))
+
+
+def test_avg_pool_explicit_padding_averages_real_inputs_only():
+    x = jnp.arange(9, dtype=jnp.float32).reshape(1, 3, 3, 1)
+    y = np.asarray(avg_pool2d(x, 2, 2, ((1, 0), (1, 0))))[0, :, :, 0]
+    # Windows: {0}, {1, 2}, {3, 6}, {4, 5, 7, 8}.
+    np.testing.assert_array_equal(y, [[0.0, 1.5], [4.5, 6.0]])
+
+
+def test_global_pools_constant():
+    x = jnp.full((2, 5, 3, 4), 2.5)
+    # The mean of 15 equal values is a float32 sum divided by 15: within one ulp.
+    np.testing.assert_allclose(np.asarray(global_avg_pool2d(x)), np.full((2, 4), 2.5), rtol=1e-6)
+    np.testing.assert_array_equal(
+        np.asarray(global_max_pool2d(x, keepdims=True)), np.full((2, 1, 1, 4), 2.5)
+    )
+
+
+# ------------------------------------------------------ transformation properties
+
+
+def _cases():
+    x = np.random.default_rng(1).standard_normal((2, 7, 6, 3)).astype(np.float32)
+    return {
+        "global_avg_pool2d": (global_avg_pool2d, x),
+        "global_max_pool2d_keepdims": (functools.partial(global_max_pool2d, keepdims=True), x),
+        "max_pool2d_2x2_s1_same": (
+            functools.partial(max_pool2d, pool_size=2, strides=1, padding="same"),
+            x,
+        ),
+        "max_pool2d_3x3_s2_valid": (functools.partial(max_pool2d, pool_size=3, strides=2), x),
+        "avg_pool2d_3x2_s2_same": (
+            functools.partial(avg_pool2d, pool_size=(3, 2), strides=2, padding="same"),
+            x,
+        ),
+        "avg_pool2d_explicit": (functools.partial(avg_pool2d, padding=((1, 0), (0, 1))), x),
+    }
+
+
+CASES = sorted(_cases())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_vmap_equals_loop(name):
+    fn, x = _cases()[name]
+    xs = np.stack([x, 0.5 * x + 0.1, -x])
+    looped = jnp.stack([fn(xi) for xi in xs])
+    np.testing.assert_allclose(
+        np.asarray(jax.vmap(fn)(xs)), np.asarray(looped), rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_gradients_are_finite(name, maybe_jit):
+    fn, x = _cases()[name]
+    g = maybe_jit(jax.grad(lambda v: jnp.sum(fn(v))))(x)
+    assert g.shape == x.shape
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_second_call_does_not_recompile(name):
+    fn, x = _cases()[name]
+    f = jax.jit(lambda v: fn(v))  # a fresh function, so a fresh compilation cache
+    f(x)
+    f(x + 1)
+    assert f._cache_size() == 1
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bfloat16_in_bfloat16_out(name):
+    fn, x = _cases()[name]
+    xb = jnp.asarray(x, jnp.bfloat16)
+    y = fn(xb)
+    assert y.dtype == jnp.bfloat16
+    assert rel_err(y, fn(np.asarray(xb, np.float32))) <= BF16_RTOL
+
+
+# ------------------------------------------------------------------- bad inputs
+
+
+def _raises(*parts):
+    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
+
+
+X = np.zeros((2, 4, 5, 3), np.float32)
+ALL = [global_avg_pool2d, global_max_pool2d, max_pool2d, avg_pool2d]
+
+
+@pytest.mark.parametrize("op", ALL, ids=lambda f: f.__name__)
+def test_rejects_wrong_rank(op):
+    with _raises(op.__name__, "x of rank 4 [B, H, W, C]", "shape (4, 5, 3) (rank 3)"):
+        op(X[0])
+
+
+@pytest.mark.parametrize("op", ALL, ids=lambda f: f.__name__)
+def test_rejects_integer_input(op):
+    with _raises(op.__name__, "floating dtype", "int32"):
+        op(X.astype(np.int32))
+
+
+@pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
+def test_rejects_pool_larger_than_input_with_valid_padding(op):
+    with _raises(op.__name__, "pool_size height <= the padded input height (4)", "(5, 2)"):
+        op(X, (5, 2))
+    # "same" pads as needed, so the same window is accepted.
+    assert op(X, (5, 2), padding="same").shape == (2, 1, 3, 3)
+
+
+@pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
+def test_rejects_bad_padding(op):
+    with _raises(op.__name__, 'padding "same", "valid"', "'causal'"):
+        op(X, 2, padding="causal")
+
+
+@pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
+def test_rejects_bad_pool_size_and_strides(op):
+    with _raises(op.__name__, "pool_size to be a positive int", "(0, 0)"):
+        op(X, 0)
+    with _raises(op.__name__, "strides to be a positive int", "(2, 2, 2)"):
+        op(X, 2, (2, 2, 2))
