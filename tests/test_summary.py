@@ -68,10 +68,10 @@ def test_summary_errors():
 
 
 def test_cli_summary(capsys):
-    assert main(["summary", "percell-dense"]) == 0
+    assert main(["summary", "yolov1-percell-head"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 4,321,310" in out
     assert main(["summary", "--list"]) == 0
-    assert "flatten-dense" in capsys.readouterr().out
+    assert "yolov1-fc-head" in capsys.readouterr().out
     assert main(["summary", "no-such-model"]) == 2
     assert "expected one of" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+"""Small detectors for CPU experiments: one backbone, every head.
+
+`small_backbone` is Darknet-19 in miniature: stages of 3×3 conv, batch norm and
+leaky ReLU, each followed by a 2×2 max pool, then one more conv block on the
+coarse map. With the defaults (``width=16``, ``stages=4``) a 96×96 image gives
+a 6×6×256 coarse map (stride 16) and a 12×12×128 fine tap, the stand-ins for
+Darknet-19's 13×13×1024 and 26×26×512; the backbone has about 0.4M parameters.
+
+`small_detector` puts each head of `jaxheads.heads` on it, with the widths
+scaled down (``SMALL_HEADS``), so the heads can be compared on equal footing
+in a few CPU minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jaxheads import layers as L
+from jaxheads._checks import check_positive_int, fail
+from jaxheads.heads import VOC_ANCHORS, Head, gap, yolov1_fc, yolov1_local, yolov1_percell, yolov2
+from jaxheads.layers.combinators import Node, graph
+from jaxheads.models.detector import Backbone, Detector, detector
+
+STAGES = 4  # the default small backbone's stride is 2**4 = 16
+
+
+def _conv_block(prefix: str, filters: int, source: str | None) -> list[Node]:
+    return [
+        Node(f"{prefix}_conv", L.Conv2D(filters, 3, padding="same", use_bias=False), source),
+        Node(f"{prefix}_bn", L.BatchNormalization()),
+        Node(f"{prefix}_leaky", L.LeakyReLU(0.1)),
+    ]
+
+
+def small_backbone(
+    *, width: int = 16, stages: int = STAGES, depth: int = 1, name: str = "small_backbone"
+) -> Backbone:
+    """A small conv-BN-leaky backbone with a coarse output and a fine tap.
+
+    Stage ``i`` (``i = 0 … stages-1``) is ``depth`` blocks of 3×3 conv
+    (``width·2^i`` filters, no bias), batch norm and leaky ReLU 0.1, then a 2×2
+    max pool; a last stage of ``depth`` blocks with ``width·2^stages`` filters
+    runs on the coarse map. The fine tap is the last activation before the last
+    pool, as Darknet-19's layer 16 is for YOLOv2's passthrough.
+
+    Args:
+      width: filters of the first stage.
+      stages: number of 2×2 pools; the stride is ``2**stages``.
+      depth: conv blocks per stage.
+      name: the layer's name.
+
+    Returns:
+      A `Backbone` mapping ``[B, H, W, 3]`` to ``(coarse [B, H/s, W/s, width·2^stages],
+      fine [B, 2H/s, 2W/s, width·2^(stages-1)])`` with ``s = 2**stages``.
+    """
+    op = "small_backbone"
+    check_positive_int(op, "width", width)
+    check_positive_int(op, "stages", stages)
+    check_positive_int(op, "depth", depth)
+    nodes: list[Node] = []
+    for i in range(stages):
+        for d in range(depth):
+            nodes += _conv_block(f"stage{i + 1}_{d + 1}", width * 2**i, None)
+        nodes.append(Node(f"stage{i + 1}_pool", L.MaxPooling2D(2)))
+    for d in range(depth):
+        nodes += _conv_block(f"stage{stages + 1}_{d + 1}", width * 2**stages, None)
+    fine = f"stage{stages}_{depth}_leaky"
+    layer = graph(nodes, outputs=(nodes[-1].name, fine), name=name)
+    return Backbone(layer, 2**stages, width * 2**stages, width * 2 ** (stages - 1))
+
+
+def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
+    """``yolov2-voc.cfg``'s anchors rescaled from its 13×13 grid to a ``side × side`` one."""
+    return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
+
+
+# Heads sized for the small backbone: (side, num_classes) -> Head.
+SMALL_HEADS: dict[str, Callable[[int, int], Head]] = {
+    "yolov1-fc": lambda side, c: yolov1_fc(side=side, num_classes=c, hidden=256),
+    "yolov1-percell": lambda side, c: yolov1_percell(side=side, num_classes=c, hidden=256),
+    "yolov1-local": lambda side, c: yolov1_local(side=side, num_classes=c, filters=32),
+    "gap": lambda side, c: gap(side=side, num_classes=c),
+    "yolov2": lambda side, c: yolov2(anchors=small_anchors(side), num_classes=c, width=128),
+    "yolov2-passthrough": lambda side, c: yolov2(
+        anchors=small_anchors(side),
+        num_classes=c,
+        width=128,
+        passthrough=True,
+        passthrough_channels=16,
+    ),
+}
+
+
+def small_detector(
+    head: str, *, image_size: int = 96, num_classes: int = 3, width: int = 16
+) -> Detector:
+    """A small backbone with one of ``SMALL_HEADS`` on it.
+
+    Args:
+      head: a key of ``SMALL_HEADS``: ``"yolov1-fc"``, ``"yolov1-percell"``,
+        ``"yolov1-local"``, ``"gap"``, ``"yolov2"``, ``"yolov2-passthrough"``.
+      image_size: the image side, a multiple of 16 (grid ``image_size / 16``).
+      num_classes: ``C``.
+      width: the backbone's first-stage filters.
+
+    Returns:
+      A `Detector` on ``[B, image_size, image_size, 3]`` images.
+    """
+    op = "small_detector"
+    if head not in SMALL_HEADS:
+        fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
+    check_positive_int(op, "image_size", image_size)
+    backbone = small_backbone(width=width)
+    if image_size % backbone.stride:
+        fail(op, f"image_size divisible by {backbone.stride}", image_size)
+    side = image_size // backbone.stride
+    return detector(
+        backbone,
+        SMALL_HEADS[head](side, num_classes),
+        image_size=image_size,
+        name=f"small_{head.replace('-', '_')}",
+    )
