@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--expand-nested", action="store_true")
     p.set_defaults(run=_summary)
+
+    from jaxheads.train.commands import add_train_arguments, evaluate_command, train_command
+
+    p = sub.add_parser("train", help="train a detector (resumes from --workdir)")
+    add_train_arguments(p)
+    p.set_defaults(run=train_command)
+    p = sub.add_parser("evaluate", help="VOC and COCO mAP of a trained run")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--val-examples", type=int, default=None)
+    p.set_defaults(run=evaluate_command)
     return parser
 
 

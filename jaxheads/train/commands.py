@@ -1,0 +1,161 @@
+"""``jaxheads train`` and ``jaxheads evaluate``: detection training from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+TRAIN_DEFAULTS = {"model": "small-yolov2", "dataset": "shapes"}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``jaxheads train`` (also used by ``jaxheads compare``)."""
+    p.add_argument("--model", default="small-yolov2", help="a model name (see --list-models)")
+    p.add_argument("--dataset", default="shapes", help="shapes | digits | voc | coco")
+    p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
+    p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
+    p.add_argument("--annotations", default=None, help="COCO annotation json")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=None,
+                   help="use N devices (on CPU, N host devices are forced)")
+    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default="jit")
+    p.add_argument("--no-sync-bn", action="store_true",
+                   help="per-device batch-norm statistics (pmap/shard_map)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine")
+    p.add_argument("--burn-in", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--clip-norm", type=float, default=10.0)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--train-examples", type=int, default=None)
+    p.add_argument("--val-examples", type=int, default=256)
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--coordinator-address", default=None,
+                   help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)")
+    p.add_argument("--num-processes", type=int, default=None)
+    p.add_argument("--process-id", type=int, default=None)
+
+
+def start_jax(args: argparse.Namespace) -> None:
+    """Device forcing and multi-process start-up: must run before jax picks its devices."""
+    import jax
+
+    if args.devices:
+        # Only affects the CPU backend; accelerators are selected from what exists.
+        jax.config.update("jax_num_cpu_devices", args.devices)
+    address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address or args.num_processes:
+        if jax.default_backend() == "cpu" or not os.environ.get("TPU_NAME"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(address, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+
+
+def _experiment(args: argparse.Namespace):
+    """Builds model, datasets and task; raises ValueError before anything is written."""
+    import jax.numpy as jnp
+
+    from jaxheads.train.detection import build_detector, detection_task, make_dataset
+
+    common = {"image_size": args.image_size, "seed": args.seed, "data_dir": args.data_dir,
+              "annotations": args.annotations}
+    train = make_dataset(args.dataset, "train", num_examples=args.train_examples, **common)
+    val = make_dataset(args.dataset, "val", num_examples=args.val_examples, **common)
+    detector, init = build_detector(args.model, image_size=args.image_size,
+                                    num_classes=train.num_classes)
+    task = detection_task(detector, init, train, batch_size=args.batch_size, seed=args.seed,
+                          augment=not args.no_augment, val_data=val,
+                          compute_dtype=jnp.bfloat16 if args.bf16 else jnp.float32)
+    return detector, task, val
+
+
+def _run_config(args: argparse.Namespace):
+    from jaxheads.train.loop import RunConfig
+
+    experiment = {k: getattr(args, k) for k in (
+        "model", "dataset", "data_dir", "annotations", "batch_size", "image_size", "bf16",
+        "no_augment", "train_examples", "val_examples")}
+    return RunConfig(
+        workdir=args.workdir, steps=args.steps, seed=args.seed, parallel=args.parallel,
+        num_devices=args.devices, sync_batch_norm=not args.no_sync_bn,
+        optimizer=args.optimizer, learning_rate=args.lr, policy=args.policy,
+        burn_in=args.burn_in, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        eval_every=args.eval_every or args.steps, progress=not args.no_progress,
+        extra=experiment)
+
+
+def print_eval(result: dict, file=sys.stdout) -> None:
+    rows = [("VOC2010 mAP@0.5 (all points)", "mAP50"), ("VOC2007 mAP@0.5 (11 points)",
+            "mAP50_voc07"), ("COCO mAP@[.5:.95]", "mAP"), ("COCO mAP@0.5", "mAP50_coco"),
+            ("COCO mAP@0.75", "mAP75"), ("recall@0.5", "recall50")]
+    for label, key in rows:
+        value = result.get(key)
+        print(f"{label:30s} {'n/a' if value is None else f'{value:.4f}'}", file=file)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    start_jax(args)
+    from jaxheads.train.loop import TrainingDiverged, fit
+
+    try:
+        _, task, _ = _experiment(args)
+        cfg = _run_config(args)
+        result = fit(task, cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"jaxheads train: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"jaxheads train: {err}", file=sys.stderr)
+        return 3
+    if result["status"] == "interrupted":
+        print(f"interrupted at step {result['step']}; checkpoint saved in {args.workdir} "
+              "(run the same command to resume)")
+        return 0
+    print(f"trained {result['step']} steps; final loss {result['loss']:.4f}")
+    if result["eval"]:
+        print_eval(result["eval"])
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    path = os.path.join(args.workdir, "config.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"jaxheads evaluate: expected a run's config at {path}, got {err}",
+              file=sys.stderr)
+        return 2
+    ns = argparse.Namespace(**saved["extra"], seed=saved["seed"], devices=None,
+                            coordinator_address=None, num_processes=None, process_id=None,
+                            workdir=args.workdir)
+    if args.val_examples:
+        ns.val_examples = args.val_examples
+    start_jax(ns)
+    from jaxheads.train.detection import evaluate
+    from jaxheads.train.loop import RunConfig, restore_params
+
+    try:
+        detector, task, val = _experiment(ns)
+        cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                           for k, v in saved.items()})
+        params, state, step = restore_params(args.workdir, task, cfg)
+        result = evaluate(detector, params, state, val)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"jaxheads evaluate: {err}", file=sys.stderr)
+        return 2
+    print(f"{saved['extra']['model']} on {saved['extra']['dataset']} (val, "
+          f"{result['images']} images), checkpoint step {step}")
+    print_eval(result)
+    return 0

@@ -1,0 +1,245 @@
+"""Detection training: models and datasets by name, the loss, and evaluation.
+
+`build_detector` gives a `jaxheads.models.Detector` for every trainable name:
+the small CPU models (``small-yolov2``, ...) and every packaged darknet cfg
+(``yolov2-tiny``, ``yolov1``, ...). `detection_task` turns a detector and a
+dataset into a `jaxheads.train.Task`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxheads import layers as L
+from jaxheads._checks import fail
+from jaxheads.detect import postprocess, to_numpy_list
+from jaxheads.heads import Head
+from jaxheads.losses import region_loss, yolov1_from_darknet_layout, yolov1_loss
+from jaxheads.metrics import evaluate_detections
+from jaxheads.models import Detector
+from jaxheads.train.loop import Task
+
+# Darknet models by their zoo name -> packaged cfg name.
+DARKNET_MODELS = {
+    "yolov1": "yolov1", "yolov1-paper": "yolov1-paper", "yolov1-tiny": "yolov1-tiny",
+    "fast-yolo": "yolov1-paper-tiny", "yolov2": "yolov2", "yolov2-voc": "yolov2-voc",
+    "yolov2-tiny": "yolov2-tiny", "yolov2-tiny-voc": "yolov2-tiny-voc",
+}
+SMALL_PREFIX = "small-"
+DATASETS = ("shapes", "digits", "voc", "coco")
+
+
+def model_names() -> list[str]:
+    from jaxheads.models.small import SMALL_HEADS
+
+    return sorted([SMALL_PREFIX + h for h in SMALL_HEADS] + list(DARKNET_MODELS))
+
+
+def _darknet_detector(cfg_name: str, image_size, num_classes) -> tuple[Detector, Callable]:
+    from jaxheads.darknet import from_cfg
+
+    model = from_cfg(cfg_name, image_size=image_size, num_classes=num_classes)
+    head = model.head
+    if head is None or head.coords != 4:
+        fail("build_detector", "a cfg ending in [region] or [detection] with coords=4",
+             cfg_name)
+    layer = model.layer
+    if head.kind == "region":
+        out = Head(layer, functools.partial(model.decode), "yolov2", head.num, head.classes,
+                   anchors=tuple((float(w), float(h)) for w, h in head.anchors))
+    else:
+        # Darknet's [detection] reads its input as NCHW memory; give the loss our per-cell layout.
+        def to_cells(p, x, ctx):
+            if x.ndim == 4:
+                x = jnp.reshape(jnp.transpose(x, (0, 3, 1, 2)), (x.shape[0], -1))
+            return yolov1_from_darknet_layout(x, head.side, head.num, head.classes)
+
+        layer = L.serial(layer, L.stateless("DetectionLayout", to_cells, name="cells"),
+                         name=layer.name)
+        from jaxheads.decode import decode_yolov1
+
+        decode = functools.partial(decode_yolov1, num_boxes=head.num, num_classes=head.classes,
+                                   sqrt=head.sqrt, softmax_classes=head.softmax)
+        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side,
+                   sqrt=head.sqrt)
+
+    def init(key):
+        params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+        if head.kind != "region":
+            return {layer.nodes[0].name: params}, ({layer.nodes[0].name: state} if state else {})
+        return params, state
+
+    return Detector(layer, out, model.input_shape), init
+
+
+def build_detector(name: str, *, image_size: int | None = None,
+                   num_classes: int = 3) -> tuple[Detector, Callable]:
+    """A trainable detector by name, and its ``init(key) -> (params, state)``.
+
+    Args:
+      name: ``small-<head>`` (see `jaxheads.models.small.SMALL_HEADS`) or a
+        darknet model (`DARKNET_MODELS`).
+      image_size: the square input side (the model's default when None).
+      num_classes: classes of the dataset it will train on.
+    """
+    if name.startswith(SMALL_PREFIX):
+        from jaxheads.models import small_detector
+        from jaxheads.models.small import SMALL_HEADS
+
+        head = name[len(SMALL_PREFIX):]
+        if head not in SMALL_HEADS:
+            fail("build_detector", f"a model in {model_names()}", repr(name))
+        det = small_detector(head, image_size=image_size or 96, num_classes=num_classes)
+        shape = det.input_shape
+        init = jax.jit(lambda key: det.layer.init(key, shape)[1:])
+        return det, init
+    if name in DARKNET_MODELS:
+        return _darknet_detector(DARKNET_MODELS[name], image_size, num_classes)
+    fail("build_detector", f"a model in {model_names()}", repr(name))
+
+
+def make_dataset(name: str, split: str, *, image_size: int, num_examples: int | None = None,
+                 num_classes: int | None = None, seed: int = 0, data_dir: str | None = None,
+                 annotations: str | None = None, max_boxes: int | None = None):
+    """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk)."""
+    from jaxheads import data
+
+    if name == "shapes":
+        return data.ShapesDataset(num_examples or (20_000 if split == "train" else 256),
+                                  image_size=image_size, max_boxes=max_boxes or 8,
+                                  num_classes=num_classes or 3, seed=seed, split=split)
+    if name == "digits":
+        return data.DigitsDataset(num_examples or (20_000 if split == "train" else 256),
+                                  image_size=image_size, max_boxes=max_boxes or 8, seed=seed,
+                                  split=split)
+    if name == "voc":
+        if data_dir is None:
+            fail("make_dataset", "--data-dir pointing at a VOC directory for dataset 'voc'",
+                 None)
+        voc_split = "trainval" if split == "train" else "test"
+        return data.VOCDataset(data_dir, split=voc_split, image_size=image_size,
+                               max_boxes=max_boxes or 64)
+    if name == "coco":
+        if data_dir is None or annotations is None:
+            fail("make_dataset", "--data-dir (images) and --annotations (json) for 'coco'",
+                 f"data_dir={data_dir!r}, annotations={annotations!r}")
+        return data.COCODataset(annotations, data_dir, image_size=image_size,
+                                max_boxes=max_boxes or 100)
+    fail("make_dataset", f"a dataset in {list(DATASETS)}", repr(name))
+
+
+def detection_loss(detector: Detector, *, global_batch: int,
+                   compute_dtype=jnp.float32) -> Callable:
+    """``loss_fn(params, state, batch, key, axis_name, step)`` for the detector's head."""
+    head = detector.head
+
+    def loss_fn(params, state, batch, key, axis_name, step):
+        images = batch["image"].astype(compute_dtype)
+        raw, new_state = detector.layer.apply(params, state, images, train=True, key=key,
+                                              axis_name=axis_name)
+        raw = raw.astype(jnp.float32)
+        gt = (batch["boxes"], batch["labels"], batch["mask"])
+        if head.kind == "yolov1":
+            per_image = yolov1_loss(raw, *gt, **head.loss_kwargs())
+        else:
+            seen = step.astype(jnp.float32) * global_batch
+            per_image = region_loss(raw, *gt, seen=seen, **head.loss_kwargs())
+        return jnp.mean(per_image), (new_state, {})
+
+    return loss_fn
+
+
+def make_predict(detector: Detector, *, score_threshold: float = 0.005,
+                 iou_threshold: float = 0.45, max_detections: int = 100) -> Callable:
+    """Jitted ``(params, state, images) -> Detections`` (inference mode)."""
+
+    @jax.jit
+    def predict(params, state, images):
+        raw, _ = detector.layer.apply(params, state, images)
+        boxes, scores = detector.head.decode(raw.astype(jnp.float32))
+        return postprocess(boxes, scores, score_threshold=score_threshold,
+                           iou_threshold=iou_threshold, max_detections=max_detections)
+
+    return predict
+
+
+def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64,
+             predict: Callable | None = None, keep_predictions: bool = False) -> dict:
+    """VOC07, VOC2010 and COCO mAP of ``detector`` on ``dataset`` (boxes in pixels).
+
+    Returns a flat dict: ``mAP50`` (VOC2010 all-point), ``mAP50_voc07``, ``recall50``,
+    ``mAP`` (COCO .50:.95), ``mAP50_coco``, ``mAP75``, ``mAP_small/medium/large``,
+    ``per_class_ap50``; with ``keep_predictions`` also the raw lists.
+    """
+    from jaxheads.data import Batches
+
+    predict = predict or make_predict(detector)
+    size = detector.input_shape[1:3]
+    scale = (size[1], size[0])
+    predictions, truths = [], []
+    with Batches(dataset, batch_size, seed=0, shuffle=False, drop_remainder=False,
+                 num_epochs=1) as batches:
+        for batch in batches:
+            dets = to_numpy_list(predict(params, state, batch["image"]), scale=scale)
+            for i, valid in enumerate(batch["valid"]):
+                if not valid:
+                    continue
+                mask = batch["mask"][i]
+                truths.append({
+                    "boxes": batch["boxes"][i][mask] * np.array([*scale, *scale], np.float32),
+                    "labels": batch["labels"][i][mask],
+                    "difficult": batch.get("difficult", np.zeros_like(batch["mask"]))[i][mask],
+                })
+                predictions.append(dets[i])
+    n = dataset.num_classes
+    voc10 = evaluate_detections(predictions, truths, protocol="voc2010", num_classes=n)
+    voc07 = evaluate_detections(predictions, truths, protocol="voc07", num_classes=n)
+    coco = evaluate_detections(predictions, truths, protocol="coco", num_classes=n)
+    result = {
+        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall50": voc10["recall"],
+        "mAP": coco["mAP"], "mAP50_coco": coco["mAP50"], "mAP75": coco["mAP75"],
+        "mAP_small": coco["mAP_small"], "mAP_medium": coco["mAP_medium"],
+        "mAP_large": coco["mAP_large"],
+        "per_class_ap50": {int(k): float(v) for k, v in voc10["per_class_ap"].items()},
+        "images": len(truths),
+    }
+    result = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+              for k, v in result.items()}
+    if keep_predictions:
+        result["predictions"], result["ground_truths"] = predictions, truths
+        result["pr_curves"] = voc10["pr_curves"]
+    return result
+
+
+def detection_task(detector: Detector, init: Callable, train_data, *, batch_size: int,
+                   seed: int, augment: bool = True, val_data=None, eval_batch_size: int = 64,
+                   compute_dtype=jnp.float32) -> Task:
+    """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``."""
+    from jaxheads.data import Batches
+    from jaxheads.data.augment import augment as augment_fn
+
+    if detector.head.num_classes != train_data.num_classes:
+        fail("detection_task", f"a model with {train_data.num_classes} classes (the dataset's)",
+             detector.head.num_classes)
+
+    def batches(start, process_index, process_count):
+        return Batches(train_data, batch_size, seed=seed, augment=augment_fn if augment else None,
+                       start_step=start, process_index=process_index,
+                       process_count=process_count)
+
+    predict = make_predict(detector)
+    evaluate_fn = None
+    if val_data is not None:
+        def evaluate_fn(params, state):
+            return evaluate(detector, params, state, val_data, batch_size=eval_batch_size,
+                            predict=predict)
+
+    return Task(init=init, loss_fn=detection_loss(detector, global_batch=batch_size,
+                                                  compute_dtype=compute_dtype),
+                batches=batches, examples_per_batch=batch_size, evaluate=evaluate_fn)
