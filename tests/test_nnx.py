@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from layer_cases import CASES
+from layer_cases import CASES, ROWS
 
 import jaxheads.nnx as jnnx
 from jaxheads import layers as L
@@ -19,6 +19,20 @@ def test_module_equals_pure_function(make, shape):
     _, params, state = module.pure()
     x = jax.random.normal(jax.random.key(1), shape)
     np.testing.assert_array_equal(module(x), layer.apply(params, state, x)[0])
+
+
+@pytest.mark.parametrize("kind,args,kwargs,shape", [r[1:] for r in ROWS],
+                         ids=[r[0] for r in ROWS])
+def test_named_module_equals_pure_layer(kind, args, kwargs, shape):
+    module = getattr(jnnx, kind)(*args, input_shape=(None, *shape[1:]), rngs=nnx.Rngs(0),
+                                 **kwargs)
+    assert type(module).__name__ == kind
+    layer, params, state = module.pure()
+    assert layer.kind == kind and layer == getattr(L, kind)(*args, **kwargs)._replace(
+        init=layer.init, apply=layer.apply)
+    x = jax.random.normal(jax.random.key(1), shape)
+    np.testing.assert_array_equal(module(x), getattr(L, kind)(*args, **kwargs).apply(
+        params, state, x)[0])
 
 
 def test_every_layer_has_a_named_module():

@@ -17,7 +17,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
     p.add_argument("--annotations", default=None, help="COCO annotation json")
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
@@ -95,7 +95,8 @@ def _run_config(args: argparse.Namespace):
         extra=experiment)
 
 
-def print_eval(result: dict, file=sys.stdout) -> None:
+def print_eval(result: dict, file=None) -> None:
+    file = file or sys.stdout
     rows = [("VOC2010 mAP@0.5 (all points)", "mAP50"), ("VOC2007 mAP@0.5 (11 points)",
             "mAP50_voc07"), ("COCO mAP@[.5:.95]", "mAP"), ("COCO mAP@0.5", "mAP50_coco"),
             ("COCO mAP@0.75", "mAP75"), ("recall@0.5", "recall50")]
