@@ -2,7 +2,12 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
 from jaxheads.cli import main
@@ -61,3 +66,63 @@ def test_unwritable_workdir_and_missing_run(tmp_path, capsys):
     assert "expected a writable workdir" in capsys.readouterr().err
     assert main(["evaluate", "--workdir", str(tmp_path / "nothing")]) == 2
     assert "expected a run's config" in capsys.readouterr().err
+
+
+def _train_argv(workdir, *extra):
+    return [sys.executable, "-m", "jaxheads.cli", "train", "--workdir", str(workdir),
+            "--steps", "60", "--batch-size", "8", "--image-size", "32", "--val-examples", "8",
+            "--train-examples", "64", "--log-every", "1", "--checkpoint-every", "4",
+            "--no-progress", *extra]
+
+
+def _losses(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
+
+
+@pytest.mark.slow
+def test_cli_sigterm_then_same_command_matches_uninterrupted(tmp_path):
+    """The detection pipeline (prefetch thread, augmentation) resumes exactly too."""
+    ref = subprocess.run(_train_argv(tmp_path / "ref"), capture_output=True, text=True,
+                         timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    proc = subprocess.Popen(_train_argv(tmp_path / "run"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert "interrupted at step" in out, out
+    again = subprocess.run(_train_argv(tmp_path / "run"), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "trained 60 steps" in again.stdout, again.stderr[-2000:]
+    assert _losses(tmp_path / "run") == _losses(tmp_path / "ref")
+    assert [s for s, _ in _losses(tmp_path / "ref")] == list(range(1, 61))
+
+
+def test_bf16_compute_keeps_float32_params(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from jaxheads.train.detection import build_detector, detection_loss, make_dataset
+
+    det, init = build_detector("small-yolov2", image_size=32, num_classes=3)
+    params, state = init(jax.random.key(0))
+    data = make_dataset("shapes", "train", image_size=32, num_examples=4)
+    batch = {k: jnp.asarray(np.stack([data.example(i)[k] for i in range(4)]))
+             for k in ("image", "boxes", "labels", "mask")}
+    losses = {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        fn = detection_loss(det, global_batch=4, compute_dtype=dtype)
+        (loss, _), grads = jax.value_and_grad(fn, has_aux=True)(
+            params, state, batch, jax.random.key(1), None, jnp.int32(0))
+        assert loss.dtype == jnp.float32
+        assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+        losses[dtype] = float(loss)
+    assert losses[jnp.bfloat16] == pytest.approx(losses[jnp.float32], rel=0.05)

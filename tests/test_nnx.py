@@ -89,3 +89,18 @@ def test_optax_training_step_with_nnx():
 
     losses = [float(step(model, opt)) for _ in range(20)]
     assert losses[-1] < losses[0] * 0.5
+
+
+def test_heads_and_models_wrap_as_nnx_modules():
+    from jaxheads.heads import yolov1_fc, yolov2
+    from jaxheads.models import small_detector
+
+    for layer, shape in [
+        (yolov1_fc(side=2, num_classes=3, hidden=8).layer, (None, 2, 2, 4)),
+        (yolov2(anchors=((1.0, 1.0),), num_classes=2, width=8).layer, (None, 2, 2, 4)),
+        (small_detector("yolov2-passthrough", image_size=32).layer, (None, 32, 32, 3)),
+    ]:
+        module = jnnx.LayerModule(layer, shape, rngs=nnx.Rngs(0))
+        _, params, state = module.pure()
+        x = jax.random.normal(jax.random.key(0), (2, *shape[1:]))
+        np.testing.assert_array_equal(module(x), layer.apply(params, state, x)[0])
