@@ -7,38 +7,22 @@ with Keras ``Dropout`` as an identity at inference and by its statistics in
 training: Keras draws its mask from its own RNG, so masks are not compared.
 """
 
-import contextlib
 import functools
-import re
 
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import dropout, leaky_relu
 
 SEEDS = range(4)
 RTOL = 1e-5
-BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8).
 # XLA's RngBitGenerator key: compiles in a fraction of a second, where the default
 # threefry key takes seconds per shape on a CPU. The Keras comparison uses threefry.
 KEY = jax.random.key(0, impl="rbg")
-
-
-@contextlib.contextmanager
-def keras_numerics():
-    """Keras' layers rely on implicit dtype promotion; tests/conftest.py forbids it."""
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, np.float64)
-    ref = np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
 
 
 def _random_input(rng):
@@ -137,30 +121,18 @@ def test_dropout_keys_give_different_masks():
 def _cases():
     x = np.random.default_rng(1).standard_normal((2, 5, 5, 3)).astype(np.float32)
     return {
-        "leaky_relu": functools.partial(leaky_relu, negative_slope=0.3),
-        "dropout": functools.partial(dropout, rate=0.4, key=KEY),
-        "dropout_deterministic": functools.partial(dropout, rate=0.4, deterministic=True),
-    }, x
+        "leaky_relu": (functools.partial(leaky_relu, negative_slope=0.3), (x,)),
+        "dropout": (functools.partial(dropout, rate=0.4, key=KEY), (x,)),
+        "dropout_deterministic": (functools.partial(dropout, rate=0.4, deterministic=True), (x,)),
+    }
 
 
-CASES = sorted(_cases()[0])
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_vmap_equals_loop(name):
-    fns, x = _cases()
-    fn = fns[name]
-    xs = np.stack([x, 0.5 * x + 0.1, -x])
-    looped = jnp.stack([fn(xi) for xi in xs])
-    np.testing.assert_allclose(np.asarray(jax.vmap(fn)(xs)), np.asarray(looped), rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_gradients_are_finite(name, maybe_jit):
-    fns, x = _cases()
-    g = maybe_jit(jax.grad(lambda v: jnp.sum(fns[name](v))))(x)
-    assert g.shape == x.shape
-    assert np.all(np.isfinite(np.asarray(g)))
+(
+    test_vmap_equals_loop,
+    test_gradients_are_finite,
+    test_second_call_does_not_recompile,
+    test_bfloat16_in_bfloat16_out,
+) = property_tests(_cases)
 
 
 def test_dropout_gradient_is_the_mask_scaled():
@@ -170,29 +142,11 @@ def test_dropout_gradient_is_the_mask_scaled():
     np.testing.assert_array_equal(g, np.where(kept, 2.0, 0.0))
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_second_call_does_not_recompile(name):
-    fns, x = _cases()
-    f = jax.jit(lambda v: fns[name](v))  # a fresh function, so a fresh compilation cache
-    f(x)
-    f(x + 1)
-    assert f._cache_size() == 1
-
-
 def test_dropout_new_key_does_not_recompile():
     f = jax.jit(lambda v, k: dropout(v, 0.4, key=k))
     for k in jax.random.split(KEY, 3):
         f(jnp.ones((4, 4)), k)
     assert f._cache_size() == 1
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_bfloat16_in_bfloat16_out(name):
-    fns, x = _cases()
-    xb = jnp.asarray(x, jnp.bfloat16)
-    y = fns[name](xb)
-    assert y.dtype == jnp.bfloat16
-    assert rel_err(y, fns[name](np.asarray(xb, np.float32))) <= BF16_RTOL
 
 
 def test_dropout_bfloat16_scales_kept_units_in_bfloat16():
@@ -201,28 +155,23 @@ def test_dropout_bfloat16_scales_kept_units_in_bfloat16():
     assert scale_err == 0.0
     assert abs(dropped - 0.3) <= 5 * np.sqrt(0.21 / 4096)
 
-
 # ------------------------------------------------------------------- bad inputs
-
-
-def _raises(*parts):
-    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
 
 
 def test_rejects_integer_input():
     x = np.ones((2, 3), np.int32)
-    with _raises("leaky_relu", "floating dtype", "int32"):
+    with raises("leaky_relu", "floating dtype", "int32"):
         leaky_relu(x)
-    with _raises("dropout", "floating dtype", "int32"):
+    with raises("dropout", "floating dtype", "int32"):
         dropout(x, 0.5, key=KEY)
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), "0.5", True])
 def test_dropout_rejects_rate_outside_unit_interval(rate):
-    with _raises("dropout", "rate (the drop probability) in [0, 1]", repr(rate)):
+    with raises("dropout", "rate (the drop probability) in [0, 1]", repr(rate)):
         dropout(jnp.ones(3), rate, key=KEY)
 
 
 def test_dropout_rejects_missing_key():
-    with _raises("dropout", "a PRNG `key`", "key=None"):
+    with raises("dropout", "a PRNG `key`", "key=None"):
         dropout(jnp.ones(3), 0.5)

@@ -7,39 +7,18 @@ Relative error is ``max|ours - keras| / max(max|keras|, 1e-6)``; the bound is
 order that sum differently for Keras' call and ours.
 """
 
-import contextlib
 import functools
-import re
 
-import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import conv2d
 
 SEEDS = range(8)
 RTOL = 1e-4
-BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8); sums lose a few more.
-
-
-@contextlib.contextmanager
-def keras_numerics():
-    """Keras' layers broadcast a rank-1 bias against rank-4 maps and mix dtypes.
-
-    The strict promotion modes of tests/conftest.py are for our code, so they
-    are relaxed around calls into Keras only.
-    """
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, np.float64)
-    ref = np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
 
 
 def _random_conv(rng):
@@ -168,52 +147,14 @@ def _cases():
     }
 
 
-CASES = sorted(_cases())
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_vmap_equals_loop(name):
-    fn, (x, *params) = _cases()[name]
-    xs = np.stack([x, 0.5 * x + 0.1, -x])
-    batched = jax.vmap(lambda xi: fn(xi, *params))(xs)
-    looped = jnp.stack([fn(xi, *params) for xi in xs])
-    np.testing.assert_allclose(np.asarray(batched), np.asarray(looped), rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_gradients_are_finite(name, maybe_jit):
-    fn, args = _cases()[name]
-    grad = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
-    grads = maybe_jit(grad)(*args)
-    for g, a in zip(grads, args, strict=True):
-        assert g.shape == a.shape
-        assert np.all(np.isfinite(np.asarray(g)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_second_call_does_not_recompile(name):
-    fn, args = _cases()[name]
-    f = jax.jit(lambda *a: fn(*a))  # a fresh function, so a fresh compilation cache
-    f(*args)
-    f(*(a + 1 for a in args))
-    assert f._cache_size() == 1
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_bfloat16_in_bfloat16_out(name):
-    fn, (x, *params) = _cases()[name]
-    xb = jnp.asarray(x, jnp.bfloat16)
-    y = fn(xb, *params)  # params stay float32: the op casts them to x's dtype
-    assert y.dtype == jnp.bfloat16
-    ref = fn(np.asarray(xb, np.float32), *params)
-    assert rel_err(y, ref) <= BF16_RTOL
-
+(
+    test_vmap_equals_loop,
+    test_gradients_are_finite,
+    test_second_call_does_not_recompile,
+    test_bfloat16_in_bfloat16_out,
+) = property_tests(_cases)
 
 # ------------------------------------------------------------------- bad inputs
-
-
-def _raises(*parts):
-    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
 
 
 X = np.zeros((1, 6, 6, 4), np.float32)
@@ -221,49 +162,49 @@ K = np.zeros((3, 3, 4, 8), np.float32)
 
 
 def test_rejects_wrong_rank():
-    with _raises("conv2d", "x of rank 4", "shape (6, 6, 4) (rank 3)"):
+    with raises("conv2d", "x of rank 4", "shape (6, 6, 4) (rank 3)"):
         conv2d(X[0], K)
-    with _raises("conv2d", "kernel of rank 4", "shape (3, 4, 8) (rank 3)"):
+    with raises("conv2d", "kernel of rank 4", "shape (3, 4, 8) (rank 3)"):
         conv2d(X, K[0])
 
 
 def test_rejects_integer_input():
-    with _raises("conv2d", "floating dtype", "int32"):
+    with raises("conv2d", "floating dtype", "int32"):
         conv2d(X.astype(np.int32), K)
 
 
 def test_rejects_kernel_channels():
-    with _raises("conv2d", "kernel.shape[2] == 4", "(3, 3, 3, 8)"):
+    with raises("conv2d", "kernel.shape[2] == 4", "(3, 3, 3, 8)"):
         conv2d(X, np.zeros((3, 3, 3, 8), np.float32))
 
 
 def test_rejects_bias_size():
-    with _raises("conv2d", "bias.shape[0] == 8", "shape (4,)"):
+    with raises("conv2d", "bias.shape[0] == 8", "shape (4,)"):
         conv2d(X, K, np.zeros(4, np.float32))
 
 
 def test_rejects_kernel_larger_than_input_with_valid_padding():
-    with _raises("conv2d", "kernel height <= the padded input height (6)", "(7, 3)"):
+    with raises("conv2d", "kernel height <= the padded input height (6)", "(7, 3)"):
         conv2d(X, np.zeros((7, 3, 4, 8), np.float32), padding="valid")
     # A 3×3 kernel at dilation 3 spans 7 pixels.
-    with _raises("conv2d", "dilated kernel height <= the padded input height (6)", "(7, 7)"):
+    with raises("conv2d", "dilated kernel height <= the padded input height (6)", "(7, 7)"):
         conv2d(X, K, padding="valid", dilation=3)
 
 
 def test_rejects_bad_padding():
-    with _raises("conv2d", 'padding "same", "valid"', "'full'"):
+    with raises("conv2d", 'padding "same", "valid"', "'full'"):
         conv2d(X, K, padding="full")
-    with _raises("conv2d", "non-negative padding", "-1"):
+    with raises("conv2d", "non-negative padding", "-1"):
         conv2d(X, K, padding=-1)
 
 
 def test_rejects_groups_not_dividing_channels():
-    with _raises("conv2d", "dividing C_in=4", "3"):
+    with raises("conv2d", "dividing C_in=4", "3"):
         conv2d(X, np.zeros((3, 3, 1, 6), np.float32), groups=3)
-    with _raises("conv2d", "C_out divisible by groups=2", "(3, 3, 2, 5)"):
+    with raises("conv2d", "C_out divisible by groups=2", "(3, 3, 2, 5)"):
         conv2d(X, np.zeros((3, 3, 2, 5), np.float32), groups=2)
 
 
 def test_rejects_bad_strides():
-    with _raises("conv2d", "strides to be a positive int", "(0, 0)"):
+    with raises("conv2d", "strides to be a positive int", "(0, 0)"):
         conv2d(X, K, strides=0)

@@ -6,39 +6,18 @@ the bound is 1e-5 because Keras and we contract with different XLA dot
 layouts, so float32 sums round in a different order.
 """
 
-import contextlib
 import functools
-import re
 
-import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import dense, flatten
 
 SEEDS = range(5)
 RTOL = 1e-5
-BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8); sums lose a few more.
-
-
-@contextlib.contextmanager
-def keras_numerics():
-    """Keras' layers broadcast a rank-1 bias against rank-4 maps and mix dtypes.
-
-    The strict promotion modes of tests/conftest.py are for our code, so they
-    are relaxed around calls into Keras only.
-    """
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, np.float64)
-    ref = np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
 
 
 # ------------------------------------------------------------------ Keras parity
@@ -136,79 +115,41 @@ def _cases():
     return {"dense": (dense, (x, k, b)), "flatten": (flatten, (x,))}
 
 
-CASES = sorted(_cases())
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_vmap_equals_loop(name):
-    fn, (x, *params) = _cases()[name]
-    xs = np.stack([x, 0.5 * x + 0.1, -x])
-    batched = jax.vmap(lambda xi: fn(xi, *params))(xs)
-    looped = jnp.stack([fn(xi, *params) for xi in xs])
-    np.testing.assert_allclose(np.asarray(batched), np.asarray(looped), rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_gradients_are_finite(name, maybe_jit):
-    fn, args = _cases()[name]
-    grad = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
-    grads = maybe_jit(grad)(*args)
-    for g, a in zip(grads, args, strict=True):
-        assert g.shape == a.shape
-        assert np.all(np.isfinite(np.asarray(g)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_second_call_does_not_recompile(name):
-    fn, args = _cases()[name]
-    f = jax.jit(lambda *a: fn(*a))  # a fresh function, so a fresh compilation cache
-    f(*args)
-    f(*(a + 1 for a in args))
-    assert f._cache_size() == 1
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_bfloat16_in_bfloat16_out(name):
-    fn, (x, *params) = _cases()[name]
-    xb = jnp.asarray(x, jnp.bfloat16)
-    y = fn(xb, *params)  # params stay float32: the op casts them to x's dtype
-    assert y.dtype == jnp.bfloat16
-    ref = fn(np.asarray(xb, np.float32), *params)
-    assert rel_err(y, ref) <= BF16_RTOL
-
+(
+    test_vmap_equals_loop,
+    test_gradients_are_finite,
+    test_second_call_does_not_recompile,
+    test_bfloat16_in_bfloat16_out,
+) = property_tests(_cases)
 
 # ------------------------------------------------------------------- bad inputs
 
 
-def _raises(*parts):
-    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
-
-
 def test_dense_rejects_integer_input():
-    with _raises("dense", "floating dtype", "int32"):
+    with raises("dense", "floating dtype", "int32"):
         dense(jnp.ones((2, 3), jnp.int32), jnp.ones((3, 4)))
 
 
 def test_dense_rejects_kernel_rank():
-    with _raises("dense", "kernel of rank 2", "(3, 4, 1)"):
+    with raises("dense", "kernel of rank 2", "(3, 4, 1)"):
         dense(jnp.ones((2, 3)), jnp.ones((3, 4, 1)))
 
 
 def test_dense_rejects_kernel_input_size():
-    with _raises("dense", "kernel.shape[0] == 3", "(4, 5)"):
+    with raises("dense", "kernel.shape[0] == 3", "(4, 5)"):
         dense(jnp.ones((2, 7, 7, 3)), jnp.ones((4, 5)))
 
 
 def test_dense_rejects_bias_size():
-    with _raises("dense", "bias.shape[0] == 5", "(4,)"):
+    with raises("dense", "bias.shape[0] == 5", "(4,)"):
         dense(jnp.ones((2, 3)), jnp.ones((3, 5)), jnp.ones(4))
 
 
 def test_dense_rejects_scalar():
-    with _raises("dense", "x of rank >= 1", "shape ()"):
+    with raises("dense", "x of rank >= 1", "shape ()"):
         dense(jnp.float32(1.0), jnp.ones((1, 5)))
 
 
 def test_flatten_rejects_scalar():
-    with _raises("flatten", "x of rank >= 1", "shape ()"):
+    with raises("flatten", "x of rank >= 1", "shape ()"):
         flatten(jnp.float32(1.0))

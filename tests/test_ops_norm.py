@@ -10,39 +10,19 @@ compute ``(x − mean)·inv + beta`` and ``E[(x − mean)²]``, so float32 round
 differs.
 """
 
-import contextlib
 import functools
-import re
 
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import batch_norm, batch_norm_train, update_moving_stats
 
 SEEDS = range(5)
 RTOL = 1e-5
-BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8).
-
-
-@contextlib.contextmanager
-def keras_numerics():
-    """Keras' layers broadcast rank-1 statistics against rank-4 maps.
-
-    The strict promotion modes of tests/conftest.py are for our code, so they
-    are relaxed around calls into Keras only.
-    """
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, np.float64)
-    ref = np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
 
 
 @functools.cache
@@ -202,71 +182,14 @@ def _cases():
     }
 
 
-CASES = sorted(_cases())
-
-
-def _arrays(args):
-    return tuple(a for a in args if a is not None)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_vmap_equals_loop(name):
-    fn, (x, *params) = _cases()[name]
-    xs = np.stack([x, 0.5 * x + 0.1, -x])
-    batched = jax.vmap(lambda xi: fn(xi, *params))(xs)
-    looped = jax.tree.map(lambda *o: jnp.stack(o), *[fn(xi, *params) for xi in xs])
-    for bo, lo in zip(jax.tree.leaves(batched), jax.tree.leaves(looped), strict=True):
-        np.testing.assert_allclose(np.asarray(bo), np.asarray(lo), rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_gradients_are_finite(name, maybe_jit):
-    fn, args = _cases()[name]
-    given = [i for i, a in enumerate(args) if a is not None]
-
-    def loss(*arrays):
-        full = list(args)
-        for i, a in zip(given, arrays, strict=True):
-            full[i] = a
-        return sum(jnp.sum(o) for o in jax.tree.leaves(fn(*full)))
-
-    grads = maybe_jit(jax.grad(loss, argnums=tuple(range(len(given)))))(*_arrays(args))
-    for g, a in zip(grads, _arrays(args), strict=True):
-        assert g.shape == a.shape
-        assert np.all(np.isfinite(np.asarray(g)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_second_call_does_not_recompile(name):
-    fn, args = _cases()[name]
-    f = jax.jit(lambda *a: fn(*a))  # a fresh function, so a fresh compilation cache
-    f(*args)
-    f(*(None if a is None else a + 1 for a in args))
-    assert f._cache_size() == 1
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_bfloat16_in_bfloat16_out(name):
-    fn, (x, *params) = _cases()[name]
-    xb = jnp.asarray(x, jnp.bfloat16)
-    out = fn(xb, *params)  # params stay float32: the op casts them to x's dtype
-    ref = fn(np.asarray(xb, np.float32), *params)
-    if name == "batch_norm_train":
-        (y, mean, var), (ref, ref_mean, ref_var) = out, ref
-        # Moments are float32 whatever x is: they feed float32 moving averages.
-        assert mean.dtype == var.dtype == jnp.float32
-        np.testing.assert_allclose(np.asarray(mean), np.asarray(ref_mean), rtol=1e-6)
-        np.testing.assert_allclose(np.asarray(var), np.asarray(ref_var), rtol=1e-6)
-        out = y
-    assert out.dtype == jnp.bfloat16
-    assert rel_err(out, ref) <= BF16_RTOL
-
+(
+    test_vmap_equals_loop,
+    test_gradients_are_finite,
+    test_second_call_does_not_recompile,
+    test_bfloat16_in_bfloat16_out,
+) = property_tests(_cases)
 
 # ------------------------------------------------------------------- bad inputs
-
-
-def _raises(*parts):
-    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
 
 
 X = np.zeros((2, 4, 4, 3), np.float32)
@@ -274,37 +197,37 @@ C = np.ones(3, np.float32)
 
 
 def test_rejects_wrong_rank():
-    with _raises("batch_norm", "x of rank >= 2", "shape (3,) (rank 1)"):
+    with raises("batch_norm", "x of rank >= 2", "shape (3,) (rank 1)"):
         batch_norm(C, C, C, C, C)
-    with _raises("batch_norm_train", "x of rank >= 2", "shape (3,) (rank 1)"):
+    with raises("batch_norm_train", "x of rank >= 2", "shape (3,) (rank 1)"):
         batch_norm_train(C, C, C)
-    with _raises("batch_norm", "mean of rank 1 [C]", "shape (1, 3)"):
+    with raises("batch_norm", "mean of rank 1 [C]", "shape (1, 3)"):
         batch_norm(X, C, C, C[None], C)
 
 
 def test_rejects_integer_input():
-    with _raises("batch_norm", "floating dtype", "int32"):
+    with raises("batch_norm", "floating dtype", "int32"):
         batch_norm(X.astype(np.int32), C, C, C, C)
-    with _raises("batch_norm_train", "floating dtype", "int32"):
+    with raises("batch_norm_train", "floating dtype", "int32"):
         batch_norm_train(X.astype(np.int32), C, C)
 
 
 def test_rejects_mismatched_channels():
-    with _raises("batch_norm", "scale.shape[0] == 3", "shape (4,)"):
+    with raises("batch_norm", "scale.shape[0] == 3", "shape (4,)"):
         batch_norm(X, np.ones(4, np.float32), C, C, C)
-    with _raises("batch_norm", "var.shape[0] == 3", "shape (2,)"):
+    with raises("batch_norm", "var.shape[0] == 3", "shape (2,)"):
         batch_norm(X, C, C, C, np.ones(2, np.float32))
-    with _raises("batch_norm_train", "bias.shape[0] == 3", "shape (5,)"):
+    with raises("batch_norm_train", "bias.shape[0] == 3", "shape (5,)"):
         batch_norm_train(X, C, np.ones(5, np.float32))
 
 
 def test_rejects_missing_statistics():
-    with _raises("batch_norm", "mean of shape [C]", "None"):
+    with raises("batch_norm", "mean of shape [C]", "None"):
         batch_norm(X, C, C, None, C)
 
 
 def test_update_moving_stats_rejects_bad_inputs():
-    with _raises("update_moving_stats", "var of shape (3)", "shape (4,)"):
+    with raises("update_moving_stats", "var of shape (3)", "shape (4,)"):
         update_moving_stats(C, C, C, np.ones(4, np.float32))
-    with _raises("update_moving_stats", "momentum in [0, 1]", "1.5"):
+    with raises("update_moving_stats", "momentum in [0, 1]", "1.5"):
         update_moving_stats(C, C, C, C, momentum=1.5)

@@ -7,39 +7,18 @@ sizes, strides and paddings. Relative error is
 float32 sums that XLA may order differently; maxima are exact).
 """
 
-import contextlib
 import functools
-import re
 
-import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
 
 SEEDS = range(6)
 RTOL = 1e-5
-BF16_RTOL = 2e-2  # bfloat16 keeps 8 significant bits (eps 2**-8); sums lose a few more.
-
-
-@contextlib.contextmanager
-def keras_numerics():
-    """Keras' layers rely on implicit rank and dtype promotion.
-
-    The strict promotion modes of tests/conftest.py are for our code, so they
-    are relaxed around calls into Keras only.
-    """
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, np.float64)
-    ref = np.asarray(ref, np.float64)
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    return float(np.max(np.abs(ours - ref), initial=0.0) / max(np.max(np.abs(ref)), 1e-6))
 
 
 def keras_apply(layer, x):
@@ -159,65 +138,29 @@ def test_global_pools_constant():
 def _cases():
     x = np.random.default_rng(1).standard_normal((2, 7, 6, 3)).astype(np.float32)
     return {
-        "global_avg_pool2d": (global_avg_pool2d, x),
-        "global_max_pool2d_keepdims": (functools.partial(global_max_pool2d, keepdims=True), x),
+        "global_avg_pool2d": (global_avg_pool2d, (x,)),
+        "global_max_pool2d_keepdims": (functools.partial(global_max_pool2d, keepdims=True), (x,)),
         "max_pool2d_2x2_s1_same": (
             functools.partial(max_pool2d, pool_size=2, strides=1, padding="same"),
-            x,
+            (x,),
         ),
-        "max_pool2d_3x3_s2_valid": (functools.partial(max_pool2d, pool_size=3, strides=2), x),
+        "max_pool2d_3x3_s2_valid": (functools.partial(max_pool2d, pool_size=3, strides=2), (x,)),
         "avg_pool2d_3x2_s2_same": (
             functools.partial(avg_pool2d, pool_size=(3, 2), strides=2, padding="same"),
-            x,
+            (x,),
         ),
-        "avg_pool2d_explicit": (functools.partial(avg_pool2d, padding=((1, 0), (0, 1))), x),
+        "avg_pool2d_explicit": (functools.partial(avg_pool2d, padding=((1, 0), (0, 1))), (x,)),
     }
 
 
-CASES = sorted(_cases())
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_vmap_equals_loop(name):
-    fn, x = _cases()[name]
-    xs = np.stack([x, 0.5 * x + 0.1, -x])
-    looped = jnp.stack([fn(xi) for xi in xs])
-    np.testing.assert_allclose(
-        np.asarray(jax.vmap(fn)(xs)), np.asarray(looped), rtol=1e-6, atol=1e-6
-    )
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_gradients_are_finite(name, maybe_jit):
-    fn, x = _cases()[name]
-    g = maybe_jit(jax.grad(lambda v: jnp.sum(fn(v))))(x)
-    assert g.shape == x.shape
-    assert np.all(np.isfinite(np.asarray(g)))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_second_call_does_not_recompile(name):
-    fn, x = _cases()[name]
-    f = jax.jit(lambda v: fn(v))  # a fresh function, so a fresh compilation cache
-    f(x)
-    f(x + 1)
-    assert f._cache_size() == 1
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_bfloat16_in_bfloat16_out(name):
-    fn, x = _cases()[name]
-    xb = jnp.asarray(x, jnp.bfloat16)
-    y = fn(xb)
-    assert y.dtype == jnp.bfloat16
-    assert rel_err(y, fn(np.asarray(xb, np.float32))) <= BF16_RTOL
-
+(
+    test_vmap_equals_loop,
+    test_gradients_are_finite,
+    test_second_call_does_not_recompile,
+    test_bfloat16_in_bfloat16_out,
+) = property_tests(_cases)
 
 # ------------------------------------------------------------------- bad inputs
-
-
-def _raises(*parts):
-    return pytest.raises(ValueError, match=".*".join(re.escape(p) for p in parts))
 
 
 X = np.zeros((2, 4, 5, 3), np.float32)
@@ -226,19 +169,19 @@ ALL = [global_avg_pool2d, global_max_pool2d, max_pool2d, avg_pool2d]
 
 @pytest.mark.parametrize("op", ALL, ids=lambda f: f.__name__)
 def test_rejects_wrong_rank(op):
-    with _raises(op.__name__, "x of rank 4 [B, H, W, C]", "shape (4, 5, 3) (rank 3)"):
+    with raises(op.__name__, "x of rank 4 [B, H, W, C]", "shape (4, 5, 3) (rank 3)"):
         op(X[0])
 
 
 @pytest.mark.parametrize("op", ALL, ids=lambda f: f.__name__)
 def test_rejects_integer_input(op):
-    with _raises(op.__name__, "floating dtype", "int32"):
+    with raises(op.__name__, "floating dtype", "int32"):
         op(X.astype(np.int32))
 
 
 @pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
 def test_rejects_pool_larger_than_input_with_valid_padding(op):
-    with _raises(op.__name__, "pool_size height <= the padded input height (4)", "(5, 2)"):
+    with raises(op.__name__, "pool_size height <= the padded input height (4)", "(5, 2)"):
         op(X, (5, 2))
     # "same" pads as needed, so the same window is accepted.
     assert op(X, (5, 2), padding="same").shape == (2, 1, 3, 3)
@@ -246,13 +189,13 @@ def test_rejects_pool_larger_than_input_with_valid_padding(op):
 
 @pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
 def test_rejects_bad_padding(op):
-    with _raises(op.__name__, 'padding "same", "valid"', "'causal'"):
+    with raises(op.__name__, 'padding "same", "valid"', "'causal'"):
         op(X, 2, padding="causal")
 
 
 @pytest.mark.parametrize("op", [max_pool2d, avg_pool2d], ids=lambda f: f.__name__)
 def test_rejects_bad_pool_size_and_strides(op):
-    with _raises(op.__name__, "pool_size to be a positive int", "(0, 0)"):
+    with raises(op.__name__, "pool_size to be a positive int", "(0, 0)"):
         op(X, 0)
-    with _raises(op.__name__, "strides to be a positive int", "(2, 2, 2)"):
+    with raises(op.__name__, "strides to be a positive int", "(2, 2, 2)"):
         op(X, 2, (2, 2, 2))

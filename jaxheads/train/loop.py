@@ -224,6 +224,16 @@ def _devices(cfg: RunConfig):
     return devices[: cfg.num_devices]
 
 
+def _initial_state(task: Task, cfg: RunConfig):
+    """The schedule, the optimizer and the step-0 train state (on the host) of a run."""
+    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
+                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
+    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+    params, state = task.init(jax.random.key(cfg.seed))
+    return lr, optimizer, jax.device_get(init_train_state(params, state, optimizer))
+
+
 def fit(task: Task, cfg: RunConfig) -> dict:
     """Trains ``task`` as ``cfg`` says, resuming from ``cfg.workdir`` if it holds a run.
 
@@ -236,12 +246,7 @@ def fit(task: Task, cfg: RunConfig) -> dict:
       ValueError: for an unusable workdir or settings that differ from the run in it.
     """
     prepare_workdir(cfg)
-    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
-                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
-    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
-    params, state = task.init(jax.random.key(cfg.seed))
-    ts = jax.device_get(init_train_state(params, state, optimizer))
+    lr, optimizer, ts = _initial_state(task, cfg)
     manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(cfg.workdir, "checkpoints")),
         options=ocp.CheckpointManagerOptions(max_to_keep=cfg.max_to_keep,
@@ -323,12 +328,7 @@ def fit(task: Task, cfg: RunConfig) -> dict:
 
 def restore_params(workdir: str, task: Task, cfg: RunConfig):
     """The newest readable checkpoint's ``(params, state, step)`` (for evaluation)."""
-    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
-                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
-    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
-    params, state = task.init(jax.random.key(cfg.seed))
-    template = jax.device_get(init_train_state(params, state, optimizer))
+    _, _, template = _initial_state(task, cfg)
     manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
     restored, step = _restore_latest(manager, template)
     if restored is None:
