@@ -126,3 +126,26 @@ def test_bf16_compute_keeps_float32_params(tmp_path):
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
         losses[dtype] = float(loss)
     assert losses[jnp.bfloat16] == pytest.approx(losses[jnp.float32], rel=0.05)
+
+
+@pytest.mark.slow
+def test_cli_two_processes_match_one(tmp_path):
+    """`jaxheads train` with --coordinator-address: each process loads its half of a batch."""
+    flags = ["--steps", "4", "--batch-size", "8", "--image-size", "32", "--train-examples", "64",
+             "--val-examples", "8", "--log-every", "1", "--checkpoint-every", "2",
+             "--no-progress", "--devices", "2"]
+    single = subprocess.run([sys.executable, "-m", "jaxheads.cli", "train", "--workdir",
+                             str(tmp_path / "one"), *flags], capture_output=True, text=True,
+                            timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    procs = [subprocess.Popen([sys.executable, "-m", "jaxheads.cli", "train", "--workdir",
+                               str(tmp_path / "two"), *flags, "--coordinator-address",
+                               "localhost:12597", "--num-processes", "2", "--process-id",
+                               str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in (0, 1)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0 and "trained 4 steps" in out, err[-2000:]
+    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert [s for s, _ in two] == [1, 2, 3, 4]
+    np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-4)

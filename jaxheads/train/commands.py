@@ -55,8 +55,9 @@ def start_jax(args: argparse.Namespace) -> None:
         jax.config.update("jax_num_cpu_devices", args.devices)
     address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if address or args.num_processes:
-        if jax.default_backend() == "cpu" or not os.environ.get("TPU_NAME"):
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # Collectives between CPU processes (only the CPU backend reads this). Nothing may
+        # touch the backends before initialize(): not even jax.default_backend().
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(address, num_processes=args.num_processes,
                                    process_id=args.process_id)
 

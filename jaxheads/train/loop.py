@@ -216,7 +216,9 @@ class _StopRequest:
 
 def _devices(cfg: RunConfig):
     devices = jax.devices()
-    if cfg.num_devices is None:
+    if cfg.num_devices is None or jax.process_count() > 1:
+        # In a multi-process run every process's devices take part (--devices forces the
+        # host-device count per process on CPU).
         return devices
     if cfg.num_devices > len(devices):
         fail("train", f"at most {len(devices)} devices (on CPU, pass --devices before jax "
