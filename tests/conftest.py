@@ -18,6 +18,10 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+# Scripts the tests start in subprocesses; importing them would start a distributed run.
+collect_ignore = ["train_multiprocess.py"]
+
+
 @pytest.fixture(params=[False, True], ids=["nojit", "jit"])
 def maybe_jit(request):
     """Runs a function as-is and under `jax.jit`: both must agree."""

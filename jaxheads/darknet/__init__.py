@@ -1,8 +1,8 @@
 """Darknet cfg files and ``.weights`` as `jaxheads.layers` graphs.
 
 >>> from jaxheads import darknet
->>> net = darknet.load("yolov2-tiny-voc", image_size=64)   # doctest: +SKIP
->>> net.head.kind, net.head.anchors.shape                   # doctest: +SKIP
+>>> net = darknet.load("yolov2-tiny-voc", image_size=64)
+>>> net.head.kind, net.head.anchors.shape
 ('region', (5, 2))
 
 * `parse_cfg` / `read_cfg` — cfg text to `Section`s.
