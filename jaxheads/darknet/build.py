@@ -899,8 +899,8 @@ def load(
     Returns:
       A `DarknetNet`.
 
-    >>> net = load("yolov2-tiny-voc", image_size=64)   
-    >>> net(jnp.zeros((1, 64, 64, 3))).shape           
+    >>> net = load("yolov2-tiny-voc", image_size=64)
+    >>> net(jnp.zeros((1, 64, 64, 3))).shape
     (1, 2, 2, 125)
     """
     model = from_cfg(cfg, image_size=image_size, num_classes=num_classes)
