@@ -37,6 +37,27 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    # The benchmarks live beside the package in a source checkout (benchmarks/), not in it.
+    from pathlib import Path
+
+    import jaxheads
+
+    root = Path(jaxheads.__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        print(
+            f"jaxheads bench: needs the benchmarks/ folder of a source checkout; "
+            f"none beside the package in {root}",
+            file=sys.stderr,
+        )
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxheads", description="Detection heads and layers as pure JAX functions.")
@@ -58,6 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--val-examples", type=int, default=None)
     p.set_defaults(run=evaluate_command)
+
+    from jaxheads.compare import add_compare_arguments, compare_command
+
+    p = sub.add_parser("compare", help="train and compare several heads (experiments/*.py)")
+    add_compare_arguments(p)
+    p.set_defaults(run=compare_command)
+
+    p = sub.add_parser("bench", help="throughput against Keras 3, Flax NNX and the hardware")
+    p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
+    p.add_argument("--json", metavar="PATH", help="write every figure to PATH")
+    p.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help="comma-separated subset of train,e2e,infer,evaluate,scaling",
+    )
+    p.set_defaults(run=_bench)
     return parser
 
 

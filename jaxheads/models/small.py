@@ -24,7 +24,15 @@ from jaxheads.models.detector import Backbone, Detector, detector
 STAGES = 4  # the default small backbone's stride is 2**4 = 16
 
 
-def _conv_block(prefix: str, filters: int, source: str | None) -> list[Node]:
+def _conv_block(
+    prefix: str, filters: int, source: str | None, batch_norm: bool = True
+) -> list[Node]:
+    if not batch_norm:
+        # YOLOv1's convolutions: a bias, no normalisation.
+        return [
+            Node(f"{prefix}_conv", L.Conv2D(filters, 3, padding="same"), source),
+            Node(f"{prefix}_leaky", L.LeakyReLU(0.1)),
+        ]
     return [
         Node(f"{prefix}_conv", L.Conv2D(filters, 3, padding="same", use_bias=False), source),
         Node(f"{prefix}_bn", L.BatchNormalization()),
@@ -33,7 +41,12 @@ def _conv_block(prefix: str, filters: int, source: str | None) -> list[Node]:
 
 
 def small_backbone(
-    *, width: int = 16, stages: int = STAGES, depth: int = 1, name: str = "small_backbone"
+    *,
+    width: int = 16,
+    stages: int = STAGES,
+    depth: int = 1,
+    batch_norm: bool = True,
+    name: str = "small_backbone",
 ) -> Backbone:
     """A small conv-BN-leaky backbone with a coarse output and a fine tap.
 
@@ -47,6 +60,8 @@ def small_backbone(
       width: filters of the first stage.
       stages: number of 2×2 pools; the stride is ``2**stages``.
       depth: conv blocks per stage.
+      batch_norm: with False, each block is a 3×3 conv with a bias and leaky
+        ReLU, no batch norm (YOLOv1's blocks: the first step of YOLOv2's Table 2).
       name: the layer's name.
 
     Returns:
@@ -60,10 +75,10 @@ def small_backbone(
     nodes: list[Node] = []
     for i in range(stages):
         for d in range(depth):
-            nodes += _conv_block(f"stage{i + 1}_{d + 1}", width * 2**i, None)
+            nodes += _conv_block(f"stage{i + 1}_{d + 1}", width * 2**i, None, batch_norm)
         nodes.append(Node(f"stage{i + 1}_pool", L.MaxPooling2D(2)))
     for d in range(depth):
-        nodes += _conv_block(f"stage{stages + 1}_{d + 1}", width * 2**stages, None)
+        nodes += _conv_block(f"stage{stages + 1}_{d + 1}", width * 2**stages, None, batch_norm)
     fine = f"stage{stages}_{depth}_leaky"
     layer = graph(nodes, outputs=(nodes[-1].name, fine), name=name)
     return Backbone(layer, 2**stages, width * 2**stages, width * 2 ** (stages - 1))
@@ -92,7 +107,12 @@ SMALL_HEADS: dict[str, Callable[[int, int], Head]] = {
 
 
 def small_detector(
-    head: str, *, image_size: int = 96, num_classes: int = 3, width: int = 16
+    head: str,
+    *,
+    image_size: int = 96,
+    num_classes: int = 3,
+    width: int = 16,
+    batch_norm: bool = True,
 ) -> Detector:
     """A small backbone with one of ``SMALL_HEADS`` on it.
 
@@ -102,6 +122,7 @@ def small_detector(
       image_size: the image side, a multiple of 16 (grid ``image_size / 16``).
       num_classes: ``C``.
       width: the backbone's first-stage filters.
+      batch_norm: batch norm in the backbone (see `small_backbone`).
 
     Returns:
       A `Detector` on ``[B, image_size, image_size, 3]`` images.
@@ -110,7 +131,7 @@ def small_detector(
     if head not in SMALL_HEADS:
         fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
     check_positive_int(op, "image_size", image_size)
-    backbone = small_backbone(width=width)
+    backbone = small_backbone(width=width, batch_norm=batch_norm)
     if image_size % backbone.stride:
         fail(op, f"image_size divisible by {backbone.stride}", image_size)
     side = image_size // backbone.stride

@@ -1,0 +1,54 @@
+"""Inference throughput and latency: forward, decode and NMS in one jitted call.
+
+`jaxheads.train.detection.make_predict` (what ``jaxheads evaluate`` runs), called on
+host (numpy) images, so the transfer to the device is part of the latency, and
+waited for until the padded `jaxheads.detect.Detections` are ready.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from benchmarks import networks as nw
+from benchmarks import timing
+from jaxheads.train.detection import make_predict
+
+
+def measure(
+    network: nw.Network, batch_sizes: tuple[int, ...], *, calls: int, repeats: int
+) -> dict[str, float]:
+    """Latency (median seconds per call) and images/s at each batch size, interleaved.
+
+    Args:
+      network: the network (random weights: NMS then sees many low-score boxes,
+        every candidate is kept to the score threshold .005 as darknet's validation).
+      batch_sizes: e.g. ``(1, 64)``.
+      calls: calls per timed run for batch 1 (larger batches use
+        ``max(1, calls // batch)`` so that every run takes a similar time).
+      repeats: timed runs per batch size.
+    """
+    params, state = nw.numpy_init(network)
+    predict = make_predict(network.detector)
+    rng = np.random.default_rng(0)
+    side = network.image_size
+    figures: dict[str, float] = {}
+    runs = {}
+    for b in batch_sizes:
+        images = rng.random((b, side, side, 3), dtype=np.float32)
+        n = max(1, calls // b)
+        compiled = predict.lower(params, state, images).compile()
+        jax.block_until_ready(compiled(params, state, images))
+
+        def run(compiled=compiled, images=images, n=n):
+            for _ in range(n):
+                out = compiled(params, state, images)
+            jax.block_until_ready(out)
+
+        runs[f"b{b}"] = (run, n, b)
+    times = timing.interleaved({k: v[0] for k, v in runs.items()}, repeats=repeats)
+    for key, (_, n, b) in runs.items():
+        latency = timing.median(times[key]) / n
+        figures[f"infer_latency_ms_{key}_{network.name}"] = latency * 1e3
+        figures[f"infer_images_per_s_{key}_{network.name}"] = b / latency
+    return figures

@@ -1,0 +1,245 @@
+"""Where a jaxheads training step loses to Keras and Flax, and what two changes would save.
+
+Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
+
+1. The compiled programs compared op by op (``compiled.as_text()``): the
+   convolutions and FLOPs agree; jaxheads' program has extra ``pad`` ops and
+   runs its ``select-and-scatter`` (max-pool gradients) on padded maps.
+2. Max pooling and batch norm alone, forward + backward at the network's own
+   activation shapes: jaxheads' ops as the darknet builder calls them, the
+   same pools without the padding no window reads, pools as a reshape and a
+   ``max`` (whose gradient is elementwise), and one-pass batch moments.
+3. The whole step with those alternatives patched into ``jaxheads.ops`` while
+   it is traced, against the Flax NNX step, interleaved, paired ratios.
+
+The alternatives here are candidates for ``jaxheads/ops/pooling.py`` and
+``jaxheads/ops/normalization.py`` (see ``docs/benchmarks.md``); this module only
+measures them.
+
+``python -m benchmarks.profile_step [--network yolov2_tiny] [--image-size 128]
+[--batch 16] [--repeats 12]``: about 3 minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import re
+import statistics
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import jaxheads.ops as jops
+from benchmarks import networks as nw
+from benchmarks import timing
+from benchmarks.training import Contenders, JaxheadsTrainer, foreign_code
+from jaxheads.ops import normalization, pooling
+
+HLO_OPS = ("convolution", "select-and-scatter", "reduce-window", "pad", "fusion", "reduce")
+
+
+def hlo_ops(compiled) -> collections.Counter:
+    """How often each op of `HLO_OPS` occurs in a compiled program's HLO text."""
+    text = compiled.as_text()
+    counts = collections.Counter()
+    for op in HLO_OPS:
+        counts[op] = len(re.findall(rf"= [a-z0-9\[\](),{{}}. ]*\b{re.escape(op)}\(", text))
+    return counts
+
+
+def trimmed_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """`jaxheads.ops.max_pool2d` without the bottom/right padding that no window reads.
+
+    Darknet's 2×2/2 ``[maxpool]`` pads ``size - 1 = 1`` pixel; on an even map the
+    last window ends at the border, so that pad only costs a ``pad`` op and a
+    larger gradient map.
+    """
+    dims, strides, pads = pooling._window("max_pool2d", x, pool_size, strides, padding)
+    if not isinstance(pads, str):
+        new = [(0, 0)]
+        for axis in (1, 2):
+            (lo, hi), n, k, s = pads[axis], x.shape[axis], dims[axis], strides[axis]
+            out = (n + lo + hi - k) // s + 1
+            new.append((lo, min(hi, max(0, (out - 1) * s + k - n - lo))))
+        new.append((0, 0))
+        pads = "VALID" if all(p == (0, 0) for p in new) else tuple(new)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+
+
+def reshape_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Non-overlapping pools as ``max`` over a ``[B, H/k, k, W/k, k, C]`` view.
+
+    Same forward values; the gradient is an elementwise mask (``x == max``)
+    instead of XLA's ``select-and-scatter``. At exact ties it splits the gradient
+    among the tied inputs where ``select-and-scatter`` gives it to the first.
+    """
+    dims, steps, _ = pooling._window("max_pool2d", x, pool_size, strides, padding)
+    b, h, w, c = x.shape
+    kh, kw = dims[1:3]
+    if (kh, kw) == steps[1:3] and h % kh == 0 and w % kw == 0:
+        return jnp.max(jnp.reshape(x, (b, h // kh, kh, w // kw, kw, c)), axis=(2, 4))
+    return trimmed_max_pool2d(x, pool_size, strides, padding)
+
+
+def one_pass_moments(x, *, axis_name=None):
+    """`jaxheads.ops.batch_moments` as ``E[x²] − E[x]²`` (Flax's ``use_fast_variance``)."""
+    axes = tuple(range(x.ndim - 1))
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=axes)
+    square = jnp.mean(jnp.square(x32), axis=axes)
+    if axis_name is not None:
+        mean, square = lax.pmean(mean, axis_name), lax.pmean(square, axis_name)
+    return mean, jnp.maximum(square - jnp.square(mean), 0.0)
+
+
+@contextlib.contextmanager
+def patched(max_pool2d=None, batch_moments=None):
+    """Replaces the ops the layers call while a step is traced."""
+    old_pool, old_moments = jops.max_pool2d, normalization.batch_moments
+    jops.max_pool2d = max_pool2d or old_pool
+    normalization.batch_moments = batch_moments or old_moments
+    try:
+        yield
+    finally:
+        jops.max_pool2d, normalization.batch_moments = old_pool, old_moments
+
+
+VARIANTS = {
+    "jaxheads": {},
+    "trimmed pools": {"max_pool2d": trimmed_max_pool2d},
+    "reshape pools": {"max_pool2d": reshape_max_pool2d},
+    "reshape pools + one-pass BN": {
+        "max_pool2d": reshape_max_pool2d,
+        "batch_moments": one_pass_moments,
+    },
+}
+
+
+def _pool_and_bn_inputs(network: nw.Network, batch: int):
+    """The shapes entering each max pool and each batch norm of the network."""
+    side, c = network.image_size, 3
+    pools, norms = [], []
+    for layer in network.spec:
+        if isinstance(layer, nw.Conv):
+            c = layer.filters
+            if layer.batch_norm:
+                norms.append((batch, side, side, c))
+        elif isinstance(layer, nw.MaxPool):
+            pools.append(((batch, side, side, c), layer))
+            if layer.padding == "valid":
+                side = (side - layer.size) // layer.stride + 1
+        elif isinstance(layer, nw.Flatten):
+            break
+    return pools, norms
+
+
+def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
+    """Milliseconds of every pool / every batch norm of the network, forward + backward."""
+    pools, norms = _pool_and_bn_inputs(network, batch)
+    rng = np.random.default_rng(0)
+    pool_x = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s, _ in pools]
+    norm_x = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s in norms]
+    # The darknet builder's explicit pads: size - 1 in total, the odd pixel after.
+    darknet_pads = [((0, p.size - 1), (0, p.size - 1)) for _, p in pools]
+
+    def pool_fn(impl, pads):
+        def total(xs):
+            return sum(
+                jnp.sum(jnp.square(impl(x, p.size, p.stride, pad)))
+                for x, (_, p), pad in zip(xs, pools, pads, strict=True)
+            )
+
+        return jax.jit(jax.grad(total))
+
+    def bn_fn(moments):
+        def total(xs):
+            out = 0.0
+            for x in xs:
+                mean, var = moments(x)
+                y = (x - mean) * lax.rsqrt(var + 1e-6)
+                out = out + jnp.sum(jnp.square(y) * x)
+            return out
+
+        return jax.jit(jax.grad(total))
+
+    runs = {
+        "max pool, darknet pads (jaxheads)": (pool_fn(pooling.max_pool2d, darknet_pads), pool_x),
+        "max pool, trimmed pads": (pool_fn(trimmed_max_pool2d, darknet_pads), pool_x),
+        "max pool, reshape + max": (pool_fn(reshape_max_pool2d, darknet_pads), pool_x),
+        "batch norm, two-pass moments (jaxheads)": (bn_fn(normalization.batch_moments), norm_x),
+        "batch norm, one-pass moments": (bn_fn(one_pass_moments), norm_x),
+    }
+    calls = {}
+    for name, (fn, xs) in runs.items():
+        compiled = fn.lower(xs).compile()
+        jax.block_until_ready(compiled(xs))
+        calls[name] = lambda compiled=compiled, xs=xs: jax.block_until_ready(compiled(xs))
+    times = timing.interleaved(calls, repeats=repeats)
+    return {name: timing.median(t) * 1e3 for name, t in times.items()}
+
+
+def whole_step(network: nw.Network, batch: int, repeats: int, contenders: Contenders):
+    """Step milliseconds of each variant and its paired speedup over Flax NNX."""
+    params, state = nw.numpy_init(network)
+    calls = {}
+    for name, patch in VARIANTS.items():
+        with patched(**patch):
+            trainer = JaxheadsTrainer(network, params, state)
+            placed = trainer.place(contenders.host_batch)
+            trainer.compile(placed)
+        jax.block_until_ready(trainer(placed))
+        calls[name] = lambda t=trainer, b=placed: jax.block_until_ready(t(b))
+
+    def flax():
+        with foreign_code():
+            jax.block_until_ready(contenders.flax(contenders.flax_batch))
+
+    calls["Flax NNX"] = flax
+    times = timing.interleaved(calls, repeats=repeats)
+    out = {}
+    for name, t in times.items():
+        paired = [f / j for j, f in zip(t, times["Flax NNX"], strict=True)]
+        out[name] = (timing.median(t) * 1e3, statistics.median(paired))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="yolov2_tiny", choices=sorted(nw.NETWORKS))
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=12)
+    args = parser.parse_args(argv)
+    network = nw.NETWORKS[args.network](args.image_size)
+    print(f"{network.title}, batch {args.batch}; load average {timing.load_average()}")
+
+    contenders = Contenders(network, args.batch)
+    with foreign_code():
+        keras = contenders.keras_stateless.compiled
+    ours, theirs = hlo_ops(contenders.jaxheads.compiled), hlo_ops(keras)
+    print("\n| HLO op | jaxheads | Keras stateless |\n|---|---|---|")
+    for op in HLO_OPS:
+        print(f"| {op} | {ours[op]} | {theirs[op]} |")
+    flops = (
+        contenders.figures[f"xla_flops_per_step_jaxheads_{network.name}"],
+        contenders.figures[f"xla_flops_per_step_keras_stateless_{network.name}"],
+    )
+    print(f"| XLA GFLOP | {flops[0] / 1e9:.3f} | {flops[1] / 1e9:.3f} |")
+
+    print("\n| forward + backward, all layers of the kind | ms |\n|---|---|")
+    for name, ms in micro(network, args.batch, args.repeats).items():
+        print(f"| {name} | {ms:.1f} |")
+
+    print("\n| whole training step | ms | speedup vs Flax NNX (paired median) |\n|---|---|---|")
+    for name, (ms, speedup) in whole_step(network, args.batch, args.repeats, contenders).items():
+        print(f"| {name} | {ms:.0f} | {speedup:.3f}× |")
+    print(f"\nload average at the end {timing.load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

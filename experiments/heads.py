@@ -1,0 +1,106 @@
+"""YOLOv1 vs YOLOv2 heads on one backbone, one data set and one training budget.
+
+Six heads on the same `jaxheads.models.small.small_backbone` (96×96 → 6×6×256
+coarse map, 12×12×128 fine tap), trained alike on `shapes`:
+
+* ``yolov1_fc``: Flatten → Dense 256 → Dense S·S·(2·5 + C), the YOLO paper's head.
+* ``yolov1_percell``: the same Dense layers per cell (1×1 convolutions).
+* ``yolov1_local``: darknet ``yolov1.cfg``'s locally connected 3×3 layer → Dense.
+* ``gap``: GlobalAveragePooling2D → Dense: no spatial layout left.
+* ``yolov2``: 3×3 convs and a 1×1 conv to 5 anchors × (5 + C).
+* ``yolov2_passthrough``: the same with darknet's reorg passthrough from the fine map.
+
+Command::
+
+    jaxheads compare --config experiments/heads.py --workdir runs/heads          # full
+    jaxheads compare --quick --workdir /tmp/cmp_quick                             # quick
+
+Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, 32 validation images):
+3 min 38 s measured on the shared 2-core CPU (load average 2.7-4.3 from other
+jobs; 3 min 20 s user time). Full profile (96×96, batch 32, 1000 steps, 3 seeds,
+256 validation images: 18 runs): one run of ``small-yolov2`` at these settings
+takes about 6.5 min on a 2-core CPU (README), so expect about 2 h there; on one
+TPU or GPU the compute is seconds per run and the time goes to compilation and
+the numpy data pipeline on the host: roughly 10-20 min in all (not measured).
+
+Expected result. Quick profile, measured (2-core CPU, seed 0; the numbers are
+deterministic, a second run gave the same)::
+
+    head                params     MFLOPs  img/s  mAP50  mAP50(07)  COCO mAP  recall@0.5
+    yolov1_fc           1,496,384   38.7   114.2  0.000  0.000      0.000     0.000
+    yolov1_percell        463,229   38.7   109.1  0.000  0.000      0.000     0.017
+    yolov1_local        1,680,960   39.6    87.7  0.000  0.000      0.000     0.008
+    gap                   447,552   36.6   110.3  0.000  0.000      0.000     0.007
+    yolov2                990,616   49.8    99.8  0.001  0.002      0.000     0.168
+    yolov2_passthrough  1,066,456   51.7    93.2  0.005  0.017      0.001     0.148
+
+The quick run shows that every head trains and every file is written; 100 steps
+at 64×64 are far too few to rank the heads (only the anchor heads have begun to
+find objects, all mAPs are near 0, and img/s moves with the load of the machine).
+Full profile: to be measured (it could not be run for this commit). What it
+tests: the heads that keep the spatial layout and predict per location
+(``yolov2``, ``yolov2_passthrough``, ``yolov1_local``) should reach the best mAP50
+and recall; ``yolov1_fc`` and ``yolov1_local`` have the most parameters (their
+Dense layers grow with S²); ``yolov1_percell`` sees one
+cell only, so it should trail on objects larger than a cell; ``gap`` should be
+last, since averaging the map away leaves no way to say where an object is.
+"""
+
+from __future__ import annotations
+
+from jaxheads.compare import RunSpec, StudyConfig
+
+# Study label -> `jaxheads.train.detection.build_detector` name (all on small_backbone).
+HEADS = {
+    "yolov1_fc": "small-yolov1-fc",
+    "yolov1_percell": "small-yolov1-percell",
+    "yolov1_local": "small-yolov1-local",
+    "gap": "small-gap",
+    "yolov2": "small-yolov2",
+    "yolov2_passthrough": "small-yolov2-passthrough",
+}
+
+DESCRIPTION = (
+    "Six detection heads on the same small backbone, the same `shapes` data and the same "
+    "training budget. `yolov1_fc`: Flatten + Dense (the YOLO paper); `yolov1_percell`: the "
+    "Dense layers per cell; `yolov1_local`: darknet's locally connected head; `gap`: global "
+    "average pooling + Dense; `yolov2`: convolutional with anchor boxes; `yolov2_passthrough`: "
+    "plus the reorg passthrough."
+)
+
+
+def get_config(profile: str = "full") -> StudyConfig:
+    """The heads study; ``profile`` is ``"full"`` (the experiment) or ``"quick"`` (a smoke run)."""
+    runs = [RunSpec(label, model) for label, model in HEADS.items()]
+    if profile == "full":
+        return StudyConfig(
+            name="heads",
+            runs=runs,
+            seeds=(0, 1, 2),
+            steps=1000,
+            batch_size=32,
+            image_size=96,
+            val_examples=256,
+            burn_in=100,
+            checkpoint_every=250,
+            description=DESCRIPTION,
+            command="jaxheads compare --config experiments/heads.py --workdir runs/heads",
+        )
+    if profile == "quick":
+        return StudyConfig(
+            name="heads",
+            runs=runs,
+            seeds=(0,),
+            steps=100,
+            batch_size=16,
+            image_size=64,
+            train_examples=2048,
+            val_examples=32,
+            burn_in=10,
+            log_every=10,
+            checkpoint_every=100,
+            eval_batch_size=32,
+            description=DESCRIPTION,
+            command="jaxheads compare --quick --workdir /tmp/cmp_quick",
+        )
+    raise ValueError(f"heads: expected profile 'full' or 'quick', got {profile!r}")

@@ -1,0 +1,132 @@
+"""A smoke run of ``jaxheads bench``: every code path on tiny shapes, one repeat.
+
+Nothing here asserts a speed: the figures must exist, be finite and positive, and
+the checks the benchmark makes itself (the same function in the three frameworks,
+`evaluate_detections` equal to pycocotools) must pass.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench  # noqa: E402
+from jaxheads.cli import build_parser  # noqa: E402
+
+NET = "yolov1_fc"
+FRAMEWORKS = ("jaxheads", "keras_train_on_batch", "keras_stateless", "flax_nnx")
+EXPECTED = [
+    *(f"train_images_per_s_{fw}_{NET}" for fw in FRAMEWORKS),
+    *(f"first_step_s_{fw}_{NET}" for fw in FRAMEWORKS),
+    f"speedup_vs_keras_{NET}",
+    f"speedup_vs_flax_{NET}",
+    f"speedup_vs_flax_paired_median_{NET}",
+    f"compile_s_jaxheads_{NET}",
+    f"lower_s_jaxheads_{NET}",
+    f"compile_s_keras_stateless_{NET}",
+    f"xla_flops_per_step_jaxheads_{NET}",
+    f"model_flops_per_step_{NET}",
+    f"achieved_flops_per_s_{NET}",
+    f"matmul_peak_flops_per_s_{NET}",
+    f"mfu_{NET}",
+    f"e2e_images_per_s_jaxheads_{NET}",
+    f"e2e_images_per_s_keras_fit_{NET}",
+    f"e2e_speedup_vs_keras_fit_{NET}",
+    f"e2e_fraction_of_step_{NET}",
+    f"infer_latency_ms_b1_{NET}",
+    f"infer_images_per_s_b1_{NET}",
+    f"infer_latency_ms_b2_{NET}",
+    f"infer_images_per_s_b2_{NET}",
+    "evaluate_s_jaxheads",
+    "evaluate_s_pycocotools",
+    "evaluate_speedup_vs_pycocotools",
+    f"scaling_images_per_s_{NET}_1dev",
+    f"scaling_images_per_s_{NET}_2dev",
+    f"scaling_speedup_{NET}_2dev",
+]
+# Agreement checks: zero is their best value.
+DIFFERENCES = ("same_function_max_abs_diff_", "evaluate_stats_max_abs_diff")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    result = bench.run(bench.SMOKE, json_path=str(path), log=lambda msg: None)
+    return result, json.loads(path.read_text())
+
+
+def test_json_has_every_figure_finite_and_positive(smoke):
+    result, written = smoke
+    figures = written["figures"]
+    missing = [k for k in EXPECTED if k not in figures]
+    assert not missing
+    for key, value in figures.items():
+        assert math.isfinite(value), key
+        if key.startswith(DIFFERENCES):
+            assert value >= 0, key
+        else:
+            assert value > 0, key
+    assert written["figures"] == pytest.approx(result["figures"])
+
+
+def test_json_describes_the_machine(smoke):
+    machine = smoke[1]["machine"]
+    for key in (
+        "platform",
+        "device_kind",
+        "cpu_count",
+        "jax",
+        "keras",
+        "flax",
+        "load_average_start",
+        "load_average_end",
+        "date",
+    ):
+        assert key in machine
+    assert machine["keras_backend"] == "jax"
+
+
+def test_evaluate_equals_pycocotools(smoke):
+    figures = smoke[1]["figures"]
+    assert figures["evaluate_stats_max_abs_diff"] <= 1e-6
+    for fw in ("keras", "flax_nnx"):
+        assert figures[f"same_function_max_abs_diff_{fw}_{NET}"] <= 1e-3
+
+
+def test_targets_are_reported(smoke):
+    targets = smoke[1]["targets"]
+    assert f"speedup_vs_keras_{NET}" in targets
+    assert "evaluate_speedup_vs_pycocotools" in targets
+    for t in targets.values():
+        assert t["status"] in ("met", "noise", "missed")
+
+
+def test_report_has_a_table_per_section(smoke):
+    text = bench.report(smoke[0])
+    for heading in (
+        "Training step",
+        "Compilation and FLOPs",
+        "End to end",
+        "Inference",
+        "COCO evaluation",
+        "Scaling",
+        "Targets",
+    ):
+        assert heading in text
+
+
+def test_cli_parses_bench():
+    args = build_parser().parse_args(
+        ["bench", "--quick", "--json", "out.json", "--only", "evaluate"]
+    )
+    assert args.quick and args.json == "out.json" and args.only == "evaluate"
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ValueError, match="sections"):
+        bench.run(bench.SMOKE, sections=("train", "warp"), log=lambda msg: None)

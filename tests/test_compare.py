@@ -1,0 +1,198 @@
+"""``jaxheads compare`` / `jaxheads.compare.run_study` on a tiny study, end to end."""
+
+import json
+import os
+import re
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxheads import compare, summary
+from jaxheads.cli import main
+
+TINY = """
+from jaxheads.compare import RunSpec, StudyConfig
+
+
+def get_config(profile="full"):
+    runs = [
+        RunSpec("fc", "small-yolov1-fc"),
+        RunSpec("v2", "small-yolov2-passthrough", {"train_sizes": (32, 48)}),
+        RunSpec("v2_hires", "small-yolov2-passthrough",
+                {"weights_from": "v2", "eval_image_size": 48}),
+    ]
+    return StudyConfig(
+        name="tiny", runs=runs, seeds=(0,), steps=4, batch_size=8, image_size=32,
+        train_examples=64, val_examples=8, eval_batch_size=8, burn_in=0, log_every=1,
+        checkpoint_every=4, num_devices=1, example_images=2, paper={"fc": "63.4"})
+"""
+LABELS = ["fc", "v2", "v2_hires"]
+REQUIRED = [
+    "params",
+    "head_params",
+    "flops",
+    "images_per_s",
+    "mAP50",
+    "mAP50_voc07",
+    "mAP",
+    "recall",
+]
+PLOTS = ["learning_curves.png", "pr_curves.png", "detections.png", "overview.png"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The tiny study run once through the command line."""
+    root = tmp_path_factory.mktemp("compare")
+    config = root / "tiny.py"
+    config.write_text(textwrap.dedent(TINY))
+    workdir = root / "out"
+    code = main(["compare", "--config", str(config), "--workdir", str(workdir), "--no-progress"])
+    assert code == 0
+    with open(workdir / "results.json") as f:
+        results = json.load(f)
+    return config, workdir, results
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and np.isfinite(x)
+
+
+@pytest.mark.slow
+def test_every_file_and_finite_numbers(study):
+    _, workdir, results = study
+    for name in ["results.json", "results.md", *PLOTS]:
+        assert (workdir / name).is_file(), name
+    for label in LABELS:
+        assert (workdir / label / "seed0" / "result.json").is_file()
+    assert not (workdir / "v2_hires" / "seed0" / "metrics.jsonl").exists()  # not trained
+    assert [h["head"] for h in results["heads"]] == LABELS
+    assert [r["head"] for r in results["runs"]] == LABELS
+    for row in results["heads"] + results["runs"]:
+        for key in REQUIRED:
+            assert _finite(row[key]), (row["head"], key, row[key])
+        assert 0 <= row["mAP50"] <= 1 and 0 <= row["recall"] <= 1
+        assert row["flops"] > 0 and row["head_flops"] > 0 and row["images_per_s"] > 0
+    heads = {h["head"]: h for h in results["heads"]}
+    # The same weights at 48×48: same parameters, more FLOPs, the training run's speed.
+    assert heads["v2_hires"]["params"] == heads["v2"]["params"]
+    assert heads["v2_hires"]["flops"] > heads["v2"]["flops"]
+    assert heads["v2_hires"]["images_per_s"] == heads["v2"]["images_per_s"]
+    assert len(heads["v2"]["anchors"]) == 5 and 0 < heads["v2"]["anchor_iou"] <= 1
+
+
+@pytest.mark.slow
+def test_params_equal_summary(study):
+    _, _, results = study
+    heads = {h["head"]: h for h in results["heads"]}
+    for label, model in [("fc", "small-yolov1-fc"), ("v2", "small-yolov2-passthrough")]:
+        det, _ = compare.build_model(model, image_size=32, num_classes=3)
+        text = summary(det.layer, det.input_shape)
+        total = int(re.search(r"Total params: ([\d,]+)", text).group(1).replace(",", ""))
+        trainable = int(re.search(r"Trainable params: ([\d,]+)", text).group(1).replace(",", ""))
+        head = re.search(r"^head \([^)]*\)\s+(\(.*?\)|\[.*?\])\s+([\d,]+)", text, re.M)
+        assert heads[label]["params"] == total
+        assert heads[label]["trainable_params"] == trainable
+        assert heads[label]["head_params"] == int(head.group(2).replace(",", ""))
+
+
+@pytest.mark.slow
+def test_markdown_table_and_winners(study):
+    _, workdir, results = study
+    text = (workdir / "results.md").read_text()
+    assert "| head | params | head params | MFLOPs | head MFLOPs |" in text
+    assert "paper (mAP50_voc07)" in text and "| 63.4 |" in text
+    for label in LABELS:
+        assert re.search(rf"^\| {label} \| [\d,]+ \|", text, re.M), label
+    winners = results["winners"]
+    assert set(winners) == {"mAP50", "mAP", "params", "images_per_s", "recall"}
+    heads = {h["head"]: h for h in results["heads"]}
+    for key, words, larger in compare.WINNERS:
+        entry = winners[key]
+        values = [h[key] for h in heads.values()]
+        assert entry["value"] == (max(values) if larger else min(values))
+        assert heads[entry["head"]][key] == entry["value"]
+        assert f"- {words}: **{entry['head']}** (" in text
+    for plot in PLOTS:
+        assert f"]({plot})" in text
+
+
+@pytest.mark.slow
+def test_plots_are_images(study):
+    _, workdir, _ = study
+    for name in PLOTS:
+        with Image.open(workdir / name) as image:
+            image.verify()
+        with Image.open(workdir / name) as image:
+            assert image.width >= 400 and image.height >= 300, name
+            lo, hi = image.convert("L").getextrema()
+            assert hi - lo > 100, name  # not a blank canvas
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_runs(study, monkeypatch):
+    config_path, workdir, results = study
+    stamps = {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("jaxheads.train.loop.fit", no_training)
+    config = compare.load_study(config_path).get_config()
+    heads = compare.run_study(config, str(workdir), progress=False)
+    assert [h["head"] for h in heads] == LABELS
+    assert [h["mAP50"] for h in heads] == [h["mAP50"] for h in results["heads"]]
+    assert {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")} == stamps
+
+
+def test_steady_images_per_s_leaves_out_compilation():
+    rows = [
+        {"step": 1, "images_per_s": 2.0},
+        {"step": 2, "images_per_s": 100.0},
+        {"step": 2, "eval": {}},
+        {"step": 3, "images_per_s": 120.0},
+        {"step": 4, "images_per_s": 110.0},
+    ]
+    assert compare.steady_images_per_s(rows) == 110.0
+    assert compare.steady_images_per_s(rows[:1]) == 2.0
+
+
+def test_cost_analysis_list_or_dict():
+    assert compare._cost_flops({"flops": 12.0}) == 12.0
+    assert compare._cost_flops([{"flops": 7.0}]) == 7.0
+    assert np.isnan(compare._cost_flops([])) and np.isnan(compare._cost_flops(None))
+
+
+def test_forward_flops_of_a_dense_layer():
+    from jaxheads import layers
+
+    # XLA counts a multiply-add as 2: 2·in·out for the matmul, plus the bias adds.
+    flops = compare.forward_flops(layers.Dense(8), (None, 4))
+    assert 2 * 4 * 8 <= flops <= 2 * 4 * 8 + 8
+
+
+def test_missing_config_names_the_path(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "study.py"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        compare.load_study(missing)
+    assert main(["compare", "--config", str(missing), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "expected a study config file at" in err and str(missing) in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_config_checks(tmp_path):
+    with pytest.raises(ValueError, match="unique run labels"):
+        compare.StudyConfig("x", [compare.RunSpec("a"), compare.RunSpec("a")])
+    with pytest.raises(ValueError, match="weights_from must name an earlier run"):
+        compare.StudyConfig(
+            "x", [compare.RunSpec("a", settings={"weights_from": "b"}), compare.RunSpec("b")]
+        )
+    with pytest.raises(ValueError, match="expected settings among"):
+        compare.StudyConfig("x", [compare.RunSpec("a", settings={"stepz": 3})])
+    config = compare.StudyConfig("x", [compare.RunSpec("a_b"), compare.RunSpec("c")])
+    assert [r.label for r in config.select(["a-b"]).runs] == ["a_b"]
+    with pytest.raises(ValueError, match="expected runs among"):
+        config.select(["d"])

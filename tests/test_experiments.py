@@ -1,0 +1,212 @@
+"""The study files in experiments/: they load, their configs are valid, their numbers hold."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxheads import compare
+from jaxheads.anchors import mean_best_iou
+from jaxheads.decode import decode_yolov2
+from jaxheads.losses import region_loss
+from jaxheads.train.detection import make_dataset, model_names
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem != "__init__")
+
+
+def _load(name):
+    return compare.load_study(EXPERIMENTS / f"{name}.py")
+
+
+def test_every_study_is_tested():
+    assert STUDIES == ["heads", "seeds", "yolov2_path"]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_loads_and_its_configs_are_valid(name):
+    module = _load(name)
+    assert module.__doc__ and "Command" in module.__doc__
+    assert "jaxheads compare" in module.__doc__ and "Expected result" in module.__doc__
+    quick, full = module.get_config("quick"), module.get_config("full")
+    for config in (quick, full):
+        assert isinstance(config, compare.StudyConfig) and config.name == name
+        assert config.runs and all(isinstance(r, compare.RunSpec) for r in config.runs)
+    assert [r.label for r in quick.runs] == [r.label for r in full.runs]
+    assert len(quick.seeds) <= len(full.seeds) and quick.steps <= full.steps
+    with pytest.raises(ValueError, match="expected profile"):
+        module.get_config("huge")
+
+
+def test_heads_study_is_the_six_heads_on_one_budget():
+    module = _load("heads")
+    full, quick = module.get_config("full"), module.get_config("quick")
+    assert [r.label for r in full.runs] == [
+        "yolov1_fc",
+        "yolov1_percell",
+        "yolov1_local",
+        "gap",
+        "yolov2",
+        "yolov2_passthrough",
+    ]
+    assert all(r.model in model_names() and not r.settings for r in full.runs)
+    assert len(full.seeds) >= 3 and full.steps >= 1000
+    # --quick must fit in 5 minutes on 2 CPU cores for all six heads.
+    assert quick.seeds == (0,) and quick.steps * quick.batch_size <= 2000
+    assert quick.image_size == 64 and quick.val_examples <= 32
+
+
+def test_default_study_is_heads():
+    assert compare.load_study().__file__ == str(compare.experiments_dir() / "heads.py")
+    assert compare.load_study("seeds").get_config().name == "seeds"
+
+
+def test_seeds_study_numbers(tmp_path):
+    module = _load("seeds")
+    rows = module.run(module.get_config("quick"), str(tmp_path), progress=False)
+    got = {
+        r["name"]: (r["params"], r["output_shape"], r["cells_seen"], r["under_shuffle"])
+        for r in rows
+    }
+    assert got == {
+        "Dense(4096) per cell": (4_198_400, "(None, 7, 7, 4096)", 1, "equivariant"),
+        "Flatten + Dense(4096)": (205_524_992, "(None, 4096)", 49, "position-aware"),
+        "GlobalAveragePooling2D + Dense(4096)": (4_198_400, "(None, 4096)", 49, "invariant"),
+        "yolov1-percell-head": (4_321_310, "(None, 7, 7, 30)", 1, "equivariant"),
+        "yolov1-fc-head": (211_547_582, "(None, 7, 7, 30)", 49, "position-aware"),
+        "yolov1-local-head": (134_059_198, "(None, 7, 7, 30)", 49, "position-aware"),
+        "gap-head": (1_506_750, "(None, 7, 7, 30)", 49, "invariant"),
+    }
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["rows"] == json.loads(json.dumps(rows))
+    text = (tmp_path / "results.md").read_text()
+    assert "| Flatten + Dense(4096) | 205,524,992 | (None, 4096) | 49 |" in text
+    assert (tmp_path / "params.png").stat().st_size > 10_000
+    for line in ("4,198,400", "205,524,992", "4,321,310", "211,547,582", "1,506,750"):
+        assert line in module.__doc__
+
+
+# --- the YOLOv2 path study's pieces ---------------------------------------------------------
+
+
+def test_yolov2_path_rows_and_paper_numbers():
+    module = _load("yolov2_path")
+    config = module.get_config("full")
+    labels = [r.label for r in config.runs]
+    assert labels == [
+        "yolo",
+        "batch_norm",
+        "anchor_boxes",
+        "dimension_priors",
+        "location_prediction",
+        "passthrough",
+        "multi_scale",
+        "hi_res_detector",
+    ]
+    assert set(config.paper) == set(labels) and config.paper["batch_norm"] == "65.8"
+    assert "69.2" in config.paper["anchor_boxes"] and "88%" in config.paper["anchor_boxes"]
+    specs = {r.label: r for r in config.runs}
+    assert specs["yolo"].model == {"head": "yolov1-fc", "batch_norm": False}
+    assert specs["anchor_boxes"].loss is module.unbounded_loss
+    assert specs["location_prediction"].loss is None
+    assert len(specs["multi_scale"].settings["train_sizes"]) > 1
+    assert specs["hi_res_detector"].settings["weights_from"] == "multi_scale"
+
+
+def test_yolov2_path_detectors_and_priors():
+    module = _load("yolov2_path")
+    train = make_dataset("shapes", "train", image_size=64, num_examples=300)
+    wh = compare.box_sizes(train) * 4
+    quick = {r.label: r for r in module.get_config("quick").runs}
+    params = {}
+    for label in ("yolo", "batch_norm", "anchor_boxes", "dimension_priors", "passthrough"):
+        det, _ = compare.build_model(
+            quick[label].model, image_size=64, num_classes=3, train_data=train
+        )
+        params[label] = compare.measure_params(det)
+        if label in ("anchor_boxes", "dimension_priors"):
+            anchors = np.asarray(det.head.anchors)
+            assert anchors.shape == (5, 2)
+            params[label]["iou"] = mean_best_iou(wh, anchors)
+    # Without batch norm the convs get biases and lose the BN statistics.
+    assert params["yolo"]["params"] != params["batch_norm"]["params"]
+    # Same head, other priors: the same parameters; k-means priors fit the boxes better.
+    assert params["anchor_boxes"]["params"] == params["dimension_priors"]["params"]
+    assert params["dimension_priors"]["iou"] > params["anchor_boxes"]["iou"]
+    assert params["passthrough"]["params"] > params["dimension_priors"]["params"]
+    # Priors stay in cells of the training grid when built at another size.
+    big, _ = compare.build_model(
+        quick["passthrough"].model, image_size=96, num_classes=3, train_data=train
+    )
+    small, _ = compare.build_model(
+        quick["passthrough"].model, image_size=64, num_classes=3, train_data=train
+    )
+    assert big.head.anchors == small.head.anchors
+
+
+def _scene(num_classes=3):
+    anchors = np.array([[1.0, 1.5], [2.0, 1.0], [3.0, 3.0]], np.float32)
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(2, 4, 4, 3 * (5 + num_classes))).astype(np.float32)
+    boxes = np.array(
+        [
+            [[0.1, 0.1, 0.4, 0.5], [0.5, 0.3, 0.9, 0.9], [0, 0, 0, 0]],
+            [[0.2, 0.6, 0.5, 0.95], [0, 0, 0, 0], [0, 0, 0, 0]],
+        ],
+        np.float32,
+    )
+    labels = np.array([[0, 2, 0], [1, 0, 0]], np.int32)
+    mask = np.array([[True, True, False], [True, False, False]])
+    return anchors, pred, boxes, labels, mask
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
+def test_unbounded_matches_bounded_at_the_cell_centre(jit):
+    module = _load("yolov2_path")
+    anchors, pred, boxes, labels, mask = _scene()
+    p = pred.reshape(2, 4, 4, 3, 8)
+    p[..., :2] = 0  # tx = ty = 0: σ(0) = 0.5 and the unbounded offset 0 are both the centre
+    pred = p.reshape(pred.shape)
+    decode = module.decode_unbounded
+    if jit:
+        decode = jax.jit(decode, static_argnames="num_classes")
+    got = decode(jnp.asarray(pred), anchors, num_classes=3)
+    want = decode_yolov2(jnp.asarray(pred), anchors, num_classes=3)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    # Past the warm-up and without the coordinate term both losses see the same boxes.
+    loss = module.unbounded_region_loss
+    if jit:
+        loss = jax.jit(loss, static_argnames=("coord_scale",))
+    ours = loss(jnp.asarray(pred), boxes, labels, mask, anchors, seen=20000, coord_scale=0.0)
+    theirs = region_loss(
+        jnp.asarray(pred), boxes, labels, mask, anchors, seen=20000, coord_scale=0.0
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_unbounded_targets_decode_to_the_truth():
+    module = _load("yolov2_path")
+    anchors, pred, boxes, labels, mask = _scene()
+    truth = boxes[0, 1]  # centre (0.7, 0.6), size (0.4, 0.6): cell (2, 2), anchor 2
+    cx, cy, w, h = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2, *(truth[2:] - truth[:2])
+    pw, ph = anchors[2]
+    p = np.zeros((1, 4, 4, 3, 8), np.float32)
+    p[0, 2, 2, 2, :4] = [
+        (cx * 4 - 2 - 0.5) / pw,
+        (cy * 4 - 2 - 0.5) / ph,
+        np.log(w * 4 / pw),
+        np.log(h * 4 / ph),
+    ]
+    pred = jnp.asarray(p.reshape(1, 4, 4, 24))
+    decoded, _ = module.decode_unbounded(pred, anchors, num_classes=3)
+    np.testing.assert_allclose(decoded[0, (2 * 4 + 2) * 3 + 2], truth, atol=1e-6)
+    args = (pred, boxes[:1, 1:2], labels[:1, 1:2], mask[:1, 1:2], anchors)
+    with_coords = module.unbounded_region_loss(*args, seen=20000)
+    without = module.unbounded_region_loss(*args, seen=20000, coord_scale=0.0)
+    np.testing.assert_allclose(with_coords, without, atol=1e-6)  # the coordinates are exact
+    grad = jax.grad(lambda x: module.unbounded_region_loss(x, *args[1:], seen=0).sum())(pred)
+    assert bool(jnp.all(jnp.isfinite(grad)))
