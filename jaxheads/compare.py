@@ -1120,7 +1120,8 @@ def _detections_plot(plt, config, by_head, labels, workdir) -> str:
         names = r["class_names"]
         for col in range(count):
             ax = axes[row, col]
-            ax.imshow(images[key][col], interpolation="nearest")
+            # Pixel (r, c) covers [c, c + 1) × [r, r + 1), as the boxes do.
+            ax.imshow(images[key][col], interpolation="nearest", extent=(0, size, size, 0))
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 0:
