@@ -1,11 +1,11 @@
 """Small detectors and the zoo: shapes, jit/vmap/grad, composition, losses, parameter counts."""
 
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpy_init import numpy_init as _init
 
 from jaxheads import heads, losses, zoo
 from jaxheads import layers as L
@@ -22,30 +22,6 @@ from jaxheads.summary import summary
 
 IMAGE, WIDTH, CLASSES = 32, 4, 2  # a 2×2 grid, a 4×4 fine tap: small enough for CPU tests
 NAMES = list(SMALL_HEADS)
-
-
-def _init(layer, input_shape, seed=0):
-    """``layer.init`` run abstractly, then filled from NumPy.
-
-    Shapes and structure come from the layer's own init; the values come from
-    NumPy because compiling JAX's random initialisers for every new shape
-    would dominate the run time on CPU.
-    """
-    out_shape, params, state = L.abstract_init(layer, input_shape)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name in ("scale", "var"):
-            value = rng.uniform(0.5, 1.5, leaf.shape)
-        elif name == "kernel":
-            value = rng.normal(0.0, 1.0 / math.sqrt(math.prod(leaf.shape[:-1])), leaf.shape)
-        else:
-            value = rng.normal(0.0, 0.5, leaf.shape)
-        return jnp.asarray(value, leaf.dtype)
-
-    fill_all = jax.tree_util.tree_map_with_path
-    return out_shape, fill_all(fill, params), fill_all(fill, state)
 
 
 def _model(name):
