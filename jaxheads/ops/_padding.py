@@ -53,3 +53,26 @@ def check_window_fits(
                 f"a {what} {name} <= the padded input {name} ({padded})",
                 f"{what} {window} on input spatial shape {spatial} with padding {padding}",
             )
+
+
+def trim_unread_padding(spatial: tuple[int, int], window: tuple[int, int], strides, padding):
+    """Drops bottom/right padding that no window reads; the output shape is unchanged.
+
+    Darknet pads ``size - 1`` for ``[maxpool]`` and ``size // 2`` on both sides for
+    strided ``[convolutional]`` layers; on an even map the last window of a stride-2
+    op ends before that padding, which would then cost a ``pad`` op and a larger
+    gradient map for nothing. ``"SAME"`` and ``"VALID"`` pass through.
+
+    >>> trim_unread_padding((8, 8), (2, 2), (2, 2), ((0, 1), (0, 1)))
+    'VALID'
+    >>> trim_unread_padding((8, 8), (3, 3), (2, 2), ((1, 1), (1, 1)))
+    ((1, 0), (1, 0))
+    """
+    if isinstance(padding, str):
+        return padding
+    trimmed = []
+    for n, k, s, (lo, hi) in zip(spatial, window, strides, padding, strict=True):
+        last_end = (n + lo + hi - k) // s * s + k  # one past the last padded index read
+        trimmed.append((lo, min(hi, max(0, last_end - lo - n))))
+    trimmed = tuple(trimmed)
+    return "VALID" if trimmed == ((0, 0), (0, 0)) else trimmed

@@ -8,7 +8,12 @@ import numpy as np
 from jax import lax
 
 from jaxheads._checks import cast_like, check_dim, check_floating, check_rank, fail, pair
-from jaxheads.ops._padding import Padding, check_window_fits, normalize_padding
+from jaxheads.ops._padding import (
+    Padding,
+    check_window_fits,
+    normalize_padding,
+    trim_unread_padding,
+)
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -71,6 +76,7 @@ def conv2d(
     if bias is not None:
         check_rank(op, "bias", bias, 1, "[C_out]")
         check_dim(op, "bias", bias, 0, kernel.shape[3], "kernel C_out")
+    pads = trim_unread_padding(x.shape[1:3], window, strides, pads)
     kernel, bias = cast_like(x, kernel, bias)
     y = lax.conv_general_dilated(
         x,

@@ -8,7 +8,12 @@ import numpy as np
 from jax import lax
 
 from jaxheads._checks import check_floating, check_rank, pair
-from jaxheads.ops._padding import Padding, check_window_fits, normalize_padding
+from jaxheads.ops._padding import (
+    Padding,
+    check_window_fits,
+    normalize_padding,
+    trim_unread_padding,
+)
 
 
 def _check_map(op: str, x) -> None:
@@ -46,6 +51,7 @@ def _window(op: str, x, pool_size, strides, padding):
     strides = window if strides is None else pair(op, "strides", strides)
     pads = normalize_padding(op, padding)
     check_window_fits(op, x.shape[1:3], window, pads, what="pool_size")
+    pads = trim_unread_padding(x.shape[1:3], window, strides, pads)
     return (
         (1, *window, 1),
         (1, *strides, 1),
