@@ -233,7 +233,9 @@ def _initial_state(task: Task, cfg: RunConfig):
     optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
     params, state = task.init(jax.random.key(cfg.seed))
-    return lr, optimizer, jax.device_get(init_train_state(params, state, optimizer))
+    # One compiled program instead of one small compile per optimizer-state leaf.
+    ts = jax.jit(lambda p, s: init_train_state(p, s, optimizer))(params, state)
+    return lr, optimizer, jax.device_get(ts)
 
 
 def fit(task: Task, cfg: RunConfig) -> dict:
