@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from op_properties import keras_numerics, property_tests, raises, rel_err
 
-from jaxheads.ops import batch_norm, batch_norm_train, update_moving_stats
+from jaxheads.ops import batch_moments, batch_norm, batch_norm_train, update_moving_stats
 
 SEEDS = range(5)
 RTOL = 1e-5
@@ -231,3 +231,15 @@ def test_update_moving_stats_rejects_bad_inputs():
         update_moving_stats(C, C, C, np.ones(4, np.float32))
     with raises("update_moving_stats", "momentum in [0, 1]", "1.5"):
         update_moving_stats(C, C, C, C, momentum=1.5)
+
+
+def test_batch_moments_do_not_cancel_when_the_mean_dwarfs_the_spread():
+    # E[x²] - E[x]² in float32 loses every digit here; the shifted one pass keeps them.
+    rng = np.random.default_rng(0)
+    x = (1000.0 + 0.1 * rng.standard_normal((8, 5, 5, 3))).astype(np.float32)
+    mean, var = batch_moments(jnp.asarray(x))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-4)
+    naive = np.mean(np.square(x), axis=(0, 1, 2)) - np.square(np.mean(x, axis=(0, 1, 2)))
+    assert np.max(np.abs(naive - x64.var(axis=(0, 1, 2))) / x64.var(axis=(0, 1, 2))) > 1e-2

@@ -61,21 +61,36 @@ def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -
 def batch_moments(x: jax.Array, *, axis_name=None) -> tuple[jax.Array, jax.Array]:
     """Mean and biased variance over every axis but the last, in float32.
 
+    One pass over ``x``, shifted: with ``d = x - s`` for one sample ``s`` of the
+    batch (``x[0, ..., 0, :]``), ``mean = s + E[d]`` and ``var = E[d²] - E[d]²``.
+    Both sums fuse into one reduction, as Flax's fast variance does, but the
+    shift keeps the subtraction from cancelling when ``|mean| >> std``: the
+    error is that of the two-pass ``E[(x - mean)²]`` (Keras), not of the
+    unshifted ``E[x²] - E[x]²``. The formula holds for any ``s``, so ``s`` carries
+    no gradient.
+
     With ``axis_name`` (inside ``pmap``/``shard_map``) the moments are those of
-    the global batch across replicas (two ``pmean`` passes, numerically stable),
-    assuming equal per-replica batch sizes.
+    the global batch across replicas (the shift is averaged first so that every
+    replica uses the same one), assuming equal per-replica batch sizes.
+
+    >>> import jax.numpy as jnp
+    >>> mean, var = batch_moments(jnp.array([[1e4 + 1.0], [1e4 + 3.0]]))
+    >>> float(mean[0]), float(var[0])
+    (10002.0, 1.0)
     """
     _check("batch_moments", x)
     axes = tuple(range(x.ndim - 1))
     x32 = x.astype(jnp.float32)
-    # keepdims: x - mean must not rely on implicit rank promotion.
-    mean = jnp.mean(x32, axis=axes, keepdims=True)
+    shift = lax.stop_gradient(x32[(0,) * len(axes)])
     if axis_name is not None:
-        mean = lax.pmean(mean, axis_name)
-    var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+        shift = lax.pmean(shift, axis_name)
+    # Explicit broadcast: implicit rank promotion is an error in strict mode.
+    d = x32 - jnp.broadcast_to(shift, x32.shape)
+    moments = jnp.mean(d, axis=axes), jnp.mean(jnp.square(d), axis=axes)
     if axis_name is not None:
-        var = lax.pmean(var, axis_name)
-    return jnp.reshape(mean, var.shape), var
+        moments = lax.pmean(moments, axis_name)
+    mean_d, square_d = moments
+    return mean_d + shift, jnp.maximum(square_d - jnp.square(mean_d), 0.0)
 
 
 def batch_norm_train(
