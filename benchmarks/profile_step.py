@@ -1,21 +1,22 @@
-"""Where a jaxheads training step loses to Keras and Flax, and what two changes would save.
+"""Where a jaxheads training step lost to Flax, what changed, and what is left.
 
 Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
 
-1. The compiled programs compared op by op (``compiled.as_text()``): the
-   convolutions and FLOPs agree; jaxheads' program has extra ``pad`` and
-   ``slice`` ops around its max-pool gradients (which XLA:CPU runs as
-   ``reduce-window`` + ``scatter``), and extra reductions in batch norm.
+1. The compiled programs compared op by op (``compiled.as_text()``) with Keras':
+   the convolutions and FLOPs agree; what differs is around the max-pool
+   gradients (which XLA:CPU runs as ``reduce-window`` + ``scatter``) and in
+   batch norm.
 2. Max pooling and batch norm alone, forward + backward at the network's own
-   activation shapes: jaxheads' ops as the darknet builder calls them, the
-   same pools without the padding no window reads, pools as a reshape and a
-   ``max`` (whose gradient is elementwise), and one-pass batch moments.
+   activation shapes: jaxheads' ops now (pools without the padding no window
+   reads, shifted one-pass batch moments), the ops as they were (darknet's
+   unread pool padding, two-pass moments as Keras computes them), Flax's
+   unshifted one-pass variance, and pools as a reshape and a ``max``.
 3. The whole step with those alternatives patched into ``jaxheads.ops`` while
    it is traced, against the Flax NNX step, interleaved, paired ratios.
 
-The alternatives here are candidates for ``jaxheads/ops/pooling.py`` and
-``jaxheads/ops/normalization.py`` (see ``docs/benchmarks.md``); this module only
-measures them.
+The reshape pool is a candidate only: its gradient splits ties among the tied
+inputs where ``select-and-scatter`` (Keras, darknet) gives it to one, so it is
+not what `jaxheads.ops.max_pool2d` computes (see ``docs/benchmarks.md``).
 
 ``python -m benchmarks.profile_step [--network yolov2_tiny] [--image-size 128]
 [--batch 16] [--repeats 12]``: about 3 minutes on a 2-core CPU.
@@ -51,22 +52,16 @@ def hlo_ops(compiled) -> collections.Counter:
     return collections.Counter({op: counts[op] for op in HLO_OPS})
 
 
-def trimmed_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
-    """`jaxheads.ops.max_pool2d` without the bottom/right padding that no window reads.
+def untrimmed_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """`jaxheads.ops.max_pool2d` as it was: the padding as given, read or not.
 
     Darknet's 2×2/2 ``[maxpool]`` pads ``size - 1 = 1`` pixel; on an even map the
     last window ends at the border, so that pad only costs a ``pad`` op and a
     larger gradient map.
     """
-    dims, strides, pads = pooling._window("max_pool2d", x, pool_size, strides, padding)
-    if not isinstance(pads, str):
-        new = [(0, 0)]
-        for axis in (1, 2):
-            (lo, hi), n, k, s = pads[axis], x.shape[axis], dims[axis], strides[axis]
-            out = (n + lo + hi - k) // s + 1
-            new.append((lo, min(hi, max(0, (out - 1) * s + k - n - lo))))
-        new.append((0, 0))
-        pads = "VALID" if all(p == (0, 0) for p in new) else tuple(new)
+    dims, strides, _ = pooling._window("max_pool2d", x, pool_size, strides, padding)
+    pads = pooling.normalize_padding("max_pool2d", padding)
+    pads = pads if isinstance(pads, str) else ((0, 0), *pads, (0, 0))
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
 
 
@@ -82,11 +77,24 @@ def reshape_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     kh, kw = dims[1:3]
     if (kh, kw) == steps[1:3] and h % kh == 0 and w % kw == 0:
         return jnp.max(jnp.reshape(x, (b, h // kh, kh, w // kw, kw, c)), axis=(2, 4))
-    return trimmed_max_pool2d(x, pool_size, strides, padding)
+    return pooling.max_pool2d(x, pool_size, strides, padding)
 
 
-def one_pass_moments(x, *, axis_name=None):
-    """`jaxheads.ops.batch_moments` as ``E[x²] − E[x]²`` (Flax's ``use_fast_variance``)."""
+def two_pass_moments(x, *, axis_name=None):
+    """`jaxheads.ops.batch_moments` as it was: ``E[(x − E[x])²]``, as Keras computes it."""
+    axes = tuple(range(x.ndim - 1))
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=axes, keepdims=True)
+    if axis_name is not None:
+        mean = lax.pmean(mean, axis_name)
+    var = jnp.mean(jnp.square(x32 - mean), axis=axes)
+    if axis_name is not None:
+        var = lax.pmean(var, axis_name)
+    return jnp.reshape(mean, var.shape), var
+
+
+def unshifted_moments(x, *, axis_name=None):
+    """``E[x²] − E[x]²`` (Flax's ``use_fast_variance``): one pass, cancels when |mean| ≫ std."""
     axes = tuple(range(x.ndim - 1))
     x32 = x.astype(jnp.float32)
     mean = jnp.mean(x32, axis=axes)
@@ -110,12 +118,11 @@ def patched(max_pool2d=None, batch_moments=None):
 
 VARIANTS = {
     "jaxheads": {},
-    "trimmed pools": {"max_pool2d": trimmed_max_pool2d},
-    "reshape pools": {"max_pool2d": reshape_max_pool2d},
-    "reshape pools + one-pass BN": {
-        "max_pool2d": reshape_max_pool2d,
-        "batch_moments": one_pass_moments,
+    "as it was: unread pool pads, two-pass BN": {
+        "max_pool2d": untrimmed_max_pool2d,
+        "batch_moments": two_pass_moments,
     },
+    "candidate: reshape pools": {"max_pool2d": reshape_max_pool2d},
 }
 
 
@@ -167,11 +174,21 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         return jax.jit(jax.grad(total))
 
     runs = {
-        "max pool, darknet pads (jaxheads)": (pool_fn(pooling.max_pool2d, darknet_pads), pool_x),
-        "max pool, trimmed pads": (pool_fn(trimmed_max_pool2d, darknet_pads), pool_x),
-        "max pool, reshape + max": (pool_fn(reshape_max_pool2d, darknet_pads), pool_x),
-        "batch norm, two-pass moments (jaxheads)": (bn_fn(normalization.batch_moments), norm_x),
-        "batch norm, one-pass moments": (bn_fn(one_pass_moments), norm_x),
+        "max pool (jaxheads: unread pads dropped)": (
+            pool_fn(pooling.max_pool2d, darknet_pads),
+            pool_x,
+        ),
+        "max pool, darknet pads as given (as it was)": (
+            pool_fn(untrimmed_max_pool2d, darknet_pads),
+            pool_x,
+        ),
+        "max pool, reshape + max (candidate)": (pool_fn(reshape_max_pool2d, darknet_pads), pool_x),
+        "batch norm (jaxheads: shifted one-pass moments)": (
+            bn_fn(normalization.batch_moments),
+            norm_x,
+        ),
+        "batch norm, two-pass moments (Keras; as it was)": (bn_fn(two_pass_moments), norm_x),
+        "batch norm, unshifted one-pass moments (Flax)": (bn_fn(unshifted_moments), norm_x),
     }
     calls = {}
     for name, (fn, xs) in runs.items():

@@ -48,7 +48,7 @@ last, since averaging the map away leaves no way to say where an object is.
 
 from __future__ import annotations
 
-from jaxheads.compare import RunSpec, StudyConfig
+from jaxheads.compare import RunSpec, StudyConfig, profile_settings
 
 # Study label -> `jaxheads.train.detection.build_detector` name (all on small_backbone).
 HEADS = {
@@ -71,36 +71,11 @@ DESCRIPTION = (
 
 def get_config(profile: str = "full") -> StudyConfig:
     """The heads study; ``profile`` is ``"full"`` (the experiment) or ``"quick"`` (a smoke run)."""
-    runs = [RunSpec(label, model) for label, model in HEADS.items()]
-    if profile == "full":
-        return StudyConfig(
-            name="heads",
-            runs=runs,
-            seeds=(0, 1, 2),
-            steps=1000,
-            batch_size=32,
-            image_size=96,
-            val_examples=256,
-            burn_in=100,
-            checkpoint_every=250,
-            description=DESCRIPTION,
-            command="jaxheads compare --config experiments/heads.py --workdir runs/heads",
-        )
+    settings = profile_settings("heads", profile)
+    command = "jaxheads compare --config experiments/heads.py --workdir runs/heads"
     if profile == "quick":
-        return StudyConfig(
-            name="heads",
-            runs=runs,
-            seeds=(0,),
-            steps=100,
-            batch_size=16,
-            image_size=64,
-            train_examples=2048,
-            val_examples=32,
-            burn_in=10,
-            log_every=10,
-            checkpoint_every=100,
-            eval_batch_size=32,
-            description=DESCRIPTION,
-            command="jaxheads compare --quick --workdir /tmp/cmp_quick",
-        )
-    raise ValueError(f"heads: expected profile 'full' or 'quick', got {profile!r}")
+        command = "jaxheads compare --quick --workdir /tmp/cmp_quick"
+    runs = [RunSpec(label, model) for label, model in HEADS.items()]
+    return StudyConfig(
+        name="heads", runs=runs, description=DESCRIPTION, command=command, **settings
+    )

@@ -81,7 +81,7 @@ import numpy as np
 
 from jaxheads.anchors import kmeans_anchors
 from jaxheads.boxes import cxcywh_iou, cxcywh_to_xyxy, shape_iou, xyxy_to_cxcywh
-from jaxheads.compare import RunSpec, StudyConfig, box_sizes
+from jaxheads.compare import RunSpec, StudyConfig, box_sizes, profile_settings
 from jaxheads.heads import yolov2
 from jaxheads.models.detector import Detector, detector
 from jaxheads.models.small import small_anchors, small_backbone
@@ -423,38 +423,14 @@ DESCRIPTION = (
 
 def get_config(profile: str = "full") -> StudyConfig:
     """The YOLOv2 path study; ``profile`` is ``"full"`` or ``"quick"``."""
-    if profile == "full":
-        return StudyConfig(
-            name="yolov2_path",
-            runs=_runs((80, 96, 112, 128), 128),
-            seeds=(0, 1, 2),
-            steps=1000,
-            batch_size=32,
-            image_size=96,
-            val_examples=256,
-            burn_in=100,
-            checkpoint_every=250,
-            description=DESCRIPTION,
-            paper=PAPER,
-            command="jaxheads compare --config experiments/yolov2_path.py "
-            "--workdir runs/yolov2_path",
-        )
-    if profile == "quick":
-        return StudyConfig(
-            name="yolov2_path",
-            runs=_runs((48, 64, 80), 80),
-            seeds=(0,),
-            steps=100,
-            batch_size=16,
-            image_size=64,
-            train_examples=2048,
-            val_examples=32,
-            burn_in=10,
-            checkpoint_every=100,
-            eval_batch_size=32,
-            description=DESCRIPTION,
-            paper=PAPER,
-            command="jaxheads compare --config experiments/yolov2_path.py --quick "
-            "--workdir /tmp/path_quick",
-        )
-    raise ValueError(f"yolov2_path: expected profile 'full' or 'quick', got {profile!r}")
+    settings = profile_settings("yolov2_path", profile)
+    quick = profile == "quick"
+    workdir = "--quick --workdir /tmp/path_quick" if quick else "--workdir runs/yolov2_path"
+    return StudyConfig(
+        name="yolov2_path",
+        runs=_runs((48, 64, 80), 80) if quick else _runs((80, 96, 112, 128), 128),
+        description=DESCRIPTION,
+        paper=PAPER,
+        command=f"jaxheads compare --config experiments/yolov2_path.py {workdir}",
+        **settings,
+    )

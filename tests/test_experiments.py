@@ -41,6 +41,17 @@ def test_study_loads_and_its_configs_are_valid(name):
         module.get_config("huge")
 
 
+@pytest.mark.parametrize("name", ["heads", "yolov2_path"])
+def test_training_studies_share_the_profiles_their_docstrings_state(name):
+    module = _load(name)
+    full, quick = module.get_config("full"), module.get_config("quick")
+    budget = ("seeds", "steps", "batch_size", "image_size", "val_examples", "burn_in")
+    assert [getattr(full, k) for k in budget] == [(0, 1, 2), 1000, 32, 96, 256, 100]
+    assert "96×96, batch 32, 1000" in module.__doc__ and "3 seeds" in module.__doc__
+    assert {k: getattr(quick, k) for k in compare.QUICK_PROFILE} == dict(compare.QUICK_PROFILE)
+    assert "--quick" in quick.command and "--quick" not in full.command
+
+
 def test_heads_study_is_the_six_heads_on_one_budget():
     module = _load("heads")
     full, quick = module.get_config("full"), module.get_config("quick")
