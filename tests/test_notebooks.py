@@ -131,6 +131,8 @@ def test_train_and_compare(kernel_specs, tmp_path):
     assert "trained 2 steps" in text and "VOC2010 mAP@0.5" in text
     compare = tmp_path / "runs" / "compare"
     assert (compare / "results.json").is_file() and (compare / "results.md").is_file()
+    # The table is rendered once (the command's own printout of it is not repeated).
+    assert text.count("| head | params |") == 1 and "results: " in text
     plots = sorted(compare.glob("*.png"))
     # The loss curve, then every plot of the comparison.
     assert plots and len(pngs_of(nb)) == 1 + len(plots)

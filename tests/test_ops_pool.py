@@ -9,10 +9,12 @@ float32 sums that XLA may order differently; maxima are exact).
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from jax import lax
 from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
@@ -199,3 +201,51 @@ def test_rejects_bad_pool_size_and_strides(op):
         op(X, 0)
     with raises(op.__name__, "strides to be a positive int", "(2, 2, 2)"):
         op(X, 2, (2, 2, 2))
+
+
+# ------------------------------------------------ non-overlapping pools (tiles)
+
+
+def _reduce_window_max(x, pool, pads):
+    return lax.reduce_window(
+        x, -jnp.inf, lax.max, (1, *pool, 1), (1, *pool, 1), ((0, 0), *pads, (0, 0))
+    )
+
+
+@pytest.mark.parametrize(
+    ("hw", "pool", "padding", "pads"),
+    [
+        ((8, 8), (2, 2), "valid", ((0, 0), (0, 0))),
+        ((9, 7), (2, 2), "valid", ((0, 0), (0, 0))),  # the odd row/column is dropped
+        ((6, 9), (3, 3), "same", ((0, 0), (0, 0))),
+        ((8, 6), (2, 3), ((0, 1), (0, 2)), ((0, 1), (0, 2))),  # darknet's unread pads
+        ((4, 4), (1, 1), "valid", ((0, 0), (0, 0))),
+    ],
+)
+def test_non_overlapping_max_pool_routes_ties_like_reduce_window(hw, pool, padding, pads):
+    # Small integers: most windows hold tied maxima; the whole gradient must go to the
+    # first maximum in row-major order, as reduce_window's select-and-scatter (Keras) does.
+    rng = np.random.default_rng(sum(hw) + sum(pool))
+    x = jnp.asarray(rng.integers(0, 3, (2, *hw, 3)), jnp.float32)
+    t = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
+
+    def ours(x):
+        return max_pool2d(x, pool, pool, padding)
+
+    def ref(x):
+        return _reduce_window_max(x, pool, pads)
+
+    y, vjp = jax.vjp(ours, x)
+    y_ref, vjp_ref = jax.vjp(ref, x)
+    np.testing.assert_array_equal(y, y_ref)
+    cot = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    np.testing.assert_array_equal(vjp(cot)[0], vjp_ref(cot)[0])
+    np.testing.assert_array_equal(jax.jvp(ours, (x,), (t,))[1], jax.jvp(ref, (x,), (t,))[1])
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(ours(x) ** 2)))(x)
+    np.testing.assert_array_equal(grad, jax.grad(lambda x: jnp.sum(ref(x) ** 2))(x))
+
+
+def test_non_overlapping_max_pool_gradient_needs_no_scatter():
+    x = jnp.ones((2, 8, 8, 4))
+    text = jax.jit(jax.grad(lambda x: jnp.sum(max_pool2d(x, 2)))).lower(x).compile().as_text()
+    assert " scatter(" not in text and "select-and-scatter" not in text

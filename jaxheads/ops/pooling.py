@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,8 +77,44 @@ def max_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "vali
       ``[B, H', W', C]``.
     """
     dims, strides, pads = _window("max_pool2d", x, pool_size, strides, padding)
+    (kh, kw), (h, w) = dims[1:3], x.shape[1:3]
+    if strides == dims and (pads == "VALID" or (pads == "SAME" and h % kh == w % kw == 0)):
+        # Non-overlapping windows: a max over tiles. Same values and gradients, without
+        # XLA:CPU's reduce-window + scatter for the gradient (3x faster pools there).
+        cropped = x[:, : h - h % kh, : w - w % kw] if h % kh or w % kw else x
+        return _tile_max(cropped, (kh, kw))
     # A NumPy constant stays concrete under jit, so XLA sees the max monoid (differentiable).
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+
+
+def _tiles(x: jax.Array, window: tuple[int, int]) -> jax.Array:
+    b, h, w, c = x.shape
+    return jnp.reshape(x, (b, h // window[0], window[0], w // window[1], window[1], c))
+
+
+def _spread(y: jax.Array) -> jax.Array:
+    """``[B, Ho, Wo, C]`` -> ``[B, Ho, 1, Wo, 1, C]``, to meet the tiles."""
+    return y[:, :, None, :, None, :]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _tile_max(x: jax.Array, window: tuple[int, int]) -> jax.Array:
+    """Max over the non-overlapping ``window`` tiles of ``[B, kh·Ho, kw·Wo, C]``."""
+    return jnp.max(_tiles(x, window), axis=(2, 4))
+
+
+@_tile_max.defjvp
+def _tile_max_jvp(window, primals, tangents):
+    # jnp.max would split the tangent among tied maxima; reduce_window max (Keras) and
+    # darknet give all of it to the first maximum in row-major order, and so does this.
+    (x,), (t,) = primals, tangents
+    tiles = _tiles(x, window)
+    y = jnp.max(tiles, axis=(2, 4))
+    size = window[0] * window[1]
+    order = np.arange(size, dtype=np.int32).reshape(1, 1, window[0], 1, window[1], 1)
+    first = jnp.min(jnp.where(tiles == _spread(y), order, size), axis=(2, 4))
+    chosen = order == _spread(first)
+    return y, jnp.sum(jnp.where(chosen, _tiles(t, window), 0), axis=(2, 4))
 
 
 def avg_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "valid") -> jax.Array:
