@@ -1,4 +1,4 @@
-"""Where a jaxheads training step lost to Flax, what changed, and what is left.
+"""Where a jaxheads training step lost to Flax, and what changed.
 
 Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
 
@@ -7,16 +7,14 @@ Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
    gradients (which XLA:CPU runs as ``reduce-window`` + ``scatter``) and in
    batch norm.
 2. Max pooling and batch norm alone, forward + backward at the network's own
-   activation shapes: jaxheads' ops now (pools without the padding no window
-   reads, shifted one-pass batch moments), the ops as they were (darknet's
-   unread pool padding, two-pass moments as Keras computes them), Flax's
-   unshifted one-pass variance, and pools as a reshape and a ``max``.
-3. The whole step with those alternatives patched into ``jaxheads.ops`` while
-   it is traced, against the Flax NNX step, interleaved, paired ratios.
-
-The reshape pool is a candidate only: its gradient splits ties among the tied
-inputs where ``select-and-scatter`` (Keras, darknet) gives it to one, so it is
-not what `jaxheads.ops.max_pool2d` computes (see ``docs/benchmarks.md``).
+   activation shapes: jaxheads' ops now (non-overlapping pools as a max over
+   tiles, shifted one-pass batch moments) against the ops as they were
+   (``reduce_window`` with darknet's unread padding, two-pass moments as Keras
+   computes them), ``reduce_window`` without the unread padding, and Flax's
+   unshifted one-pass variance.
+3. The whole step, now and with the ops as they were patched into
+   ``jaxheads.ops`` while it is traced, against the Flax NNX step,
+   interleaved, paired ratios.
 
 ``python -m benchmarks.profile_step [--network yolov2_tiny] [--image-size 128]
 [--batch 16] [--repeats 12]``: about 3 minutes on a 2-core CPU.
@@ -65,19 +63,10 @@ def untrimmed_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
 
 
-def reshape_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
-    """Non-overlapping pools as ``max`` over a ``[B, H/k, k, W/k, k, C]`` view.
-
-    Same forward values; the gradient is an elementwise mask (``x == max``)
-    instead of XLA's ``select-and-scatter``. At exact ties it splits the gradient
-    among the tied inputs where ``select-and-scatter`` gives it to the first.
-    """
-    dims, steps, _ = pooling._window("max_pool2d", x, pool_size, strides, padding)
-    b, h, w, c = x.shape
-    kh, kw = dims[1:3]
-    if (kh, kw) == steps[1:3] and h % kh == 0 and w % kw == 0:
-        return jnp.max(jnp.reshape(x, (b, h // kh, kh, w // kw, kw, c)), axis=(2, 4))
-    return pooling.max_pool2d(x, pool_size, strides, padding)
+def reduce_window_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """`jaxheads.ops.max_pool2d` without the tiles: ``reduce_window`` on the trimmed padding."""
+    dims, strides, pads = pooling._window("max_pool2d", x, pool_size, strides, padding)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
 
 
 def two_pass_moments(x, *, axis_name=None):
@@ -122,7 +111,7 @@ VARIANTS = {
         "max_pool2d": untrimmed_max_pool2d,
         "batch_moments": two_pass_moments,
     },
-    "candidate: reshape pools": {"max_pool2d": reshape_max_pool2d},
+    "reduce_window pools (unread pads dropped)": {"max_pool2d": reduce_window_max_pool2d},
 }
 
 
@@ -174,7 +163,7 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         return jax.jit(jax.grad(total))
 
     runs = {
-        "max pool (jaxheads: unread pads dropped)": (
+        "max pool (jaxheads: a max over tiles)": (
             pool_fn(pooling.max_pool2d, darknet_pads),
             pool_x,
         ),
@@ -182,7 +171,10 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
             pool_fn(untrimmed_max_pool2d, darknet_pads),
             pool_x,
         ),
-        "max pool, reshape + max (candidate)": (pool_fn(reshape_max_pool2d, darknet_pads), pool_x),
+        "max pool, reduce_window, unread pads dropped": (
+            pool_fn(reduce_window_max_pool2d, darknet_pads),
+            pool_x,
+        ),
         "batch norm (jaxheads: shifted one-pass moments)": (
             bn_fn(normalization.batch_moments),
             norm_x,
