@@ -165,7 +165,7 @@ def test_schedules():
 @pytest.mark.slow
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     single = _run(tmp_path / "single", steps=4, num_devices=1, checkpoint_every=3)
-    expected = " ".join(f"{float(x.sum()):.6g}" for x in jax.tree.leaves(single["params"]))
+    expected = [float(x.sum()) for x in jax.tree.leaves(single["params"])]
     script = os.path.join(HERE, "train_multiprocess.py")
     for port, parallel in ((12461, "jit"), (12462, "pmap"), (12463, "shard_map")):
         workdir = tmp_path / parallel
@@ -176,6 +176,8 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
         for pid, (out, err) in enumerate(outs):
             line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
             assert line is not None, f"{parallel} process {pid} failed:\n{err[-3000:]}"
-            sums = " ".join(f"{float(v):.6g}" for v in line.split()[3:])
-            assert line.split()[2] == "4" and sums == expected, (parallel, pid, line)
+            assert line.split()[2] == "4", (parallel, pid, line)
+            # Sharded reductions sum in another order: equal to float32 rounding, not bitwise.
+            sums = [float(v) for v in line.split()[3:]]
+            np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-6, err_msg=parallel)
         assert [s for s, _ in _metrics(workdir)] == [1, 2, 3, 4]  # one writer: process 0
