@@ -18,10 +18,10 @@ Command::
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, 32 validation images):
 3 min 38 s measured on the shared 2-core CPU (load average 2.7-4.3 from other
 jobs; 3 min 20 s user time). Full profile (96×96, batch 32, 1000 steps, 3 seeds,
-256 validation images: 18 runs): one run of ``small-yolov2`` at these settings
-takes about 6.5 min on a 2-core CPU (README), so expect about 2 h there; on one
-TPU or GPU the compute is seconds per run and the time goes to compilation and
-the numpy data pipeline on the host: roughly 10-20 min in all (not measured).
+256 validation images: 18 runs): measured 2 h 7 min wall (2 h 15 min CPU) on a
+2-core CPU, 5.5-8.5 min a run; on one TPU or GPU the compute is seconds per run
+and the time goes to compilation and the numpy data pipeline on the host (not
+measured).
 
 Expected result. Quick profile, measured (2-core CPU, seed 0; the numbers are
 deterministic, a second run gave the same)::
@@ -35,15 +35,22 @@ deterministic, a second run gave the same)::
     yolov2_passthrough  1,066,456   51.7    93.2  0.005  0.017      0.001     0.148
 
 The quick run shows that every head trains and every file is written; 100 steps
-at 64×64 are far too few to rank the heads (only the anchor heads have begun to
-find objects, all mAPs are near 0, and img/s moves with the load of the machine).
-Full profile: to be measured (it could not be run for this commit). What it
-tests: the heads that keep the spatial layout and predict per location
-(``yolov2``, ``yolov2_passthrough``, ``yolov1_local``) should reach the best mAP50
-and recall; ``yolov1_fc`` and ``yolov1_local`` have the most parameters (their
-Dense layers grow with S²); ``yolov1_percell`` sees one
-cell only, so it should trail on objects larger than a cell; ``gap`` should be
-last, since averaging the map away leaves no way to say where an object is.
+at 64×64 are far too few to rank the heads. Full profile, measured (mean ± std
+over seeds 0, 1, 2; README has the whole table and the plots)::
+
+    head               params    MFLOPs mAP50         mAP50(07)     COCO mAP      recall@0.5
+    yolov1_fc          2,873,924  91.2  0.001 ± 0.000 0.003 ± 0.001 0.000 ± 0.000 0.175 ± 0.007
+    yolov1_percell       463,229  91.2  0.447 ± 0.013 0.451 ± 0.011 0.155 ± 0.007 0.681 ± 0.010
+    yolov1_local       3,589,060  93.8  0.006 ± 0.003 0.024 ± 0.017 0.001 ± 0.001 0.232 ± 0.022
+    gap                  514,372  86.5  0.005 ± 0.001 0.018 ± 0.017 0.001 ± 0.001 0.238 ± 0.009
+    yolov2               990,616 120.2  0.579 ± 0.024 0.572 ± 0.020 0.221 ± 0.011 0.713 ± 0.009
+    yolov2_passthrough 1,066,456 125.0  0.648 ± 0.023 0.633 ± 0.019 0.252 ± 0.007 0.787 ± 0.010
+
+The heads that predict per location learn (passthrough > anchors > per-cell Dense,
+each gap larger than the seeds' spread); Flatten + Dense (``yolov1_fc``,
+``yolov1_local``) and ``gap`` stay near 0 at this budget: their boxes barely
+depend on the image. Whether the Flatten heads catch up with more steps (the
+YOLOv1 paper pre-trained on ImageNet and trained 135 epochs) is not measured.
 """
 
 from __future__ import annotations
