@@ -41,10 +41,11 @@ Command::
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, multi-scale 48/64/80,
 hi-res at 80: 7 training runs and one evaluation): measured 3 min 45 s on the
-2-core CPU, sharing it with the heads quick run. Full profile (96×96, batch 32,
-1000 steps, 3 seeds, multi-scale 80/96/112/128, hi-res at 128: 21 training runs):
-about 2.5 h on a 2-core CPU (at ~7 min a run); on one TPU or GPU roughly 15-25
-min, bounded by compilation and the host's numpy data pipeline (not measured).
+2-core CPU, sharing it with the heads quick run.
+Full profile (96×96, batch 32, 1000 steps, 3 seeds, multi-scale 80/96/112/128,
+hi-res at 128: 21 training runs): about 2.5 h on a 2-core CPU (the heads study's
+runs took 5.5-8.5 min each); on one TPU or GPU roughly 15-25 min, bounded by
+compilation and the host's numpy data pipeline (not measured).
 
 Expected result. Quick profile, measured (seed 0)::
 
