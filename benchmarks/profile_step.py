@@ -7,11 +7,12 @@ Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
    gradients (which XLA:CPU runs as ``reduce-window`` + ``scatter``) and in
    batch norm.
 2. Max pooling and batch norm alone, forward + backward at the network's own
-   activation shapes: jaxheads' ops now (non-overlapping pools as a max over
-   tiles, shifted one-pass batch moments) against the ops as they were
+   activation shapes: jaxheads' ops now (max pools as maxima of strided views,
+   shifted one-pass batch moments) against the ops as they were
    (``reduce_window`` with darknet's unread padding, two-pass moments as Keras
-   computes them), ``reduce_window`` without the unread padding, and Flax's
-   unshifted one-pass variance.
+   computes them), ``reduce_window`` without the unread padding, the
+   non-overlapping pools as a max over reshaped tiles (an intermediate
+   version), and Flax's unshifted one-pass variance.
 3. The whole step, now and with the ops as they were patched into
    ``jaxheads.ops`` while it is traced, against the Flax NNX step,
    interleaved, paired ratios.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import re
 import statistics
 
@@ -64,9 +66,45 @@ def untrimmed_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
 
 
 def reduce_window_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
-    """`jaxheads.ops.max_pool2d` without the tiles: ``reduce_window`` on the trimmed padding."""
+    """`jaxheads.ops.max_pool2d` as ``reduce_window`` on the trimmed padding."""
     dims, strides, pads = pooling._window("max_pool2d", x, pool_size, strides, padding)
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+
+
+def tiled_max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """`jaxheads.ops.max_pool2d` in between: non-overlapping windows as a max over tiles.
+
+    ``[B, H/k, k, W/k, k, C]``, reduced over the two window axes, with a custom JVP
+    that finds the first maximum by a ``min`` over window positions; overlapping
+    windows fell back to ``reduce_window``.
+    """
+    dims, steps, pads = pooling._window("max_pool2d", x, pool_size, strides, padding)
+    (kh, kw), (h, w) = dims[1:3], x.shape[1:3]
+    if steps == dims and (pads == "VALID" or (pads == "SAME" and h % kh == w % kw == 0)):
+        return _tile_max(x[:, : h - h % kh, : w - w % kw], (kh, kw))
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, steps, pads)
+
+
+def _tiles(x, window):
+    b, h, w, c = x.shape
+    return jnp.reshape(x, (b, h // window[0], window[0], w // window[1], window[1], c))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _tile_max(x, window):
+    return jnp.max(_tiles(x, window), axis=(2, 4))
+
+
+@_tile_max.defjvp
+def _tile_max_jvp(window, primals, tangents):
+    (x,), (t,) = primals, tangents
+    tiles = _tiles(x, window)
+    y = jnp.max(tiles, axis=(2, 4))
+    size = window[0] * window[1]
+    order = np.arange(size, dtype=np.int32).reshape(1, 1, window[0], 1, window[1], 1)
+    first = jnp.min(jnp.where(tiles == y[:, :, None, :, None], order, size), axis=(2, 4))
+    chosen = order == first[:, :, None, :, None]
+    return y, jnp.sum(jnp.where(chosen, _tiles(t, window), 0), axis=(2, 4))
 
 
 def two_pass_moments(x, *, axis_name=None):
@@ -112,6 +150,7 @@ VARIANTS = {
         "batch_moments": two_pass_moments,
     },
     "reduce_window pools (unread pads dropped)": {"max_pool2d": reduce_window_max_pool2d},
+    "tiled pools (in between)": {"max_pool2d": tiled_max_pool2d},
 }
 
 
@@ -163,7 +202,7 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         return jax.jit(jax.grad(total))
 
     runs = {
-        "max pool (jaxheads: a max over tiles)": (
+        "max pool (jaxheads: maxima of strided views)": (
             pool_fn(pooling.max_pool2d, darknet_pads),
             pool_x,
         ),
@@ -173,6 +212,10 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         ),
         "max pool, reduce_window, unread pads dropped": (
             pool_fn(reduce_window_max_pool2d, darknet_pads),
+            pool_x,
+        ),
+        "max pool, non-overlapping as a max over tiles (in between)": (
+            pool_fn(tiled_max_pool2d, darknet_pads),
             pool_x,
         ),
         "batch norm (jaxheads: shifted one-pass moments)": (

@@ -130,3 +130,23 @@ def test_cli_parses_bench():
 def test_unknown_section_is_an_error():
     with pytest.raises(ValueError, match="sections"):
         bench.run(bench.SMOKE, sections=("train", "warp"), log=lambda msg: None)
+
+
+@pytest.mark.parametrize("variant", ["untrimmed", "reduce_window", "tiled"])
+def test_profile_pool_variants_compute_what_max_pool2d_computes(variant):
+    # The op-by-op profile times the pools as they were; they must be the same function.
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from benchmarks import profile_step
+    from jaxheads.ops import max_pool2d
+
+    old = getattr(profile_step, f"{variant}_max_pool2d")
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, 8, 8, 3)), jnp.float32)
+    for pool, strides, padding in [(2, 2, ((0, 1), (0, 1))), (2, 1, "same"), (3, 2, 1)]:
+        y, vjp = jax.vjp(lambda x, a=(pool, strides, padding): max_pool2d(x, *a), x)
+        y_old, vjp_old = jax.vjp(lambda x, a=(pool, strides, padding): old(x, *a), x)
+        np.testing.assert_array_equal(y, y_old)
+        cot = jnp.asarray(np.arange(y.size).reshape(y.shape) % 5, jnp.float32)
+        np.testing.assert_array_equal(vjp(cot)[0], vjp_old(cot)[0])

@@ -203,49 +203,74 @@ def test_rejects_bad_pool_size_and_strides(op):
         op(X, 2, (2, 2, 2))
 
 
-# ------------------------------------------------ non-overlapping pools (tiles)
+# ------------------------------------------------ gradients: strided views vs reduce_window
 
 
-def _reduce_window_max(x, pool, pads):
+def _reduce_window_max(x, pool, strides, pads):
     return lax.reduce_window(
-        x, -jnp.inf, lax.max, (1, *pool, 1), (1, *pool, 1), ((0, 0), *pads, (0, 0))
+        x, -jnp.inf, lax.max, (1, *pool, 1), (1, *strides, 1), ((0, 0), *pads, (0, 0))
     )
 
 
 @pytest.mark.parametrize(
-    ("hw", "pool", "padding", "pads"),
+    ("hw", "pool", "strides", "padding", "pads"),
     [
-        ((8, 8), (2, 2), "valid", ((0, 0), (0, 0))),
-        ((9, 7), (2, 2), "valid", ((0, 0), (0, 0))),  # the odd row/column is dropped
-        ((6, 9), (3, 3), "same", ((0, 0), (0, 0))),
-        ((8, 6), (2, 3), ((0, 1), (0, 2)), ((0, 1), (0, 2))),  # darknet's unread pads
-        ((4, 4), (1, 1), "valid", ((0, 0), (0, 0))),
+        ((8, 8), (2, 2), (2, 2), "valid", ((0, 0), (0, 0))),
+        ((9, 7), (2, 2), (2, 2), "valid", ((0, 0), (0, 0))),  # the odd row/column is dropped
+        ((6, 9), (3, 3), (3, 3), "same", ((0, 0), (0, 0))),
+        ((8, 6), (2, 3), (2, 3), ((0, 1), (0, 2)), ((0, 1), (0, 2))),  # darknet's unread pads
+        ((4, 4), (1, 1), (1, 1), "valid", ((0, 0), (0, 0))),
+        ((5, 7), (2, 2), (1, 1), "same", ((0, 1), (0, 1))),  # yolov2-tiny's sixth pool
+        ((9, 8), (3, 3), (2, 2), ((1, 1), (1, 1)), ((1, 1), (1, 1))),  # overlapping, strided
+        ((7, 7), (5, 5), (1, 1), "same", ((2, 2), (2, 2))),  # an SPP pool
+        ((6, 9), (3, 2), (1, 3), "valid", ((0, 0), (0, 0))),  # rectangular, mixed overlap
     ],
 )
-def test_non_overlapping_max_pool_routes_ties_like_reduce_window(hw, pool, padding, pads):
+def test_max_pool_routes_ties_like_reduce_window(hw, pool, strides, padding, pads):
     # Small integers: most windows hold tied maxima; the whole gradient must go to the
     # first maximum in row-major order, as reduce_window's select-and-scatter (Keras) does.
-    rng = np.random.default_rng(sum(hw) + sum(pool))
+    # Integer cotangents too, so that overlapping windows' sums are exact in any order.
+    rng = np.random.default_rng(sum(hw) + sum(pool) + sum(strides))
     x = jnp.asarray(rng.integers(0, 3, (2, *hw, 3)), jnp.float32)
-    t = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
 
     def ours(x):
-        return max_pool2d(x, pool, pool, padding)
+        return max_pool2d(x, pool, strides, padding)
 
     def ref(x):
-        return _reduce_window_max(x, pool, pads)
+        return _reduce_window_max(x, pool, strides, pads)
 
     y, vjp = jax.vjp(ours, x)
     y_ref, vjp_ref = jax.vjp(ref, x)
     np.testing.assert_array_equal(y, y_ref)
-    cot = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    cot = jnp.asarray(rng.integers(-4, 5, y.shape), jnp.float32)
     np.testing.assert_array_equal(vjp(cot)[0], vjp_ref(cot)[0])
-    np.testing.assert_array_equal(jax.jvp(ours, (x,), (t,))[1], jax.jvp(ref, (x,), (t,))[1])
+    # Forward mode routes like select-and-scatter too: ours' forward Jacobian equals the
+    # reference's reverse one. (jax's own reduce_window JVP may pick another of the tied
+    # maxima when windows overlap.)
+    np.testing.assert_array_equal(jax.jacfwd(ours)(x), jax.jacrev(ref)(x))
     grad = jax.jit(jax.grad(lambda x: jnp.sum(ours(x) ** 2)))(x)
     np.testing.assert_array_equal(grad, jax.grad(lambda x: jnp.sum(ref(x) ** 2))(x))
 
 
-def test_non_overlapping_max_pool_gradient_needs_no_scatter():
+def test_max_pool_bfloat16_matches_reduce_window():
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 7, 7, 4)), jnp.bfloat16)
+    for pool, strides, pads in [(2, 2, ((0, 1), (0, 1))), (2, 1, ((0, 1), (0, 1)))]:
+        y, vjp = jax.vjp(lambda x, p=pool, s=strides: max_pool2d(x, p, s, "same"), x)
+        y_ref, vjp_ref = jax.vjp(
+            lambda x, p=pool, s=strides, q=pads: _reduce_window_max(x, (p, p), (s, s), q), x
+        )
+        assert y.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(y, y_ref)
+        cot = jnp.ones_like(y)
+        np.testing.assert_array_equal(vjp(cot)[0], vjp_ref(cot)[0])
+
+
+@pytest.mark.parametrize(
+    ("pool", "strides", "padding"), [(2, 2, "valid"), (2, 1, "same"), (3, 2, 1)]
+)
+def test_max_pool_gradient_needs_no_scatter(pool, strides, padding):
     x = jnp.ones((2, 8, 8, 4))
-    text = jax.jit(jax.grad(lambda x: jnp.sum(max_pool2d(x, 2)))).lower(x).compile().as_text()
+    grad = jax.grad(lambda x: jnp.sum(max_pool2d(x, pool, strides, padding)))
+    text = jax.jit(grad).lower(x).compile().as_text()
     assert " scatter(" not in text and "select-and-scatter" not in text
+    assert "reduce-window" not in text

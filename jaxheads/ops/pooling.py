@@ -77,44 +77,48 @@ def max_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "vali
       ``[B, H', W', C]``.
     """
     dims, strides, pads = _window("max_pool2d", x, pool_size, strides, padding)
-    (kh, kw), (h, w) = dims[1:3], x.shape[1:3]
-    if strides == dims and (pads == "VALID" or (pads == "SAME" and h % kh == w % kw == 0)):
-        # Non-overlapping windows: a max over tiles (rows/columns no window reads cut off).
-        # Same values and gradients, without XLA:CPU's reduce-window + scatter for the
-        # gradient: 6.5x faster pools there (docs/benchmarks.md).
-        return _tile_max(x[:, : h - h % kh, : w - w % kw], (kh, kw))
-    # A NumPy constant stays concrete under jit, so XLA sees the max monoid (differentiable).
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads)
+    if pads == "VALID":
+        pads = ((0, 0),) * 4
+    elif pads == "SAME":  # every SAME pad is read by some window
+        pads = lax.padtype_to_pads(x.shape, dims, strides, "SAME")
+    if any(lo or hi for lo, hi in pads):
+        x = lax.pad(x, np.array(-np.inf, x.dtype), [(lo, hi, 0) for lo, hi in pads])
+    # A max over strided views, along W and then H: the same values and gradients as
+    # reduce_window, whose gradient XLA:CPU runs as reduce-window + scatter; this one
+    # is slices and elementwise maxima that fuse (docs/benchmarks.md has the timings).
+    (kh, kw), (sh, sw), (h, w) = dims[1:3], strides[1:3], x.shape[1:3]
+    x = _window_max(x, 2, kw, sw, (w - kw) // sw + 1)
+    return _window_max(x, 1, kh, sh, (h - kh) // sh + 1)
 
 
-def _tiles(x: jax.Array, window: tuple[int, int]) -> jax.Array:
-    b, h, w, c = x.shape
-    return jnp.reshape(x, (b, h // window[0], window[0], w // window[1], window[1], c))
+def _views(x: jax.Array, axis: int, size: int, stride: int, count: int):
+    """The ``size`` strided slices of ``x`` along ``axis``: window element d of each window."""
+    for d in range(size):
+        yield lax.slice_in_dim(x, d, d + stride * (count - 1) + 1, stride, axis)
 
 
-def _spread(y: jax.Array) -> jax.Array:
-    """``[B, Ho, Wo, C]`` -> ``[B, Ho, 1, Wo, 1, C]``, to meet the tiles."""
-    return y[:, :, None, :, None, :]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _window_max(x: jax.Array, axis: int, size: int, stride: int, count: int) -> jax.Array:
+    """Max over ``count`` windows of ``size`` with ``stride`` along one axis."""
+    return functools.reduce(jnp.maximum, _views(x, axis, size, stride, count))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _tile_max(x: jax.Array, window: tuple[int, int]) -> jax.Array:
-    """Max over the non-overlapping ``window`` tiles of ``[B, kh·Ho, kw·Wo, C]``."""
-    return jnp.max(_tiles(x, window), axis=(2, 4))
-
-
-@_tile_max.defjvp
-def _tile_max_jvp(window, primals, tangents):
-    # jnp.max would split the tangent among tied maxima; reduce_window max (Keras) and
-    # darknet give all of it to the first maximum in row-major order, and so does this.
+@_window_max.defjvp
+def _window_max_jvp(axis, size, stride, count, primals, tangents):
+    # jnp.maximum would split the tangent between tied maxima; reduce_window's
+    # select-and-scatter (Keras) and darknet give all of it to the first maximum of the
+    # window. First along W, then first among the rows along H: row-major order.
     (x,), (t,) = primals, tangents
-    tiles = _tiles(x, window)
-    y = jnp.max(tiles, axis=(2, 4))
-    size = window[0] * window[1]
-    order = np.arange(size, dtype=np.int32).reshape(1, 1, window[0], 1, window[1], 1)
-    first = jnp.min(jnp.where(tiles == _spread(y), order, size), axis=(2, 4))
-    chosen = order == _spread(first)
-    return y, jnp.sum(jnp.where(chosen, _tiles(t, window), 0), axis=(2, 4))
+    y = _window_max(x, axis, size, stride, count)
+    out = taken = None
+    views = _views(x, axis, size, stride, count), _views(t, axis, size, stride, count)
+    for view, tangent in zip(*views, strict=True):
+        hit = view == y
+        chosen = hit if taken is None else hit & ~taken
+        taken = hit if taken is None else taken | hit
+        term = jnp.where(chosen, tangent, jnp.zeros((), tangent.dtype))
+        out = term if out is None else out + term
+    return y, out
 
 
 def avg_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "valid") -> jax.Array:
