@@ -267,7 +267,9 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
             for run in c.end_to_end_runners(2).values():  # warm-up: Keras' data adapter
                 run()
             # The step alone, interleaved with the fed runs: the same load for all three.
-            runs = {"step_only": c.step_runners(steps)["jaxheads"], **c.end_to_end_runners(steps)}
+            waits: dict[str, list[float]] = {}
+            runs = {"step_only": c.step_runners(steps)["jaxheads"]}
+            runs.update(c.end_to_end_runners(steps, waits))
             cpu = {}
             times = timing.interleaved(runs, repeats=cfg.e2e_repeats, cpu=cpu)
             e2e = {fw: b * steps / timing.median(t) for fw, t in times.items()}
@@ -279,6 +281,14 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
             figures[f"e2e_fraction_of_step_{name}"] = e2e["jaxheads"] / e2e["step_only"]
             figures[f"e2e_speedup_vs_keras_fit_cpu_{name}"] = cpu_s["keras_fit"] / cpu_s["jaxheads"]
             figures[f"e2e_fraction_of_step_cpu_{name}"] = cpu_s["step_only"] / cpu_s["jaxheads"]
+            # What the drawing costs and what the pipeline itself costs, told apart.
+            figures[f"e2e_images_per_s_jaxheads_predrawn_{name}"] = e2e["jaxheads_predrawn"]
+            figures[f"e2e_fraction_of_step_predrawn_{name}"] = (
+                e2e["jaxheads_predrawn"] / e2e["step_only"]
+            )
+            for fw in ("jaxheads", "jaxheads_predrawn"):
+                wait = timing.median([w / t for w, t in zip(waits[fw], times[fw], strict=True)])
+                figures[f"e2e_data_wait_fraction_{fw}_{name}"] = wait
             log(
                 f"[e2e] {name}: jaxheads {e2e['jaxheads']:.1f} img/s, "
                 f"keras fit {e2e['keras_fit']:.1f} img/s"
@@ -453,8 +463,9 @@ def report(result: dict) -> str:
             f"{cfg['e2e_seconds']:.0f} s):",
             "",
             "| network | steps per run | jaxheads step only | jaxheads Batches | "
-            "Keras fit + PyDataset | vs Keras fit (CPU time) | e2e / step-only (CPU time) |",
-            "|---|---|---|---|---|---|---|",
+            "Keras fit + PyDataset | vs Keras fit (CPU time) | e2e / step-only (CPU time) | "
+            "pre-drawn data: e2e / step-only | time waiting for data: drawn / pre-drawn |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for n in nets:
             g = lambda k, n=n: f.get(f"{k}_{n}", math.nan)  # noqa: E731
@@ -466,7 +477,10 @@ def report(result: dict) -> str:
                 f"{_fmt(g('e2e_speedup_vs_keras_fit'), '.2f')}× "
                 f"({_fmt(g('e2e_speedup_vs_keras_fit_cpu'), '.2f')}×) | "
                 f"{_fmt(g('e2e_fraction_of_step') * 100)}% "
-                f"({_fmt(g('e2e_fraction_of_step_cpu') * 100)}%) |"
+                f"({_fmt(g('e2e_fraction_of_step_cpu') * 100)}%) | "
+                f"{_fmt(g('e2e_fraction_of_step_predrawn') * 100)}% | "
+                f"{_fmt(g('e2e_data_wait_fraction_jaxheads') * 100)}% / "
+                f"{_fmt(g('e2e_data_wait_fraction_jaxheads_predrawn') * 100)}% |"
             )
     if any(k.startswith("infer_") for k in f):
         bs = cfg["infer_batches"]

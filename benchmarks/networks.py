@@ -263,6 +263,21 @@ def shapes_data(network: Network, num_examples: int):
     )
 
 
+class Predrawn:
+    """A data set's examples drawn once into memory: the same data, without the drawing."""
+
+    def __init__(self, dataset):
+        self.examples = [dataset.example(i) for i in range(len(dataset))]
+        self.class_names, self.image_size = dataset.class_names, dataset.image_size
+        self.max_boxes = dataset.max_boxes
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def example(self, i: int) -> dict[str, np.ndarray]:
+        return self.examples[i]
+
+
 def pack_targets(batch: dict[str, np.ndarray]) -> np.ndarray:
     """``[B, M, 6]`` float32: boxes, label and mask in one array, the ``y`` Keras takes."""
     return np.concatenate(

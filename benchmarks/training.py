@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 import jax
 import jax.numpy as jnp
@@ -209,25 +210,44 @@ class Contenders:
             "flax_nnx": flax_nnx,
         }
 
-    def end_to_end_runners(self, steps: int) -> dict:
+    def end_to_end_runners(self, steps: int, waits: dict | None = None) -> dict:
         """``name -> run()``: ``steps`` steps fed by each framework's own data interface.
 
         jaxheads: `Batches` (prefetch thread, worker threads) and `JitRunner.place_batch`;
-        Keras: ``model.fit`` over a ``PyDataset`` (two worker threads) of the same batches.
+        ``jaxheads_predrawn``: the same over the same examples drawn beforehand into
+        memory, which leaves the pipeline's own cost (threads, queue, stacking, the
+        copy to the device) without the drawing; Keras: ``model.fit`` over a
+        ``PyDataset`` (two worker threads) of the same batches. With ``waits`` (a
+        dict), the seconds each jaxheads run spent in ``next()`` waiting for a batch
+        are appended under its name: near zero when the pipeline keeps ahead.
         """
         import benchmarks.keras_models as kx
 
         data = nw.shapes_data(self.network, max(steps, 1) * self.batch_size)
+        predrawn = nw.Predrawn(data)
 
-        def jaxheads():
-            with Batches(data, self.batch_size, seed=0, prefetch=2) as batches:
-                for _ in range(steps):
-                    loss = self.jaxheads(self.jaxheads.place(next(batches)))
-                jax.block_until_ready(loss)
+        def fed(dataset, name):
+            def run():
+                waited = 0.0
+                with Batches(dataset, self.batch_size, seed=0, prefetch=2) as batches:
+                    for _ in range(steps):
+                        start = time.perf_counter()
+                        batch = next(batches)
+                        waited += time.perf_counter() - start
+                        loss = self.jaxheads(self.jaxheads.place(batch))
+                    jax.block_until_ready(loss)
+                if waits is not None:
+                    waits.setdefault(name, []).append(waited)
+
+            return run
 
         def keras_fit():
             batches = Batches(data, self.batch_size, seed=0, prefetch=0, num_workers=1)
             with foreign_code():
                 self.keras_model.fit(kx.ShapesPyDataset(batches, steps), epochs=1, verbose=0)
 
-        return {"jaxheads": jaxheads, "keras_fit": keras_fit}
+        return {
+            "jaxheads": fed(data, "jaxheads"),
+            "jaxheads_predrawn": fed(predrawn, "jaxheads_predrawn"),
+            "keras_fit": keras_fit,
+        }

@@ -38,6 +38,10 @@ EXPECTED = [
     f"e2e_images_per_s_keras_fit_{NET}",
     f"e2e_speedup_vs_keras_fit_{NET}",
     f"e2e_fraction_of_step_{NET}",
+    f"e2e_fraction_of_step_predrawn_{NET}",
+    f"e2e_images_per_s_jaxheads_predrawn_{NET}",
+    f"e2e_data_wait_fraction_jaxheads_{NET}",
+    f"e2e_data_wait_fraction_jaxheads_predrawn_{NET}",
     f"infer_latency_ms_b1_{NET}",
     f"infer_images_per_s_b1_{NET}",
     f"infer_latency_ms_b2_{NET}",
@@ -49,8 +53,8 @@ EXPECTED = [
     f"scaling_images_per_s_{NET}_2dev",
     f"scaling_speedup_{NET}_2dev",
 ]
-# Agreement checks: zero is their best value.
-DIFFERENCES = ("same_function_max_abs_diff_", "evaluate_stats_max_abs_diff")
+# Agreement checks and time waiting for data: zero is their best value.
+DIFFERENCES = ("same_function_max_abs_diff_", "evaluate_stats_max_abs_diff", "e2e_data_wait_")
 
 
 @pytest.fixture(scope="module")
