@@ -3,14 +3,17 @@
 Three measurements on one network (default YOLOv2-tiny at 128², batch 16):
 
 1. The compiled programs compared op by op (``compiled.as_text()``) with Keras':
-   the convolutions and FLOPs agree; what differs is around the max-pool
-   gradients (which XLA:CPU runs as ``reduce-window`` + ``scatter``) and in
-   batch norm.
-2. Max pooling and batch norm alone, forward + backward at the network's own
-   activation shapes: jaxheads' ops now (max pools as maxima of strided views,
-   shifted one-pass batch moments) against the ops as they were
-   (``reduce_window`` with darknet's unread padding, two-pass moments as Keras
-   computes them), ``reduce_window`` without the unread padding, the
+   the FLOPs agree; what differs is the convolutions (on CPU jaxheads computes
+   the layers with 32 input channels or more as products of patches, ``dot``),
+   the max-pool gradients (which XLA:CPU runs as ``reduce-window`` +
+   ``scatter``) and batch norm.
+2. Convolutions, max pooling and batch norm alone, forward + backward at the
+   network's own activation shapes: jaxheads' ops now (the per-layer choice
+   between XLA's convolution and the product of patches, max pools as maxima of
+   strided views, shifted one-pass batch moments) against the ops as they were
+   (XLA's convolution everywhere, ``reduce_window`` with darknet's unread
+   padding, two-pass moments as Keras computes them), the product of patches
+   everywhere, ``reduce_window`` without the unread padding, the
    non-overlapping pools as a max over reshaped tiles (an intermediate
    version), and Flax's unshifted one-pass variance.
 3. The whole step, now and with the ops as they were patched into
@@ -39,10 +42,10 @@ import jaxheads.ops as jops
 from benchmarks import networks as nw
 from benchmarks import timing
 from benchmarks.training import Contenders, JaxheadsTrainer, foreign_code
-from jaxheads.ops import normalization, pooling
+from jaxheads.ops import conv, normalization, pooling
 
 # XLA:CPU expands select-and-scatter (max-pool gradients) into reduce-window + scatter.
-HLO_OPS = ("convolution", "scatter", "reduce-window", "pad", "slice", "reduce", "fusion")
+HLO_OPS = ("convolution", "dot", "scatter", "reduce-window", "pad", "slice", "reduce", "fusion")
 
 
 def hlo_ops(compiled) -> collections.Counter:
@@ -131,21 +134,28 @@ def unshifted_moments(x, *, axis_name=None):
     return mean, jnp.maximum(square - jnp.square(mean), 0.0)
 
 
+# `conv.PATCHES_MIN_CHANNELS` patched to this: no layer has so many input channels.
+XLA_CONVOLUTIONS_ONLY = 2**31
+
+
 @contextlib.contextmanager
-def patched(max_pool2d=None, batch_moments=None):
-    """Replaces the ops the layers call while a step is traced."""
-    old_pool, old_moments = jops.max_pool2d, normalization.batch_moments
-    jops.max_pool2d = max_pool2d or old_pool
-    normalization.batch_moments = batch_moments or old_moments
+def patched(max_pool2d=None, batch_moments=None, patches_min_channels=None):
+    """Replaces the ops (and the convolutions' choice) the layers use while a step is traced."""
+    old = jops.max_pool2d, normalization.batch_moments, conv.PATCHES_MIN_CHANNELS
+    jops.max_pool2d = max_pool2d or old[0]
+    normalization.batch_moments = batch_moments or old[1]
+    conv.PATCHES_MIN_CHANNELS = patches_min_channels or old[2]
     try:
         yield
     finally:
-        jops.max_pool2d, normalization.batch_moments = old_pool, old_moments
+        jops.max_pool2d, normalization.batch_moments, conv.PATCHES_MIN_CHANNELS = old
 
 
 VARIANTS = {
     "jaxheads": {},
-    "as it was: unread pool pads, two-pass BN": {
+    "XLA convolutions everywhere": {"patches_min_channels": XLA_CONVOLUTIONS_ONLY},
+    "as it was: XLA convolutions, unread pool pads, two-pass BN": {
+        "patches_min_channels": XLA_CONVOLUTIONS_ONLY,
         "max_pool2d": untrimmed_max_pool2d,
         "batch_moments": two_pass_moments,
     },
@@ -154,12 +164,13 @@ VARIANTS = {
 }
 
 
-def _pool_and_bn_inputs(network: nw.Network, batch: int):
-    """The shapes entering each max pool and each batch norm of the network."""
+def _layer_inputs(network: nw.Network, batch: int):
+    """The shapes entering each convolution, max pool and batch norm of the network."""
     side, c = network.image_size, 3
-    pools, norms = [], []
+    convs, pools, norms = [], [], []
     for layer in network.spec:
         if isinstance(layer, nw.Conv):
+            convs.append(((batch, side, side, c), layer))
             c = layer.filters
             if layer.batch_norm:
                 norms.append((batch, side, side, c))
@@ -169,13 +180,20 @@ def _pool_and_bn_inputs(network: nw.Network, batch: int):
                 side = (side - layer.size) // layer.stride + 1
         elif isinstance(layer, nw.Flatten):
             break
-    return pools, norms
+    return convs, pools, norms
 
 
 def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
-    """Milliseconds of every pool / every batch norm of the network, forward + backward."""
-    pools, norms = _pool_and_bn_inputs(network, batch)
+    """Wall and CPU milliseconds of every conv / pool / batch norm of the network, fwd + bwd."""
+    convs, pools, norms = _layer_inputs(network, batch)
     rng = np.random.default_rng(0)
+    conv_x = [
+        (
+            jnp.asarray(rng.standard_normal(s, dtype=np.float32)),
+            jnp.asarray(0.1 * rng.standard_normal((c.size, c.size, s[3], c.filters), np.float32)),
+        )
+        for s, c in convs
+    ]
     pool_x = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s, _ in pools]
     norm_x = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s in norms]
     # The darknet builder's explicit pads: size - 1 in total, the odd pixel after.
@@ -190,6 +208,16 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
 
         return jax.jit(jax.grad(total))
 
+    def conv_fn(min_channels):
+        # One program per layer, run one after the other as in the network: in one
+        # program XLA would overlap independent layers and hide how each one uses
+        # the cores.
+        def layer(xk, c):
+            with patched(patches_min_channels=min_channels):
+                return jnp.sum(jnp.square(jops.conv2d(*xk, padding=c.size // 2)))
+
+        return [jax.jit(jax.grad(functools.partial(layer, c=c))) for _, c in convs]
+
     def bn_fn(moments):
         def total(xs):
             out = 0.0
@@ -202,6 +230,12 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         return jax.jit(jax.grad(total))
 
     runs = {
+        "convolution (jaxheads: products of patches from 32 input channels)": (
+            conv_fn(None),
+            conv_x,
+        ),
+        "convolution, XLA's everywhere (as it was)": (conv_fn(XLA_CONVOLUTIONS_ONLY), conv_x),
+        "convolution, products of patches everywhere": (conv_fn(1), conv_x),
         "max pool (jaxheads: maxima of strided views)": (
             pool_fn(pooling.max_pool2d, darknet_pads),
             pool_x,
@@ -226,12 +260,23 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
         "batch norm, unshifted one-pass moments (Flax)": (bn_fn(unshifted_moments), norm_x),
     }
     calls = {}
-    for name, (fn, xs) in runs.items():
-        compiled = fn.lower(xs).compile()
-        jax.block_until_ready(compiled(xs))
-        calls[name] = lambda compiled=compiled, xs=xs: jax.block_until_ready(compiled(xs))
-    times = timing.interleaved(calls, repeats=repeats)
-    return {name: timing.median(t) * 1e3 for name, t in times.items()}
+    for name, (fns, xs) in runs.items():
+        if not isinstance(fns, list):  # one program for all layers of the kind
+            fns, xs = [fns], [xs]
+        programs = [(fn.lower(x).compile(), x) for fn, x in zip(fns, xs, strict=True)]
+
+        def call(programs=programs):
+            for compiled, x in programs:
+                jax.block_until_ready(compiled(x))
+
+        call()
+        calls[name] = call
+    cpu: dict[str, list[float]] = {}
+    times = timing.interleaved(calls, repeats=repeats, cpu=cpu)
+    return {
+        name: (timing.median(t) * 1e3, timing.median(cpu[name]) * 1e3)
+        for name, t in times.items()
+    }
 
 
 def whole_step(network: nw.Network, batch: int, repeats: int, contenders: Contenders):
@@ -284,9 +329,9 @@ def main(argv=None) -> int:
     )
     print(f"| XLA GFLOP | {flops[0] / 1e9:.3f} | {flops[1] / 1e9:.3f} |")
 
-    print("\n| forward + backward, all layers of the kind | ms |\n|---|---|")
-    for name, ms in micro(network, args.batch, args.repeats).items():
-        print(f"| {name} | {ms:.1f} |")
+    print("\n| forward + backward, all layers of the kind | ms | CPU ms |\n|---|---|---|")
+    for name, (ms, cpu_ms) in micro(network, args.batch, args.repeats).items():
+        print(f"| {name} | {ms:.1f} | {cpu_ms:.1f} |")
 
     print(
         "\n| whole training step | ms | speedup vs Flax NNX (paired median) | same, CPU time |"

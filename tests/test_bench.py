@@ -154,3 +154,23 @@ def test_profile_pool_variants_compute_what_max_pool2d_computes(variant):
         np.testing.assert_array_equal(y, y_old)
         cot = jnp.asarray(np.arange(y.size).reshape(y.shape) % 5, jnp.float32)
         np.testing.assert_array_equal(vjp(cot)[0], vjp_old(cot)[0])
+
+
+def test_profile_can_put_xla_convolutions_back():
+    # The profile's "as it was" variants trace the network with XLA's convolution
+    # everywhere; the patch must take effect while tracing and be undone afterwards.
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import profile_step
+    from jaxheads.ops import conv2d
+
+    x, k = jnp.ones((1, 4, 4, 64)), jnp.ones((3, 3, 64, 8))
+
+    def convolutions():
+        compiled = jax.jit(lambda x, k: conv2d(x, k)).lower(x, k).compile()
+        return compiled.as_text().count(" convolution(")
+
+    with profile_step.patched(patches_min_channels=profile_step.XLA_CONVOLUTIONS_ONLY):
+        assert convolutions() == 1
+    assert convolutions() == 0

@@ -5,26 +5,39 @@ random shapes, kernel sizes, strides, dilations, groups and paddings.
 Relative error is ``max|ours - keras| / max(max|keras|, 1e-6)``; the bound is
 1e-4 because a convolution sums up to kh·kw·C_in float32 products and XLA may
 order that sum differently for Keras' call and ours.
+
+On CPU, layers with at least `PATCHES_MIN_CHANNELS` input channels are computed
+as a product of patches (`patch_conv2d`) instead of XLA's convolution: those are
+tested against Keras too, for values and gradients, and the compiled programs
+are checked for which lowering each platform gets.
 """
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from jax import export, lax
 from op_properties import keras_numerics, property_tests, raises, rel_err
 
 from jaxheads.ops import conv2d
+from jaxheads.ops.conv import NHWC, PATCHES_MIN_CHANNELS, patch_conv2d
 
 SEEDS = range(8)
 RTOL = 1e-4
 
 
-def _random_conv(rng):
-    """One random Conv2D configuration that Keras accepts, with matching arrays."""
-    groups = int(rng.choice([1, 1, 2, 3]))
-    c_in = groups * int(rng.integers(1, 4))
+def _random_conv(rng, min_channels=1):
+    """One random Conv2D configuration that Keras accepts, with matching arrays.
+
+    With ``min_channels`` > 1: no groups and C_in in [min_channels, 2·min_channels).
+    """
+    groups = int(rng.choice([1, 1, 2, 3])) if min_channels == 1 else 1
+    c_in = groups * int(
+        rng.integers(1, 4) if min_channels == 1 else rng.integers(min_channels, 2 * min_channels)
+    )
     c_out = groups * int(rng.integers(1, 4))
     ksize = tuple(int(k) for k in rng.integers(1, 5, size=2))
     if rng.random() < 0.4:  # Keras forbids strides > 1 together with dilation > 1
@@ -96,6 +109,108 @@ def test_conv2d_explicit_padding_matches_keras_zero_padding(seed, maybe_jit):
     assert rel_err(y, ref) <= RTOL, cfg
 
 
+# ------------------------------------------------- CPU: the product of patches
+
+
+@functools.cache
+def _patch_case(seed):
+    """A random geometry with enough input channels for the patch lowering."""
+    rng = np.random.default_rng(200 + seed)
+    x, kernel, bias, cfg = _random_conv(rng, min_channels=PATCHES_MIN_CHANNELS)
+    if seed % 3 == 2:
+        pad = tuple(tuple(int(p) for p in rng.integers(0, 3, size=2)) for _ in "hw")
+        ref = _keras_conv(x, kernel, bias, padding="valid", zero_pad=pad, **cfg)
+        return x, kernel, bias, dict(cfg, padding=pad), ref
+    cfg["padding"] = ("same", "valid")[seed % 3]
+    return x, kernel, bias, cfg, _keras_conv(x, kernel, bias, **cfg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_patch_lowering_matches_keras(seed, maybe_jit):
+    x, kernel, bias, cfg, ref = _patch_case(seed)
+    assert x.shape[3] >= PATCHES_MIN_CHANNELS and cfg["groups"] == 1
+    y = maybe_jit(functools.partial(conv2d, **cfg))(x, kernel, bias)
+    assert rel_err(y, ref) <= RTOL, cfg
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_patch_lowering_gradients_match_xla_convolution(seed):
+    x, kernel, _, cfg, _ = _patch_case(seed)
+
+    pads = cfg["padding"].upper() if isinstance(cfg["padding"], str) else cfg["padding"]
+
+    def ref(x, k):
+        return lax.conv_general_dilated(
+            x, k, cfg["strides"], pads, rhs_dilation=cfg["dilation"], dimension_numbers=NHWC
+        )
+
+    def ours(x, k):
+        return conv2d(
+            x, k, strides=cfg["strides"], padding=cfg["padding"], dilation=cfg["dilation"]
+        )
+
+    cot = np.random.default_rng(seed).standard_normal(ref(x, kernel).shape).astype(np.float32)
+    grads_ref = jax.vjp(ref, x, kernel)[1](cot)
+    grads = jax.jit(lambda x, k, c: jax.vjp(ours, x, k)[1](c))(x, kernel, cot)
+    for g, r in zip(grads, grads_ref, strict=True):
+        assert rel_err(g, r) <= RTOL, cfg
+
+
+def test_patch_conv2d_is_xla_convolution_with_taps_in_hwio_order():
+    # One-hot kernels pick single taps: any misplaced tap, stride or dilation shows
+    # as a wrong input pixel, exactly (no sums to reorder).
+    x = np.arange(2 * 9 * 11 * 2, dtype=np.float32).reshape(2, 9, 11, 2)
+    for i, j, c in [(0, 0, 0), (1, 2, 1), (2, 1, 0)]:
+        k = np.zeros((3, 3, 2, 1), np.float32)
+        k[i, j, c] = 1.0
+        for strides, dilation, pads in [
+            ((1, 1), (1, 1), "SAME"),
+            ((2, 3), (1, 1), ((1, 0), (2, 1))),
+            ((1, 1), (2, 1), "VALID"),
+        ]:
+            ours = patch_conv2d(x, k, strides=strides, padding=pads, dilation=dilation)
+            ref = lax.conv_general_dilated(
+                x, k, strides, pads, rhs_dilation=dilation, dimension_numbers=NHWC
+            )
+            np.testing.assert_array_equal(ours, ref)
+
+
+def _hlo_ops(fn, *args, platform=None):
+    """(convolutions, dots) in fn's and its gradient's programs: compiled here, or lowered."""
+    grad = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
+    if platform is None:
+        texts = [jax.jit(f).lower(*args).compile().as_text() for f in (fn, grad)]
+        return sum(t.count(" convolution(") for t in texts), sum(t.count(" dot(") for t in texts)
+    texts = [
+        export.export(jax.jit(f), platforms=[platform])(*args).mlir_module() for f in (fn, grad)
+    ]
+    return (
+        sum(t.count("stablehlo.convolution") for t in texts),
+        sum(t.count("stablehlo.dot_general") for t in texts),
+    )
+
+
+def _maps(c_in, groups=1, ksize=3):
+    x = jnp.ones((2, 6, 6, c_in))
+    return x, jnp.ones((ksize, ksize, c_in // groups, 8))
+
+
+@pytest.mark.parametrize("ksize", [1, 3])
+def test_cpu_computes_wide_layers_as_products_and_narrow_ones_as_convolutions(ksize):
+    wide = _hlo_ops(conv2d, *_maps(PATCHES_MIN_CHANNELS, ksize=ksize))
+    assert wide[0] == 0 and wide[1] >= 3, wide  # forward, input and kernel gradients
+    narrow = _hlo_ops(conv2d, *_maps(PATCHES_MIN_CHANNELS - 1, ksize=ksize))
+    assert narrow[0] == 3 and narrow[1] == 0, narrow
+    grouped = _hlo_ops(functools.partial(conv2d, groups=2), *_maps(2 * PATCHES_MIN_CHANNELS, 2))
+    assert grouped[0] == 3 and grouped[1] == 0, grouped
+
+
+@pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
+def test_accelerators_keep_xla_convolution(platform):
+    convs, dots = _hlo_ops(conv2d, *_maps(4 * PATCHES_MIN_CHANNELS), platform=platform)
+    assert convs == 3 and dots == 0, (convs, dots)
+
+
 # ------------------------------------------------------------ closed-form values
 
 
@@ -135,6 +250,13 @@ def _cases():
     x = rng.standard_normal((2, 6, 6, 4)).astype(np.float32)
     k = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
+    xw = rng.standard_normal((2, 6, 6, PATCHES_MIN_CHANNELS)).astype(np.float32)
+
+    def fan_in_scaled(shape):
+        # Outputs of order 1, as with a network's initialiser: the generic tests' 1e-6
+        # tolerance is then float32's rounding of sums of a few hundred products.
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[:3]))).astype(np.float32)
+
     return {
         "same_stride2_groups2": (
             functools.partial(conv2d, strides=2, padding="same", groups=2),
@@ -143,6 +265,14 @@ def _cases():
         "valid_dilation2": (
             functools.partial(conv2d, padding="valid", dilation=2),
             (x, rng.standard_normal((2, 2, 4, 3)).astype(np.float32)),
+        ),
+        "patches_darknet_pad_stride2": (
+            functools.partial(conv2d, strides=2, padding=1),
+            (xw, fan_in_scaled((3, 3, PATCHES_MIN_CHANNELS, 4)), b),
+        ),
+        "patches_1x1": (
+            conv2d,
+            (xw, fan_in_scaled((1, 1, PATCHES_MIN_CHANNELS, 3))),
         ),
     }
 

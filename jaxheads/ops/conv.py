@@ -1,6 +1,18 @@
-"""2-D convolution (NHWC activations, HWIO kernels), with Keras semantics."""
+"""2-D convolution (NHWC activations, HWIO kernels), with Keras semantics.
+
+On CPU, a convolution with at least `PATCHES_MIN_CHANNELS` input channels (and no
+feature groups) is computed as one matrix product of the input's patches
+("im2col"): XLA:CPU's own convolution runs such layers, forward and backward,
+1.1–5× slower than its matrix product does (1×1 convolutions 2–5×, 3×3 ones on
+small maps 1.3–1.7×), while with fewer channels the patches' narrow rows make the
+product the slower one. The choice is made per layer from static shapes and per
+platform when the program is lowered (`jax.lax.platform_dependent`): GPUs and TPUs
+always run XLA's convolution. Both compute the same sums in a different order.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +28,10 @@ from jaxheads.ops._padding import (
 )
 
 NHWC = ("NHWC", "HWIO", "NHWC")
+
+# Fewer input channels than this keep XLA's convolution on CPU too (see the module
+# docstring; measured layer by layer in docs/benchmarks.md).
+PATCHES_MIN_CHANNELS = 32
 
 
 def explicit_padding(pads):
@@ -78,16 +94,74 @@ def conv2d(
         check_dim(op, "bias", bias, 0, kernel.shape[3], "kernel C_out")
     pads = trim_unread_padding(x.shape[1:3], window, strides, pads)
     kernel, bias = cast_like(x, kernel, bias)
-    y = lax.conv_general_dilated(
-        x,
-        kernel,
-        strides,
-        explicit_padding(pads),
-        rhs_dilation=dilation,
-        dimension_numbers=NHWC,
-        feature_group_count=groups,
-    )
+
+    def xla_conv(x, kernel):
+        return lax.conv_general_dilated(
+            x,
+            kernel,
+            strides,
+            explicit_padding(pads),
+            rhs_dilation=dilation,
+            dimension_numbers=NHWC,
+            feature_group_count=groups,
+        )
+
+    if groups == 1 and x.shape[3] >= PATCHES_MIN_CHANNELS:
+        patches = functools.partial(patch_conv2d, strides=strides, padding=pads, dilation=dilation)
+        y = lax.platform_dependent(x, kernel, cpu=patches, default=xla_conv)
+    else:
+        y = xla_conv(x, kernel)
     if bias is not None:
         # Explicit broadcast: implicit rank promotion is an error in strict mode.
         y = y + jnp.broadcast_to(bias, y.shape)
     return y
+
+
+def patch_conv2d(x: jax.Array, kernel: jax.Array, *, strides, padding, dilation) -> jax.Array:
+    """The convolution as one matrix product of the input's patches (im2col).
+
+    The patch matrix ``[B, H', W', kh·kw·C_in]`` concatenates, for each kernel tap
+    (row-major), the strided view of the padded input that the tap reads; the
+    kernel reshaped to ``[kh·kw·C_in, C_out]`` (HWIO order) contracts it. Its
+    gradient is slices and pads, and two more products.
+
+    Args:
+      x: ``[B, H, W, C_in]``.
+      kernel: ``[kh, kw, C_in, C_out]`` (no feature groups).
+      strides: ``(sh, sw)``.
+      padding: ``"SAME"``, ``"VALID"`` or ``((top, bottom), (left, right))``.
+      dilation: ``(dh, dw)``.
+
+    Returns:
+      ``[B, H', W', C_out]``, what ``lax.conv_general_dilated`` gives up to the
+      order of the sums.
+    """
+    b, h, w, c = x.shape
+    kh, kw = kernel.shape[:2]
+    window = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads((h, w), window, strides, padding)
+    (top, bottom), (left, right) = padding
+    x = lax.pad(
+        x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
+    )
+    out_h = (h + top + bottom - window[0]) // strides[0] + 1
+    out_w = (w + left + right - window[1]) // strides[1] + 1
+    taps = [
+        lax.slice(
+            x,
+            (0, i * dilation[0], j * dilation[1], 0),
+            (
+                b,
+                i * dilation[0] + (out_h - 1) * strides[0] + 1,
+                j * dilation[1] + (out_w - 1) * strides[1] + 1,
+                c,
+            ),
+            (1, *strides, 1),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = taps[0] if len(taps) == 1 else lax.concatenate(taps, 3)
+    matrix = kernel.reshape(kh * kw * c, kernel.shape[3])
+    return lax.dot_general(patches, matrix, (((3,), (0,)), ((), ())))
