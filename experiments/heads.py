@@ -16,27 +16,29 @@ Command::
     jaxheads compare --quick --workdir /tmp/cmp_quick                             # quick
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, 32 validation images):
-3 min 4 s measured on the 2-core CPU, sharing it with the ``yolov2_path`` quick
-run. Full profile (96×96, batch 32, 1000 steps, 3 seeds, 256 validation images:
-18 runs): measured 2 h 7 min wall (2 h 15 min CPU) on a
-2-core CPU, 5.5-8.5 min a run; on one TPU or GPU the compute is seconds per run
-and the time goes to compilation and the numpy data pipeline on the host (not
-measured).
+1 min 52 s measured on the otherwise idle 2-core CPU.
+Full profile (96×96, batch 32, 1000 steps, 3 seeds, 256 validation images: 18
+runs): measured 2 h 7 min wall (2 h 15 min CPU) on a 2-core CPU, 5.5-8.5 min a
+run, before `conv2d` computed wide layers on CPU as products of patches (faster
+now; not re-measured); on one TPU or GPU the compute is seconds per run and the
+time goes to compilation and the numpy data pipeline on the host (not measured).
 
 Expected result. Quick profile, measured (2-core CPU, seed 0; the numbers are
 deterministic but for img/s, which moves with the machine's load)::
 
     head                params     MFLOPs  img/s  mAP50  mAP50(07)  COCO mAP  recall@0.5
-    yolov1_fc           1,496,384   38.7   205.6  0.000  0.000      0.000     0.000
-    yolov1_percell        463,229   38.7   204.5  0.000  0.000      0.000     0.008
-    yolov1_local        1,680,960   39.6   134.7  0.000  0.000      0.000     0.000
-    gap                   447,552   36.6   196.3  0.000  0.000      0.000     0.000
-    yolov2                990,616   49.8   171.3  0.008  0.018      0.004     0.188
-    yolov2_passthrough  1,066,456   51.7   148.9  0.002  0.002      0.000     0.168
+    yolov1_fc           1,496,384   38.7   284.0  0.000  0.000      0.000     0.000
+    yolov1_percell        463,229   38.7   371.9  0.000  0.000      0.000     0.000
+    yolov1_local        1,680,960   39.6   196.9  0.000  0.000      0.000     0.008
+    gap                   447,552   36.6   380.6  0.000  0.000      0.000     0.015
+    yolov2                990,616   49.8   251.7  0.003  0.004      0.001     0.188
+    yolov2_passthrough  1,066,456   51.7   245.3  0.002  0.006      0.000     0.175
 
 The quick run shows that every head trains and every file is written; 100 steps
 at 64×64 are far too few to rank the heads. Full profile, measured (mean ± std
-over seeds 0, 1, 2; README has the whole table and the plots)::
+over seeds 0, 1, 2; README has the whole table and the plots; measured with the
+convolutions computed as XLA convolutions on CPU: a rerun there now sums in
+another order and gives other digits)::
 
     head               params    MFLOPs mAP50         mAP50(07)     COCO mAP      recall@0.5
     yolov1_fc          2,873,924  91.2  0.001 ± 0.000 0.003 ± 0.001 0.000 ± 0.000 0.175 ± 0.007

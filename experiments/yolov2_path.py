@@ -40,32 +40,35 @@ Command::
     jaxheads compare --config experiments/yolov2_path.py --quick --workdir /tmp/path_quick
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, multi-scale 48/64/80,
-hi-res at 80: 7 training runs and one evaluation): measured 3 min 45 s on the
-2-core CPU, sharing it with the heads quick run.
+hi-res at 80: 7 training runs and one evaluation): measured 2 min 38 s on the
+otherwise idle 2-core CPU.
 Full profile (96×96, batch 32, 1000 steps, 3 seeds, multi-scale 80/96/112/128,
 hi-res at 128: 21 training runs): measured 2 h 3 min on the 2-core CPU (shared
-with benchmark runs for parts of it); on one TPU or GPU roughly 15-25 min, bounded
-by compilation and the host's numpy data pipeline (not measured).
+with benchmark runs for parts of it), before `conv2d` computed wide layers on
+CPU as products of patches (faster now; not re-measured); on one TPU or GPU
+roughly 15-25 min, bounded by compilation and the host's numpy data pipeline (not
+measured).
 
 Expected result. Quick profile, measured (seed 0)::
 
     row                  params     MFLOPs  mAP50(07)  recall@0.5  prior IoU  paper
-    yolo                 1,494,896   38.5   0.001      0.054       —          63.4
+    yolo                 1,494,896   38.5   0.001      0.072       —          63.4
     batch_norm           1,496,384   38.7   0.000      0.000       —          65.8
-    anchor_boxes           990,616   49.8   0.003      0.142       0.677      69.2
-    dimension_priors       990,616   49.8   0.015      0.245       0.766      —
-    location_prediction    990,616   49.8   0.005      0.166       0.766      74.4
-    passthrough          1,066,456   51.7   0.003      0.166       0.766      75.4
-    multi_scale          1,066,456   51.7   0.010      0.199       0.766      76.8
-    hi_res_detector      1,066,456   84.4   0.005      0.179       0.766      78.6
+    anchor_boxes           990,616   49.8   0.010      0.182       0.677      69.2
+    dimension_priors       990,616   49.8   0.008      0.243       0.766      —
+    location_prediction    990,616   49.8   0.006      0.206       0.766      74.4
+    passthrough          1,066,456   51.7   0.004      0.192       0.766      75.4
+    multi_scale          1,066,456   51.7   0.004      0.187       0.766      76.8
+    hi_res_detector      1,066,456   84.4   0.005      0.145       0.766      78.6
 
 What the quick run already shows: k-means priors fit the training boxes better
 than the hand-picked ones (prior IoU 0.766 against 0.677, Table 1's point), the
-anchor heads find more objects than the FC head after 100 steps (recall 0.14-0.25
-against 0.00-0.05, the paper's 81% → 88% in direction), and the hi-res row costs
+anchor heads find more objects than the FC head after 100 steps (recall 0.15-0.24
+against 0.00-0.07, the paper's 81% → 88% in direction), and the hi-res row costs
 1.6× the FLOPs for the same parameters. The mAPs are all near 0: 100 steps are
 too few to order the rows. Full profile, measured (mean ± std over seeds 0, 1, 2;
-README has the whole table, the plots and the reading)::
+README has the whole table, the plots and the reading; measured with XLA
+convolutions on CPU: a rerun there now sums in another order, other digits)::
 
     row                  params     MFLOPs mAP50         mAP50(07)     recall@0.5    paper
     yolo                 2,872,436   90.6  0.002 ± 0.001 0.017 ± 0.015 0.210 ± 0.011 63.4

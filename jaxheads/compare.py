@@ -355,6 +355,12 @@ def _cost_flops(cost) -> float:
 def forward_flops(layer, input_shape, params=None, state=None) -> float:
     """FLOPs of ``layer.apply`` on one image (batch 1), from XLA's cost analysis.
 
+    The program analysed is the one lowered for a TPU, whatever machine runs this:
+    the count is the model's, not this machine's lowering of it. (On CPU `conv2d`
+    computes wide layers as products of patches, whose count would include the
+    kernel taps that fall on the zero padding; a convolution's count leaves them
+    out.) Lowering needs no TPU; where it fails, the local compiled program counts.
+
     Args:
       layer: a `jaxheads.layers.Layer`.
       input_shape: its input shape, batch first (``None`` allowed), or a list of them.
@@ -375,6 +381,13 @@ def forward_flops(layer, input_shape, params=None, state=None) -> float:
 
     x = [one(s) for s in input_shape] if is_multi(input_shape) else one(input_shape)
     fn = jax.jit(lambda p, s, x: layer.apply(p, s, x)[0])
+    try:
+        traced = fn.trace(params, state, x)
+        flops = _cost_flops(traced.lower(lowering_platforms=("tpu",)).cost_analysis())
+    except Exception:  # noqa: BLE001 — a jax without cross-platform lowering: count locally
+        flops = math.nan
+    if math.isfinite(flops):
+        return flops
     lowered = fn.lower(params, state, x)
     flops = _cost_flops(lowered.compile().cost_analysis())
     return flops if math.isfinite(flops) else _cost_flops(lowered.cost_analysis())
@@ -924,8 +937,9 @@ def _markdown(
         f"{config.val_examples} validation images; {config.steps} steps of batch "
         f"{config.batch_size} ({config.optimizer}, lr {config.learning_rate}, {config.policy}); "
         f"seeds {seeds}. Metrics are mean ± sample std over seeds; params are Keras-style "
-        "(with batch-norm statistics); MFLOPs of one forward pass at batch 1 (XLA, a "
-        "multiply-add counts 2); img/s is the median steady-state training rate.",
+        "(with batch-norm statistics); MFLOPs of one forward pass at batch 1 (XLA's count "
+        "for a TPU program, a multiply-add counts 2); img/s is the median steady-state "
+        "training rate.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),

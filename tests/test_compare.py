@@ -196,3 +196,16 @@ def test_config_checks(tmp_path):
     assert [r.label for r in config.select(["a-b"]).runs] == ["a_b"]
     with pytest.raises(ValueError, match="expected runs among"):
         config.select(["d"])
+
+
+def test_forward_flops_count_the_model_not_this_machines_lowering():
+    from jaxheads import layers
+    from jaxheads.ops.conv import PATCHES_MIN_CHANNELS
+
+    # A 3×3 "same" convolution on an 8×8 map: per axis the three taps read 7, 8 and 7
+    # pixels inside the map, 22² tap positions in all; the taps on the zero padding are
+    # not counted. (On CPU this layer runs as a product of patches, which computes them.)
+    c_in, c_out = PATCHES_MIN_CHANNELS, 8
+    layer = layers.Conv2D(c_out, 3, padding="same", use_bias=False)
+    flops = compare.forward_flops(layer, (None, 8, 8, c_in))
+    assert flops == 2 * 22 * 22 * c_in * c_out
