@@ -114,16 +114,23 @@ def _draw_segment(image: np.ndarray, ends, half_width: float, colour: np.ndarray
     ys = (np.arange(r0, r1, dtype=np.float32) + 0.5 - y0)[:, None]
     xs = (np.arange(c0, c1, dtype=np.float32) + 0.5 - x0)[None, :]
     dx, dy = x1 - x0, y1 - y0
-    t = np.clip((xs * dx + ys * dy) / max(dx * dx + dy * dy, 1e-6), 0, 1)
+    # min(max(., 0), 1) is np.clip without its wrapper's cost (no NaN can occur here).
+    t = np.minimum(np.maximum((xs * dx + ys * dy) / max(dx * dx + dy * dy, 1e-6), 0), 1)
     ex, ey = xs - t * dx, ys - t * dy
-    image[:, r0:r1, c0:c1][:, ex * ex + ey * ey <= half_width * half_width] = colour[:, None]
+    _paint(image[:, r0:r1, c0:c1], ex * ex + ey * ey <= half_width * half_width, colour)
+
+
+def _paint(window: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
+    """Sets the pixels of ``window`` [3, h, w] where ``mask`` [h, w] holds to ``colour``."""
+    np.copyto(window, colour[:, None, None], where=mask)
 
 
 def _pick_colour(candidates: np.ndarray, base: np.ndarray) -> np.ndarray:
     """The first of ``candidates`` [K, 3] at least 0.35 from ``base`` in some channel."""
-    ok = np.abs(candidates - base).max(axis=1) >= 0.35
-    if ok.any():
-        return candidates[np.argmax(ok)]
+    ok = (np.abs(candidates - base) >= 0.35).any(axis=1)
+    first = int(ok.argmax())
+    if ok[first]:
+        return candidates[first]
     return np.where(base > 0.5, 0.0, 1.0).astype(np.float32)
 
 
@@ -190,7 +197,7 @@ def draw_shapes(
             covered = np.bincount(under[under >= 0], minlength=len(visible))
             vis = np.asarray(visible, np.int64)
             remaining = vis - covered
-            if np.all(covered <= _MAX_OCCLUSION * vis) and np.all(remaining >= _MIN_PIXELS):
+            if (covered <= _MAX_OCCLUSION * vis).all() and (remaining >= _MIN_PIXELS).all():
                 break
         else:
             continue
@@ -200,7 +207,7 @@ def draw_shapes(
         windows.append(window)
         labels.append(kind)
         instances[window][mask] = j
-        image[:, window[0], window[1]][:, mask] = colour[:, None]
+        _paint(image[:, window[0], window[1]], mask, colour)
 
     amplitude = np.float32(2 * noise * rng.random())
     image += (rng.random((h, w), dtype=np.float32) - np.float32(0.5)) * amplitude
@@ -211,15 +218,14 @@ def draw_shapes(
     scale = np.array([w, h, w, h], np.float32)
     for j, (rows, cols) in enumerate(windows):
         mine = instances[rows, cols] == j
-        rr = np.flatnonzero(mine.any(axis=1))
-        cc = np.flatnonzero(mine.any(axis=0))
+        rr, cc = mine.any(axis=1), mine.any(axis=0)  # a visible shape has >= _MIN_PIXELS
         boxes[j] = (
             np.array(
                 [
-                    cols.start + cc[0],
-                    rows.start + rr[0],
-                    cols.start + cc[-1] + 1,
-                    rows.start + rr[-1] + 1,
+                    cols.start + int(cc.argmax()),
+                    rows.start + int(rr.argmax()),
+                    cols.stop - int(cc[::-1].argmax()),
+                    rows.stop - int(rr[::-1].argmax()),
                 ],
                 np.float32,
             )
