@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from jax import lax
 
 from jaxheads._checks import fail
 
@@ -76,3 +77,22 @@ def trim_unread_padding(spatial: tuple[int, int], window: tuple[int, int], strid
         trimmed.append((lo, min(hi, max(0, last_end - lo - n))))
     trimmed = tuple(trimmed)
     return "VALID" if trimmed == ((0, 0), (0, 0)) else trimmed
+
+
+def pad_map(x, window, strides, padding, value):
+    """``x`` [B, H, W, C] padded as ``padding`` asks, with ``value``.
+
+    ``padding`` is ``"SAME"``, ``"VALID"`` or ``((top, bottom), (left, right))``
+    (as `normalize_padding` / `trim_unread_padding` return it); ``window`` is the
+    (dilated) window ``(h, w)``, ``strides`` ``(sh, sw)``. The ops that read a padded
+    map as strided views (max pooling, the convolution as a product of patches)
+    pad it here once.
+    """
+    if padding == "VALID":
+        return x
+    if padding == "SAME":
+        padding = lax.padtype_to_pads(x.shape[1:3], window, strides, "SAME")
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    config = [(0, 0, 0), *((lo, hi, 0) for lo, hi in padding), (0, 0, 0)]
+    return lax.pad(x, np.array(value, x.dtype), config)

@@ -24,6 +24,7 @@ from jaxheads.ops._padding import (
     Padding,
     check_window_fits,
     normalize_padding,
+    pad_map,
     trim_unread_padding,
 )
 
@@ -138,17 +139,12 @@ def patch_conv2d(x: jax.Array, kernel: jax.Array, *, strides, padding, dilation)
       ``[B, H', W', C_out]``, what ``lax.conv_general_dilated`` gives up to the
       order of the sums.
     """
-    b, h, w, c = x.shape
+    b, c = x.shape[0], x.shape[3]
     kh, kw = kernel.shape[:2]
     window = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-    if isinstance(padding, str):
-        padding = lax.padtype_to_pads((h, w), window, strides, padding)
-    (top, bottom), (left, right) = padding
-    x = lax.pad(
-        x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
-    )
-    out_h = (h + top + bottom - window[0]) // strides[0] + 1
-    out_w = (w + left + right - window[1]) // strides[1] + 1
+    x = pad_map(x, window, strides, padding, 0)
+    out_h = (x.shape[1] - window[0]) // strides[0] + 1
+    out_w = (x.shape[2] - window[1]) // strides[1] + 1
     taps = [
         lax.slice(
             x,

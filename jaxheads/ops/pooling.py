@@ -14,6 +14,7 @@ from jaxheads.ops._padding import (
     Padding,
     check_window_fits,
     normalize_padding,
+    pad_map,
     trim_unread_padding,
 )
 
@@ -77,12 +78,7 @@ def max_pool2d(x: jax.Array, pool_size=2, strides=None, padding: Padding = "vali
       ``[B, H', W', C]``.
     """
     dims, strides, pads = _window("max_pool2d", x, pool_size, strides, padding)
-    if pads == "VALID":
-        pads = ((0, 0),) * 4
-    elif pads == "SAME":  # every SAME pad is read by some window
-        pads = lax.padtype_to_pads(x.shape, dims, strides, "SAME")
-    if any(lo or hi for lo, hi in pads):
-        x = lax.pad(x, np.array(-np.inf, x.dtype), [(lo, hi, 0) for lo, hi in pads])
+    x = pad_map(x, dims[1:3], strides[1:3], pads if isinstance(pads, str) else pads[1:3], -np.inf)
     # A max over strided views, along W and then H: the same values and gradients as
     # reduce_window, whose gradient XLA:CPU runs as reduce-window + scatter; this one
     # is slices and elementwise maxima that fuse (docs/benchmarks.md has the timings).
