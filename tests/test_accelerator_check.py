@@ -1,0 +1,84 @@
+"""The accelerator check runs on a CPU too: every part runs or says why it is skipped."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks import accelerator_check as ac
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_relative_errors():
+    b = np.array([1.0, -4.0, 2.0])
+    assert ac._rel(b, b) == 0.0
+    assert ac._rel(b + np.array([0.0, 0.0, 0.4]), b) == pytest.approx(0.1)
+    assert ac._rel(np.array([1.0, np.nan]), np.array([1.0, 2.0])) == float("inf")
+    assert ac._tree_rel({"a": b * 1.01}, {"a": b}) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="shapes differ"):
+        ac._rel(b, b[:2])
+
+
+def test_comparison_of_two_devices_finds_a_difference(monkeypatch):
+    """The CPU against itself agrees; an accelerator off by 1e-3 of the scale fails."""
+    ctx = ac.Context(tiny=True, log=lambda _: None)
+    ctx.device = jax.devices("cpu")[1]  # another CPU device stands in for the accelerator
+    x = ac._rng_arrays(0, (2, 6, 6, 4))[0]
+    cases = {"max": (lambda x: jax.numpy.max(x, axis=1), (x,))}
+    same = ac._compare_cases(ctx, cases)
+    assert same["passed"] and same["worst"]["f32_highest"] == 0.0
+
+    on = ac._on
+
+    def off(ctx_, device, fn, *args):
+        out = on(ctx_, device, fn, *args)
+        return out if device == ctx.cpu else out + 1e-3 * np.max(np.abs(out))
+
+    monkeypatch.setattr(ac, "_on", off)
+    worse = ac._compare_cases(ctx, cases)
+    assert not worse["passed"]
+    assert worse["worst"]["f32_highest"] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_unknown_part_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="expected parts among"):
+        ac.run(["env", "gpu"], json_path=str(tmp_path / "x.json"))
+
+
+@pytest.mark.slow
+def test_script_end_to_end_on_cpu(tmp_path):
+    """The shell driver: groups in their own processes, one merged JSON, one log."""
+    env = {
+        **os.environ,
+        "TINY": "1",
+        "PYTHON": sys.executable,
+        "GROUPS": "correctness:env,ops,postprocess:150 bench:bench:150 "
+        "rest:pytest,study,keras_bench:60 late:env:1",
+    }
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), str(out), "400"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["accelerator_check.json", "accelerator_check.log"]
+    result = json.loads((out / "accelerator_check.json").read_text())
+    groups = result["groups"]
+    assert set(groups) == {"correctness", "bench", "rest"}  # "late" had too little time
+    parts = {p: r for g in groups.values() for p, r in g["parts"].items()}
+    assert parts["env"]["status"] == "ok" and parts["env"]["platform"] == "cpu"
+    for name in ("ops", "postprocess", "pytest", "study"):
+        assert parts[name]["status"] == "skipped" and "reason" in parts[name], name
+    bench = parts["bench"]
+    assert bench["status"] == "ok", bench
+    (train,) = bench["train"].values()
+    assert train["images_per_s"] > 0 and train["flops_per_step"] > 0 and train["loss_finite"]
+    (infer,) = bench["infer"].values()
+    assert infer["images_per_s"] > 0
+    log = (out / "accelerator_check.log").read_text()
+    assert "[late] skipped: out of time" in log
