@@ -43,7 +43,17 @@ def test_train_then_evaluate(tmp_path, capsys, model):
     (["--dataset", "imagenet"], "make_dataset: expected a dataset in"),
     (["--dataset", "voc"], "expected --data-dir"),
     (["--dataset", "voc", "--data-dir", "/nonexistent/VOC"], "/nonexistent/VOC"),
-    (["--devices", "8", "--batch-size", "12"], "divisible by the 8 devices, got 12"),
+    (["--devices", "8", "--batch-size", "12"], "divisible by the 8 devices (--devices), got 12"),
+    (["--steps", "-5"], "--steps: expected an integer >= 1, got -5"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: expected an integer >= 1, got 0"),
+    (["--devices", "0"], "--devices: expected an integer >= 1, got 0"),
+    (["--image-size", "0"], "--image-size: expected an integer >= 1, got 0"),
+    (["--log-every", "0"], "--log-every: expected an integer >= 1, got 0"),
+    (["--train-examples", "0"], "--train-examples: expected an integer >= 1, got 0"),
+    (["--lr", "nan"], "--lr: expected a finite number >= 0.0, got nan"),
+    (["--lr", "inf"], "--lr: expected a finite number >= 0.0, got inf"),
+    (["--weight-decay", "-inf"], "--weight-decay: expected a finite number >= 0.0, got -inf"),
+    (["--clip-norm", "0"], "--clip-norm: expected a finite number > 0.0, got 0.0"),
 ])
 def test_bad_input_leaves_no_workdir(tmp_path, capsys, args, message):
     workdir = tmp_path / "run"
@@ -55,8 +65,8 @@ def test_bad_input_leaves_no_workdir(tmp_path, capsys, args, message):
             argv += [k, v]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-    if "divisible" not in message:
-        assert not workdir.exists()
+    # Refused before anything is written, so the corrected command starts a new run.
+    assert not workdir.exists()
 
 
 def test_unwritable_workdir_and_missing_run(tmp_path, capsys):
