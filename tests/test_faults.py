@@ -358,7 +358,7 @@ def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_ref
 @pytest.mark.slow
 def test_sigterm_then_a_concurrent_second_run_then_resume(tmp_path, toy_reference):
     workdir = tmp_path / "run"
-    proc = _spawn(workdir, slow=0.2)
+    proc = _spawn(workdir, slow=3.0)  # 45 s from step 5 to the end: the second run meets it
     _wait_for(lambda: (workdir / "checkpoints" / "5").is_dir(), proc)
     second = _spawn(workdir)
     out, err = second.communicate(timeout=300)
