@@ -22,8 +22,8 @@ SMALL = ["--steps", "4", "--batch-size", "8", "--image-size", "32", "--val-examp
 def test_train_then_evaluate(tmp_path, capsys, model):
     workdir = str(tmp_path / "run")
     assert main(["train", "--model", model, "--workdir", workdir, *SMALL]) == 0
-    out = capsys.readouterr().out
-    assert "trained 4 steps" in out and "VOC2010 mAP@0.5" in out
+    out = out_first = capsys.readouterr().out
+    assert "trained 4 steps" in out and "VOC2010 mAP@0.5" in out and "final loss nan" not in out
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     assert [r["step"] for r in rows if "loss" in r] == [2, 4]
@@ -33,9 +33,11 @@ def test_train_then_evaluate(tmp_path, capsys, model):
     assert main(["evaluate", "--workdir", workdir]) == 0
     out = capsys.readouterr().out
     assert "checkpoint step 4" in out and "COCO mAP@[.5:.95]" in out
-    # The same command again finds the finished run and trains nothing more.
+    # The same command again finds the finished run, trains nothing more and reports the
+    # run's final loss and evaluation again.
     assert main(["train", "--model", model, "--workdir", workdir, *SMALL]) == 0
-    assert "trained 4 steps" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert again == out_first
 
 
 @pytest.mark.parametrize("args,message", [

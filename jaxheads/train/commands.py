@@ -18,7 +18,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
     p.add_argument("--annotations", default=None, help="COCO annotation json")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000,
+                   help="the run's length; a larger value extends a finished run whose --policy "
+                   "is constant or steps (a cosine schedule's length is fixed)")
     p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
