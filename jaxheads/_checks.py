@@ -67,10 +67,28 @@ def check_positive_int(op: str, name: str, value) -> None:
         fail(op, f"{name} to be a positive integer", repr(value))
 
 
+def check_real(op: str, name: str, value, *, low: float | None = None,
+               high: float | None = None, low_open: bool = False) -> float:
+    """Checks a finite real number within ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    bounds = ""
+    if low is not None or high is not None:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        bounds = f" in {'(' if low_open else '['}{lo}, {hi}]"
+    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
+            or not np.isfinite(value)
+            or (low is not None and (value < low or (low_open and value == low)))
+            or (high is not None and value > high)):
+        fail(op, f"{name} to be a finite number{bounds}", repr(value))
+    return float(value)
+
+
 def pair(op: str, name: str, value) -> tuple[int, int]:
     """Normalises an int or a pair of ints to a pair of positive ints."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        fail(op, f"{name} to be a positive int or a pair of positive ints", repr(value))
     value = tuple(value)
     if len(value) != 2 or any(
         not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1 for v in value

@@ -13,8 +13,9 @@ everything, never NaN.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
-from jaxheads._checks import check_dim, check_floating, check_min_rank
+from jaxheads._checks import check_dim, check_floating, check_min_rank, fail
 
 
 def _check_boxes(op: str, name: str, boxes) -> None:
@@ -71,20 +72,29 @@ def _safe_ratio(num, den):
     return jnp.where(positive, num / jnp.where(positive, den, 1), 0)
 
 
+def _check_two(op: str, a, b, a_lead, b_lead) -> None:
+    _check_boxes(op, "a", a)
+    _check_boxes(op, "b", b)
+    if jnp.result_type(a) != jnp.result_type(b):
+        fail(op, "a and b of one dtype", f"{jnp.result_type(a)} and {jnp.result_type(b)}")
+    try:
+        np.broadcast_shapes(a_lead, b_lead)
+    except ValueError:
+        fail(op, "a and b whose leading axes broadcast", f"shapes {np.shape(a)} and {np.shape(b)}")
+
+
 def iou(a, b):
     """Elementwise IoU of xyxy boxes: ``a`` and ``b`` broadcast to [...]."""
-    _check_boxes("iou", "a", a)
-    _check_boxes("iou", "b", b)
+    _check_two("iou", a, b, np.shape(a)[:-1], np.shape(b)[:-1])
     inter = _intersection(a, b)
     return _safe_ratio(inter, box_area(a) + box_area(b) - inter)
 
 
 def pairwise_iou(a, b):
     """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] -> [N, M] (xyxy)."""
-    _check_boxes("pairwise_iou", "a", a)
-    _check_boxes("pairwise_iou", "b", b)
     check_min_rank("pairwise_iou", "a", a, 2)
     check_min_rank("pairwise_iou", "b", b, 2)
+    _check_two("pairwise_iou", a, b, np.shape(a)[:-2], np.shape(b)[:-2])
     return iou(a[..., :, None, :], b[..., None, :, :])
 
 

@@ -40,12 +40,16 @@ _PAD_INDEX = 0
 
 def _check_threshold(op: str, name: str, value, low: float, high: float) -> None:
     """Checks a threshold's range when it is concrete; a traced value is trusted."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        fail(op, f"{name} to be a number", repr(value))
     if np.ndim(value) != 0:
         fail(op, f"{name} to be a scalar", f"shape {np.shape(value)}")
     try:
         concrete = float(value)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
         return
+    except (TypeError, ValueError):
+        fail(op, f"{name} to be a number", repr(value))
     if not low <= concrete <= high:  # also rejects NaN
         fail(op, f"{name} in [{low}, {high}]", repr(value))
 

@@ -22,8 +22,8 @@ SMALL = ["--steps", "4", "--batch-size", "8", "--image-size", "32", "--val-examp
 def test_train_then_evaluate(tmp_path, capsys, model):
     workdir = str(tmp_path / "run")
     assert main(["train", "--model", model, "--workdir", workdir, *SMALL]) == 0
-    out = capsys.readouterr().out
-    assert "trained 4 steps" in out and "VOC2010 mAP@0.5" in out
+    out = out_first = capsys.readouterr().out
+    assert "trained 4 steps" in out and "VOC2010 mAP@0.5" in out and "final loss nan" not in out
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     assert [r["step"] for r in rows if "loss" in r] == [2, 4]
@@ -33,9 +33,11 @@ def test_train_then_evaluate(tmp_path, capsys, model):
     assert main(["evaluate", "--workdir", workdir]) == 0
     out = capsys.readouterr().out
     assert "checkpoint step 4" in out and "COCO mAP@[.5:.95]" in out
-    # The same command again finds the finished run and trains nothing more.
+    # The same command again finds the finished run, trains nothing more and reports the
+    # run's final loss and evaluation again.
     assert main(["train", "--model", model, "--workdir", workdir, *SMALL]) == 0
-    assert "trained 4 steps" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert again == out_first
 
 
 @pytest.mark.parametrize("args,message", [
@@ -43,7 +45,17 @@ def test_train_then_evaluate(tmp_path, capsys, model):
     (["--dataset", "imagenet"], "make_dataset: expected a dataset in"),
     (["--dataset", "voc"], "expected --data-dir"),
     (["--dataset", "voc", "--data-dir", "/nonexistent/VOC"], "/nonexistent/VOC"),
-    (["--devices", "8", "--batch-size", "12"], "divisible by the 8 devices, got 12"),
+    (["--devices", "8", "--batch-size", "12"], "divisible by the 8 devices (--devices), got 12"),
+    (["--steps", "-5"], "--steps: expected an integer >= 1, got -5"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: expected an integer >= 1, got 0"),
+    (["--devices", "0"], "--devices: expected an integer >= 1, got 0"),
+    (["--image-size", "0"], "--image-size: expected an integer >= 1, got 0"),
+    (["--log-every", "0"], "--log-every: expected an integer >= 1, got 0"),
+    (["--train-examples", "0"], "--train-examples: expected an integer >= 1, got 0"),
+    (["--lr", "nan"], "--lr: expected a finite number >= 0.0, got nan"),
+    (["--lr", "inf"], "--lr: expected a finite number >= 0.0, got inf"),
+    (["--weight-decay", "-inf"], "--weight-decay: expected a finite number >= 0.0, got -inf"),
+    (["--clip-norm", "0"], "--clip-norm: expected a finite number > 0.0, got 0.0"),
 ])
 def test_bad_input_leaves_no_workdir(tmp_path, capsys, args, message):
     workdir = tmp_path / "run"
@@ -55,8 +67,8 @@ def test_bad_input_leaves_no_workdir(tmp_path, capsys, args, message):
             argv += [k, v]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-    if "divisible" not in message:
-        assert not workdir.exists()
+    # Refused before anything is written, so the corrected command starts a new run.
+    assert not workdir.exists()
 
 
 def test_unwritable_workdir_and_missing_run(tmp_path, capsys):

@@ -17,7 +17,27 @@ def batch_at(step: int, batch_size: int, seed: int = 0):
     return {"x": x, "t": (x.sum(axis=(1, 2, 3)) * 0.1).astype(np.float32)}
 
 
-def toy_task(batch_size: int = 16, nan_at_step: int | None = None) -> Task:
+@jax.custom_vjp
+def nan_gradient(x, on):
+    """``x`` unchanged going forward; a NaN gradient going back where ``on`` is 1."""
+    return x
+
+
+def _nan_gradient_fwd(x, on):
+    return x, on
+
+
+def _nan_gradient_bwd(on, g):
+    return jnp.where(on > 0, jnp.nan, g), jnp.zeros_like(on)
+
+
+nan_gradient.defvjp(_nan_gradient_fwd, _nan_gradient_bwd)
+
+
+def toy_task(batch_size: int = 16, nan_at_step: int | None = None,
+             nan_update_at_step: int | None = None, evaluate=None) -> Task:
+    """``nan_at_step``: the loss is NaN from that step on; ``nan_update_at_step``: the loss
+    stays finite but its gradient, hence the updated parameters, is NaN from that step on."""
     def init(key):
         _, params, state = MODEL.init(key, (None, 6, 6, 2))
         return params, state
@@ -28,6 +48,8 @@ def toy_task(batch_size: int = 16, nan_at_step: int | None = None) -> Task:
         loss = jnp.mean((y[:, 0] - batch["t"]) ** 2)
         if nan_at_step is not None:
             loss = jnp.where(step + 1 >= nan_at_step, jnp.nan, loss)
+        if nan_update_at_step is not None:
+            loss = nan_gradient(loss, (step + 1 >= nan_update_at_step).astype(loss.dtype))
         return loss, (new_state, {})
 
     def batches(start, process_index, process_count):
@@ -38,7 +60,8 @@ def toy_task(batch_size: int = 16, nan_at_step: int | None = None) -> Task:
             yield jax.tree.map(lambda a: a[lo:hi], batch_at(step, batch_size))
             step += 1
 
-    return Task(init=init, loss_fn=loss_fn, batches=batches, examples_per_batch=batch_size)
+    return Task(init=init, loss_fn=loss_fn, batches=batches, examples_per_batch=batch_size,
+                evaluate=evaluate)
 
 
 if __name__ == "__main__":

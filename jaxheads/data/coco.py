@@ -11,12 +11,18 @@ Choices, stated once:
 
   * Labels are contiguous: the categories sorted by ``id`` get labels 0, 1, ...
     (COCO's 80 ids run 1..90 with gaps); ``class_names`` are their names in that
-    order and ``category_ids[label]`` maps back for a results file.
+    order and ``category_ids[label]`` maps back for a results file. Ids must
+    be unique (duplicate category or image ids are an error, not an overwrite).
   * Images are listed in increasing ``id`` order, all of them, including those
     without annotations (negatives).
   * ``iscrowd`` regions are kept as ``difficult`` boxes (``keep_crowd=True``): an
     evaluation can then ignore detections on them, as COCOeval does; with
     ``keep_crowd=False`` they are dropped.
+  * ``iscrowd`` is 0, 1, true or false; anything else (e.g. the string ``"0"``,
+    which pycocotools would read as crowd) is an error. Box values must be
+    finite (JSON's ``NaN``/``Infinity`` are refused, naming the annotation).
+  * ``file_name`` must stay inside ``image_dir``: ``..`` or an absolute path is
+    an error.
   * A box may stick out of its image by up to one pixel (COCO's float boxes
     do) and is clipped to it; further out is an error. A box with zero width or
     height is skipped (and counted in ``num_skipped``); a negative one is an error.
@@ -27,6 +33,7 @@ Choices, stated once:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,12 +43,19 @@ import numpy as np
 from jaxheads._checks import check_positive_int, pair
 from jaxheads.data.augment import resize
 from jaxheads.data.pipeline import DetectionDataset, pad_targets
-from jaxheads.data.voc import ImageReader, image_to_float, read_rgb
+from jaxheads.data.voc import (
+    ImageReader,
+    check_relative_name,
+    image_to_float,
+    is_file,
+    read_rgb,
+)
 
 __all__ = ["COCODataset", "COCORecord"]
 
 _OP = "COCODataset"
 _EDGE_TOLERANCE = 1.0  # pixels a box may stick out of its image before it is an error
+_MAX_SIDE = 2**31 - 1
 
 
 class COCORecord(NamedTuple):
@@ -140,31 +154,45 @@ class COCODataset(DetectionDataset):
             )
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             raise ValueError(f"{_OP}: expected well-formed JSON in {path}, got {error}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{_OP}: expected a JSON object in {path}, got {type(data).__name__}")
 
-        categories = {}
+        categories, first = {}, {}
         for k, cat in enumerate(_list(path, data, "categories")):
             cid = _field(path, cat, f"categories[{k}]", "id", int)
-            categories[cid] = _field(path, cat, f"categories[{k}]", "name", str)
+            if cid in categories:
+                raise ValueError(
+                    f"{_OP}: expected unique category ids in {path}, got id {cid} at "
+                    f"categories[{first[cid]}] and categories[{k}]"
+                )
+            categories[cid], first[cid] = _field(path, cat, f"categories[{k}]", "name", str), k
         self.category_ids = tuple(sorted(categories))
         self.class_names = tuple(categories[c] for c in self.category_ids)
         label_of = {c: label for label, c in enumerate(self.category_ids)}
 
-        images = {}
+        images, first = {}, {}
         for k, image in enumerate(_list(path, data, "images")):
             where = f"images[{k}]"
             iid = _field(path, image, where, "id", int)
+            if iid in images:
+                raise ValueError(
+                    f"{_OP}: expected unique image ids in {path}, got id {iid} at "
+                    f"images[{first[iid]}] and {where}"
+                )
+            file_name = _field(path, image, where, "file_name", str)
+            check_relative_name(_OP, f"{where}.file_name in {path}", file_name)
+            first[iid] = k
             images[iid] = (
-                _field(path, image, where, "file_name", str),
+                file_name,
                 _field(path, image, where, "width", int),
                 _field(path, image, where, "height", int),
             )
-            if images[iid][1] < 1 or images[iid][2] < 1:
+            if not (1 <= images[iid][1] <= _MAX_SIDE and 1 <= images[iid][2] <= _MAX_SIDE):
                 raise ValueError(
-                    f"{_OP}: expected a positive width and height at {where} in {path}"
+                    f"{_OP}: expected a width and height in [1, {_MAX_SIDE}] at {where} in "
+                    f"{path}, got {images[iid][1]}x{images[iid][2]}"
                 )
 
         objects: dict[int, list[tuple[list[float], int, bool]]] = {iid: [] for iid in images}
@@ -174,7 +202,15 @@ class COCODataset(DetectionDataset):
             iid = _field(path, ann, where, "image_id", int)
             cid = _field(path, ann, where, "category_id", int)
             bbox = _field(path, ann, where, "bbox", list)
-            crowd = bool(ann.get("iscrowd", 0))
+            crowd = ann.get("iscrowd", 0)
+            if crowd not in (0, 1) or isinstance(crowd, float):
+                # pycocotools reads any truthy value as crowd, a string "0" included: refused
+                # rather than read two ways.
+                raise ValueError(
+                    f"{_OP}: expected 0, 1, true or false at {where}.iscrowd in {path}, "
+                    f"got {crowd!r}"
+                )
+            crowd = bool(crowd)
             if iid not in images:
                 raise ValueError(
                     f"{_OP}: expected a known image id at {where}.image_id in {path}, got {iid}"
@@ -185,10 +221,11 @@ class COCODataset(DetectionDataset):
                     f"got {cid}"
                 )
             if len(bbox) != 4 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in bbox
             ):
                 raise ValueError(
-                    f"{_OP}: expected 4 numbers at {where}.bbox in {path}, got {bbox!r}"
+                    f"{_OP}: expected 4 finite numbers at {where}.bbox in {path}, got {bbox!r}"
                 )
             x, y, w, h = (float(v) for v in bbox)
             _, width, height = images[iid]
@@ -216,7 +253,7 @@ class COCODataset(DetectionDataset):
                     f"in {path}, got {len(found)}"
                 )
             image_path = self.image_dir / file_name
-            if not image_path.is_file():
+            if not is_file(image_path):
                 raise FileNotFoundError(f"{_OP}: expected the image {image_path}, got none")
             self.records.append(
                 COCORecord(

@@ -21,10 +21,11 @@ JPEG decoding needs Pillow unless a ``read_image`` function is given.
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import NamedTuple
 
 import numpy as np
@@ -33,7 +34,8 @@ from jaxheads._checks import check_positive_int, pair
 from jaxheads.data.augment import resize
 from jaxheads.data.pipeline import DetectionDataset, pad_targets
 
-__all__ = ["VOC_CLASSES", "VOCDataset", "VOCRecord", "parse_voc_xml", "read_rgb"]
+__all__ = ["VOC_CLASSES", "VOCDataset", "VOCRecord", "check_relative_name", "parse_voc_xml",
+           "read_rgb"]
 
 # The devkit's order (VOCcode/VOCinit.m), which every VOC label file uses.
 VOC_CLASSES = (
@@ -62,12 +64,23 @@ VOC_CLASSES = (
 ImageReader = Callable[[Path], np.ndarray]
 
 
+# Pillow modes of one 16-bit channel (a 16-bit grayscale PNG opens as one of these).
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decodes an image file (JPEG, PNG, ...) to [H, W, 3] uint8 RGB with Pillow.
+    """Decodes an image file (JPEG, PNG, ...) to [H, W, 3] RGB with Pillow.
+
+    8-bit images of any mode (grayscale, palette, CMYK, with alpha, ...) are
+    converted to RGB uint8 (alpha is dropped). 16-bit grayscale images (16-bit
+    PNGs) are returned as float32 in [0, 1], i.e. divided by 65535, repeated on
+    three channels; Pillow's 8-bit conversion would clip them to white.
 
     Raises:
       ImportError: when Pillow is not installed.
       FileNotFoundError: when ``path`` does not exist.
+      ValueError: naming the file, when it is not an image Pillow can decode
+        (corrupt, truncated, or another kind of file).
     """
     try:
         from PIL import Image
@@ -76,12 +89,31 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
             "read_rgb: expected Pillow to decode images, got none: pip install Pillow "
             "(or pass read_image=... to the data set)"
         ) from error
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            if image.mode in _SIXTEEN_BIT_MODES:
+                values = np.asarray(image, dtype=np.float64)
+                if values.size and (values.min() < 0 or values.max() > 65535):
+                    raise ValueError(f"values in [0, 65535], got [{values.min()}, {values.max()}]")
+                gray = (values / 65535).astype(np.float32)
+                return np.repeat(gray[:, :, None], 3, axis=2)
+            if image.mode == "F":
+                return image_to_float("read_rgb", Path(path), np.asarray(image, np.float32))
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(
+            f"read_rgb: expected a decodable image in {path}, got {type(error).__name__}: {error}"
+        ) from None
 
 
 def image_to_float(op: str, path: Path, image: np.ndarray) -> np.ndarray:
-    """A decoded image as [H, W, 3] float32 in [0, 1] (uint8 is divided by 255)."""
+    """A decoded image as [H, W, 3] float32 in [0, 1].
+
+    uint8 is divided by 255 and uint16 by 65535; a float image must already be
+    finite and within [0, 1]. Other dtypes are refused.
+    """
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
@@ -89,7 +121,22 @@ def image_to_float(op: str, path: Path, image: np.ndarray) -> np.ndarray:
         raise ValueError(f"{op}: expected an [H, W, 3] image in {path}, got shape {image.shape}")
     if image.dtype == np.uint8:
         return image.astype(np.float32) / np.float32(255)
-    return image.astype(np.float32)
+    if image.dtype == np.uint16:
+        return (image.astype(np.float64) / 65535).astype(np.float32)
+    if image.dtype == bool:
+        return image.astype(np.float32)
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(
+            f"{op}: expected a uint8, uint16 or float image in {path}, got dtype {image.dtype}"
+        )
+    image = image.astype(np.float32)
+    if image.size and not (np.all(np.isfinite(image)) and image.min() >= 0 and image.max() <= 1):
+        raise ValueError(
+            f"{op}: expected a float image with finite values in [0, 1] in {path}, got values "
+            f"in [{np.nanmin(image) if not np.all(np.isnan(image)) else 'nan'}, "
+            f"{np.nanmax(image) if not np.all(np.isnan(image)) else 'nan'}]"
+        )
+    return image
 
 
 class VOCRecord(NamedTuple):
@@ -122,11 +169,61 @@ def _text(path: Path, node: ET.Element, field: str, where: str = "") -> str:
 def _number(path: Path, node: ET.Element, field: str, where: str = "") -> float:
     text = _text(path, node, field, where)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
         raise ValueError(
-            f"VOCDataset: expected a number in <{field}>{where} in {path}, got {text!r}"
-        ) from None
+            f"VOCDataset: expected a finite number in <{field}>{where} in {path}, got {text!r}"
+        )
+    return value
+
+
+def _size(path: Path, node: ET.Element, field: str) -> int:
+    value = _number(path, node, field, " in <size>")
+    if value != int(value) or not 1 <= value <= _MAX_SIDE:
+        raise ValueError(
+            f"VOCDataset: expected an integer in [1, {_MAX_SIDE}] in <{field}> in <size> in "
+            f"{path}, got {value!r}"
+        )
+    return int(value)
+
+
+# <difficult> as the devkit writes it (0/1) and as other tools do (true/false).
+_FLAGS = {"0": False, "1": True, "false": False, "true": True}
+_MAX_SIDE = 2**31 - 1
+
+
+def _difficult(path: Path, obj: ET.Element, where: str) -> bool:
+    flag = obj.find("difficult")
+    if flag is None or flag.text is None or not flag.text.strip():
+        return False
+    text = flag.text.strip().lower()
+    if text not in _FLAGS:
+        raise ValueError(
+            f"VOCDataset: expected 0, 1, true or false in <difficult>{where} in {path}, "
+            f"got {flag.text.strip()!r}"
+        )
+    return _FLAGS[text]
+
+
+def is_file(path: Path) -> bool:
+    """`Path.is_file`, False also for names the system refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def check_relative_name(op: str, what: str, name: str) -> None:
+    """Refuses a file name that would leave its folder (``..``, absolute, NUL bytes)."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if (not name or "\0" in name or pure.is_absolute() or ".." in pure.parts
+            or PureWindowsPath(name).drive):
+        raise ValueError(
+            f"{op}: expected {what} to be a relative name inside its folder (no '..', not "
+            f"absolute), got {name!r}"
+        )
 
 
 def parse_voc_xml(path: str | os.PathLike, class_names: tuple[str, ...] = VOC_CLASSES) -> VOCRecord:
@@ -139,7 +236,7 @@ def parse_voc_xml(path: str | os.PathLike, class_names: tuple[str, ...] = VOC_CL
         inverted or outside the image.
     """
     path = Path(path)
-    if not path.is_file():
+    if not is_file(path):
         raise FileNotFoundError(f"VOCDataset: expected the annotation file {path}, got none")
     try:
         root = ET.parse(path).getroot()
@@ -148,10 +245,8 @@ def parse_voc_xml(path: str | os.PathLike, class_names: tuple[str, ...] = VOC_CL
     size = root.find("size")
     if size is None:
         raise ValueError(f"VOCDataset: expected <size> in {path}, got none")
-    width = int(_number(path, size, "width", " in <size>"))
-    height = int(_number(path, size, "height", " in <size>"))
-    if width < 1 or height < 1:
-        raise ValueError(f"VOCDataset: expected a positive <size> in {path}, got {width}x{height}")
+    width = _size(path, size, "width")
+    height = _size(path, size, "height")
     boxes, labels, difficult = [], [], []
     for k, obj in enumerate(root.iter("object")):
         where = f" of <object> {k}"
@@ -173,8 +268,7 @@ def parse_voc_xml(path: str | os.PathLike, class_names: tuple[str, ...] = VOC_CL
                 f"VOCDataset: expected 1 <= xmin <= xmax <= {width} and 1 <= ymin <= ymax <= "
                 f"{height} in <bndbox>{where} in {path}, got {(xmin, ymin, xmax, ymax)}"
             )
-        flag = obj.find("difficult")
-        difficult.append(flag is not None and (flag.text or "0").strip() not in ("", "0"))
+        difficult.append(_difficult(path, obj, where))
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))
         labels.append(class_names.index(name))
     return VOCRecord(
@@ -238,11 +332,17 @@ class VOCDataset(DetectionDataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"{op}: expected the directory {self.root}, got none")
         split_file = self.root / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
+        if not is_file(split_file):
             raise FileNotFoundError(f"{op}: expected the split file {split_file}, got none")
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        try:
+            text = split_file.read_text()
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{op}: expected a text file at {split_file}, got {error}") from None
+        ids = [line.split()[0] for line in text.splitlines() if line.strip()]
         if not ids:
             raise ValueError(f"{op}: expected image ids in {split_file}, got none")
+        for image_id in ids:
+            check_relative_name(op, f"an image id in {split_file}", image_id)
         self.records: list[VOCRecord] = []
         for image_id in ids:
             record = parse_voc_xml(self.root / "Annotations" / f"{image_id}.xml")
@@ -259,7 +359,7 @@ class VOCDataset(DetectionDataset):
                     f"{self.root / 'Annotations' / f'{image_id}.xml'}, got {record.labels.shape[0]}"
                 )
             image_path = self.image_path(record)
-            if not image_path.is_file():
+            if not is_file(image_path):
                 raise FileNotFoundError(f"{op}: expected the image {image_path}, got none")
             self.records.append(record)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxheads import ops
-from jaxheads._checks import fail, pair
+from jaxheads._checks import check_positive_int, check_real, fail, pair
 from jaxheads.layers.base import Layer, is_multi, leaf, stateless
 from jaxheads.ops._padding import normalize_padding
 from jaxheads.ops.local import local_output_size
@@ -46,6 +46,7 @@ def Dense(features: int, *, use_bias: bool = True, kernel_init: Callable = gloro
 
     Params: ``kernel [in, features]``, ``bias [features]``.
     """
+    check_positive_int("Dense", "features", features)
 
     def make(key, input_shape):
         c = _channels("Dense", input_shape)
@@ -62,6 +63,9 @@ def Flatten(*, name: str | None = None) -> Layer:
 
 def Reshape(target_shape: tuple[int, ...], *, name: str | None = None) -> Layer:
     """Keras ``Reshape``: ``[B, ...] -> [B, *target_shape]`` (row-major)."""
+    if not isinstance(target_shape, (tuple, list)) or any(
+            not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in target_shape):
+        fail("Reshape", "target_shape to be a tuple of positive ints", repr(target_shape))
     target_shape = tuple(int(d) for d in target_shape)
 
     def fn(p, x, ctx):
@@ -93,7 +97,13 @@ def Conv2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_ra
     ``padding`` also takes an int (darknet's symmetric pad) or explicit pairs.
     Params: ``kernel [kh, kw, C_in / groups, filters]``, ``bias [filters]``.
     """
+    check_positive_int("Conv2D", "filters", filters)
     kh, kw = pair("Conv2D", "kernel_size", kernel_size)
+    pair("Conv2D", "strides", strides)
+    pair("Conv2D", "dilation_rate", dilation_rate)
+    check_positive_int("Conv2D", "groups", groups)
+    if filters % groups:
+        fail("Conv2D", f"filters divisible by groups={groups}", filters)
     normalize_padding("Conv2D", padding)
 
     def make(key, input_shape):
@@ -110,9 +120,17 @@ def Conv2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_ra
     return stateless("Conv2D", fn, name=name, make_params=make)
 
 
+def _check_pooling(op: str, pool_size, strides, padding) -> None:
+    pair(op, "pool_size", pool_size)
+    if strides is not None:
+        pair(op, "strides", strides)
+    normalize_padding(op, padding)
+
+
 def MaxPooling2D(pool_size=2, strides=None, padding="valid", *,
                  name: str | None = None) -> Layer:
     """Keras ``MaxPooling2D`` (see `jaxheads.ops.max_pool2d` for darknet's 2×2/1)."""
+    _check_pooling("MaxPooling2D", pool_size, strides, padding)
     return stateless("MaxPooling2D",
                      lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name)
 
@@ -120,6 +138,7 @@ def MaxPooling2D(pool_size=2, strides=None, padding="valid", *,
 def AveragePooling2D(pool_size=2, strides=None, padding="valid", *,
                      name: str | None = None) -> Layer:
     """Keras ``AveragePooling2D``."""
+    _check_pooling("AveragePooling2D", pool_size, strides, padding)
     return stateless("AveragePooling2D",
                      lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding), name=name)
 
@@ -133,6 +152,8 @@ def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center:
     ``train=True`` it normalises with the batch statistics — across replicas
     when ``axis_name`` is given — and returns the updated moving statistics.
     """
+    check_real("BatchNormalization", "momentum", momentum, low=0, high=1)
+    check_real("BatchNormalization", "epsilon", epsilon, low=0, low_open=True)
 
     def make(key, input_shape):
         c = _channels("BatchNormalization", input_shape)
@@ -159,19 +180,22 @@ def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center:
 
 def LeakyReLU(negative_slope: float = 0.1, *, name: str | None = None) -> Layer:
     """Leaky ReLU. Default slope 0.1 is darknet's ``leaky`` (Keras defaults to 0.3)."""
+    check_real("LeakyReLU", "negative_slope", negative_slope)
     return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope),
                      name=name)
 
 
 def Activation(fn: Callable, *, name: str | None = None) -> Layer:
     """Keras ``Activation``: applies ``fn`` elementwise (e.g. ``jax.nn.relu``)."""
+    if not callable(fn):
+        fail("Activation", "a callable fn, e.g. jax.nn.relu", repr(fn))
     return stateless("Activation", lambda p, x, ctx: fn(x),
                      name=name or getattr(fn, "__name__", "activation"))
 
 
 def Dropout(rate: float, *, name: str | None = None) -> Layer:
     """Keras ``Dropout``; ``rate`` is the DROP probability. Active only with ``train=True``."""
-    if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
         fail("Dropout", "rate (the drop probability) in [0, 1]", repr(rate))
     return stateless("Dropout", lambda p, x, ctx: ops.dropout(
         x, rate, key=ctx.key, deterministic=not ctx.train), name=name)
@@ -179,18 +203,22 @@ def Dropout(rate: float, *, name: str | None = None) -> Layer:
 
 def SpaceToDepth(block_size: int = 2, *, name: str | None = None) -> Layer:
     """TensorFlow/YAD2K ``space_to_depth`` (see `jaxheads.ops.space_to_depth`)."""
+    check_positive_int("SpaceToDepth", "block_size", block_size)
     return stateless("SpaceToDepth", lambda p, x, ctx: ops.space_to_depth(x, block_size),
                      name=name)
 
 
 def DarknetReorg(stride: int = 2, *, name: str | None = None) -> Layer:
     """Darknet's ``[reorg]`` order (see `jaxheads.ops.darknet_reorg`)."""
+    check_positive_int("DarknetReorg", "stride", stride)
     return stateless("DarknetReorg", lambda p, x, ctx: ops.darknet_reorg(x, stride),
                      name=name or "reorg")
 
 
 def Concatenate(axis: int = -1, *, name: str | None = None) -> Layer:
     """Keras ``Concatenate`` of a list of inputs (darknet ``[route]`` with several layers)."""
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        fail("Concatenate", "axis to be an int", repr(axis))
 
     def fn(p, xs, ctx):
         if not isinstance(xs, (list, tuple)) or len(xs) < 1:
@@ -211,6 +239,7 @@ def LocallyConnected2D(filters: int, kernel_size, *, strides=1, padding="valid",
     Params: ``kernel [out_h, out_w, C_in·kh·kw, filters]`` (patch axis
     channel-major), ``bias [out_h, out_w, filters]``.
     """
+    check_positive_int("LocallyConnected2D", "filters", filters)
     kh, kw = pair("LocallyConnected2D", "kernel_size", kernel_size)
     sh, sw = pair("LocallyConnected2D", "strides", strides)
     pads = normalize_padding("LocallyConnected2D", padding)
@@ -248,7 +277,11 @@ def ConvLSTM2D(filters: int, kernel_size, *, strides=1, padding="valid", dilatio
     Params: ``kernel [kh, kw, C, 4F]`` (Glorot), ``recurrent_kernel [kh, kw, F, 4F]``
     (orthogonal), ``bias [4F]`` (ones for the forget gate with ``unit_forget_bias``).
     """
+    check_positive_int("ConvLSTM2D", "filters", filters)
     kh, kw = pair("ConvLSTM2D", "kernel_size", kernel_size)
+    pair("ConvLSTM2D", "strides", strides)
+    pair("ConvLSTM2D", "dilation_rate", dilation_rate)
+    normalize_padding("ConvLSTM2D", padding)
 
     def make(key, input_shape):
         c = _channels("ConvLSTM2D", input_shape)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads._checks import check_floating, fail
+from jaxheads._checks import check_floating, check_real, fail
 
 
 def leaky_relu(x: jax.Array, negative_slope: float = 0.1) -> jax.Array:
@@ -16,6 +16,8 @@ def leaky_relu(x: jax.Array, negative_slope: float = 0.1) -> jax.Array:
     defaults to 0.3: pass it explicitly for Keras parity).
     """
     check_floating("leaky_relu", "x", x)
+    if not isinstance(negative_slope, jax.Array):
+        check_real("leaky_relu", "negative_slope", negative_slope)
     return jnp.where(x >= 0, x, x * jnp.asarray(negative_slope, x.dtype))
 
 

@@ -13,6 +13,7 @@ from jaxheads._checks import (
     check_floating,
     check_min_rank,
     check_rank,
+    check_real,
     check_shape,
     fail,
 )
@@ -26,6 +27,13 @@ def _check(op, x, **params):
         if value is not None:
             check_rank(op, name, value, 1, "[C]")
             check_dim(op, name, value, 0, channels, "the channel axis of x")
+
+
+def _check_epsilon(op, epsilon):
+    # A non-positive epsilon divides by zero (or takes the root of a negative number)
+    # wherever a channel is constant; a traced value cannot be checked here.
+    if not isinstance(epsilon, jax.Array):
+        check_real(op, "epsilon", epsilon, low=0, low_open=True)
 
 
 def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -> jax.Array:
@@ -48,6 +56,7 @@ def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -
         if value is None:
             fail("batch_norm", f"{name} of shape [C] (Keras moving_{name})", "None")
     _check("batch_norm", x, scale=scale, bias=bias, mean=mean, var=var)
+    _check_epsilon("batch_norm", epsilon)
     scale, bias, mean, var = cast_like(x, scale, bias, mean, var)
     inv = lax.rsqrt(var + jnp.asarray(epsilon, x.dtype))
     if scale is not None:
@@ -112,6 +121,7 @@ def batch_norm_train(
       batch moments (biased variance, as Keras uses for both).
     """
     _check("batch_norm_train", x, scale=scale, bias=bias)
+    _check_epsilon("batch_norm_train", epsilon)
     mean, var = batch_moments(x, axis_name=axis_name)
     y = batch_norm(
         x.astype(jnp.float32),

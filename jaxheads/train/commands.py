@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -17,7 +18,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
     p.add_argument("--annotations", default=None, help="COCO annotation json")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000,
+                   help="the run's length; a larger value extends a finished run whose --policy "
+                   "is constant or steps (a cosine schedule's length is fixed)")
     p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
@@ -44,6 +47,37 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
+
+
+# (flag, smallest value): integers a command line must give within range.
+_INT_ARGS = (("steps", 1), ("batch_size", 1), ("image_size", 1), ("devices", 1),
+             ("train_examples", 1), ("val_examples", 1), ("checkpoint_every", 1),
+             ("log_every", 1), ("eval_every", 0), ("burn_in", 0), ("num_processes", 1),
+             ("process_id", 0))
+_FLOAT_ARGS = (("lr", 0.0, False), ("weight_decay", 0.0, False), ("clip_norm", 0.0, True))
+
+
+def check_train_arguments(args: argparse.Namespace) -> None:
+    """Refuses out-of-range or non-finite options with a ValueError naming the flag.
+
+    Runs before jax starts and before anything is written, so the corrected command
+    is accepted as a new run. ``None`` means "not given" (a default is used).
+    """
+    for name, lo in _INT_ARGS:
+        value = getattr(args, name, None)
+        if value is not None and value < lo:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
+    for name, lo, strict in _FLOAT_ARGS:
+        value = getattr(args, name, None)
+        if value is not None and (not math.isfinite(value) or value < lo or (
+                strict and value == lo)):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: expected a finite number {'>' if strict else '>='} "
+                             f"{lo}, got {value}")
+    if args.devices and args.batch_size % args.devices:
+        raise ValueError(f"--batch-size: expected a global batch size divisible by the "
+                         f"{args.devices} devices (--devices), got {args.batch_size}")
 
 
 def start_jax(args: argparse.Namespace) -> None:
@@ -107,12 +141,17 @@ def print_eval(result: dict, file=None) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    try:
+        check_train_arguments(args)
+    except ValueError as err:
+        print(f"jaxheads train: {err}", file=sys.stderr)
+        return 2
     start_jax(args)
     from jaxheads.train.loop import TrainingDiverged, fit
 
     try:
-        _, task, _ = _experiment(args)
         cfg = _run_config(args)
+        _, task, _ = _experiment(args)
         result = fit(task, cfg)
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads train: {err}", file=sys.stderr)
@@ -124,7 +163,9 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"interrupted at step {result['step']}; checkpoint saved in {args.workdir} "
               "(run the same command to resume)")
         return 0
-    print(f"trained {result['step']} steps; final loss {result['loss']:.4f}")
+    loss = result["loss"]
+    print(f"trained {result['step']} steps; final loss "
+          f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}")
     if result["eval"]:
         print_eval(result["eval"])
     return 0
@@ -151,7 +192,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     try:
         detector, task, val = _experiment(ns)
         cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                           for k, v in saved.items()})
+                           for k, v in saved.items()} | {"workdir": args.workdir})
         params, state, step = restore_params(args.workdir, task, cfg)
         result = evaluate(detector, params, state, val)
     except (ValueError, FileNotFoundError) as err:

@@ -110,12 +110,14 @@ def make_dataset(name: str, split: str, *, image_size: int, num_examples: int | 
     """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk)."""
     from jaxheads import data
 
+    if num_examples is None:  # 0 is refused by the data set, not read as "the default"
+        num_examples = 20_000 if split == "train" else 256
     if name == "shapes":
-        return data.ShapesDataset(num_examples or (20_000 if split == "train" else 256),
+        return data.ShapesDataset(num_examples,
                                   image_size=image_size, max_boxes=max_boxes or 8,
                                   num_classes=num_classes or 3, seed=seed, split=split)
     if name == "digits":
-        return data.DigitsDataset(num_examples or (20_000 if split == "train" else 256),
+        return data.DigitsDataset(num_examples,
                                   image_size=image_size, max_boxes=max_boxes or 8, seed=seed,
                                   split=split)
     if name == "voc":

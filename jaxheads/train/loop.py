@@ -5,37 +5,49 @@ A run lives in a work directory::
     WORKDIR/config.json      what was run (a resumed run must match it)
     WORKDIR/metrics.jsonl    one JSON object per logged step ({"step", "loss", ...})
     WORKDIR/checkpoints/N/   orbax checkpoints (written to a temporary name, then renamed)
+    WORKDIR/checksums/N.json the SHA-256 of checkpoint N's arrays (written before it)
+    WORKDIR/.lock            held while a run trains (see `jaxheads.train.workdir`)
 
-Running the same command again resumes from the newest readable checkpoint:
-the data pipeline is a pure function of (seed, step) and the dropout key is
-folded with the step, so a resumed run reproduces the uninterrupted one —
-parameters and logged losses alike. A checkpoint that cannot be read is skipped
-with a warning and moved to ``WORKDIR/unreadable-checkpoints/``. A non-finite
-loss stops the run (`TrainingDiverged`) before anything is saved, so the last
-good checkpoint stays. SIGTERM/SIGINT finish the current step, save, and return.
+Every setting is checked before anything is written. Running the same command
+again — under any spelling of the folder's path, or after moving it — resumes
+from the newest checkpoint that reads and matches its checksum: the data
+pipeline is a pure function of (seed, step) and the dropout key is folded with
+the step, so a resumed run reproduces the uninterrupted one — parameters and
+logged losses alike. A checkpoint that cannot be read or fails its checksum is
+skipped with a warning and moved to ``WORKDIR/unreadable-checkpoints/``; only
+that one (see `jaxheads.train.checkpoints`). A non-finite loss, or a finite
+loss whose update leaves a non-finite parameter or optimizer state, stops the
+run (`TrainingDiverged`) before that state is saved, so every checkpoint is
+finite. SIGTERM/SIGINT finish the current step, save, and return.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import signal
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from jaxheads._checks import fail
+from jaxheads.train.checkpoints import CheckpointStore
 from jaxheads.train.optim import make_optimizer, schedule
-from jaxheads.train.step import LossFn, init_train_state, make_runner
+from jaxheads.train.step import FINITE, LossFn, init_train_state, make_runner
+from jaxheads.train.workdir import (
+    WorkdirLock,
+    atomic_write,
+    open_workdir,
+    reconcile_config,
+    validate_config,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,50 +103,8 @@ class RunConfig:
 
     PRESENTATION = ("progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
 
-
-def _atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def prepare_workdir(cfg: RunConfig) -> None:
-    """Creates the work directory, or checks that it holds the same run."""
-    try:
-        os.makedirs(cfg.workdir, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=cfg.workdir, prefix=".probe-")
-        probe.close()
-    except OSError as err:
-        fail("train", f"a writable workdir ({err.strerror})", cfg.workdir)
-    path = os.path.join(cfg.workdir, "config.json")
-    mine = {k: v for k, v in _jsonable(dataclasses.asdict(cfg)).items()
-            if k not in RunConfig.PRESENTATION}
-    if os.path.exists(path):
-        with open(path) as f:
-            try:
-                theirs = json.load(f)
-            except json.JSONDecodeError as err:
-                fail("train", f"a readable {path}", f"invalid JSON ({err})")
-        theirs = {k: v for k, v in theirs.items() if k not in RunConfig.PRESENTATION}
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        if diff:
-            fail("train", f"the same settings as the run already in {cfg.workdir} "
-                 "(use a new --workdir for a different run)",
-                 ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff))
-    elif jax.process_index() == 0:
-        _atomic_write(path, json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
-
-
-def _jsonable(d):
-    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    def __post_init__(self):
+        validate_config(self)
 
 
 class MetricsLog:
@@ -163,7 +133,7 @@ class MetricsLog:
         if not self.writes:
             return
         rows = [r for r in self.read() if r["step"] <= step]
-        _atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def append(self, row: dict) -> None:
         if not self.writes:
@@ -171,26 +141,6 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
-
-
-def _restore_latest(manager: ocp.CheckpointManager, template, *,
-                    quarantine: str | None = None) -> tuple[Any, int]:
-    """The newest readable checkpoint; unreadable ones are moved to ``quarantine``."""
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            return manager.restore(step, args=ocp.args.StandardRestore(template)), step
-        except Exception as err:  # noqa: BLE001 — any unreadable checkpoint is skipped
-            moved = ""
-            if quarantine is not None and jax.process_index() == 0:
-                os.makedirs(quarantine, exist_ok=True)
-                target = os.path.join(quarantine, f"{step}-{int(time.time())}")
-                os.replace(os.path.join(str(manager.directory), str(step)), target)
-                manager.reload()
-                moved = f"; moved to {target}"
-            warnings.warn(f"checkpoint {step} in {manager.directory} is unreadable "
-                          f"({type(err).__name__}: {err}){moved}; trying an older one",
-                          stacklevel=2)
-    return None, 0
 
 
 class _StopRequest:
@@ -238,33 +188,69 @@ def _initial_state(task: Task, cfg: RunConfig):
     return lr, optimizer, jax.device_get(ts)
 
 
+def _finished_run(task: Task, cfg: RunConfig, log: MetricsLog, step: int, host) -> tuple:
+    """The final loss and evaluation of a run that has nothing left to train."""
+    rows = log.read()
+    losses = [r["loss"] for r in rows if r.get("step") == step and "loss" in r]
+    evals = [r["eval"] for r in rows if r.get("step") == step and "eval" in r]
+    loss = float(losses[-1]) if losses else math.nan
+    result = evals[-1] if evals else None
+    if result is None and task.evaluate and cfg.eval_every:
+        result = task.evaluate(host.params, host.state)
+        log.append({"step": step, "eval": result})
+    return loss, result
+
+
+def _check_batch(task: Task, devices) -> None:
+    if task.examples_per_batch % len(devices):
+        fail("train", f"a global batch size divisible by the {len(devices)} devices",
+             task.examples_per_batch)
+
+
 def fit(task: Task, cfg: RunConfig) -> dict:
     """Trains ``task`` as ``cfg`` says, resuming from ``cfg.workdir`` if it holds a run.
+
+    Every setting is checked before anything is written. The work directory is
+    locked while the run trains (a second run on it is refused). A run whose
+    schedule does not depend on its length (``constant``, ``steps``) is extended
+    by a larger ``cfg.steps``; a finished run trains nothing and returns its final
+    loss and evaluation.
 
     Returns:
       ``{"status": "completed" | "interrupted", "step", "loss", "params", "state",
       "eval"}`` with host (numpy) params and state.
 
     Raises:
-      TrainingDiverged: on a non-finite loss (nothing is saved after the last good step).
-      ValueError: for an unusable workdir or settings that differ from the run in it.
+      TrainingDiverged: on a non-finite loss or updated state (nothing non-finite is saved).
+      ValueError: for bad settings, an unusable or locked workdir, or settings that differ
+        from the run in it.
     """
-    prepare_workdir(cfg)
+    validate_config(cfg)
+    devices = _devices(cfg)
+    _check_batch(task, devices)
     lr, optimizer, ts = _initial_state(task, cfg)
-    manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(cfg.workdir, "checkpoints")),
-        options=ocp.CheckpointManagerOptions(max_to_keep=cfg.max_to_keep,
-                                             enable_async_checkpointing=False))
-    log = MetricsLog(os.path.join(cfg.workdir, "metrics.jsonl"), writes=jax.process_index() == 0)
-    restored, start = _restore_latest(
-        manager, ts, quarantine=os.path.join(cfg.workdir, "unreadable-checkpoints"))
+    runner = make_runner(cfg.parallel, task.loss_fn, optimizer, devices=devices,
+                         sync_batch_norm=cfg.sync_batch_norm)
+    writer = jax.process_index() == 0
+    open_workdir(cfg.workdir)
+    with WorkdirLock(cfg.workdir) if writer else contextlib.nullcontext():
+        reconcile_config(cfg, writes=writer)
+        return _train(task, cfg, lr, ts, runner, writer)
+
+
+def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
+    store = CheckpointStore(cfg.workdir, max_to_keep=cfg.max_to_keep, writes=writer)
+    log = MetricsLog(os.path.join(cfg.workdir, "metrics.jsonl"), writes=writer)
+    restored, start = store.restore_latest(ts)
     if restored is not None:
         ts = type(ts)(*restored) if not isinstance(restored, type(ts)) else restored
     log.truncate_after(start)
+    if start >= cfg.steps:
+        loss, result = _finished_run(task, cfg, log, start, ts)
+        store.close()
+        return {"status": "completed", "step": start, "loss": loss, "params": ts.params,
+                "state": ts.state, "eval": result}
 
-    devices = _devices(cfg)
-    runner = make_runner(cfg.parallel, task.loss_fn, optimizer, devices=devices,
-                         sync_batch_norm=cfg.sync_batch_norm)
     device_ts = runner.place_state(ts)
     batches = task.batches(start, jax.process_index(), jax.process_count())
     key = jax.random.key(cfg.seed + 1)
@@ -274,17 +260,27 @@ def fit(task: Task, cfg: RunConfig) -> dict:
                dynamic_ncols=True)
     t0, steps_timed = time.perf_counter(), 0
 
+    def diverged(what, step):
+        good = store.latest_step()
+        return TrainingDiverged(
+            f"{what} at step {step}; stopped without saving — the last good checkpoint in "
+            f"{cfg.workdir} is " + (f"step {good}" if good is not None else "none (no step "
+                                    "was saved before)"))
+
     def flush():
         nonlocal last_loss, t0, steps_timed
         host = jax.device_get(pending)
         elapsed = time.perf_counter() - t0
         rate = steps_timed / elapsed if elapsed > 0 else float("nan")
         for step, metrics in host:
+            metrics = dict(metrics)
+            finite = bool(metrics.pop(FINITE))
             loss = float(metrics["loss"])
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss is {loss} at step {step}; stopped without saving — the last "
-                    f"good checkpoint in {cfg.workdir} is step {manager.latest_step()}")
+                raise diverged(f"the loss is {loss}", step)
+            if not finite:
+                raise diverged(f"the loss is {loss:.6g} but the updated parameters or "
+                               "optimizer state are not finite (NaN or inf)", step)
             last_loss = loss
             if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, **{k: float(v) for k, v in metrics.items()},
@@ -294,10 +290,6 @@ def fit(task: Task, cfg: RunConfig) -> dict:
         pending.clear()
         bar.set_postfix(loss=f"{last_loss:.4g}", img_s=f"{rate * task.examples_per_batch:.1f}")
         t0, steps_timed = time.perf_counter(), 0
-
-    def save(step):
-        manager.save(step, args=ocp.args.StandardSave(runner.host_state(device_ts)), force=True)
-        manager.wait_until_finished()
 
     try:
         with _StopRequest() as stop:
@@ -310,9 +302,9 @@ def fit(task: Task, cfg: RunConfig) -> dict:
                 last = step == cfg.steps
                 checkpoint = step % cfg.checkpoint_every == 0 or last or stop.signum
                 if checkpoint or step % cfg.log_every == 0:
-                    flush()
+                    flush()  # raises TrainingDiverged before a non-finite state is saved
                 if checkpoint:
-                    save(step)
+                    store.save(step, runner.host_state(device_ts))
                 if task.evaluate and cfg.eval_every and (step % cfg.eval_every == 0 or last):
                     host = runner.host_state(device_ts)
                     eval_result = task.evaluate(host.params, host.state)
@@ -322,6 +314,7 @@ def fit(task: Task, cfg: RunConfig) -> dict:
                     break
     finally:
         bar.close()
+        store.close()
         close = getattr(batches, "close", None)
         if close:
             close()
@@ -331,10 +324,16 @@ def fit(task: Task, cfg: RunConfig) -> dict:
 
 
 def restore_params(workdir: str, task: Task, cfg: RunConfig):
-    """The newest readable checkpoint's ``(params, state, step)`` (for evaluation)."""
+    """The newest readable, verified checkpoint's ``(params, state, step)`` (for evaluation).
+
+    Nothing is moved or written: an unusable checkpoint is only skipped, with a warning.
+    """
     _, _, template = _initial_state(task, cfg)
-    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
-    restored, step = _restore_latest(manager, template)
+    store = CheckpointStore(workdir, writes=False)
+    try:
+        restored, step = store.restore_latest(template)
+    finally:
+        store.close()
     if restored is None:
         fail("evaluate", f"a checkpoint in {workdir}/checkpoints", "none readable")
     return restored.params if hasattr(restored, "params") else restored[1], (

@@ -51,6 +51,19 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
+# The metric that says whether the state a step produced is finite (params, batch-norm
+# statistics, optimizer moments): a finite loss can still give a NaN update (a NaN learning
+# rate, an overflowing moment), and such a state must never be saved.
+FINITE = "state_finite"
+
+
+def all_finite(tree) -> jax.Array:
+    """``True`` when every floating leaf of ``tree`` is finite (a scalar bool array)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 def init_train_state(params, state, optimizer: optax.GradientTransformation) -> TrainState:
     return TrainState(jnp.zeros((), jnp.int32), params, state, optimizer.init(params))
 
@@ -66,6 +79,9 @@ def _apply_grads(ts: TrainState, grads, new_state, optimizer) -> TrainState:
 def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
               mode: str = "global", axis_name: str | None = None) -> Callable:
     """The pure step ``(ts, batch, key) -> (ts, metrics)``.
+
+    ``metrics`` holds the loss function's metrics, ``"loss"``, and ``FINITE``
+    (``"state_finite"``): whether every float in the updated state is finite.
 
     Args:
       loss_fn: ``(params, state, batch, key, axis_name, step) -> (loss,
@@ -102,7 +118,8 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
                 grads = lax.pmean(grads, axis_name)
             metrics = lax.pmean(metrics, axis_name)
             new_state = lax.pmean(new_state, axis_name)
-        return _apply_grads(ts, grads, new_state, optimizer), metrics
+        new_ts = _apply_grads(ts, grads, new_state, optimizer)
+        return new_ts, {**metrics, FINITE: all_finite(new_ts)}
 
     return step
 

@@ -1,0 +1,157 @@
+"""A run's checkpoints: orbax step folders, each with a checksum of its arrays.
+
+``WORKDIR/checkpoints/N/`` is an orbax checkpoint of the train state after step
+``N``; ``WORKDIR/checksums/N.json`` holds the SHA-256 of its arrays, written
+*before* the checkpoint, so that every committed checkpoint has one. On restore
+the newest checkpoint is read and its arrays hashed: a checkpoint that cannot
+be read (a stray or partial step folder, truncated or random bytes) or whose
+arrays do not match their checksum (flipped bits) is moved, with its checksum,
+to ``WORKDIR/unreadable-checkpoints/`` with a warning, and the next older one is
+tried. Nothing here deletes or overwrites a checkpoint that restores correctly.
+
+A failed restore can leave an orbax ``CheckpointManager`` in a state in which
+it reads nothing else (``reload()`` does not reset it), so every failure is
+followed by a fresh manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+QUARANTINE = "unreadable-checkpoints"
+
+
+class ChecksumMismatch(RuntimeError):
+    """A checkpoint's arrays differ from the checksum written with them."""
+
+
+def tree_checksum(tree) -> str:
+    """SHA-256 over every leaf's path, dtype, shape and bytes (host arrays)."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        a = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}|{a.dtype.str}|{a.shape}|".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _write_json(path: str, value) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class CheckpointStore:
+    """Saves and restores one run's train states with verified checksums.
+
+    Args:
+      workdir: the run's work directory.
+      max_to_keep: how many of the newest checkpoints orbax keeps.
+      writes: whether this process moves unreadable checkpoints aside and writes
+        checksums (process 0 of a multi-process run).
+    """
+
+    def __init__(self, workdir: str, *, max_to_keep: int | None = None, writes: bool = True):
+        self.workdir = os.path.abspath(workdir)
+        self.directory = os.path.join(self.workdir, "checkpoints")
+        self.checksums = os.path.join(self.workdir, "checksums")
+        self.max_to_keep = max_to_keep
+        self.writes = writes
+        self._manager = self._new_manager()
+
+    def _new_manager(self) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=self.max_to_keep, enable_async_checkpointing=False))
+
+    def _checksum_path(self, step: int) -> str:
+        return os.path.join(self.checksums, f"{step}.json")
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def save(self, step: int, tree) -> None:
+        """Writes ``tree`` (host arrays) as checkpoint ``step``, its checksum first."""
+        if self.writes:
+            os.makedirs(self.checksums, exist_ok=True)
+            _write_json(self._checksum_path(step), {"step": step, "sha256": tree_checksum(tree)})
+        self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+        self._manager.wait_until_finished()
+        if self.writes:
+            self._prune_checksums()
+
+    def _prune_checksums(self) -> None:
+        # Checksums of checkpoints that orbax retired (max_to_keep) or never committed.
+        kept = set(self.steps())
+        for name in os.listdir(self.checksums):
+            stem = name.removesuffix(".json")
+            if name.endswith(".json") and stem.isdigit() and int(stem) not in kept:
+                os.unlink(os.path.join(self.checksums, name))
+
+    def _read(self, step: int, template):
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(template))
+        path = self._checksum_path(step)
+        if not os.path.exists(path):
+            warnings.warn(f"checkpoint {step} in {self.directory} has no checksum "
+                          f"({path}); restored without verifying its arrays", stacklevel=3)
+            return restored
+        try:
+            with open(path) as f:
+                want = json.load(f)["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ChecksumMismatch(f"its checksum file {path} is unreadable ({err})") from err
+        got = tree_checksum(restored)
+        if got != want:
+            raise ChecksumMismatch(f"its arrays hash to {got[:16]}…, the checksum written "
+                                   f"with them is {want[:16]}…")
+        return restored
+
+    def restore_latest(self, template) -> tuple[Any, int]:
+        """The newest checkpoint that reads and verifies, and its step (``(None, 0)``: none).
+
+        ``template`` is a tree of host arrays with the checkpoint's structure.
+        """
+        for step in sorted(self.steps(), reverse=True):
+            try:
+                return self._read(step, template), step
+            except Exception as err:  # noqa: BLE001 — any unusable checkpoint is skipped
+                moved = self._set_aside(step)
+                warnings.warn(f"checkpoint {step} in {self.directory} is unreadable "
+                              f"({type(err).__name__}: {err}){moved}; trying an older one",
+                              stacklevel=2)
+                self._manager.close()
+                self._manager = self._new_manager()
+        return None, 0
+
+    def _set_aside(self, step: int) -> str:
+        if not self.writes:
+            return ""
+        target = os.path.join(self.workdir, QUARANTINE, f"{step}-{time.time_ns()}")
+        os.makedirs(target)
+        os.replace(os.path.join(self.directory, str(step)), os.path.join(target, str(step)))
+        checksum = self._checksum_path(step)
+        if os.path.exists(checksum):
+            shutil.move(checksum, os.path.join(target, "checksum.json"))
+        return f"; moved to {target}"
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+__all__ = ["ChecksumMismatch", "CheckpointStore", "tree_checksum"]
