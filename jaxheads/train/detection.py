@@ -173,7 +173,8 @@ def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64
              predict: Callable | None = None, keep_predictions: bool = False) -> dict:
     """VOC07, VOC2010 and COCO mAP of ``detector`` on ``dataset`` (boxes in pixels).
 
-    Returns a flat dict: ``mAP50`` (VOC2010 all-point), ``mAP50_voc07``, ``recall50``,
+    Returns a flat dict (keys as `jaxheads.train.metric_table.METRICS`): ``mAP50``
+    (VOC2010 all-point), ``mAP50_voc07``, ``recall`` (VOC2010 recall at IoU 0.5),
     ``mAP`` (COCO .50:.95), ``mAP50_coco``, ``mAP75``, ``mAP_small/medium/large``,
     ``per_class_ap50``; with ``keep_predictions`` also the raw lists.
     """
@@ -202,7 +203,7 @@ def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64
     voc07 = evaluate_detections(predictions, truths, protocol="voc07", num_classes=n)
     coco = evaluate_detections(predictions, truths, protocol="coco", num_classes=n)
     result = {
-        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall50": voc10["recall"],
+        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall": voc10["recall"],
         "mAP": coco["mAP"], "mAP50_coco": coco["mAP50"], "mAP75": coco["mAP75"],
         "mAP_small": coco["mAP_small"], "mAP_medium": coco["mAP_medium"],
         "mAP_large": coco["mAP_large"],
