@@ -58,7 +58,7 @@ pre-trained on ImageNet and trained 135 epochs).
 
 from __future__ import annotations
 
-from jaxheads.compare import RunSpec, StudyConfig, profile_settings
+from jaxheads.study import StudyConfig, TrainRow, with_profile
 
 # Study label -> `jaxheads.train.detection.build_detector` name (all on small_backbone).
 HEADS = {
@@ -81,11 +81,9 @@ DESCRIPTION = (
 
 def get_config(profile: str = "full") -> StudyConfig:
     """The heads study; ``profile`` is ``"full"`` (the experiment) or ``"quick"`` (a smoke run)."""
-    settings = profile_settings("heads", profile)
     command = "jaxheads compare --config experiments/heads.py --workdir runs/heads"
     if profile == "quick":
         command = "jaxheads compare --quick --workdir /tmp/cmp_quick"
-    runs = [RunSpec(label, model) for label, model in HEADS.items()]
-    return StudyConfig(
-        name="heads", runs=runs, description=DESCRIPTION, command=command, **settings
-    )
+    rows = [TrainRow(label, model) for label, model in HEADS.items()]
+    config = StudyConfig(name="heads", rows=rows, description=DESCRIPTION, command=command)
+    return with_profile(config, profile)

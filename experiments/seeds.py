@@ -12,11 +12,13 @@ layout? No training: parameter counts and shapes come from `jaxheads.summary`
   (equivariant: per-cell, no context), unchanged (invariant: the layout is
   averaged away), or different (position-aware: it knows where each cell is).
 
-Command::
+Command (a measurement, not a training study: it has no ``get_config`` and takes
+no training options)::
 
-    jaxheads compare --config experiments/seeds.py --workdir runs/seeds
+    jaxheads compare --config seeds --workdir runs/seeds
+    python experiments/seeds.py runs/seeds                  # the same, as a script
 
-Run time: about 10 s on a 2-core CPU (``--quick`` is the same study).
+Run time: about 10 s on a 2-core CPU (``--quick`` is the same).
 
 Expected result (exact, checked by tests/test_experiments.py)::
 
@@ -39,12 +41,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 
 import jax
 import numpy as np
 
 from jaxheads import heads, layers, summary, zoo
-from jaxheads.compare import RunSpec, StudyConfig
 from jaxheads.layers import abstract_init, count
 
 PAPER_MAP = (None, 7, 7, 1024)
@@ -78,21 +80,6 @@ HEAD_PROBES = {
     "yolov1-local-head": lambda: heads.yolov1_local(side=7, filters=8).layer,
     "gap-head": lambda: heads.gap(side=7).layer,
 }
-
-
-def get_config(profile: str = "full") -> StudyConfig:
-    """The seed questions as a study (``"full"`` and ``"quick"`` are the same: no training)."""
-    if profile not in ("full", "quick"):
-        raise ValueError(f"seeds: expected profile 'full' or 'quick', got {profile!r}")
-    runs = [RunSpec(label, "layer") for label, _ in _layer_rows()]
-    runs += [RunSpec(name, name) for name in HEAD_PROBES]
-    return StudyConfig(
-        name="seeds",
-        runs=runs,
-        seeds=(0,),
-        steps=0,
-        command="jaxheads compare --config experiments/seeds.py --workdir runs/seeds",
-    )
 
 
 def total_params(layer, input_shape) -> int:
@@ -234,10 +221,9 @@ def _plot(rows, path: str) -> None:
     plt.close(fig)
 
 
-def run(config: StudyConfig, workdir: str, *, progress: bool = True) -> list[dict]:
-    """Writes ``results.json``, ``results.md`` and ``params.png``; returns the rows."""
-    wanted = {r.label for r in config.runs}
-    rows = [r for r in table() if r["name"] in wanted]
+def run(workdir: str, *, progress: bool = True) -> list[dict]:
+    """Writes ``results.json``, ``results.md`` and ``params.png`` in ``workdir``; returns rows."""
+    rows = table()
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump({"study": "seeds", "rows": rows}, f, indent=1)
@@ -247,3 +233,9 @@ def run(config: StudyConfig, workdir: str, *, progress: bool = True) -> list[dic
     if progress:
         print(f"seeds: {len(rows)} rows written to {workdir}")
     return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} WORKDIR")
+    run(sys.argv[1])

@@ -98,10 +98,10 @@ import numpy as np
 
 from jaxheads.anchors import kmeans_anchors
 from jaxheads.boxes import cxcywh_iou, cxcywh_to_xyxy, shape_iou, xyxy_to_cxcywh
-from jaxheads.compare import RunSpec, StudyConfig, box_sizes, profile_settings
 from jaxheads.heads import yolov2
 from jaxheads.models.detector import Detector, detector
 from jaxheads.models.small import small_anchors, small_backbone
+from jaxheads.study import EvalRow, StudyConfig, TrainRow, box_sizes, with_profile
 
 # Hand-picked priors in fractions of the image side: three squares and two 2:1 / 1:2 boxes.
 HAND_PICKED = (
@@ -399,33 +399,29 @@ def small_yolov2(
     return detector(backbone, head, image_size=image_size, name="small_yolov2")
 
 
-def _runs(train_sizes, hi_res: int) -> list[RunSpec]:
+def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
     model = functools.partial(small_yolov2, anchors="kmeans", location="bounded")
     return [
-        RunSpec("yolo", {"head": "yolov1-fc", "batch_norm": False}),
-        RunSpec("batch_norm", {"head": "yolov1-fc"}),
-        RunSpec(
+        TrainRow("yolo", {"head": "yolov1-fc", "batch_norm": False}),
+        TrainRow("batch_norm", {"head": "yolov1-fc"}),
+        TrainRow(
             "anchor_boxes",
             functools.partial(small_yolov2, anchors="hand", location="unbounded"),
             loss=unbounded_loss,
         ),
-        RunSpec(
+        TrainRow(
             "dimension_priors",
             functools.partial(small_yolov2, anchors="kmeans", location="unbounded"),
             loss=unbounded_loss,
         ),
-        RunSpec("location_prediction", model),
-        RunSpec("passthrough", functools.partial(model, passthrough=True)),
-        RunSpec(
+        TrainRow("location_prediction", model),
+        TrainRow("passthrough", functools.partial(model, passthrough=True)),
+        TrainRow(
             "multi_scale",
             functools.partial(model, passthrough=True),
-            {"train_sizes": tuple(train_sizes)},
+            train_sizes=tuple(train_sizes),
         ),
-        RunSpec(
-            "hi_res_detector",
-            functools.partial(model, passthrough=True),
-            {"weights_from": "multi_scale", "eval_image_size": hi_res},
-        ),
+        EvalRow("hi_res_detector", weights_from="multi_scale", eval_image_size=hi_res),
     ]
 
 
@@ -440,14 +436,13 @@ DESCRIPTION = (
 
 def get_config(profile: str = "full") -> StudyConfig:
     """The YOLOv2 path study; ``profile`` is ``"full"`` or ``"quick"``."""
-    settings = profile_settings("yolov2_path", profile)
     quick = profile == "quick"
     workdir = "--quick --workdir /tmp/path_quick" if quick else "--workdir runs/yolov2_path"
-    return StudyConfig(
+    config = StudyConfig(
         name="yolov2_path",
-        runs=_runs((48, 64, 80), 80) if quick else _runs((80, 96, 112, 128), 128),
+        rows=_rows((48, 64, 80), 80) if quick else _rows((80, 96, 112, 128), 128),
         description=DESCRIPTION,
         paper=PAPER,
         command=f"jaxheads compare --config experiments/yolov2_path.py {workdir}",
-        **settings,
     )
+    return with_profile(config, profile)

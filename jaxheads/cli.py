@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-examples", type=int, default=None)
     p.set_defaults(run=evaluate_command)
 
-    from jaxheads.compare import add_compare_arguments, compare_command
+    from jaxheads.study.cli import add_compare_arguments, compare_command
 
-    p = sub.add_parser("compare", help="train and compare several heads (experiments/*.py)")
+    p = sub.add_parser("compare", help="train and compare several heads (a packaged study)")
     add_compare_arguments(p)
     p.set_defaults(run=compare_command)
 

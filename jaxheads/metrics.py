@@ -1,15 +1,17 @@
 """Detection average precision: PASCAL VOC (2007 and 2010+) and COCO, in vectorised numpy.
 
-`evaluate_detections` scores a data set of per-image predictions against per-image
-ground truths. It is host-side bookkeeping (sorting, greedy matching, cumulative
-sums), so it is written in float64 numpy rather than JAX: the matching is sequential
-and ragged, and parity with the reference tools (the VOC devkit's ``voc_eval`` and
-pycocotools' ``COCOeval``) needs float64. Inputs may be numpy arrays, JAX arrays or
-nested lists.
+`evaluate_voc` and `evaluate_coco` score a data set of per-image predictions against
+per-image ground truths, each with its protocol's options and keys;
+`evaluate_detections` picks one by name. It is host-side bookkeeping (sorting, greedy
+matching, cumulative sums), so it is written in float64 numpy rather than JAX: the
+matching is sequential and ragged, and parity with the reference tools (the VOC
+devkit's ``voc_eval`` and pycocotools' ``COCOeval``) needs float64. Inputs may be
+numpy arrays, JAX arrays or nested lists.
 
 Boxes are ``xyxy`` (see `jaxheads.boxes`). As there, a degenerate box (zero width or
 height) has area 0 and an inverted box (``x_max < x_min`` or ``y_max < y_min``) has
-area 0 and IoU 0 with everything, in both pixel conventions.
+IoU 0 with everything, in both pixel conventions. Its area is 0, except a detection's
+under COCO, which is pycocotools' signed ``w·h``.
 
 Protocols:
   * ``"voc07"``: matching of py-faster-rcnn's ``voc_eval``; AP is the 11-point
@@ -31,7 +33,7 @@ import numpy as np
 
 from jaxheads._checks import fail
 
-__all__ = ["evaluate_detections"]
+__all__ = ["evaluate_coco", "evaluate_detections", "evaluate_voc"]
 
 _OP = "evaluate_detections"
 _PROTOCOLS = ("voc07", "voc2010", "coco")
@@ -72,61 +74,16 @@ def evaluate_detections(
     iou_threshold: float | None = None,
     pixel_convention: bool = False,
 ) -> dict[str, Any]:
-    """Average precision of a detector over a data set, VOC or COCO style.
-
-    Matching, VOC: the detections of a class are taken in descending score order (ties
-    in input order, image by image); each is compared with the gt of highest IoU among
-    *all* gts of its image and class (the first one on ties). As in ``voc_eval``, a
-    detection whose best gt is already taken is a false positive even if another, free
-    gt overlaps it enough. Above the threshold it is a true positive if that gt is free,
-    a duplicate (false positive) if not, and neither if that gt is difficult.
-
-    Matching, COCO: at most 100 detections per image *and class* are kept (pycocotools'
-    cut), then, per image and class in score order, each detection takes the free gt
-    of highest IoU >= the threshold (the last one on ties), non-ignored gts first. A
-    difficult gt is an *ignored* non-crowd gt (pycocotools' ``_ignore`` flag): it can be
-    matched once, and the detection matched to it counts neither way. Inverted boxes
-    differ from pycocotools in area only: pycocotools takes ``w * h`` (positive if both
-    are negative, negative if one is), here it is 0.
+    """Average precision of a detector over a data set: `evaluate_voc` or `evaluate_coco`.
 
     Args:
-      predictions: one dict per image with ``"boxes"``: [N, 4] xyxy, ``"scores"``: [N]
-        and ``"labels"``: [N] non-negative ints. An image without detections may give
-        empty arrays (``[]`` is read as [0, 4] boxes).
-      ground_truths: one dict per image, aligned with ``predictions``, with ``"boxes"``:
-        [M, 4] xyxy, ``"labels"``: [M] and optionally ``"difficult"``: [M] bool (default
-        all False) and, for ``"coco"`` only, ``"area"``: [M] (default the box area
-        ``w * h``; COCO json files carry mask areas here).
-      protocol: ``"voc07"``, ``"voc2010"`` or ``"coco"`` (see the module docstring).
-      num_classes: if given, the classes are ``0 .. num_classes - 1`` and a larger label
-        is an error; otherwise the classes are the labels that occur in either input.
-      iou_threshold: VOC only, default 0.5. A detection matches when its IoU is
-        strictly greater, as in ``voc_eval``.
-      pixel_convention: VOC only. If True, a box spans ``x_max - x_min + 1`` pixels, as
-        in the devkit; if False (default) IoU is continuous.
+      predictions, ground_truths, num_classes: see `evaluate_voc` and `evaluate_coco`.
+      protocol: ``"voc07"`` (`evaluate_voc` with ``use_07_metric=True``), ``"voc2010"``
+        (``use_07_metric=False``) or ``"coco"`` (`evaluate_coco`).
+      iou_threshold, pixel_convention: VOC only (see `evaluate_voc`); an error with COCO.
 
     Returns:
-      A dict. For every protocol:
-        * ``"mAP"``: mean AP over the classes that have at least one ground truth that
-          is not difficult; NaN if there is none.
-        * ``"per_class_ap"``: ``{class: AP}`` for every class; NaN for a class without
-          (non-difficult) ground truths, which is left out of the mean. A class with
-          ground truths but no detections has AP 0.
-        * ``"recall"`` and ``"per_class_recall"``: VOC: the recall after the last
-          detection of each class, and its mean over classes. COCO: average recall
-          at 100 detections (pycocotools ``stats[8]``) and its per-class values (mean
-          over the IoU thresholds).
-      VOC also returns ``"pr_curves"``: ``{class: (recall [D], precision [D])}``, the
-      raw ``voc_eval`` curves (one point per detection of the class, in score order,
-      before the envelope), for the classes with non-difficult ground truths.
-      COCO also returns ``"mAP50"``, ``"mAP75"``, ``"mAP_small"``, ``"mAP_medium"``,
-      ``"mAP_large"`` (NaN where undefined) and ``"coco_stats"``: [12] float64, exactly
-      pycocotools' ``COCOeval.stats`` (including its -1 for undefined entries).
-
-    Raises:
-      ValueError: inputs of different lengths, a missing field, boxes not [N, 4], fields
-        of one image with different lengths, non-finite boxes, NaN scores, negative or
-        out-of-range labels; the message names the image index and the field.
+      The protocol's dict (the keys each function documents).
 
     Example:
       >>> box = [[0.0, 0.0, 10.0, 10.0]]
@@ -139,23 +96,139 @@ def evaluate_detections(
     """
     if protocol not in _PROTOCOLS:
         fail(_OP, f"protocol in {_PROTOCOLS}", repr(protocol))
-    if num_classes is not None:
-        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
-            fail(_OP, "num_classes to be a positive integer or None", repr(num_classes))
-        if num_classes < 1:
-            fail(_OP, "num_classes to be a positive integer or None", repr(num_classes))
     if protocol == "coco":
         if iou_threshold is not None:
             fail(_OP, "no iou_threshold with protocol 'coco' (it uses .50:.05:.95)", iou_threshold)
         if pixel_convention:
             fail(_OP, "pixel_convention=False with protocol 'coco'", pixel_convention)
-    else:
-        iou_threshold = 0.5 if iou_threshold is None else iou_threshold
-        if not isinstance(iou_threshold, (int, float, np.number)) or not (
-            0.0 <= float(iou_threshold) <= 1.0
-        ):
-            fail(_OP, "iou_threshold in [0, 1]", repr(iou_threshold))
+        return evaluate_coco(predictions, ground_truths, num_classes=num_classes)
+    return evaluate_voc(
+        predictions,
+        ground_truths,
+        num_classes=num_classes,
+        iou_threshold=0.5 if iou_threshold is None else iou_threshold,
+        pixel_convention=pixel_convention,
+        use_07_metric=protocol == "voc07",
+    )
 
+
+def evaluate_voc(
+    predictions: Sequence[Mapping[str, Any]],
+    ground_truths: Sequence[Mapping[str, Any]],
+    *,
+    num_classes: int | None = None,
+    iou_threshold: float = 0.5,
+    pixel_convention: bool = False,
+    use_07_metric: bool = True,
+) -> dict[str, Any]:
+    """PASCAL VOC average precision (the devkit's ``voc_eval``).
+
+    Matching: the detections of a class are taken in descending score order (ties in
+    input order, image by image); each is compared with the gt of highest IoU among
+    *all* gts of its image and class (the first one on ties). As in ``voc_eval``, a
+    detection whose best gt is already taken is a false positive even if another, free
+    gt overlaps it enough. Above the threshold it is a true positive if that gt is free,
+    a duplicate (false positive) if not, and neither if that gt is difficult.
+
+    Args:
+      predictions: one dict per image with ``"boxes"``: [N, 4] xyxy, ``"scores"``: [N]
+        and ``"labels"``: [N] non-negative ints. An image without detections may give
+        empty arrays (``[]`` is read as [0, 4] boxes).
+      ground_truths: one dict per image, aligned with ``predictions``, with ``"boxes"``:
+        [M, 4] xyxy, ``"labels"``: [M] and optionally ``"difficult"``: [M] bool (default
+        all False).
+      num_classes: if given, the classes are ``0 .. num_classes - 1`` and a larger label
+        is an error; otherwise the classes are the labels that occur in either input.
+      iou_threshold: a detection matches when its IoU is strictly greater, as in
+        ``voc_eval``.
+      pixel_convention: if True, a box spans ``x_max - x_min + 1`` pixels, as in the
+        devkit; if False (default) IoU is continuous.
+      use_07_metric: the VOC2007 devkit's 11-point AP; False: the area under the
+        monotone precision envelope at every recall point (VOC2010+).
+
+    Returns:
+      * ``"mAP"``: mean AP over the classes with at least one non-difficult ground
+        truth; NaN if there is none.
+      * ``"per_class_ap"``: ``{class: AP}`` for every class; NaN for a class without
+        (non-difficult) ground truths, which is left out of the mean. A class with
+        ground truths but no detections has AP 0.
+      * ``"recall"`` and ``"per_class_recall"``: the recall after the last detection of
+        each class, and its mean over classes.
+      * ``"pr_curves"``: ``{class: (recall [D], precision [D])}``, the raw ``voc_eval``
+        curves (one point per detection of the class, in score order, before the
+        envelope), for the classes with non-difficult ground truths.
+
+    Raises:
+      ValueError: inputs of different lengths, a missing field, boxes not [N, 4], fields
+        of one image with different lengths, non-finite boxes, NaN scores, negative or
+        out-of-range labels, an ``"area"`` field; the message names the image and field.
+    """
+    if not isinstance(iou_threshold, (int, float, np.number)) or not (
+        0.0 <= float(iou_threshold) <= 1.0
+    ):
+        fail(_OP, "iou_threshold in [0, 1]", repr(iou_threshold))
+    dets, det_class, gts, gt_class, classes = _prepare(predictions, ground_truths, num_classes)
+    if gts.area is not None:
+        fail(_OP, "no 'area' in ground_truths with a VOC protocol", "an 'area' field")
+    result = _evaluate_voc(
+        dets,
+        det_class,
+        gts,
+        gt_class,
+        len(classes),
+        float(iou_threshold),
+        bool(pixel_convention),
+        use_07_metric=bool(use_07_metric),
+    )
+    return _name_classes(result, classes)
+
+
+def evaluate_coco(
+    predictions: Sequence[Mapping[str, Any]],
+    ground_truths: Sequence[Mapping[str, Any]],
+    *,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """COCO average precision: pycocotools' ``COCOeval`` for ``iouType="bbox"``.
+
+    Matching: at most 100 detections per image *and class* are kept (pycocotools'
+    cut), then, per image and class in score order, each detection takes the free gt
+    of highest IoU >= the threshold (the last one on ties), non-ignored gts first. A
+    difficult gt is an *ignored* non-crowd gt (pycocotools' ``_ignore`` flag): it can be
+    matched once, and the detection matched to it counts neither way. A detection's
+    area is pycocotools' ``w·h``: a box inverted along one axis has a negative area,
+    outside every area range, so it never counts (it matches nothing: IoU 0).
+
+    Args:
+      predictions: as `evaluate_voc`.
+      ground_truths: as `evaluate_voc`, and optionally ``"area"``: [M] (default the box
+        area ``w * h``; COCO json files carry mask areas here).
+      num_classes: as `evaluate_voc`.
+
+    Returns:
+      * ``"mAP"``, ``"mAP50"``, ``"mAP75"``, ``"mAP_small"``, ``"mAP_medium"``,
+        ``"mAP_large"``: ``COCOeval.stats[0:6]`` (NaN where undefined).
+      * ``"recall"``: average recall at 100 detections (``stats[8]``).
+      * ``"per_class_ap"``, ``"per_class_recall"``: ``{class: value}`` (means over the IoU
+        thresholds; NaN for a class without ground truths).
+      * ``"coco_stats"``: [12] float64, exactly pycocotools' ``COCOeval.stats``
+        (including its -1 for undefined entries).
+
+    Raises:
+      ValueError: as `evaluate_voc`, an ``"area"`` field aside.
+    """
+    dets, det_class, gts, gt_class, classes = _prepare(predictions, ground_truths, num_classes)
+    result = _evaluate_coco(dets, det_class, gts, gt_class, len(classes))
+    return _name_classes(result, classes)
+
+
+def _prepare(predictions, ground_truths, num_classes):
+    """Checked, flattened inputs: ``(dets, det_class, gts, gt_class, classes)``."""
+    if num_classes is not None:
+        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+            fail(_OP, "num_classes to be a positive integer or None", repr(num_classes))
+        if num_classes < 1:
+            fail(_OP, "num_classes to be a positive integer or None", repr(num_classes))
     for name, value in (("predictions", predictions), ("ground_truths", ground_truths)):
         if isinstance(value, Mapping) or not isinstance(value, Sequence):
             fail(_OP, f"{name} to be a list of dicts (one per image)", type(value).__name__)
@@ -167,9 +240,6 @@ def evaluate_detections(
         )
     dets = _flatten("predictions", predictions)
     gts = _flatten("ground_truths", ground_truths)
-    if protocol != "coco" and gts.area is not None:
-        fail(_OP, "no 'area' in ground_truths with a VOC protocol", "an 'area' field")
-
     if num_classes is None:
         classes = np.unique(np.concatenate([dets.labels, gts.labels]))
     else:
@@ -185,20 +255,7 @@ def evaluate_detections(
                 )
     det_class = np.searchsorted(classes, dets.labels)
     gt_class = np.searchsorted(classes, gts.labels)
-    if protocol == "coco":
-        result = _evaluate_coco(dets, det_class, gts, gt_class, len(classes))
-    else:
-        result = _evaluate_voc(
-            dets,
-            det_class,
-            gts,
-            gt_class,
-            len(classes),
-            float(iou_threshold),
-            bool(pixel_convention),
-            use_07_metric=protocol == "voc07",
-        )
-    return _name_classes(result, classes)
+    return dets, det_class, gts, gt_class, classes
 
 
 def _name_classes(result: dict[str, Any], classes: np.ndarray) -> dict[str, Any]:
@@ -466,7 +523,9 @@ def _evaluate_coco(
     gt_area = _area(gts.boxes) if gts.area is None else gts.area
     lo, hi = _COCO_AREA_RANGES[:, :1], _COCO_AREA_RANGES[:, 1:]
     gt_ignored = gts.difficult[None, :] | (gt_area[None, :] < lo) | (gt_area[None, :] > hi)
-    det_area = _area(boxes)
+    # pycocotools' area of a result box, w·h of its xywh: negative for a box inverted along
+    # one axis (outside every area range: never a false positive), positive along both.
+    det_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     det_outside = (det_area[None, :] < lo) | (det_area[None, :] > hi)  # [A, D]
 
     matched = _coco_match(

@@ -1,45 +1,79 @@
-"""Built-in models by name, for ``jaxheads summary NAME`` and the experiments.
+"""Every built-in detector, backbone and head by name: the one registry.
 
-Each entry builds ``(layer, input_shape)`` from an image size and a class count.
+``jaxheads summary NAME``, ``jaxheads train --model NAME``, the studies and
+`jaxheads.darknet.load` (for the darknet models, from `jaxheads.darknet.MODELS`)
+all resolve names here. An entry holds its description, its default image size
+and the kind of head it ends in; `build` gives ``(layer, input_shape)`` of any
+entry, `detector` a trainable ``(Detector, init)`` of a detector entry.
+
+>>> entry("fast-yolo").image_size, entry("fast-yolo").head
+(448, 'yolov1')
+>>> sorted(names("backbone"))
+['small-backbone']
+
+Adding a model (see docs/architecture.md): write its builders (`Entry.build`,
+`Entry.detector`) and `register` them in a registry
+of one's own (``dict(BUILTIN)``), passed as ``registry=``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import jax
 
 from jaxheads._checks import fail
+from jaxheads.darknet.detector import unknown_name
 from jaxheads.layers.base import Layer
 
-Builder = Callable[..., tuple[Layer, tuple]]
-_REGISTRY: dict[str, tuple[Builder, str]] = {}
+KINDS = ("detector", "backbone", "head")
 
 
-def register(name: str, description: str):
-    """Decorator adding a builder ``(image_size=None, num_classes=None) -> (layer, shape)``."""
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One registered model.
 
-    def wrap(builder: Builder) -> Builder:
-        _REGISTRY[name] = (builder, description)
-        return builder
+    Attributes:
+      name: its name.
+      kind: ``"detector"`` (image to raw prediction, trainable), ``"backbone"`` or
+        ``"head"`` (a feature map to a raw prediction).
+      description: one line.
+      image_size: the image side it is built for when none is given.
+      head: the kind of `jaxheads.heads.Head` it ends in (``"yolov1"``, ``"yolov2"``;
+        None for a backbone).
+      build: ``(image_size, num_classes) -> (layer, input_shape)``: the network as
+        it is (what ``jaxheads summary`` shows). None arguments mean the defaults.
+      detector: a detector's ``(image_size, num_classes) -> (Detector, init)``, with
+        ``init(key) -> (params, state)``: what training builds; None for the others.
+    """
 
-    return wrap
+    name: str
+    kind: str
+    description: str
+    image_size: int
+    head: str | None
+    build: Callable[..., tuple[Layer, tuple]]
+    detector: Callable[..., tuple] | None = None
 
 
-def names() -> dict[str, str]:
-    """``{name: description}`` of every built-in model."""
-    return {name: desc for name, (_, desc) in sorted(_REGISTRY.items())}
+def register(registry: dict[str, Entry], entry: Entry) -> Entry:
+    """Adds ``entry`` to ``registry`` (a name may be registered once)."""
+    if entry.kind not in KINDS:
+        fail("zoo.register", f"kind in {list(KINDS)}", repr(entry.kind))
+    if (entry.kind == "detector") != (entry.detector is not None):
+        fail("zoo.register", "a detector builder for a detector entry (and only for one)",
+             f"kind={entry.kind!r}, detector={entry.detector!r}")
+    if entry.name in registry:
+        fail("zoo.register", "a name not yet registered", repr(entry.name))
+    registry[entry.name] = entry
+    return entry
 
 
-def build(name: str, *, image_size: int | None = None,
-          num_classes: int | None = None) -> tuple[Layer, tuple]:
-    """Builds a registered model: returns ``(layer, input_shape)``."""
-    if name not in _REGISTRY:
-        fail("zoo.build", f"one of {sorted(_REGISTRY)}", repr(name))
-    return _REGISTRY[name][0](image_size=image_size, num_classes=num_classes)
-
-
-# --- Detection heads (jaxheads.heads) and small detectors (jaxheads.models). ---------------
-# Here ``image_size`` is the image side: a YOLOv1 head sees image/64 (448 -> 7×7×1024), the
-# YOLOv2 head image/32 (416 -> 13×13×1024, plus the 26×26×512 map for the passthrough).
+# --- Detection heads (jaxheads.heads). ``image_size`` is the image side: a YOLOv1 head sees
+# image/64 (448 -> 7×7×1024), the YOLOv2 head image/32 (416 -> 13×13×1024, plus the
+# 26×26×512 map for the passthrough).
 
 
 def _heads_grid(image_size, default: int, stride: int) -> int:
@@ -51,36 +85,18 @@ def _heads_grid(image_size, default: int, stride: int) -> int:
     return size // stride
 
 
-def _heads_yolov1(make: str, image_size, num_classes):
-    from jaxheads import heads
+def _yolov1_head(make: str):
+    def build(image_size=None, num_classes=None):
+        from jaxheads import heads
 
-    side = _heads_grid(image_size, 448, 64)
-    head = getattr(heads, make)(side=side, num_classes=20 if num_classes is None else num_classes)
-    return head.layer, (None, side, side, 1024)
+        side = _heads_grid(image_size, 448, 64)
+        c = 20 if num_classes is None else num_classes
+        return getattr(heads, make)(side=side, num_classes=c).layer, (None, side, side, 1024)
 
-
-@register("yolov1-fc-head", "YOLOv1 paper head on 7x7x1024: Flatten, Dense 4096, Dense 1470")
-def yolov1_fc_head(image_size=None, num_classes=None):
-    return _heads_yolov1("yolov1_fc", image_size, num_classes)
+    return build
 
 
-@register("yolov1-percell-head", "YOLOv1 head's Dense layers per cell (1x1 convs) on 7x7x1024")
-def yolov1_percell_head(image_size=None, num_classes=None):
-    return _heads_yolov1("yolov1_percell", image_size, num_classes)
-
-
-@register("yolov1-local-head", "darknet yolov1.cfg head on 7x7x1024: local 3x3x256, Dense 1470")
-def yolov1_local_head(image_size=None, num_classes=None):
-    return _heads_yolov1("yolov1_local", image_size, num_classes)
-
-
-@register("gap-head", "GlobalAveragePooling2D then Dense 1470 on 7x7x1024")
-def gap_head(image_size=None, num_classes=None):
-    return _heads_yolov1("gap", image_size, num_classes)
-
-
-@register("yolov2-head", "yolov2-voc.cfg layers 23-30 on 13x13x1024 + 26x26x512 passthrough")
-def yolov2_head(image_size=None, num_classes=None):
+def _yolov2_head(image_size=None, num_classes=None):
     from jaxheads import heads
 
     side = _heads_grid(image_size, 416, 32)
@@ -88,67 +104,127 @@ def yolov2_head(image_size=None, num_classes=None):
     return head.layer, ((None, side, side, 1024), (None, 2 * side, 2 * side, 512))
 
 
-def _heads_small(head: str, image_size, num_classes):
-    from jaxheads.models import small_detector
+def _small(head: str):
+    def detector(image_size=None, num_classes=None):
+        from jaxheads.models import small_detector
 
-    model = small_detector(
-        head,
-        image_size=96 if image_size is None else image_size,
-        num_classes=3 if num_classes is None else num_classes,
-    )
-    return model.layer, model.input_shape
+        det = small_detector(
+            head,
+            image_size=96 if image_size is None else image_size,
+            num_classes=3 if num_classes is None else num_classes,
+        )
+        shape = det.input_shape
+        return det, jax.jit(lambda key: det.layer.init(key, shape)[1:])
 
+    def build(image_size=None, num_classes=None):
+        det, _ = detector(image_size, num_classes)
+        return det.layer, det.input_shape
 
-@register("small-yolov1-fc", "small CPU backbone (96x96 -> 6x6x256) + YOLOv1 FC head, 3 classes")
-def small_yolov1_fc(image_size=None, num_classes=None):
-    return _heads_small("yolov1-fc", image_size, num_classes)
-
-
-@register("small-yolov1-percell", "small CPU backbone + per-cell Dense YOLOv1 head")
-def small_yolov1_percell(image_size=None, num_classes=None):
-    return _heads_small("yolov1-percell", image_size, num_classes)
+    return build, detector
 
 
-@register("small-yolov1-local", "small CPU backbone + locally connected YOLOv1 head")
-def small_yolov1_local(image_size=None, num_classes=None):
-    return _heads_small("yolov1-local", image_size, num_classes)
+def _small_backbone(image_size=None, num_classes=None):
+    from jaxheads.models import small_backbone
+
+    size = 96 if image_size is None else image_size
+    return small_backbone().layer, (None, size, size, 3)
 
 
-@register("small-gap", "small CPU backbone + global-average-pooling head")
-def small_gap(image_size=None, num_classes=None):
-    return _heads_small("gap", image_size, num_classes)
-
-
-@register("small-yolov2", "small CPU backbone + YOLOv2 head (5 anchors), no passthrough")
-def small_yolov2(image_size=None, num_classes=None):
-    return _heads_small("yolov2", image_size, num_classes)
-
-
-@register("small-yolov2-passthrough", "small CPU backbone + YOLOv2 head with darknet reorg")
-def small_yolov2_passthrough(image_size=None, num_classes=None):
-    return _heads_small("yolov2-passthrough", image_size, num_classes)
-
-
-# ---------------------------------------------------------------------------
-# Darknet's YOLO cfgs (jaxheads/darknet/cfg), built by jaxheads.darknet.
-# ---------------------------------------------------------------------------
-
-
-def _darknet(zoo_name: str, cfg_name: str, description: str) -> None:
-    def builder(image_size=None, num_classes=None):
+def _darknet(name: str):
+    def build(image_size=None, num_classes=None):
         from jaxheads.darknet import from_cfg
 
-        model = from_cfg(cfg_name, image_size=image_size, num_classes=num_classes)
+        model = from_cfg(name, image_size=image_size, num_classes=num_classes)
         return model.layer, model.input_shape
 
-    register(zoo_name, description)(builder)
+    def detector(image_size=None, num_classes=None):
+        from jaxheads.darknet import as_detector, from_cfg
+
+        return as_detector(from_cfg(name, image_size=image_size, num_classes=num_classes))
+
+    return build, detector
 
 
-_darknet("yolov1", "yolov1", "darknet yolov1.cfg: 448x448 VOC, batch norm and a [local] layer")
-_darknet("yolov1-paper", "yolov1-paper", "darknet yolo.cfg of the YOLOv1 paper (448x448 VOC)")
-_darknet("yolov1-tiny", "yolov1-tiny", "darknet yolov1-tiny.cfg (448x448 VOC)")
-_darknet("fast-yolo", "yolov1-paper-tiny", "darknet yolo-tiny.cfg: Fast YOLO of the YOLOv1 paper")
-_darknet("yolov2", "yolov2", "darknet yolov2.cfg: 608x608 COCO")
-_darknet("yolov2-voc", "yolov2-voc", "darknet yolov2-voc.cfg: 416x416 VOC")
-_darknet("yolov2-tiny", "yolov2-tiny", "darknet yolov2-tiny.cfg: 416x416 COCO")
-_darknet("yolov2-tiny-voc", "yolov2-tiny-voc", "darknet yolov2-tiny-voc.cfg: 416x416 VOC")
+def _builtin() -> dict[str, Entry]:
+    from jaxheads.darknet.detector import MODELS
+
+    registry: dict[str, Entry] = {}
+    heads = [
+        ("yolov1-fc-head", "YOLOv1 paper head on 7x7x1024: Flatten, Dense 4096, Dense 1470",
+         "yolov1_fc"),
+        ("yolov1-percell-head", "YOLOv1 head's Dense layers per cell (1x1 convs) on 7x7x1024",
+         "yolov1_percell"),
+        ("yolov1-local-head", "darknet yolov1.cfg head on 7x7x1024: local 3x3x256, Dense 1470",
+         "yolov1_local"),
+        ("gap-head", "GlobalAveragePooling2D then Dense 1470 on 7x7x1024", "gap"),
+    ]
+    for name, description, make in heads:
+        register(registry, Entry(name, "head", description, 448, "yolov1", _yolov1_head(make)))
+    register(registry, Entry(
+        "yolov2-head", "head", "yolov2-voc.cfg layers 23-30 on 13x13x1024 + 26x26x512 "
+        "passthrough", 416, "yolov2", _yolov2_head))
+    register(registry, Entry(
+        "small-backbone", "backbone", "small CPU backbone: 96x96 -> 6x6x256 (+ 12x12x128 tap)",
+        96, None, _small_backbone))
+    small = [
+        ("yolov1-fc", "small CPU backbone (96x96 -> 6x6x256) + YOLOv1 FC head, 3 classes"),
+        ("yolov1-percell", "small CPU backbone + per-cell Dense YOLOv1 head"),
+        ("yolov1-local", "small CPU backbone + locally connected YOLOv1 head"),
+        ("gap", "small CPU backbone + global-average-pooling head"),
+        ("yolov2", "small CPU backbone + YOLOv2 head (5 anchors), no passthrough"),
+        ("yolov2-passthrough", "small CPU backbone + YOLOv2 head with darknet reorg"),
+    ]
+    for head, description in small:
+        kind = "yolov2" if head.startswith("yolov2") else "yolov1"
+        register(registry, Entry(f"small-{head}", "detector", description, 96, kind,
+                                 *_small(head)))
+    for name, model in MODELS.items():
+        register(registry, Entry(
+            name, "detector", model.description, model.image_size, model.head, *_darknet(name)))
+    return registry
+
+
+# Read-only: a registry of one's own is ``dict(BUILTIN)`` with entries `register`ed into it.
+BUILTIN = MappingProxyType(_builtin())
+
+
+def names(kind: str | None = None, registry: Mapping[str, Entry] | None = None) -> dict[str, str]:
+    """``{name: description}`` of every entry (of one ``kind`` when given), sorted."""
+    registry = BUILTIN if registry is None else registry
+    return {n: e.description for n, e in sorted(registry.items()) if kind in (None, e.kind)}
+
+
+def entry(name: str, *, kind: str | None = None, registry: Mapping[str, Entry] | None = None,
+          op: str = "zoo") -> Entry:
+    """The entry called ``name`` (of ``kind`` when given).
+
+    Raises:
+      ValueError: an unknown name: the known ones listed, the closest suggested.
+    """
+    registry = BUILTIN if registry is None else registry
+    known = names(kind, registry)
+    if name not in known:
+        unknown_name(op, "a model" if kind in (None, "detector") else f"a {kind}", name, known)
+    return registry[name]
+
+
+def build(name: str, *, image_size: int | None = None, num_classes: int | None = None,
+          registry: Mapping[str, Entry] | None = None) -> tuple[Layer, tuple]:
+    """Builds any entry: returns ``(layer, input_shape)``."""
+    found = entry(name, registry=registry, op="zoo.build")
+    return found.build(image_size=image_size, num_classes=num_classes)
+
+
+def detector(name: str, *, image_size: int | None = None, num_classes: int = 3,
+             registry: Mapping[str, Entry] | None = None, op: str = "zoo.detector"):
+    """A trainable detector by name, and its ``init(key) -> (params, state)``.
+
+    Args:
+      name: a ``"detector"`` entry.
+      image_size: the square input side (the entry's default when None).
+      num_classes: classes of the data it will train on.
+      registry: where to look (`BUILTIN` by default).
+      op: the name errors are raised under.
+    """
+    found = entry(name, kind="detector", registry=registry, op=op)
+    return found.detector(image_size=image_size, num_classes=num_classes)

@@ -1,4 +1,4 @@
-"""``jaxheads compare`` / `jaxheads.compare.run_study` on a tiny study, end to end."""
+"""``jaxheads compare`` / `jaxheads.study.run_study` on a tiny study, end to end."""
 
 import json
 import os
@@ -9,24 +9,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxheads import compare, summary
+from jaxheads import summary
 from jaxheads.cli import main
+from jaxheads.study import measure, studies
+from jaxheads.study import build_model, forward_flops, run_study, steady_images_per_s
+from jaxheads.study.config import EvalRow, StudyConfig, TrainRow
+from jaxheads.study.report import winner_sentence
+from jaxheads.train.metric_table import METRICS
 
 TINY = """
-from jaxheads.compare import RunSpec, StudyConfig
+from jaxheads.study import Budget, EvalRow, StudyConfig, TrainRow
 
 
 def get_config(profile="full"):
-    runs = [
-        RunSpec("fc", "small-yolov1-fc"),
-        RunSpec("v2", "small-yolov2-passthrough", {"train_sizes": (32, 48)}),
-        RunSpec("v2_hires", "small-yolov2-passthrough",
-                {"weights_from": "v2", "eval_image_size": 48}),
+    rows = [
+        TrainRow("fc", "small-yolov1-fc"),
+        TrainRow("v2", "small-yolov2-passthrough", train_sizes=(32, 48)),
+        EvalRow("v2_hires", weights_from="v2", eval_image_size=48),
     ]
+    budget = Budget().replace(
+        steps=4, batch_size=8, image_size=32, train_examples=64, val_examples=8,
+        eval_batch_size=8, burn_in=0, log_every=1, checkpoint_every=4, num_devices=1,
+        example_images=2)
     return StudyConfig(
-        name="tiny", runs=runs, seeds=(0,), steps=4, batch_size=8, image_size=32,
-        train_examples=64, val_examples=8, eval_batch_size=8, burn_in=0, log_every=1,
-        checkpoint_every=4, num_devices=1, example_images=2, paper={"fc": "63.4"})
+        name="tiny", rows=rows, seeds=(0,), budget=budget, paper={"fc": "63.4"})
 """
 LABELS = ["fc", "v2", "v2_hires"]
 REQUIRED = [
@@ -88,7 +94,7 @@ def test_params_equal_summary(study):
     _, _, results = study
     heads = {h["head"]: h for h in results["heads"]}
     for label, model in [("fc", "small-yolov1-fc"), ("v2", "small-yolov2-passthrough")]:
-        det, _ = compare.build_model(model, image_size=32, num_classes=3)
+        det, _ = build_model(model, image_size=32, num_classes=3)
         text = summary(det.layer, det.input_shape)
         total = int(re.search(r"Total params: ([\d,]+)", text).group(1).replace(",", ""))
         trainable = int(re.search(r"Trainable params: ([\d,]+)", text).group(1).replace(",", ""))
@@ -109,12 +115,15 @@ def test_markdown_table_and_winners(study):
     winners = results["winners"]
     assert set(winners) == {"mAP50", "mAP", "params", "images_per_s", "recall"}
     heads = {h["head"]: h for h in results["heads"]}
-    for key, words, larger in compare.WINNERS:
-        entry = winners[key]
-        values = [h[key] for h in heads.values()]
-        assert entry["value"] == (max(values) if larger else min(values))
-        assert heads[entry["head"]][key] == entry["value"]
-        assert f"- {words}: **{entry['head']}** (" in text
+    for metric in METRICS:
+        if metric.winner is None:
+            continue
+        entry = winners[metric.key]
+        values = [h[metric.key] for h in heads.values()]
+        assert entry["value"] == (max(values) if metric.higher_is_better else min(values))
+        assert heads[entry["head"]][metric.key] == entry["value"]
+        assert f"- {metric.winner}: **{entry['head']}** (" in text
+        assert winner_sentence(metric.key, entry) in text
     for plot in PLOTS:
         assert f"]({plot})" in text
 
@@ -140,8 +149,8 @@ def test_rerun_skips_finished_runs(study, monkeypatch):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("jaxheads.train.loop.fit", no_training)
-    config = compare.load_study(config_path).get_config()
-    heads = compare.run_study(config, str(workdir), progress=False)
+    config = studies.load_study(config_path).get_config()
+    heads = run_study(config, str(workdir), progress=False)
     assert [h["head"] for h in heads] == LABELS
     assert [h["mAP50"] for h in heads] == [h["mAP50"] for h in results["heads"]]
     assert {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")} == stamps
@@ -155,47 +164,56 @@ def test_steady_images_per_s_leaves_out_compilation():
         {"step": 3, "images_per_s": 120.0},
         {"step": 4, "images_per_s": 110.0},
     ]
-    assert compare.steady_images_per_s(rows) == 110.0
-    assert compare.steady_images_per_s(rows[:1]) == 2.0
+    assert steady_images_per_s(rows) == 110.0
+    assert steady_images_per_s(rows[:1]) == 2.0
 
 
 def test_cost_analysis_list_or_dict():
-    assert compare._cost_flops({"flops": 12.0}) == 12.0
-    assert compare._cost_flops([{"flops": 7.0}]) == 7.0
-    assert np.isnan(compare._cost_flops([])) and np.isnan(compare._cost_flops(None))
+    assert measure._cost_flops({"flops": 12.0}) == 12.0
+    assert measure._cost_flops([{"flops": 7.0}]) == 7.0
+    assert np.isnan(measure._cost_flops([])) and np.isnan(measure._cost_flops(None))
 
 
 def test_forward_flops_of_a_dense_layer():
     from jaxheads import layers
 
     # XLA counts a multiply-add as 2: 2·in·out for the matmul, plus the bias adds.
-    flops = compare.forward_flops(layers.Dense(8), (None, 4))
+    flops = forward_flops(layers.Dense(8), (None, 4))
     assert 2 * 4 * 8 <= flops <= 2 * 4 * 8 + 8
 
 
 def test_missing_config_names_the_path(tmp_path, capsys):
     missing = tmp_path / "nowhere" / "study.py"
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        compare.load_study(missing)
+        studies.load_study(missing)
     assert main(["compare", "--config", str(missing), "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert "expected a study config file at" in err and str(missing) in err
     assert not (tmp_path / "w").exists()
 
 
-def test_config_checks(tmp_path):
-    with pytest.raises(ValueError, match="unique run labels"):
-        compare.StudyConfig("x", [compare.RunSpec("a"), compare.RunSpec("a")])
-    with pytest.raises(ValueError, match="weights_from must name an earlier run"):
-        compare.StudyConfig(
-            "x", [compare.RunSpec("a", settings={"weights_from": "b"}), compare.RunSpec("b")]
-        )
-    with pytest.raises(ValueError, match="expected settings among"):
-        compare.StudyConfig("x", [compare.RunSpec("a", settings={"stepz": 3})])
-    config = compare.StudyConfig("x", [compare.RunSpec("a_b"), compare.RunSpec("c")])
-    assert [r.label for r in config.select(["a-b"]).runs] == ["a_b"]
-    with pytest.raises(ValueError, match="expected runs among"):
-        config.select(["d"])
+def test_config_checks():
+    with pytest.raises(ValueError, match="unique row labels"):
+        StudyConfig("x", [TrainRow("a"), TrainRow("a")])
+    with pytest.raises(ValueError, match="weights_from to name an earlier TrainRow"):
+        StudyConfig("x", [EvalRow("a", weights_from="b"), TrainRow("b")])
+    with pytest.raises(ValueError, match="expected fields among .* got \\['stepz'\\]"):
+        StudyConfig("x", [TrainRow("a", changes={"stepz": 3})])
+    config = StudyConfig("x", [TrainRow("a_b"), TrainRow("c"), EvalRow("d", weights_from="c")])
+    assert [r.label for r in config.select(["a-b"]).rows] == ["a_b"]
+    assert [r.label for r in config.select(["d"]).rows] == ["c", "d"]
+    with pytest.raises(ValueError, match="expected rows among"):
+        config.select(["e"])
+
+
+def test_a_row_overrides_the_budget_and_its_run_config():
+    config = StudyConfig(
+        "x", [TrainRow("a"), TrainRow("b", changes={"learning_rate": 3e-4, "image_size": 64})]
+    )
+    a, b = (config.budget_of(r) for r in config.rows)
+    assert a == config.budget and a.run.learning_rate == 1e-3
+    assert b.run.learning_rate == 3e-4 and b.image_size == 64
+    assert b.run.steps == a.run.steps and b.batch_size == a.batch_size
 
 
 def test_forward_flops_count_the_model_not_this_machines_lowering():
@@ -207,5 +225,40 @@ def test_forward_flops_count_the_model_not_this_machines_lowering():
     # not counted. (On CPU this layer runs as a product of patches, which computes them.)
     c_in, c_out = PATCHES_MIN_CHANNELS, 8
     layer = layers.Conv2D(c_out, 3, padding="same", use_bias=False)
-    flops = compare.forward_flops(layer, (None, 8, 8, c_in))
+    flops = forward_flops(layer, (None, 8, 8, c_in))
     assert flops == 2 * 22 * 22 * c_in * c_out
+
+
+def test_a_name_is_a_packaged_study_and_the_current_folder_is_never_read(tmp_path, monkeypatch):
+    # A folder that holds an experiments/heads.py of its own: only a path may run it.
+    planted = tmp_path / "experiments" / "heads.py"
+    planted.parent.mkdir()
+    planted.write_text("raise RuntimeError('the current folder was read')\n")
+    monkeypatch.chdir(tmp_path)
+    packaged = studies.studies_dir() / "heads.py"
+    assert studies.study_path(None) == packaged
+    assert studies.study_path("heads") == packaged
+    assert studies.load_study().get_config().name == "heads"
+    assert studies.study_path("experiments/heads.py") == planted.relative_to(tmp_path)
+    with pytest.raises(RuntimeError, match="current folder was read"):
+        studies.load_study("experiments/heads.py")
+    with pytest.raises(ValueError, match=r"\['heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
+                       r"did you mean 'heads'"):
+        studies.load_study("hedas")
+
+
+def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch):
+    planted = tmp_path / "experiments" / "heads.py"
+    planted.parent.mkdir()
+    planted.write_text("raise RuntimeError('the current folder was read')\n")
+    monkeypatch.chdir(tmp_path)
+    ran = {}
+
+    def fake_run_study(config, workdir, *, progress):
+        ran.update(name=config.name, steps=config.budget.run.steps, workdir=workdir)
+        os.makedirs(workdir)
+        (tmp_path / workdir / "results.md").write_text("table")
+
+    monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)
+    assert main(["compare", "--quick", "--steps", "7", "--workdir", "w", "--no-progress"]) == 0
+    assert ran == {"name": "heads", "steps": 7, "workdir": "w"}

@@ -8,35 +8,46 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxheads import compare
 from jaxheads.anchors import mean_best_iou
 from jaxheads.decode import decode_yolov2
 from jaxheads.losses import region_loss
+from jaxheads.study import (
+    QUICK_BUDGET,
+    StudyConfig,
+    TrainRow,
+    box_sizes,
+    build_model,
+    load_study,
+    measure_params,
+    packaged_studies,
+)
+from jaxheads.study.studies import studies_dir
 from jaxheads.train.detection import make_dataset, model_names
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem != "__init__")
+TRAINING_STUDIES = ["heads", "yolov2_path"]
 
 
 def _load(name):
-    return compare.load_study(EXPERIMENTS / f"{name}.py")
+    return load_study(EXPERIMENTS / f"{name}.py")
 
 
 def test_every_study_is_tested():
-    assert STUDIES == ["heads", "seeds", "yolov2_path"]
+    assert STUDIES == ["heads", "seeds", "yolov2_path"] == packaged_studies()
 
 
-@pytest.mark.parametrize("name", STUDIES)
+@pytest.mark.parametrize("name", TRAINING_STUDIES)
 def test_study_loads_and_its_configs_are_valid(name):
     module = _load(name)
     assert module.__doc__ and "Command" in module.__doc__
     assert "jaxheads compare" in module.__doc__ and "Expected result" in module.__doc__
     quick, full = module.get_config("quick"), module.get_config("full")
     for config in (quick, full):
-        assert isinstance(config, compare.StudyConfig) and config.name == name
-        assert config.runs and all(isinstance(r, compare.RunSpec) for r in config.runs)
-    assert [r.label for r in quick.runs] == [r.label for r in full.runs]
-    assert len(quick.seeds) <= len(full.seeds) and quick.steps <= full.steps
+        assert isinstance(config, StudyConfig) and config.name == name
+    assert [r.label for r in quick.rows] == [r.label for r in full.rows]
+    assert len(quick.seeds) <= len(full.seeds)
+    assert quick.budget.run.steps <= full.budget.run.steps
     with pytest.raises(ValueError, match="expected profile"):
         module.get_config("huge")
 
@@ -45,17 +56,19 @@ def test_study_loads_and_its_configs_are_valid(name):
 def test_training_studies_share_the_profiles_their_docstrings_state(name):
     module = _load(name)
     full, quick = module.get_config("full"), module.get_config("quick")
-    budget = ("seeds", "steps", "batch_size", "image_size", "val_examples", "burn_in")
-    assert [getattr(full, k) for k in budget] == [(0, 1, 2), 1000, 32, 96, 256, 100]
+    b, run = full.budget, full.budget.run
+    assert (full.seeds, run.steps, b.batch_size, b.image_size, b.val_examples, run.burn_in) == (
+        (0, 1, 2), 1000, 32, 96, 256, 100
+    )
     assert "96×96, batch 32, 1000" in module.__doc__ and "3 seeds" in module.__doc__
-    assert {k: getattr(quick, k) for k in compare.QUICK_PROFILE} == dict(compare.QUICK_PROFILE)
+    assert quick.seeds == (0,) and quick.budget == full.budget.replace(**QUICK_BUDGET)
     assert "--quick" in quick.command and "--quick" not in full.command
 
 
 def test_heads_study_is_the_six_heads_on_one_budget():
     module = _load("heads")
     full, quick = module.get_config("full"), module.get_config("quick")
-    assert [r.label for r in full.runs] == [
+    assert [r.label for r in full.rows] == [
         "yolov1_fc",
         "yolov1_percell",
         "yolov1_local",
@@ -63,21 +76,23 @@ def test_heads_study_is_the_six_heads_on_one_budget():
         "yolov2",
         "yolov2_passthrough",
     ]
-    assert all(r.model in model_names() and not r.settings for r in full.runs)
-    assert len(full.seeds) >= 3 and full.steps >= 1000
+    assert all(isinstance(r, TrainRow) for r in full.rows)
+    assert all(r.model in model_names() and not r.changes for r in full.rows)
+    assert len(full.seeds) >= 3 and full.budget.run.steps >= 1000
     # --quick must fit in 5 minutes on 2 CPU cores for all six heads.
-    assert quick.seeds == (0,) and quick.steps * quick.batch_size <= 2000
-    assert quick.image_size == 64 and quick.val_examples <= 32
+    assert quick.seeds == (0,) and quick.budget.run.steps * quick.budget.batch_size <= 2000
+    assert quick.budget.image_size == 64 and quick.budget.val_examples <= 32
 
 
 def test_default_study_is_heads():
-    assert compare.load_study().__file__ == str(compare.experiments_dir() / "heads.py")
-    assert compare.load_study("seeds").get_config().name == "seeds"
+    assert load_study().__file__ == str(studies_dir() / "heads.py")
+    assert load_study("seeds").__file__ == str(studies_dir() / "seeds.py")
 
 
 def test_seeds_study_numbers(tmp_path):
     module = _load("seeds")
-    rows = module.run(module.get_config("quick"), str(tmp_path), progress=False)
+    assert not hasattr(module, "get_config")  # it trains nothing: no study config to fake
+    rows = module.run(str(tmp_path), progress=False)
     got = {
         r["name"]: (r["params"], r["output_shape"], r["cells_seen"], r["under_shuffle"])
         for r in rows
@@ -106,7 +121,7 @@ def test_seeds_study_numbers(tmp_path):
 def test_yolov2_path_rows_and_paper_numbers():
     module = _load("yolov2_path")
     config = module.get_config("full")
-    labels = [r.label for r in config.runs]
+    labels = [r.label for r in config.rows]
     assert labels == [
         "yolo",
         "batch_norm",
@@ -119,25 +134,26 @@ def test_yolov2_path_rows_and_paper_numbers():
     ]
     assert set(config.paper) == set(labels) and config.paper["batch_norm"] == "65.8"
     assert "69.2" in config.paper["anchor_boxes"] and "88%" in config.paper["anchor_boxes"]
-    specs = {r.label: r for r in config.runs}
+    specs = {r.label: r for r in config.rows}
     assert specs["yolo"].model == {"head": "yolov1-fc", "batch_norm": False}
     assert specs["anchor_boxes"].loss is module.unbounded_loss
     assert specs["location_prediction"].loss is None
-    assert len(specs["multi_scale"].settings["train_sizes"]) > 1
-    assert specs["hi_res_detector"].settings["weights_from"] == "multi_scale"
+    assert len(specs["multi_scale"].train_sizes) > 1
+    assert specs["hi_res_detector"].weights_from == "multi_scale"
+    assert specs["hi_res_detector"].eval_image_size == 128
 
 
 def test_yolov2_path_detectors_and_priors():
     module = _load("yolov2_path")
     train = make_dataset("shapes", "train", image_size=64, num_examples=300)
-    wh = compare.box_sizes(train) * 4
-    quick = {r.label: r for r in module.get_config("quick").runs}
+    wh = box_sizes(train) * 4
+    quick = {r.label: r for r in module.get_config("quick").rows}
     params = {}
     for label in ("yolo", "batch_norm", "anchor_boxes", "dimension_priors", "passthrough"):
-        det, _ = compare.build_model(
+        det, _ = build_model(
             quick[label].model, image_size=64, num_classes=3, train_data=train
         )
-        params[label] = compare.measure_params(det)
+        params[label] = measure_params(det)
         if label in ("anchor_boxes", "dimension_priors"):
             anchors = np.asarray(det.head.anchors)
             assert anchors.shape == (5, 2)
@@ -149,10 +165,10 @@ def test_yolov2_path_detectors_and_priors():
     assert params["dimension_priors"]["iou"] > params["anchor_boxes"]["iou"]
     assert params["passthrough"]["params"] > params["dimension_priors"]["params"]
     # Priors stay in cells of the training grid when built at another size.
-    big, _ = compare.build_model(
+    big, _ = build_model(
         quick["passthrough"].model, image_size=96, num_classes=3, train_data=train
     )
-    small, _ = compare.build_model(
+    small, _ = build_model(
         quick["passthrough"].model, image_size=64, num_classes=3, train_data=train
     )
     assert big.head.anchors == small.head.anchors

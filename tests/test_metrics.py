@@ -312,6 +312,27 @@ def test_coco_matches_pycocotools(seed, ignore_difficult):
         np.testing.assert_allclose(ours["per_class_recall"][k], expected_recall, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coco_matches_pycocotools_with_inverted_predicted_boxes(seed):
+    # pycocotools gives a result box inverted along one axis a negative area, which every
+    # area range leaves out (so it is never a false positive), and one inverted along both
+    # a positive area; the IoU of either with anything is 0.
+    rng = np.random.default_rng(seed)
+    num_classes = 3
+    preds, gts = random_dataset(rng, 30, num_classes, difficult_rate=0.0)
+    for p in preds:
+        boxes = np.array(p["boxes"], np.float64)
+        flip_x = rng.random(len(boxes)) < 0.25
+        flip_y = rng.random(len(boxes)) < 0.25
+        boxes[flip_x] = boxes[flip_x][:, [2, 1, 0, 3]]
+        boxes[flip_y] = boxes[flip_y][:, [0, 3, 2, 1]]
+        p["boxes"] = boxes
+    assert sum(int(np.sum(p["boxes"][:, 2] < p["boxes"][:, 0])) for p in preds) > 10
+    ours = evaluate_detections(preds, gts, protocol="coco", num_classes=num_classes)
+    reference = coco_reference(preds, gts, num_classes, ignore_difficult=False)
+    np.testing.assert_allclose(ours["coco_stats"], reference.stats, rtol=0, atol=1e-6)
+
+
 def test_coco_max_detections_cut_matters():
     """The crowded images' low-scoring detections past rank 100 must be dropped."""
     rng = np.random.default_rng(5)

@@ -8,7 +8,9 @@
 * `parse_cfg` / `read_cfg` — cfg text to `Section`s.
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
   darknet layer, plus the `Head` and `NetConfig`).
-* `load` — a `DarknetNet` with weights read from a darknet file (or random).
+* `load` — a `DarknetNet` with weights read from a darknet file (or random); a
+  packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a cfg path.
+* `as_detector` — a built model as a trainable `jaxheads.models.Detector`.
 * `load_weights` / `save_weights` — the ``.weights`` format.
 """
 
@@ -25,6 +27,7 @@ from jaxheads.darknet.build import (
     load,
 )
 from jaxheads.darknet.cfg import CFG_NAMES, SUPPORTED, Section, cfg_path, parse_cfg, read_cfg
+from jaxheads.darknet.detector import MODELS, as_detector, detection_cells
 from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
@@ -41,12 +44,15 @@ __all__ = [
     "DarknetLayer",
     "DarknetModel",
     "DarknetNet",
+    "MODELS",
     "Head",
     "NetConfig",
     "Section",
     "WeightsHeader",
+    "as_detector",
     "build_model",
     "cfg_path",
+    "detection_cells",
     "float_count",
     "from_cfg",
     "load",

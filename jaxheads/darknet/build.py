@@ -50,7 +50,7 @@ import numpy as np
 from jaxheads import layers as L
 from jaxheads._checks import check_floating, check_rank, check_shape, fail
 from jaxheads.darknet import weights as weights_io
-from jaxheads.darknet.cfg import CFG_NAMES, Section, cfg_path, read_cfg
+from jaxheads.darknet.cfg import Section, read_cfg
 from jaxheads.layers.base import Layer, stateless
 
 #: Darknet's batch-norm epsilon (``normalize_cpu`` in ``blas.c``: ``sqrt(var + .000001f)``).
@@ -321,8 +321,8 @@ class DarknetModel:
         reorders darknet's flat output (`jaxheads.losses.yolov1_from_darknet_layout`)
         and uses `jaxheads.decode.decode_yolov1`.
         """
+        from jaxheads.darknet.detector import detection_cells
         from jaxheads.decode import decode_yolov1, decode_yolov2
-        from jaxheads.losses import yolov1_from_darknet_layout
 
         head = self.head
         if head is None:
@@ -331,14 +331,8 @@ class DarknetModel:
             fail("DarknetModel.decode", f"coords=4 in the [{head.kind}] section", head.coords)
         if head.kind == "region":
             return decode_yolov2(raw, head.anchors, num_classes=head.classes)
-        if raw.ndim == 4:
-            # A [detection] fed by a map reads darknet's NCHW memory.
-            raw = jnp.reshape(
-                jnp.transpose(raw, (0, 3, 1, 2)), (raw.shape[0], math.prod(raw.shape[1:]))
-            )
-        pred = yolov1_from_darknet_layout(raw, head.side, head.num, head.classes)
         return decode_yolov1(
-            pred,
+            detection_cells(raw, head),
             num_boxes=head.num,
             num_classes=head.classes,
             sqrt=head.sqrt,
@@ -751,22 +745,20 @@ def build_model(
     )
 
 
-def _resolve_cfg(cfg: str | os.PathLike) -> str:
-    """A cfg path, or the name of a packaged cfg (``"yolov2-voc"``)."""
-    path = os.fspath(cfg)
-    if not os.path.isfile(path) and (path in CFG_NAMES or path.removesuffix(".cfg") in CFG_NAMES):
-        return cfg_path(path)
-    return path
-
-
 def from_cfg(
     cfg: str | os.PathLike,
     *,
     image_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
 ) -> DarknetModel:
-    """Reads and builds a cfg file (or a packaged cfg by name, e.g. ``"yolov2-tiny"``)."""
-    path = _resolve_cfg(cfg)
+    """Reads and builds a cfg file, or a packaged model by name (``"fast-yolo"``).
+
+    Raises:
+      ValueError: an unknown name (the known ones listed, the closest suggested).
+    """
+    from jaxheads.darknet.detector import resolve_cfg
+
+    path = resolve_cfg(cfg)
     name = os.path.basename(path).removesuffix(".cfg").replace("-", "_") or "darknet"
     return build_model(read_cfg(path), image_size=image_size, num_classes=num_classes, name=name)
 
@@ -890,7 +882,8 @@ def load(
     """Builds a cfg and loads darknet weights into it (or initialises it randomly).
 
     Args:
-      cfg: a ``.cfg`` path, or a packaged cfg's name (`jaxheads.darknet.CFG_NAMES`).
+      cfg: a ``.cfg`` path, or a packaged model's name (`jaxheads.darknet.MODELS`, e.g.
+        ``"fast-yolo"``) or cfg's (`jaxheads.darknet.CFG_NAMES`).
       weights: a darknet ``.weights`` file; None for darknet-style random
         params (`DarknetModel.init`).
       image_size, num_classes: overrides (see `build_model`).

@@ -8,8 +8,6 @@ import math
 import os
 import sys
 
-TRAIN_DEFAULTS = {"model": "small-yolov2", "dataset": "shapes"}
-
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads train`` (also used by ``jaxheads compare``)."""
@@ -82,18 +80,25 @@ def check_train_arguments(args: argparse.Namespace) -> None:
 
 def start_jax(args: argparse.Namespace) -> None:
     """Device forcing and multi-process start-up: must run before jax picks its devices."""
+    init_devices(devices=args.devices, coordinator_address=args.coordinator_address,
+                 num_processes=args.num_processes, process_id=args.process_id)
+
+
+def init_devices(*, devices: int | None = None, coordinator_address: str | None = None,
+                 num_processes: int | None = None, process_id: int | None = None) -> None:
+    """Forces ``devices`` CPU devices and starts multi-process JAX; before jax picks devices."""
     import jax
 
-    if args.devices:
+    if devices:
         # Only affects the CPU backend; accelerators are selected from what exists.
-        jax.config.update("jax_num_cpu_devices", args.devices)
-    address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if address or args.num_processes:
+        jax.config.update("jax_num_cpu_devices", devices)
+    address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address or num_processes:
         # Collectives between CPU processes (only the CPU backend reads this). Nothing may
         # touch the backends before initialize(): not even jax.default_backend().
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(address, num_processes=args.num_processes,
-                                   process_id=args.process_id)
+        jax.distributed.initialize(address, num_processes=num_processes,
+                                   process_id=process_id)
 
 
 def _experiment(args: argparse.Namespace):
@@ -131,13 +136,10 @@ def _run_config(args: argparse.Namespace):
 
 
 def print_eval(result: dict, file=None) -> None:
-    file = file or sys.stdout
-    rows = [("VOC2010 mAP@0.5 (all points)", "mAP50"), ("VOC2007 mAP@0.5 (11 points)",
-            "mAP50_voc07"), ("COCO mAP@[.5:.95]", "mAP"), ("COCO mAP@0.5", "mAP50_coco"),
-            ("COCO mAP@0.75", "mAP75"), ("recall@0.5", "recall50")]
-    for label, key in rows:
-        value = result.get(key)
-        print(f"{label:30s} {'n/a' if value is None else f'{value:.4f}'}", file=file)
+    from jaxheads.train.metric_table import format_accuracy
+
+    for line in format_accuracy(result):
+        print(line, file=file or sys.stdout)
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -1,14 +1,13 @@
 """Detection training: models and datasets by name, the loss, and evaluation.
 
-`build_detector` gives a `jaxheads.models.Detector` for every trainable name:
-the small CPU models (``small-yolov2``, ...) and every packaged darknet cfg
-(``yolov2-tiny``, ``yolov1``, ...). `detection_task` turns a detector and a
-dataset into a `jaxheads.train.Task`.
+`build_detector` gives a `jaxheads.models.Detector` for every detector of the
+registry (`jaxheads.zoo`): the small CPU models (``small-yolov2``, ...) and the
+packaged darknet models (``yolov2-tiny``, ``fast-yolo``, ...). `detection_task`
+turns a detector and a dataset into a `jaxheads.train.Task`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -16,92 +15,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads import layers as L
 from jaxheads._checks import fail
 from jaxheads.detect import postprocess, to_numpy_list
-from jaxheads.heads import Head
-from jaxheads.losses import region_loss, yolov1_from_darknet_layout, yolov1_loss
+from jaxheads.losses import region_loss, yolov1_loss
 from jaxheads.metrics import evaluate_detections
 from jaxheads.models import Detector
 from jaxheads.train.loop import Task
 
-# Darknet models by their zoo name -> packaged cfg name.
-DARKNET_MODELS = {
-    "yolov1": "yolov1", "yolov1-paper": "yolov1-paper", "yolov1-tiny": "yolov1-tiny",
-    "fast-yolo": "yolov1-paper-tiny", "yolov2": "yolov2", "yolov2-voc": "yolov2-voc",
-    "yolov2-tiny": "yolov2-tiny", "yolov2-tiny-voc": "yolov2-tiny-voc",
-}
-SMALL_PREFIX = "small-"
 DATASETS = ("shapes", "digits", "voc", "coco")
 
 
 def model_names() -> list[str]:
-    from jaxheads.models.small import SMALL_HEADS
+    """The trainable models: the registry's detectors (`jaxheads.zoo`)."""
+    from jaxheads import zoo
 
-    return sorted([SMALL_PREFIX + h for h in SMALL_HEADS] + list(DARKNET_MODELS))
-
-
-def _darknet_detector(cfg_name: str, image_size, num_classes) -> tuple[Detector, Callable]:
-    from jaxheads.darknet import from_cfg
-
-    model = from_cfg(cfg_name, image_size=image_size, num_classes=num_classes)
-    head = model.head
-    if head is None or head.coords != 4:
-        fail("build_detector", "a cfg ending in [region] or [detection] with coords=4",
-             cfg_name)
-    layer = model.layer
-    if head.kind == "region":
-        out = Head(layer, functools.partial(model.decode), "yolov2", head.num, head.classes,
-                   anchors=tuple((float(w), float(h)) for w, h in head.anchors))
-    else:
-        # Darknet's [detection] reads its input as NCHW memory; give the loss our per-cell layout.
-        def to_cells(p, x, ctx):
-            if x.ndim == 4:
-                x = jnp.reshape(jnp.transpose(x, (0, 3, 1, 2)), (x.shape[0], -1))
-            return yolov1_from_darknet_layout(x, head.side, head.num, head.classes)
-
-        layer = L.serial(layer, L.stateless("DetectionLayout", to_cells, name="cells"),
-                         name=layer.name)
-        from jaxheads.decode import decode_yolov1
-
-        decode = functools.partial(decode_yolov1, num_boxes=head.num, num_classes=head.classes,
-                                   sqrt=head.sqrt, softmax_classes=head.softmax)
-        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side,
-                   sqrt=head.sqrt)
-
-    def init(key):
-        params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-        if head.kind != "region":
-            return {layer.nodes[0].name: params}, ({layer.nodes[0].name: state} if state else {})
-        return params, state
-
-    return Detector(layer, out, model.input_shape), init
+    return list(zoo.names("detector"))
 
 
 def build_detector(name: str, *, image_size: int | None = None,
                    num_classes: int = 3) -> tuple[Detector, Callable]:
-    """A trainable detector by name, and its ``init(key) -> (params, state)``.
+    """A trainable detector by its registry name, and its ``init(key) -> (params, state)``.
 
     Args:
-      name: ``small-<head>`` (see `jaxheads.models.small.SMALL_HEADS`) or a
-        darknet model (`DARKNET_MODELS`).
+      name: a detector of `jaxheads.zoo` (`model_names`): ``small-<head>`` or a
+        darknet model.
       image_size: the square input side (the model's default when None).
       num_classes: classes of the dataset it will train on.
-    """
-    if name.startswith(SMALL_PREFIX):
-        from jaxheads.models import small_detector
-        from jaxheads.models.small import SMALL_HEADS
 
-        head = name[len(SMALL_PREFIX):]
-        if head not in SMALL_HEADS:
-            fail("build_detector", f"a model in {model_names()}", repr(name))
-        det = small_detector(head, image_size=image_size or 96, num_classes=num_classes)
-        shape = det.input_shape
-        init = jax.jit(lambda key: det.layer.init(key, shape)[1:])
-        return det, init
-    if name in DARKNET_MODELS:
-        return _darknet_detector(DARKNET_MODELS[name], image_size, num_classes)
-    fail("build_detector", f"a model in {model_names()}", repr(name))
+    Raises:
+      ValueError: an unknown name (the known ones listed, the closest suggested).
+    """
+    from jaxheads import zoo
+
+    return zoo.detector(name, image_size=image_size, num_classes=num_classes,
+                        op="build_detector")
 
 
 def make_dataset(name: str, split: str, *, image_size: int, num_examples: int | None = None,
@@ -175,7 +122,8 @@ def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64
              predict: Callable | None = None, keep_predictions: bool = False) -> dict:
     """VOC07, VOC2010 and COCO mAP of ``detector`` on ``dataset`` (boxes in pixels).
 
-    Returns a flat dict: ``mAP50`` (VOC2010 all-point), ``mAP50_voc07``, ``recall50``,
+    Returns a flat dict (keys as `jaxheads.train.metric_table.METRICS`): ``mAP50``
+    (VOC2010 all-point), ``mAP50_voc07``, ``recall`` (VOC2010 recall at IoU 0.5),
     ``mAP`` (COCO .50:.95), ``mAP50_coco``, ``mAP75``, ``mAP_small/medium/large``,
     ``per_class_ap50``; with ``keep_predictions`` also the raw lists.
     """
@@ -204,7 +152,7 @@ def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64
     voc07 = evaluate_detections(predictions, truths, protocol="voc07", num_classes=n)
     coco = evaluate_detections(predictions, truths, protocol="coco", num_classes=n)
     result = {
-        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall50": voc10["recall"],
+        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall": voc10["recall"],
         "mAP": coco["mAP"], "mAP50_coco": coco["mAP50"], "mAP75": coco["mAP75"],
         "mAP_small": coco["mAP_small"], "mAP_medium": coco["mAP_medium"],
         "mAP_large": coco["mAP_large"],

@@ -1,0 +1,149 @@
+"""Darknet's YOLO models by name, and a built cfg as a trainable `jaxheads.models.Detector`.
+
+`MODELS` names every packaged detector cfg (the names the README and
+``jaxheads summary --list`` use: ``fast-yolo`` is ``yolov1-paper-tiny.cfg``);
+`jaxheads.zoo` registers them from here and `jaxheads.darknet.load` accepts them.
+`detection_cells` is the one place that reads a ``[detection]`` section's input
+(darknet's NCHW memory) as the per-cell layout of `jaxheads.losses.yolov1_loss`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+import os
+from types import MappingProxyType
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxheads._checks import fail
+
+
+class Model(NamedTuple):
+    """A packaged darknet detector: its cfg, its image side (the cfg's), its head, one line."""
+
+    cfg: str
+    image_size: int
+    head: str
+    description: str
+
+
+MODELS = MappingProxyType(
+    {
+        "yolov1": Model(
+            "yolov1", 448, "yolov1",
+            "darknet yolov1.cfg: 448x448 VOC, batch norm and a [local] layer",
+        ),
+        "yolov1-paper": Model(
+            "yolov1-paper", 448, "yolov1", "darknet yolo.cfg of the YOLOv1 paper (448x448 VOC)"
+        ),
+        "yolov1-tiny": Model("yolov1-tiny", 448, "yolov1", "darknet yolov1-tiny.cfg (448x448 VOC)"),
+        "fast-yolo": Model(
+            "yolov1-paper-tiny", 448, "yolov1",
+            "darknet yolo-tiny.cfg: Fast YOLO of the YOLOv1 paper",
+        ),
+        "yolov2": Model("yolov2", 608, "yolov2", "darknet yolov2.cfg: 608x608 COCO"),
+        "yolov2-voc": Model("yolov2-voc", 416, "yolov2", "darknet yolov2-voc.cfg: 416x416 VOC"),
+        "yolov2-tiny": Model("yolov2-tiny", 416, "yolov2", "darknet yolov2-tiny.cfg: 416x416 COCO"),
+        "yolov2-tiny-voc": Model(
+            "yolov2-tiny-voc", 416, "yolov2", "darknet yolov2-tiny-voc.cfg: 416x416 VOC"
+        ),
+    }
+)
+
+
+def unknown_name(op: str, what: str, name, known) -> None:
+    """Raises the `ValueError` of an unknown name: the known ones, and the closest."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    fail(op, f"{what} in {known}", f"{name!r}{hint}")
+
+
+def resolve_cfg(cfg: str | os.PathLike) -> str:
+    """A cfg path: ``cfg`` itself when it is a file or a path, else a packaged cfg by name.
+
+    A name is a model of `MODELS` (``"fast-yolo"``) or a packaged cfg's
+    (``"yolov1-paper-tiny"``, ``".cfg"`` optional).
+
+    Raises:
+      ValueError: a bare name that is neither (the known names listed, the closest
+        suggested). A path that does not exist is left to the reader to report.
+    """
+    from jaxheads.darknet.cfg import CFG_NAMES, cfg_path
+
+    path = os.fspath(cfg)
+    stem = path.removesuffix(".cfg")
+    if os.path.isfile(path):
+        return path
+    if stem in CFG_NAMES:
+        return cfg_path(stem)
+    if stem in MODELS:
+        return cfg_path(MODELS[stem].cfg)
+    if os.sep in path or "/" in path or path.endswith(".cfg"):
+        return path
+    unknown_name("darknet", "a cfg path or a packaged model", path, set(MODELS) | set(CFG_NAMES))
+
+
+def detection_cells(raw: jax.Array, head) -> jax.Array:
+    """A ``[detection]`` section's input as ``[B, S, S, nb·5 + C]`` cells.
+
+    Args:
+      raw: the last layer's output, ``[B, S·S·(C + 5·nb)]`` from a ``[connected]``
+        layer, or ``[B, h, w, c]`` from a map, which darknet reads as its NCHW memory.
+      head: the section (`jaxheads.darknet.Head`: ``side``, ``num``, ``classes``).
+    """
+    from jaxheads.losses import yolov1_from_darknet_layout
+
+    if raw.ndim == 4:
+        nchw = jnp.transpose(raw, (0, 3, 1, 2))
+        raw = jnp.reshape(nchw, (raw.shape[0], math.prod(raw.shape[1:])))
+    return yolov1_from_darknet_layout(raw, head.side, head.num, head.classes)
+
+
+def as_detector(model) -> tuple:
+    """A built cfg as ``(Detector, init)`` for `jaxheads.train`; ``init(key) -> (params, state)``.
+
+    A ``[region]`` model is a YOLOv2 head as it is; a ``[detection]`` model gets a
+    last node, ``cells``, giving the loss `detection_cells`'s layout.
+
+    Args:
+      model: a `jaxheads.darknet.DarknetModel` ending in ``[region]`` or
+        ``[detection]`` with ``coords=4``.
+    """
+    from jaxheads import layers as L
+    from jaxheads.decode import decode_yolov1
+    from jaxheads.heads import Head
+    from jaxheads.models import Detector
+
+    head = model.head
+    if head is None or head.coords != 4:
+        fail("darknet.as_detector", "a cfg ending in [region] or [detection] with coords=4",
+             "neither" if head is None else f"coords={head.coords}")
+    layer = model.layer
+    if head.kind == "region":
+        anchors = tuple((float(w), float(h)) for w, h in head.anchors)
+        out = Head(layer, functools.partial(model.decode), "yolov2", head.num, head.classes,
+                   anchors=anchors)
+    else:
+        layer = L.serial(
+            layer, L.stateless("DetectionLayout", lambda p, x, ctx: detection_cells(x, head),
+                               name="cells"),
+            name=layer.name,
+        )
+        decode = functools.partial(decode_yolov1, num_boxes=head.num, num_classes=head.classes,
+                                   sqrt=head.sqrt, softmax_classes=head.softmax)
+        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side,
+                   sqrt=head.sqrt)
+
+    def init(key):
+        params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+        if head.kind != "region":
+            first = layer.nodes[0].name
+            return {first: params}, ({first: state} if state else {})
+        return params, state
+
+    return Detector(layer, out, model.input_shape), init

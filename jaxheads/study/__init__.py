@@ -1,0 +1,50 @@
+"""Head comparison studies: train several detectors alike, measure them, write the report.
+
+A study is a `StudyConfig`: rows (`TrainRow`: a detector and what it trains
+differently; `EvalRow`: another row's weights evaluated otherwise) and the
+`Budget` they share (a `jaxheads.train.RunConfig` and the data). `run_study`
+trains each (row, seed) with `jaxheads.train.fit` in ``WORKDIR/<label>/seed<k>``,
+evaluates it with `jaxheads.train.detection.evaluate`, measures it
+(`jaxheads.study.measure`) and writes::
+
+    WORKDIR/results.json          per-seed rows, per-row aggregates (mean ± std), winners
+    WORKDIR/results.md            the table and which row won on what
+    WORKDIR/learning_curves.png   training loss against step, per row
+    WORKDIR/pr_curves.png         precision-recall at IoU 0.5, a panel per row
+    WORKDIR/detections.png        predictions and ground truth on validation images
+    WORKDIR/overview.png          mAP50 per row, and mAP50 against parameters
+
+Every number is declared once in `jaxheads.train.metric_table.METRICS`. Each
+finished (row, seed) leaves ``result.json`` in its directory, so running the same
+study again skips it. The packaged studies (``experiments/`` beside the package:
+``heads``, ``yolov2_path``, ``seeds``) run with ``jaxheads compare --config NAME``;
+any other study file with ``jaxheads compare --config PATH``.
+"""
+
+from jaxheads.study.config import (
+    QUICK_BUDGET,
+    STUDY_RUN,
+    Budget,
+    EvalRow,
+    StudyConfig,
+    TrainRow,
+    with_profile,
+)
+from jaxheads.study.measure import (
+    box_sizes,
+    detector_flops,
+    forward_flops,
+    measure_params,
+    prior_iou,
+    steady_images_per_s,
+)
+from jaxheads.study.report import aggregate, winners, write_report
+from jaxheads.study.run import RunRecord, build_model, run_row, run_study
+from jaxheads.study.studies import load_study, packaged_studies
+
+__all__ = [
+    "QUICK_BUDGET", "STUDY_RUN", "Budget", "EvalRow", "RunRecord", "StudyConfig", "TrainRow",
+    "aggregate", "box_sizes", "build_model", "detector_flops", "forward_flops", "load_study",
+    "measure_params", "packaged_studies", "prior_iou", "run_row", "run_study",
+    "steady_images_per_s", "winners", "with_profile", "write_report",
+]

@@ -1,0 +1,131 @@
+"""``jaxheads compare``: run a study from the command line and print its table."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+
+from jaxheads.study.config import StudyConfig
+from jaxheads.study.studies import DEFAULT_STUDY
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``jaxheads compare``; each overrides the study config when given."""
+    p.add_argument(
+        "--config",
+        default=None,
+        help=f"a packaged study by name, or a study file by path (default: {DEFAULT_STUDY})",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="the study's quick profile (a few minutes on a CPU)"
+    )
+    p.add_argument("--workdir", default=None, help="default: runs/compare-<study>[-quick]")
+    p.add_argument("--seed", type=int, default=None, help="the first seed")
+    p.add_argument("--seeds", type=int, default=None, help="how many seeds")
+    p.add_argument("--heads", default=None, help="comma-separated row labels to keep")
+    p.add_argument("--dataset", choices=("shapes", "digits"), default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="use N devices (on CPU, N host devices are forced)",
+    )
+    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def override(
+    config: StudyConfig,
+    *,
+    seed: int | None = None,
+    seeds: int | None = None,
+    heads: Sequence[str] = (),
+    **budget,
+) -> StudyConfig:
+    """``config`` with the command line's changes: seeds, kept rows, `Budget` fields.
+
+    ``budget`` holds `Budget`/`RunConfig` fields; None values are left as they are.
+    """
+    if seed is not None or seeds is not None:
+        first = config.seeds[0] if seed is None else seed
+        n = len(config.seeds) if seeds is None else seeds
+        if n < 1:
+            raise ValueError(f"jaxheads compare: expected --seeds >= 1, got {n}")
+        config = dataclasses.replace(config, seeds=tuple(range(first, first + n)))
+    changes = {k: v for k, v in budget.items() if v is not None}
+    if changes:
+        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
+    if heads:
+        config = config.select(heads)
+    return config
+
+
+def _config(module, args: argparse.Namespace) -> StudyConfig:
+    config = module.get_config("quick" if args.quick else "full")
+    heads = [h.strip() for h in (args.heads or "").split(",") if h.strip()]
+    return override(
+        config, seed=args.seed, seeds=args.seeds, heads=heads, dataset=args.dataset,
+        steps=args.steps, batch_size=args.batch_size, image_size=args.image_size,
+        num_devices=args.devices, parallel=args.parallel,
+    )
+
+
+def _no_training_options(args: argparse.Namespace, study: str) -> None:
+    given = [
+        f"--{k.replace('_', '-')}"
+        for k in ("seed", "seeds", "heads", "dataset", "steps", "batch_size", "image_size",
+                  "parallel")
+        if getattr(args, k) is not None
+    ]
+    if given:
+        raise ValueError(
+            f"jaxheads compare: expected no training options for {study} (it trains "
+            f"nothing), got {given}"
+        )
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """``jaxheads compare``: runs a study and prints its ``results.md``."""
+    from jaxheads.train.commands import init_devices
+
+    init_devices(devices=args.devices)
+    from jaxheads.study.run import run_study
+    from jaxheads.study.studies import load_study
+    from jaxheads.train.loop import TrainingDiverged
+
+    try:
+        module = load_study(args.config)
+        if getattr(module, "get_config", None) is None:
+            # A study that trains nothing: it takes no training options.
+            name = os.path.splitext(os.path.basename(module.__file__))[0]
+            _no_training_options(args, name)
+            workdir = args.workdir or os.path.join("runs", f"compare-{name}")
+            module.run(workdir, progress=not args.no_progress)
+        else:
+            config = _config(module, args)
+            workdir = args.workdir or os.path.join(
+                "runs", f"compare-{config.name}" + ("-quick" if args.quick else "")
+            )
+            run_study(config, workdir, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err)
+        if not message.startswith("jaxheads compare"):
+            message = f"jaxheads compare: {message}"
+        print(message, file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"jaxheads compare: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt as err:
+        print(f"jaxheads compare: {err or 'interrupted'}", file=sys.stderr)
+        return 130
+    with open(os.path.join(workdir, "results.md")) as f:
+        print(f.read())
+    print(f"results: {os.path.join(workdir, 'results.md')}")
+    return 0

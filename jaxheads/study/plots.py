@@ -1,0 +1,220 @@
+"""A study's plots (matplotlib, Agg), from its `RunRecord`s and aggregated rows.
+
+``learning_curves.png`` (training loss against step, per row), ``pr_curves.png``
+(precision-recall at IoU 0.5, a panel per row), ``detections.png`` (predictions
+and ground truth on validation images) and ``overview.png`` (mAP50 per row, and
+mAP50 against parameters).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from jaxheads.study.config import StudyConfig
+from jaxheads.study.run import DRAW_SCORE, RunRecord
+from jaxheads.train.loop import MetricsLog
+from jaxheads.train.metric_table import METRIC
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n: int, cols: int = 3) -> tuple[int, int]:
+    cols = min(cols, n)
+    return math.ceil(n / cols), cols
+
+
+def _save(plt, fig, workdir: str, name: str) -> str:
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
+    fig.savefig(os.path.join(workdir, name), dpi=110)
+    plt.close(fig)
+    return name
+
+
+def plot_all(
+    config: StudyConfig, records: Sequence[RunRecord], heads: Sequence[Mapping], workdir: str
+) -> list[str]:
+    """Writes the four plots into ``workdir``; returns their file names."""
+    plt = _pyplot()
+    by_head: dict[str, list[RunRecord]] = {}
+    for r in records:
+        by_head.setdefault(r.row["head"], []).append(r)
+    labels = [h["head"] for h in heads]
+    return [
+        learning_curves(plt, config.name, by_head, labels, workdir),
+        pr_curves(plt, config.name, by_head, labels, workdir),
+        detections(plt, config, by_head, labels, workdir),
+        overview(plt, heads, workdir),
+    ]
+
+
+def learning_curves(plt, name: str, by_head, labels, workdir: str) -> str:
+    """Training loss against step: every seed thin, the mean over seeds thick."""
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, label in enumerate(labels):
+        curves = []
+        for r in by_head[label]:
+            logged = MetricsLog(os.path.join(workdir, r.train_dir, "metrics.jsonl")).read()
+            pts = [(m["step"], m["loss"]) for m in logged if "loss" in m]
+            if pts:
+                curves.append(np.asarray(pts, np.float64))
+                ax.plot(*curves[-1].T, color=colours(i % 10), alpha=0.3, linewidth=0.8)
+        if curves:
+            n = min(len(c) for c in curves)
+            mean = np.mean([c[:n, 1] for c in curves], axis=0)
+            ax.plot(curves[0][:n, 0], mean, color=colours(i % 10), linewidth=2, label=label)
+    ax.set(
+        xlabel="step",
+        ylabel="training loss (the head's own loss)",
+        yscale="log",
+        title=f"{name}: learning curves (thin: seeds, thick: mean)",
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, workdir, "learning_curves.png")
+
+
+def pr_curves(plt, name: str, by_head, labels, workdir: str) -> str:
+    """Precision-recall at IoU 0.5, first seed of each row, one line per class."""
+    colours = plt.get_cmap("tab10")
+    rows_, cols_ = _grid(len(labels))
+    fig, axes = plt.subplots(rows_, cols_, figsize=(4 * cols_, 3.5 * rows_), squeeze=False)
+    fmt = METRIC["mAP50"].format_one
+    for ax, label in zip(axes.flat, labels, strict=False):
+        r = by_head[label][0]
+        for k, (recall, precision) in sorted(r.pr_curves.items(), key=lambda kv: int(kv[0])):
+            ap = r.row["per_class_ap50"].get(k, r.row["per_class_ap50"].get(int(k)))
+            ax.plot(
+                recall,
+                precision,
+                color=colours(int(k) % 10),
+                label=f"{r.class_names[int(k)]} (AP {'n/a' if ap is None else f'{ap:.2f}'})",
+            )
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+            xlabel="recall",
+            ylabel="precision",
+            title=f"{label} (seed {r.row['seed']}): mAP50 {fmt(r.row['mAP50'])}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    for ax in list(axes.flat)[len(labels) :]:
+        ax.axis("off")
+    fig.suptitle(f"{name}: precision-recall at IoU 0.5 (VOC2010)")
+    return _save(plt, fig, workdir, "pr_curves.png")
+
+
+def _val_images(record: RunRecord, count: int, cache: dict) -> list:
+    """The first ``count`` images of the validation set ``record`` was evaluated on."""
+    from jaxheads.train.detection import make_dataset
+
+    val, size = record.val, record.row["eval_image_size"]
+    key = (val["dataset"], size, val["num_examples"], val["seed"])
+    if key not in cache:
+        data = make_dataset(
+            val["dataset"], "val", image_size=size, num_examples=val["num_examples"],
+            seed=val["seed"],
+        )
+        cache[key] = [data.example(i)["image"] for i in range(count)]
+    return cache[key]
+
+
+def _draw_example(plt, ax, example: Mapping, names: Sequence[str]) -> None:
+    """Ground truth dashed green; detections solid (dotted: below `DRAW_SCORE`) with labels."""
+    colours = plt.get_cmap("tab10")
+    for x0, y0, x1, y1 in example["truth_boxes"]:
+        ax.add_patch(
+            plt.Rectangle(
+                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linestyle="--",
+                linewidth=1.2,
+            )
+        )
+    dotted = not example.get("confident", True)
+    boxes = zip(example["boxes"], example["scores"], example["labels"], strict=True)
+    for (x0, y0, x1, y1), s, c in boxes:
+        colour = colours((c + 3) % 10)
+        ax.add_patch(
+            plt.Rectangle(
+                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5,
+                linestyle=":" if dotted else "-",
+            )
+        )
+        ax.text(
+            x0, y0, f"{names[c]} {s:.2f}", color="white", fontsize=6, va="bottom", clip_on=True,
+            bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "linewidth": 0},
+        )
+    if dotted:
+        ax.set_title(f"none ≥ {DRAW_SCORE}: best one, dotted", fontsize=7)
+
+
+def detections(plt, config: StudyConfig, by_head, labels, workdir: str) -> str:
+    """Each row's first-seed detections on the first validation images."""
+    first = {label: by_head[label][0] for label in labels}
+    count = min(config.budget.example_images, min(len(r.examples) for r in first.values()))
+    count = max(count, 1)
+    fig, axes = plt.subplots(
+        len(labels), count, figsize=(2.6 * count, 2.7 * len(labels)), squeeze=False
+    )
+    cache: dict[tuple, list] = {}
+    for row, label in enumerate(labels):
+        r = first[label]
+        size = r.row["eval_image_size"]
+        images = _val_images(r, count, cache)
+        for col in range(count):
+            ax = axes[row, col]
+            # Pixel (r, c) covers [c, c + 1) × [r, r + 1), as the boxes do.
+            ax.imshow(images[col], interpolation="nearest", extent=(0, size, size, 0))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if col >= len(r.examples):
+                continue
+            _draw_example(plt, ax, r.examples[col], r.class_names)
+            ax.set_xlim(0, size)
+            ax.set_ylim(size, 0)
+    fig.suptitle(
+        f"{config.name}: detections with score ≥ {DRAW_SCORE} (solid, class and score; dotted: "
+        "the best one where none reaches it), ground truth dashed green; first seed",
+        fontsize=9,
+    )
+    return _save(plt, fig, workdir, "detections.png")
+
+
+def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
+    """mAP50 ± std per row, and mAP50 against parameters."""
+    colours = plt.get_cmap("tab10")
+    labels = [h["head"] for h in heads]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = np.arange(len(heads))
+    means = [h["mAP50"] or 0 for h in heads]
+    errs = [h["mAP50_std"] or 0 for h in heads]
+    ax1.bar(x, means, yerr=errs, color=[colours(i % 10) for i in x], capsize=4)
+    ax1.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax1.set(ylabel="mAP50 (VOC2010)", title="mAP50, mean ± std over seeds")
+    for i, h in enumerate(heads):
+        ax2.errorbar(h["params"], means[i], yerr=errs[i], fmt="o", color=colours(i % 10), capsize=3)
+        ax2.annotate(
+            h["head"], (h["params"], means[i]), fontsize=8, xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax2.set(
+        xscale="log",
+        xlabel="parameters (whole detector)",
+        ylabel="mAP50 (VOC2010)",
+        title="accuracy against size",
+    )
+    ax2.grid(alpha=0.3)
+    return _save(plt, fig, workdir, "overview.png")

@@ -1,0 +1,193 @@
+"""A study's report: per-row aggregates over seeds, winners, ``results.json``, ``results.md``.
+
+Every number is labelled, formatted and ranked as `jaxheads.train.metric_table.METRICS`
+declares it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxheads.study.config import StudyConfig, describe
+from jaxheads.study.run import RunRecord, write_json
+from jaxheads.train.metric_table import METRIC, METRICS
+
+# Facts of a row's run (not metrics) that ``results.json`` repeats per row.
+RUN_FACTS = ("image_size", "eval_image_size", "steps")
+# ``results.md``'s columns: the summary table, and the per-seed table.
+SUMMARY_COLUMNS = (
+    "params", "head_params", "flops", "head_flops", "images_per_s", "mAP50", "mAP50_voc07",
+    "mAP", "recall", "mAP_small", "mAP_medium", "mAP_large", "anchor_iou",
+)
+PER_SEED_COLUMNS = ("mAP50", "mAP50_voc07", "mAP", "recall", "images_per_s", "final_loss")
+
+
+def aggregate(rows: Sequence[Mapping], labels: Sequence[str]) -> list[dict]:
+    """One row per label: per-seed metrics as mean and ``<key>_std``, the others as they are.
+
+    ``<key>_std`` is the sample standard deviation over seeds (None for one seed);
+    a metric undefined in some seed (e.g. no large objects) averages the others.
+    """
+    out = []
+    for label in labels:
+        mine = [r for r in rows if r["head"] == label]
+        if not mine:
+            continue
+        agg: dict[str, Any] = {"head": label, "seeds": [r["seed"] for r in mine]}
+        for m in METRICS:
+            if not m.per_seed and not m.optional:
+                agg[m.key] = mine[0].get(m.key)
+        for key in RUN_FACTS:
+            agg[key] = mine[0].get(key)
+        for m in METRICS:
+            if m.per_seed:
+                values = [r[m.key] for r in mine if r.get(m.key) is not None]
+                agg[m.key] = float(np.mean(values)) if values else None
+                agg[f"{m.key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        for key in ("anchors", "anchor_iou"):
+            if key in mine[0]:
+                agg[key] = mine[0][key]
+        out.append(agg)
+    return out
+
+
+def winners(heads: Sequence[Mapping]) -> dict[str, dict]:
+    """For each metric with a winner line: the best row, its value and the runner-up's."""
+    out = {}
+    for m in METRICS:
+        ranked = [h for h in heads if h.get(m.key) is not None]
+        if m.winner is None or not ranked:
+            continue
+        ranked.sort(key=lambda h, k=m.key: -h[k] if m.higher_is_better else h[k])
+        best = ranked[0]
+        entry = {"head": best["head"], "value": best[m.key], "std": best.get(f"{m.key}_std")}
+        if len(ranked) > 1:
+            second = ranked[1]
+            entry.update(
+                runner_up=second["head"],
+                runner_up_value=second[m.key],
+                runner_up_std=second.get(f"{m.key}_std"),
+            )
+        out[m.key] = entry
+    return out
+
+
+def winner_sentence(key: str, entry: Mapping) -> str:
+    """One "which head won" line, saying whether the gap exceeds the seeds' spread."""
+    metric = METRIC[key]
+    fmt = metric.format_one
+    text = f"- {metric.winner}: **{entry['head']}** ({fmt(entry['value'])}"
+    if entry.get("std") is not None:
+        text += f" ± {fmt(entry['std'])}"
+    text += ")"
+    if "runner_up" not in entry:
+        return text + "."
+    gap = abs(entry["value"] - entry["runner_up_value"])
+    text += f", then {entry['runner_up']} ({fmt(entry['runner_up_value'])})"
+    stds = [s for s in (entry.get("std"), entry.get("runner_up_std")) if s is not None]
+    if not metric.per_seed or gap == 0:
+        return text + (": a tie." if gap == 0 else ".")
+    if not stds:
+        return text + "; one seed, so no spread to judge the gap by."
+    spread = max(stds)
+    verdict = "more than the larger seed std"
+    if gap <= spread:
+        verdict = "within the seeds' spread: not separated"
+    return text + f"; the gap {fmt(gap)} is {verdict} ({fmt(spread)})."
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
+    keys = [
+        k for k in SUMMARY_COLUMNS
+        if not METRIC[k].optional or any(k in h for h in heads)
+    ]
+    header = ["head"] + [METRIC[k].label for k in keys]
+    if config.paper:
+        header.append(f"paper ({config.paper_metric})")
+    rows = []
+    for h in heads:
+        cells = [h["head"]] + [METRIC[k].format(h.get(k), h.get(f"{k}_std")) for k in keys]
+        if config.paper:
+            cells.append(config.paper.get(h["head"], "—"))
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def markdown(
+    config: StudyConfig, heads: Sequence[Mapping], rows: Sequence[Mapping], best: Mapping,
+    plots: Sequence[str],
+) -> str:
+    """``results.md``: the study, its summary table, the winners, the per-seed table, the plots."""
+    budget, run = config.budget, config.budget.run
+    lines = [f"# Study: {config.name}", ""]
+    if config.description:
+        lines += [config.description.strip(), ""]
+    if config.command:
+        lines += ["```bash", config.command, "```", ""]
+    seeds = ", ".join(str(s) for s in config.seeds)
+    lines += [
+        f"Data: `{budget.dataset}`, {budget.image_size}×{budget.image_size} images, "
+        f"{budget.val_examples} validation images; {run.steps} steps of batch "
+        f"{budget.batch_size} ({run.optimizer}, lr {run.learning_rate}, {run.policy}); "
+        f"seeds {seeds}. Metrics are mean ± sample std over seeds; params are Keras-style "
+        "(with batch-norm statistics); MFLOPs of one forward pass at batch 1 (XLA's count "
+        "for a TPU program, a multiply-add counts 2); img/s is the median steady-state "
+        "training rate.",
+        "",
+    ]
+    lines += _summary_table(config, heads)
+    lines += ["", "**Which head won on what** (computed from the table):", ""]
+    lines += [winner_sentence(key, entry) for key, entry in best.items()]
+    lines += ["", "## Per seed", ""]
+    lines += _table(
+        ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS],
+        [
+            [r["head"], str(r["seed"])] + [METRIC[k].format_one(r[k]) for k in PER_SEED_COLUMNS]
+            for r in rows
+        ],
+    )
+    lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def write_report(config: StudyConfig, records: Sequence[RunRecord], workdir: str) -> list[dict]:
+    """Writes results.json, results.md and the PNG plots from the records; returns aggregates."""
+    from jaxheads.study.plots import plot_all
+
+    rows = [r.row for r in records]
+    heads = aggregate(rows, [r.label for r in config.rows])
+    best = winners(heads)
+    plots = plot_all(config, records, heads, workdir)
+    budget = describe(config.budget)
+    write_json(
+        os.path.join(workdir, "results.json"),
+        {
+            "study": config.name,
+            "config": {
+                "name": config.name,
+                "seeds": describe(config.seeds),
+                "budget": budget,
+                "command": config.command,
+                "paper": describe(config.paper),
+                "paper_metric": config.paper_metric,
+            },
+            "rows": [{"type": type(r).__name__, **describe(r)} for r in config.rows],
+            "heads": heads,
+            "runs": rows,
+            "winners": best,
+            "plots": plots,
+        },
+    )
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write(markdown(config, heads, rows, best, plots))
+    return heads

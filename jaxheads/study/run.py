@@ -1,0 +1,399 @@
+"""One (row, seed) of a study: its data, its training run, its evaluation, its `RunRecord`.
+
+Each finished (row, seed) leaves ``result.json`` in ``WORKDIR/<label>/seed<k>``;
+running the study again finds it and skips the run when nothing that made it
+has changed (the training `RunConfig` and the evaluation settings). An
+interrupted training run resumes from its newest checkpoint (`jaxheads.train.fit`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxheads.study.config import Budget, EvalRow, Model, Row, StudyConfig, TrainRow, describe
+from jaxheads.study.measure import detector_flops, measure_params, prior_iou, steady_images_per_s
+from jaxheads.train.detection import build_detector, detection_task, evaluate, make_dataset
+from jaxheads.train.loop import MetricsLog, RunConfig, fit
+
+# Detections drawn in detections.png: at least this score (darknet's demo threshold).
+DRAW_SCORE = 0.25
+_PR_POINTS = 200
+
+
+def build_model(model: Model, *, image_size: int, num_classes: int, train_data=None):
+    """A `TrainRow.model` as ``(Detector, init)``; ``init(key) -> (params, state)``."""
+    if isinstance(model, str):
+        return build_detector(model, image_size=image_size, num_classes=num_classes)
+    if isinstance(model, Mapping):
+        from jaxheads.models import small_detector
+
+        det = small_detector(**model, image_size=image_size, num_classes=num_classes)
+    elif callable(model):
+        det = model(image_size=image_size, num_classes=num_classes, train_data=train_data)
+    else:
+        raise ValueError(
+            f"build_model: expected a model name, small_detector kwargs or a "
+            f"builder, got {type(model).__name__}"
+        )
+    shape = det.input_shape
+    return det, jax.jit(lambda key: det.layer.init(key, shape)[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class RowPlan:
+    """A row resolved against its study, with its data sets built once for every seed.
+
+    Attributes:
+      label: the row's label.
+      source: the `TrainRow` whose training run the row uses (itself, or an
+        `EvalRow`'s ``weights_from``).
+      budget: the source's budget (the study's with the row's changes).
+      eval_image_size: the side the row is evaluated at.
+      train: the training set at the training size.
+      val: the validation set at ``eval_image_size``.
+      train_sets: ``{size: training set}`` for multi-scale training (empty otherwise).
+    """
+
+    label: str
+    source: TrainRow
+    budget: Budget
+    eval_image_size: int
+    train: Any
+    val: Any
+    train_sets: Mapping[int, Any]
+
+
+def plan_row(config: StudyConfig, row: Row) -> RowPlan:
+    """Resolves ``row`` and builds its data sets (nothing is written)."""
+    source = config.row(row.weights_from) if isinstance(row, EvalRow) else row
+    budget = config.budget_of(source)
+    eval_size = row.eval_image_size or budget.image_size
+
+    def dataset(split, size, num_examples):
+        return make_dataset(
+            budget.dataset, split, image_size=size, num_examples=num_examples,
+            seed=budget.data_seed,
+        )
+
+    train = dataset("train", budget.image_size, budget.train_examples)
+    sizes = source.train_sizes
+    train_sets = {
+        s: train if s == budget.image_size else dataset("train", s, budget.train_examples)
+        for s in sizes
+    }
+    val = dataset("val", eval_size, budget.val_examples)
+    return RowPlan(row.label, source, budget, eval_size, train, val, train_sets)
+
+
+def multiscale_batches(
+    datasets: Mapping[int, Any], *, batch_size: int, seed: int, augment: bool, every: int = 10
+):
+    """``Task.batches`` drawing each block of ``every`` steps at one size (darknet ``random=1``).
+
+    The size of step ``k`` is a function of ``(seed, k // every)`` alone, so a resumed
+    run sees the same batches.
+    """
+    from jaxheads.data import Batches
+    from jaxheads.data.augment import augment as augment_fn
+
+    sizes = sorted(datasets)
+
+    def batches(start, process_index, process_count):
+        sources = {
+            s: Batches(
+                ds, batch_size, seed=seed, augment=augment_fn if augment else None,
+                process_index=process_index, process_count=process_count,
+            )
+            for s, ds in datasets.items()
+        }
+
+        def generate():
+            try:
+                step = start
+                while True:
+                    pick = np.random.default_rng([seed, step // every]).integers(len(sizes))
+                    yield sources[sizes[int(pick)]].load(step)
+                    step += 1
+            finally:
+                for source in sources.values():
+                    source.close()
+
+        return generate()
+
+    return batches
+
+
+def training(config: StudyConfig, plan: RowPlan, seed: int, rundir: str, progress: bool):
+    """``(detector, task, RunConfig)`` of the row's training run; nothing is written."""
+    source, budget = plan.source, plan.budget
+    detector, init = build_model(
+        source.model, image_size=budget.image_size, num_classes=plan.train.num_classes,
+        train_data=plan.train,
+    )
+    batch = budget.batch_size
+    task = detection_task(
+        detector, init, plan.train, batch_size=batch, seed=seed, augment=budget.augment
+    )
+    if source.loss is not None:
+        task = dataclasses.replace(task, loss_fn=source.loss(detector, global_batch=batch))
+    if plan.train_sets:
+        task = dataclasses.replace(
+            task,
+            batches=multiscale_batches(
+                plan.train_sets, batch_size=batch, seed=seed, augment=budget.augment
+            ),
+        )
+    data_keys = ("dataset", "train_examples", "data_seed", "image_size", "batch_size", "augment")
+    extra = {
+        "study": config.name,
+        "label": source.label,
+        "model": describe(source.model),
+        "loss": describe(source.loss),
+        "train_sizes": describe(source.train_sizes or None),
+        **{k: getattr(budget, k) for k in data_keys},
+    }
+    run = dataclasses.replace(
+        budget.run, workdir=rundir, seed=seed, burn_in=min(budget.run.burn_in,
+                                                           budget.run.steps // 10),
+        eval_every=0, progress=progress, extra=extra,
+    )
+    return detector, task, run
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """What one (row, seed) measured, as ``result.json`` stores it.
+
+    Attributes:
+      fingerprint: what made it (the training run and the evaluation settings).
+      row: the row's numbers, keyed as `jaxheads.train.metric_table.METRICS`, with
+        ``head``, ``seed``, ``per_class_ap50``, ``steps``, ``image_size``,
+        ``eval_image_size``, ``val_images`` (and ``anchors`` for anchor heads).
+      train_dir: the training run's directory, relative to the study's.
+      class_names: the validation set's class names.
+      val: ``{"dataset", "num_examples", "seed"}`` of the validation set.
+      pr_curves: ``{class: [recall, precision]}`` at IoU 0.5 (VOC2010), subsampled.
+      examples: the first validation images' detections to draw.
+      skipped: found finished in the work directory (not stored).
+    """
+
+    fingerprint: Any
+    row: dict
+    train_dir: str
+    class_names: list
+    val: dict
+    pr_curves: dict
+    examples: list
+    skipped: bool = False
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        del data["skipped"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)} - {"skipped"}
+        return cls(**{k: data[k] for k in names}, skipped=True)
+
+
+def _subsample(curve, n: int = _PR_POINTS) -> list[list[float]]:
+    recall, precision = (np.asarray(c, np.float64) for c in curve)
+    if recall.size > n:
+        keep = np.unique(np.linspace(0, recall.size - 1, n).round().astype(int))
+        recall, precision = recall[keep], precision[keep]
+    return [recall.round(5).tolist(), precision.round(5).tolist()]
+
+
+def _examples(result: Mapping, count: int) -> list[dict]:
+    """The first ``count`` images' detections to draw: score >= `DRAW_SCORE` (at most 10),
+    or the best one alone when none reaches it (so a weak model still shows what it sees)."""
+    out = []
+    pairs = list(zip(result["predictions"], result["ground_truths"], strict=True))
+    for pred, truth in pairs[:count]:
+        scores = np.asarray(pred["scores"], np.float64)
+        order = np.argsort(-scores, kind="stable")
+        confident = order[scores[order] >= DRAW_SCORE][:10]
+        keep = confident if confident.size or not order.size else order[:1]
+        out.append(
+            {
+                "boxes": np.asarray(pred["boxes"])[keep].round(2).tolist(),
+                "scores": scores[keep].round(4).tolist(),
+                "labels": np.asarray(pred["labels"])[keep].astype(int).tolist(),
+                "confident": bool(confident.size),
+                "truth_boxes": np.asarray(truth["boxes"]).round(2).tolist(),
+                "truth_labels": np.asarray(truth["labels"]).astype(int).tolist(),
+            }
+        )
+    return out
+
+
+def json_number(x):
+    """A float for strict JSON: None for None, NaN and infinities."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def write_json(path: str, data) -> None:
+    """Writes ``data`` as strict JSON, atomically: a kill leaves the old file or the new one."""
+    text = json.dumps(data, indent=1, allow_nan=False)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _cached(path: str, fingerprint) -> RunRecord | None:
+    """The stored record at ``path`` when it was made the same way, else None."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError:
+            return None
+    if data.get("fingerprint") != fingerprint:
+        return None
+    return RunRecord.from_json(data)
+
+
+def _measure(plan: RowPlan, detector, trained: Mapping, sourcedir: str, run: RunConfig):
+    """The row's numbers and the evaluation they come from."""
+    row: dict[str, Any] = {}
+    if detector.head.anchors is not None:
+        row["anchors"] = np.asarray(detector.head.anchors, np.float64).round(4).tolist()
+        row["anchor_iou"] = prior_iou(detector, plan.train)
+    if plan.eval_image_size != plan.budget.image_size:
+        detector, _ = build_model(
+            plan.source.model, image_size=plan.eval_image_size,
+            num_classes=plan.val.num_classes, train_data=plan.train,
+        )
+    result = evaluate(
+        detector, trained["params"], trained["state"], plan.val,
+        batch_size=min(plan.budget.eval_batch_size, len(plan.val)), keep_predictions=True,
+    )
+    logged = MetricsLog(os.path.join(sourcedir, "metrics.jsonl")).read()
+    losses = [r["loss"] for r in logged if "loss" in r]
+    accuracy = ("mAP50", "mAP50_voc07", "mAP", "mAP50_coco", "mAP75", "recall",
+                "mAP_small", "mAP_medium", "mAP_large")
+    row.update(
+        {
+            **measure_params(detector),
+            **detector_flops(detector),
+            "images_per_s": steady_images_per_s(logged),
+            **{k: result[k] for k in accuracy},
+            "per_class_ap50": {
+                str(k): json_number(v) for k, v in result["per_class_ap50"].items()
+            },
+            "final_loss": losses[-1] if losses else None,
+            "steps": run.steps,
+            "image_size": plan.budget.image_size,
+            "eval_image_size": plan.eval_image_size,
+            "val_images": result["images"],
+        }
+    )
+    return {k: (json_number(v) if isinstance(v, float) else v) for k, v in row.items()}, result
+
+
+def run_row(
+    config: StudyConfig, plan: RowPlan, seed: int, workdir: str, *, progress: bool = True
+) -> RunRecord:
+    """Trains (or finds) one (row, seed), evaluates and measures it; returns its record.
+
+    Raises:
+      KeyboardInterrupt: the training run was interrupted (its checkpoint is kept).
+    """
+    rundir = os.path.join(workdir, plan.label, f"seed{seed}")
+    sourcedir = os.path.join(workdir, plan.source.label, f"seed{seed}")
+    detector, task, run = training(config, plan, seed, sourcedir, progress)
+    budget = plan.budget
+    evaluation = {
+        "val_examples": budget.val_examples,
+        "eval_batch_size": budget.eval_batch_size,
+        "example_images": budget.example_images,
+        "eval_image_size": plan.eval_image_size,
+    }
+    # What makes a stored result stale: the training run (its directory aside) and the evaluation.
+    trained_with = {
+        k: v for k, v in dataclasses.asdict(run).items() if k not in ("workdir", "progress")
+    }
+    fingerprint = describe({"train": trained_with, "evaluate": evaluation})
+    path = os.path.join(rundir, "result.json")
+    record = _cached(path, fingerprint)
+    if record is not None:
+        return record
+    trained = fit(task, run)
+    if trained["status"] != "completed":
+        raise KeyboardInterrupt(
+            f"{plan.source.label} seed {seed} interrupted at step "
+            f"{trained['step']}; run the study again to resume"
+        )
+    numbers, result = _measure(plan, detector, trained, sourcedir, run)
+    record = RunRecord(
+        fingerprint=fingerprint,
+        row={"head": plan.label, "seed": seed, **numbers},
+        train_dir=os.path.relpath(sourcedir, workdir),
+        class_names=list(plan.val.class_names),
+        val={
+            "dataset": budget.dataset,
+            "num_examples": budget.val_examples,
+            "seed": budget.data_seed,
+        },
+        pr_curves={str(k): _subsample(c) for k, c in result["pr_curves"].items()},
+        examples=_examples(result, budget.example_images),
+    )
+    os.makedirs(rundir, exist_ok=True)
+    write_json(path, record.to_json())
+    return record
+
+
+def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> list[dict]:
+    """Trains, evaluates and measures every (row, seed) of ``config``; writes the report.
+
+    Args:
+      config: the study.
+      workdir: ``WORKDIR/<label>/seed<k>`` per run, the report files at the top.
+      progress: show a bar over the runs and each run's training bar.
+
+    Returns:
+      One aggregated row per study row (as in ``results.json``'s ``"heads"``).
+    """
+    from tqdm.auto import tqdm
+
+    from jaxheads.study.report import write_report
+    from jaxheads.train.metric_table import METRIC
+
+    os.makedirs(workdir, exist_ok=True)
+    records = []
+    bar = tqdm(
+        total=len(config.rows) * len(config.seeds), desc=config.name, unit="run",
+        disable=not progress, dynamic_ncols=True,
+    )
+    for row in config.rows:
+        plan = plan_row(config, row)
+        for seed in config.seeds:
+            bar.set_postfix_str(f"{row.label} seed {seed}")
+            record = run_row(config, plan, seed, workdir, progress=progress)
+            records.append(record)
+            bar.update()
+            if progress:
+                shown = ", ".join(
+                    f"{METRIC[k].label} {METRIC[k].format_one(record.row[k])}"
+                    for k in ("mAP50", "mAP", "recall")
+                )
+                bar.write(
+                    f"{row.label} seed {seed}: {shown}"
+                    + (" (already done)" if record.skipped else "")
+                )
+    bar.close()
+    return write_report(config, records, workdir)
