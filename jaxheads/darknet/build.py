@@ -30,6 +30,7 @@ Layer by layer (shapes per example, NHWC):
 * ``[route]``: the identity (one layer) or `Concatenate` in listed order.
 * ``[reorg]``: `DarknetReorg(stride)`, darknet's own order.
 * ``[softmax]``: a softmax over all values of each example (``groups=1``).
+* ``[cost]``: the identity (darknet's training loss; nothing at inference).
 * ``[region]`` / ``[detection]``: not layers; they end the graph and their
   options become `Head` for decoding and losses.
 """
@@ -393,6 +394,24 @@ def _reject(s: Section, *flags: str) -> None:
             fail("darknet cfg", f"no {flag}=1 in {s.where} (not supported)", f"{flag}=1")
 
 
+def _check_padding(s: Section, padding: int, size: int, shape) -> None:
+    """Padding beyond the input and the window only adds rows of padding alone to the
+    output; far beyond, the padded map no longer fits in memory. Refused."""
+    limit = max(shape[0], shape[1], size)
+    if not 0 <= padding <= limit:
+        fail(
+            "darknet cfg",
+            f"padding in [0, {limit}] (the larger of the input size and the window) in {s.where}",
+            padding,
+        )
+
+
+def _check_positive(s: Section, **values: int) -> None:
+    for key, value in values.items():
+        if value < 1:
+            fail("darknet cfg", f"a positive {key} in {s.where}", f"{key}={value}")
+
+
 def _chain(name: str, *leaves: Layer | None) -> Layer:
     leaves = tuple(leaf for leaf in leaves if leaf is not None)
     return leaves[0] if len(leaves) == 1 else L.serial(*leaves, name=name)
@@ -405,7 +424,9 @@ def _convolutional(s, shape, name):
     stride, groups = s.get_int("stride", 1), s.get_int("groups", 1)
     padding = size // 2 if s.get_int("pad", 0) else s.get_int("padding", 0)
     bn = bool(s.get_int("batch_normalize", 0))
-    if min(filters, size, stride, groups) < 1 or c % groups or filters % groups:
+    _check_positive(s, filters=filters, size=size, stride=stride, groups=groups)
+    _check_padding(s, padding, size, shape)
+    if c % groups or filters % groups:
         fail(
             "darknet cfg",
             f"positive filters/size/stride/groups, groups dividing {c} input "
@@ -429,7 +450,9 @@ def _maxpool(s, shape, name):
     stride = s.get_int("stride", 1)
     size = s.get_int("size", stride)
     padding = s.get_int("padding", size - 1)
-    if min(h, w) + padding < size or stride < 1 or padding < 0:
+    _check_positive(s, size=size, stride=stride)
+    _check_padding(s, padding, size, shape)
+    if min(h, w) + padding < size:
         fail(
             "darknet cfg",
             f"a window that fits the padded input of {s.where}",
@@ -451,6 +474,8 @@ def _local(s, shape, name):
     h, w, c = _image(s, shape)
     filters, size = s.get_int("filters"), s.get_int("size")
     stride, pad = s.get_int("stride", 1), s.get_int("pad", 0)
+    _check_positive(s, filters=filters, size=size, stride=stride)
+    _check_padding(s, pad, size, shape)
     # local_out_height() treats pad as a flag; im2col pads by its value.
     darknet_out = tuple((d - (1 if pad else size)) // stride + 1 for d in (h, w))
     padded_out = tuple((d + 2 * pad - size) // stride + 1 for d in (h, w))
@@ -467,6 +492,7 @@ def _local(s, shape, name):
 
 def _connected(s, shape, name):
     output = s.get_int("output")
+    _check_positive(s, output=output)
     bn = bool(s.get_int("batch_normalize", 0))
     flatten = L.Flatten() if len(shape) == 3 else None
     dense = L.Dense(output, use_bias=not bn)
@@ -510,7 +536,16 @@ def _softmax(s, shape, name):
             f"groups=1 in {s.where} (grouped softmax is not supported)",
             s.get_int("groups"),
         )
-    return FlatSoftmax(s.get_float("temperature", 1.0)), shape, False
+    temperature = s.get_float("temperature", 1.0)
+    if not 0 < temperature < math.inf:
+        fail("darknet cfg", f"a positive, finite temperature in {s.where}", temperature)
+    return FlatSoftmax(temperature), shape, False
+
+
+def _cost(s, shape, name):
+    # Darknet's [cost] computes the training loss from the truth; at inference it
+    # passes its input through.
+    return Identity(), shape, False
 
 
 _BUILDERS = {
@@ -523,6 +558,7 @@ _BUILDERS = {
     "crop": _crop,
     "reorg": _reorg,
     "softmax": _softmax,
+    "cost": _cost,
 }
 
 
@@ -590,6 +626,7 @@ def _head(s: Section, shape) -> Head:
     )
     if s.type == "region":
         coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
+        _check_positive(s, classes=classes, num=num)
         values = s.get_list("anchors", float, (0.5,) * (2 * num))
         if len(values) != 2 * num:
             fail("darknet cfg", f"2*num = {2 * num} anchor values in {s.where}", len(values))
@@ -613,6 +650,9 @@ def _head(s: Section, shape) -> Head:
         )
     coords, classes = s.get_int("coords", 1), s.get_int("classes", 1)
     num, side = s.get_int("num", 1), s.get_int("side", 7)
+    _check_positive(s, classes=classes, num=num, side=side)
+    if coords < 0:
+        fail("darknet cfg", f"coords >= 0 in {s.where}", coords)
     want = side * side * ((1 + coords) * num + classes)
     if math.prod(shape) != want:
         fail(
@@ -785,12 +825,16 @@ class DarknetNet:
       params: trainable parameters keyed by node name.
       state: batch-norm running statistics keyed by node name.
       seen: darknet's count of training images, kept from the weights file.
+      layers_from_file: how many leading darknet layers took their weights from
+        a file (all of them for a full file, ``N`` for darknet's ``partial ... N``
+        of a backbone, 0 without a file); the others are initialised.
     """
 
     model: DarknetModel
     params: Any
     state: Any
     seen: int = 0
+    layers_from_file: int = 0
 
     @property
     def layer(self) -> Layer:
@@ -891,10 +935,12 @@ def load(
 
     Args:
       cfg: a ``.cfg`` path, or a packaged cfg's name (`jaxheads.darknet.CFG_NAMES`).
-      weights: a darknet ``.weights`` file; None for darknet-style random
-        params (`DarknetModel.init`).
+      weights: a darknet ``.weights`` file, full or holding only the first
+        layers (darknet's ``partial``; the others are initialised as with no
+        file, and `DarknetNet.layers_from_file` says how many came from it);
+        None for darknet-style random params (`DarknetModel.init`).
       image_size, num_classes: overrides (see `build_model`).
-      seed: the init's PRNG seed when ``weights`` is None.
+      seed: the init's PRNG seed for the layers no file covers.
 
     Returns:
       A `DarknetNet`.
@@ -907,7 +953,13 @@ def load(
     if weights is None:
         return DarknetNet(model, *model.init(seed), 0)
     _, template_params, template_state = L.abstract_init(model.layer, model.input_shape)
-    params, state, header = weights_io.load_weights(
-        weights, model.layers, template_params, template_state
-    )
-    return DarknetNet(model, params, state, header.seen)
+    if weights_io.is_full_file(weights, model.layers, template_params, template_state):
+        params, state, header = weights_io.load_weights(
+            weights, model.layers, template_params, template_state
+        )
+        count = len(model.layers)
+    else:
+        params, state, header, count = weights_io.load_weights_upto(
+            weights, model.layers, *model.init(seed)
+        )
+    return DarknetNet(model, params, state, header.seen, count)
