@@ -9,7 +9,9 @@
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
   darknet layer, plus the `Head` and `NetConfig`).
 * `load` — a `DarknetNet` with weights read from a darknet file (or random).
-* `load_weights` / `save_weights` — the ``.weights`` format.
+* `load_weights` / `save_weights` — the ``.weights`` format; `load_weights_upto`
+  reads a file of the first layers only (darknet's ``partial``, see
+  `jaxheads.darknet.commands.partial`).
 """
 
 from jaxheads.darknet.build import (
@@ -29,6 +31,7 @@ from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
     load_weights,
+    load_weights_upto,
     read_header,
     save_weights,
 )
@@ -51,6 +54,7 @@ __all__ = [
     "from_cfg",
     "load",
     "load_weights",
+    "load_weights_upto",
     "parse_cfg",
     "read_cfg",
     "read_header",

@@ -923,6 +923,10 @@ class DarknetNet:
         return summary(self.layer, self.input_shape, expand_nested=expand_nested)
 
 
+def _filled(loaded, initial):
+    return initial if isinstance(loaded, jax.ShapeDtypeStruct) else loaded
+
+
 def load(
     cfg: str | os.PathLike,
     weights: str | os.PathLike | None = None,
@@ -953,13 +957,10 @@ def load(
     if weights is None:
         return DarknetNet(model, *model.init(seed), 0)
     _, template_params, template_state = L.abstract_init(model.layer, model.input_shape)
-    if weights_io.is_full_file(weights, model.layers, template_params, template_state):
-        params, state, header = weights_io.load_weights(
-            weights, model.layers, template_params, template_state
-        )
-        count = len(model.layers)
-    else:
-        params, state, header, count = weights_io.load_weights_upto(
-            weights, model.layers, *model.init(seed)
-        )
+    # The file is read (and checked) before the init draws what it does not hold.
+    params, state, header, count = weights_io.load_weights_upto(
+        weights, model.layers, template_params, template_state
+    )
+    if count < len(model.layers):
+        params, state = jax.tree.map(_filled, (params, state), model.init(seed))
     return DarknetNet(model, params, state, header.seen, count)

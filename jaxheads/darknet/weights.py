@@ -247,6 +247,8 @@ def from_darknet(
 
 
 def _to_jax(a) -> jax.Array:
+    if isinstance(a, jax.ShapeDtypeStruct):  # a leaf no file layer filled stays a template
+        return a
     return jnp.asarray(np.ascontiguousarray(a), jnp.float32)
 
 
@@ -287,45 +289,71 @@ def _describe(record, params, state) -> str:
     return f"layer {record.index} [{record.type}] ({shapes}{norm})"
 
 
-def _open_body(path, spans, params, state, *, partial: bool):
-    """Reads the header and at most the floats the cfg needs; checks sizes first.
+def _size_problem(path, header, spans, params, state, size: int, partial: bool):
+    """``(expected, got)`` of the size error the file has, or None; and floats to read.
 
-    Returns ``(header, flat floats, spans covered)``.
+    Only ``os.fstat``'s size is used: at most the cfg's floats are ever read.
     """
     expected = spans[-1].start + spans[-1].count if spans else 0
+    ask = f"{os.fspath(path)} to hold {expected} floats after its {header.nbytes}-byte header "
+    ask += "(darknet's count for this cfg, or those of its first layers)" if partial else (
+        "(darknet's count for this cfg)"
+    )
+    floats = size // 4
+    readable = [sp for sp in spans if sp.start + sp.count <= floats]
+    if size % 4:
+        return (ask, f"{size} bytes (not a whole number of floats)"), readable
+    if floats > expected:
+        got = f"{floats} floats: {floats - expected} left over after the last layer "
+        return (ask, got + "(a file for a larger cfg?)"), readable
+    if floats < expected and not partial:
+        return (ask, f"{floats} floats"), readable
+    inside = next((sp for sp in spans if sp.start < floats < sp.start + sp.count), None)
+    if inside is not None:
+        want = (
+            f"{os.fspath(path)} to end at a layer boundary of this cfg: "
+            f"{_describe(inside.record, params, state)} needs {inside.count} floats "
+            f"from float {inside.start}"
+        )
+        got = (
+            f"{floats} floats: the file ends {floats - inside.start} floats into "
+            f"layer {inside.record.index} (a file for another cfg?)"
+        )
+        return (want, got), readable
+    return None, readable
+
+
+def _read(path, layers, params, state, *, partial: bool):
+    """Reads the layers the file covers; ``(params, state, header, weighted layers read)``.
+
+    The file's size is checked against the cfg before any float is read, and no
+    more floats than the cfg needs are read. When the size is wrong, the layers
+    that fit are still read and checked first, so that the error names the
+    first layer that does not fit when its statistics show it.
+    """
+    spans = layer_spans(layers, params, state)
     with open(path, "rb") as f:
         header = _read_header(f, path)
         size = os.fstat(f.fileno()).st_size - header.nbytes
-        ask = f"{expected} floats after its {header.nbytes}-byte header (darknet's count for "
-        ask += "this cfg, or those of its first layers)" if partial else "this cfg)"
-        if size % 4:
-            fail("load_weights", f"{os.fspath(path)} to hold {ask}",
-                 f"{size} bytes (not a whole number of floats)")
-        floats = size // 4
-        if floats > expected:
-            fail(
-                "load_weights",
-                f"{os.fspath(path)} to hold {ask}",
-                f"{floats} floats: {floats - expected} left over after the last layer "
-                "(a file for a larger cfg?)",
-            )
-        if floats < expected and not partial:
-            fail("load_weights", f"{os.fspath(path)} to hold {ask}", f"{floats} floats")
-        covered = [sp for sp in spans if sp.start + sp.count <= floats]
-        inside = next((sp for sp in spans if sp.start < floats < sp.start + sp.count), None)
-        if inside is not None:
-            fail(
-                "load_weights",
-                f"{os.fspath(path)} to end at a layer boundary of this cfg: "
-                f"{_describe(inside.record, params, state)} needs {inside.count} floats "
-                f"from float {inside.start}",
-                f"{floats} floats: the file ends {floats - inside.start} floats into "
-                f"layer {inside.record.index} (a file for another cfg?)",
-            )
+        problem, readable = _size_problem(path, header, spans, params, state, size, partial)
+        floats = readable[-1].start + readable[-1].count if readable else 0
         body = f.read(4 * floats)
     if len(body) != 4 * floats:
         fail("load_weights", f"{os.fspath(path)} to hold {floats} floats", "a shorter read")
-    return header, np.frombuffer(body, "<f4"), covered
+    flat = np.frombuffer(body, "<f4")
+    params, state = _mutable(params), _mutable(state)
+    for span in readable:
+        from_darknet(span.record, flat, span.start, params, state, transpose=header.transpose)
+        _check_statistics(path, span.record, params, state)
+    if problem is not None:
+        fail("load_weights", *problem)
+    params, state = jax.tree.map(_to_jax, params), jax.tree.map(_to_jax, state)
+    count = len(layers) if len(readable) == len(spans) else spans[len(readable)].record.index
+    _log.info(
+        "%s: %d of %d darknet layers from the file (%d of %d weighted layers)",
+        os.fspath(path), count, len(layers), len(readable), len(spans),
+    )
+    return params, state, header, count
 
 
 def _check_statistics(path, record, params, state) -> None:
@@ -345,15 +373,6 @@ def _check_statistics(path, record, params, state) -> None:
         )
 
 
-def is_full_file(path: str | os.PathLike, layers: Sequence, params, state) -> bool:
-    """Whether the file's size is the header's plus every layer's floats (nothing is read
-    past the header)."""
-    with open(path, "rb") as f:
-        header = _read_header(f, path)
-        size = os.fstat(f.fileno()).st_size
-    return size == header.nbytes + 4 * float_count(layers, params, state)
-
-
 def load_weights_upto(path: str | os.PathLike, layers: Sequence, params, state):
     """Reads a darknet ``.weights`` file that may hold only the first layers.
 
@@ -364,7 +383,7 @@ def load_weights_upto(path: str | os.PathLike, layers: Sequence, params, state):
       path: the file.
       layers: the model's `jaxheads.darknet.DarknetLayer` records, in order.
       params, state: the model's params and state: the values the layers the
-        file does not cover keep.
+        file does not cover keep (``jax.ShapeDtypeStruct`` leaves stay as they are).
 
     Returns:
       ``(params, state, header, count)``: new trees of float32 arrays, the
@@ -377,18 +396,7 @@ def load_weights_upto(path: str | os.PathLike, layers: Sequence, params, state):
       ValueError: an unknown header, leftover floats, a file ending inside a
         layer, or a negative rolling variance (see the module docstring).
     """
-    spans = layer_spans(layers, params, state)
-    header, flat, covered = _open_body(path, spans, params, state, partial=True)
-    params, state = _mutable(params), _mutable(state)
-    for span in covered:
-        from_darknet(span.record, flat, span.start, params, state, transpose=header.transpose)
-        _check_statistics(path, span.record, params, state)
-    count = len(layers) if len(covered) == len(spans) else spans[len(covered)].record.index
-    _log.info(
-        "%s: %d of %d darknet layers from the file (%d of %d weighted layers)",
-        os.fspath(path), count, len(layers), len(covered), len(spans),
-    )
-    return jax.tree.map(_to_jax, params), jax.tree.map(_to_jax, state), header, count
+    return _read(path, layers, params, state, partial=True)
 
 
 def load_weights(path: str | os.PathLike, layers: Sequence, params, state):
@@ -408,13 +416,8 @@ def load_weights(path: str | os.PathLike, layers: Sequence, params, state):
       ValueError: the file holds more or fewer floats than the cfg needs (its
         size is checked before its floats are read), or see `load_weights_upto`.
     """
-    spans = layer_spans(layers, params, state)
-    header, flat, _ = _open_body(path, spans, params, state, partial=False)
-    params, state = _mutable(params), _mutable(state)
-    for span in spans:
-        from_darknet(span.record, flat, span.start, params, state, transpose=header.transpose)
-        _check_statistics(path, span.record, params, state)
-    return jax.tree.map(_to_jax, params), jax.tree.map(_to_jax, state), header
+    params, state, header, _ = _read(path, layers, params, state, partial=False)
+    return params, state, header
 
 
 def save_weights(
