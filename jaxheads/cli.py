@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_arguments(p)
     p.set_defaults(run=compare_command)
 
+    from jaxheads.darknet.commands import add_darknet_arguments
+
+    p = sub.add_parser("darknet", help="darknet file commands (partial: the first N layers)")
+    add_darknet_arguments(p)
+
     p = sub.add_parser("bench", help="throughput against Keras 3, Flax NNX and the hardware")
     p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH")

@@ -81,6 +81,8 @@ def darknet_floats(text):
             h, w, c = h // s, w // s, c * s * s
         elif kind == "crop":
             h, w = get("crop_height"), get("crop_width")
+        elif kind == "avgpool":
+            h, w = 1, 1
         elif kind in ("region", "detection"):
             break
         shapes.append((h, w, c))

@@ -8,10 +8,13 @@
 * `parse_cfg` / `read_cfg` — cfg text to `Section`s.
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
   darknet layer, plus the `Head` and `NetConfig`).
-* `load` — a `DarknetNet` with weights read from a darknet file (or random); a
-  packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a cfg path.
+* `load` — a `DarknetNet` with weights read from a darknet file, full or partial (or
+  random); a packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a
+  cfg path.
 * `as_detector` — a built model as a trainable `jaxheads.models.Detector`.
-* `load_weights` / `save_weights` — the ``.weights`` format.
+* `load_weights` / `save_weights` — the ``.weights`` format; `load_weights_upto`
+  reads a file of the first layers only (darknet's ``partial``, see
+  `jaxheads.darknet.commands.partial`).
 """
 
 from jaxheads.darknet.build import (
@@ -32,6 +35,7 @@ from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
     load_weights,
+    load_weights_upto,
     read_header,
     save_weights,
 )
@@ -57,6 +61,7 @@ __all__ = [
     "from_cfg",
     "load",
     "load_weights",
+    "load_weights_upto",
     "parse_cfg",
     "read_cfg",
     "read_header",

@@ -30,6 +30,7 @@ Layer by layer (shapes per example, NHWC):
 * ``[route]``: the identity (one layer) or `Concatenate` in listed order.
 * ``[reorg]``: `DarknetReorg(stride)`, darknet's own order.
 * ``[softmax]``: a softmax over all values of each example (``groups=1``).
+* ``[cost]``: the identity (darknet's training loss; nothing at inference).
 * ``[region]`` / ``[detection]``: not layers; they end the graph and their
   options become `Head` for decoding and losses.
 """
@@ -387,6 +388,24 @@ def _reject(s: Section, *flags: str) -> None:
             fail("darknet cfg", f"no {flag}=1 in {s.where} (not supported)", f"{flag}=1")
 
 
+def _check_padding(s: Section, padding: int, size: int, shape) -> None:
+    """Padding beyond the input and the window only adds rows of padding alone to the
+    output; far beyond, the padded map no longer fits in memory. Refused."""
+    limit = max(shape[0], shape[1], size)
+    if not 0 <= padding <= limit:
+        fail(
+            "darknet cfg",
+            f"padding in [0, {limit}] (the larger of the input size and the window) in {s.where}",
+            padding,
+        )
+
+
+def _check_positive(s: Section, **values: int) -> None:
+    for key, value in values.items():
+        if value < 1:
+            fail("darknet cfg", f"a positive {key} in {s.where}", f"{key}={value}")
+
+
 def _chain(name: str, *leaves: Layer | None) -> Layer:
     leaves = tuple(leaf for leaf in leaves if leaf is not None)
     return leaves[0] if len(leaves) == 1 else L.serial(*leaves, name=name)
@@ -399,7 +418,9 @@ def _convolutional(s, shape, name):
     stride, groups = s.get_int("stride", 1), s.get_int("groups", 1)
     padding = size // 2 if s.get_int("pad", 0) else s.get_int("padding", 0)
     bn = bool(s.get_int("batch_normalize", 0))
-    if min(filters, size, stride, groups) < 1 or c % groups or filters % groups:
+    _check_positive(s, filters=filters, size=size, stride=stride, groups=groups)
+    _check_padding(s, padding, size, shape)
+    if c % groups or filters % groups:
         fail(
             "darknet cfg",
             f"positive filters/size/stride/groups, groups dividing {c} input "
@@ -423,7 +444,9 @@ def _maxpool(s, shape, name):
     stride = s.get_int("stride", 1)
     size = s.get_int("size", stride)
     padding = s.get_int("padding", size - 1)
-    if min(h, w) + padding < size or stride < 1 or padding < 0:
+    _check_positive(s, size=size, stride=stride)
+    _check_padding(s, padding, size, shape)
+    if min(h, w) + padding < size:
         fail(
             "darknet cfg",
             f"a window that fits the padded input of {s.where}",
@@ -445,6 +468,8 @@ def _local(s, shape, name):
     h, w, c = _image(s, shape)
     filters, size = s.get_int("filters"), s.get_int("size")
     stride, pad = s.get_int("stride", 1), s.get_int("pad", 0)
+    _check_positive(s, filters=filters, size=size, stride=stride)
+    _check_padding(s, pad, size, shape)
     # local_out_height() treats pad as a flag; im2col pads by its value.
     darknet_out = tuple((d - (1 if pad else size)) // stride + 1 for d in (h, w))
     padded_out = tuple((d + 2 * pad - size) // stride + 1 for d in (h, w))
@@ -461,6 +486,7 @@ def _local(s, shape, name):
 
 def _connected(s, shape, name):
     output = s.get_int("output")
+    _check_positive(s, output=output)
     bn = bool(s.get_int("batch_normalize", 0))
     flatten = L.Flatten() if len(shape) == 3 else None
     dense = L.Dense(output, use_bias=not bn)
@@ -504,7 +530,16 @@ def _softmax(s, shape, name):
             f"groups=1 in {s.where} (grouped softmax is not supported)",
             s.get_int("groups"),
         )
-    return FlatSoftmax(s.get_float("temperature", 1.0)), shape, False
+    temperature = s.get_float("temperature", 1.0)
+    if not 0 < temperature < math.inf:
+        fail("darknet cfg", f"a positive, finite temperature in {s.where}", temperature)
+    return FlatSoftmax(temperature), shape, False
+
+
+def _cost(s, shape, name):
+    # Darknet's [cost] computes the training loss from the truth; at inference it
+    # passes its input through.
+    return Identity(), shape, False
 
 
 _BUILDERS = {
@@ -517,6 +552,7 @@ _BUILDERS = {
     "crop": _crop,
     "reorg": _reorg,
     "softmax": _softmax,
+    "cost": _cost,
 }
 
 
@@ -584,6 +620,7 @@ def _head(s: Section, shape) -> Head:
     )
     if s.type == "region":
         coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
+        _check_positive(s, classes=classes, num=num)
         values = s.get_list("anchors", float, (0.5,) * (2 * num))
         if len(values) != 2 * num:
             fail("darknet cfg", f"2*num = {2 * num} anchor values in {s.where}", len(values))
@@ -607,6 +644,9 @@ def _head(s: Section, shape) -> Head:
         )
     coords, classes = s.get_int("coords", 1), s.get_int("classes", 1)
     num, side = s.get_int("num", 1), s.get_int("side", 7)
+    _check_positive(s, classes=classes, num=num, side=side)
+    if coords < 0:
+        fail("darknet cfg", f"coords >= 0 in {s.where}", coords)
     want = side * side * ((1 + coords) * num + classes)
     if math.prod(shape) != want:
         fail(
@@ -777,12 +817,16 @@ class DarknetNet:
       params: trainable parameters keyed by node name.
       state: batch-norm running statistics keyed by node name.
       seen: darknet's count of training images, kept from the weights file.
+      layers_from_file: how many leading darknet layers took their weights from
+        a file (all of them for a full file, ``N`` for darknet's ``partial ... N``
+        of a backbone, 0 without a file); the others are initialised.
     """
 
     model: DarknetModel
     params: Any
     state: Any
     seen: int = 0
+    layers_from_file: int = 0
 
     @property
     def layer(self) -> Layer:
@@ -871,6 +915,10 @@ class DarknetNet:
         return summary(self.layer, self.input_shape, expand_nested=expand_nested)
 
 
+def _filled(loaded, initial):
+    return initial if isinstance(loaded, jax.ShapeDtypeStruct) else loaded
+
+
 def load(
     cfg: str | os.PathLike,
     weights: str | os.PathLike | None = None,
@@ -884,10 +932,12 @@ def load(
     Args:
       cfg: a ``.cfg`` path, or a packaged model's name (`jaxheads.darknet.MODELS`, e.g.
         ``"fast-yolo"``) or cfg's (`jaxheads.darknet.CFG_NAMES`).
-      weights: a darknet ``.weights`` file; None for darknet-style random
-        params (`DarknetModel.init`).
+      weights: a darknet ``.weights`` file, full or holding only the first
+        layers (darknet's ``partial``; the others are initialised as with no
+        file, and `DarknetNet.layers_from_file` says how many came from it);
+        None for darknet-style random params (`DarknetModel.init`).
       image_size, num_classes: overrides (see `build_model`).
-      seed: the init's PRNG seed when ``weights`` is None.
+      seed: the init's PRNG seed for the layers no file covers.
 
     Returns:
       A `DarknetNet`.
@@ -900,7 +950,10 @@ def load(
     if weights is None:
         return DarknetNet(model, *model.init(seed), 0)
     _, template_params, template_state = L.abstract_init(model.layer, model.input_shape)
-    params, state, header = weights_io.load_weights(
+    # The file is read (and checked) before the init draws what it does not hold.
+    params, state, header, count = weights_io.load_weights_upto(
         weights, model.layers, template_params, template_state
     )
-    return DarknetNet(model, params, state, header.seen)
+    if count < len(model.layers):
+        params, state = jax.tree.map(_filled, (params, state), model.init(seed))
+    return DarknetNet(model, params, state, header.seen, count)

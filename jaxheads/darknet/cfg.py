@@ -9,7 +9,9 @@ occurrence of a repeated key wins. Darknet's aliases (``[conv]``, ``[conn]``,
 
 Unlike darknet, which prints a warning and carries on, every malformed line,
 unknown section and unreadable value raises `ValueError` naming the section,
-its darknet layer index and its line number.
+its darknet layer index and its line number. Reading is bounded: a file over
+`MAX_CFG_BYTES` or holding NUL bytes (not a text file) is refused before it is
+parsed, and an error quotes at most `MAX_ECHO` characters of a line.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ SUPPORTED = (
     "route",
     "reorg",
     "softmax",
+    "cost",
     "detection",
     "region",
 )
@@ -56,9 +59,25 @@ CFG_NAMES = (
     "yolov2-tiny",
     "yolov2-tiny-voc",
     "yolov2-voc",
+    "darknet19",
+    "darknet19_448",
+    "extraction",
+    "tiny",
 )
 
 _REQUIRED = object()
+
+#: The largest cfg read, in bytes (darknet's largest, densenet201.cfg, is under 30 KB).
+MAX_CFG_BYTES = 1 << 20
+#: The most characters of a line or value an error message quotes.
+MAX_ECHO = 80
+
+
+def _echo(text: str) -> str:
+    """``repr`` of ``text``, cut to `MAX_ECHO` characters with the length said."""
+    if len(text) <= MAX_ECHO:
+        return repr(text)
+    return f"{text[:MAX_ECHO]!r}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,7 @@ class Section:
         try:
             return int(raw)
         except ValueError:
-            fail("darknet cfg", f"an integer for {key!r} in {self.where}", repr(raw))
+            fail("darknet cfg", f"an integer for {key!r} in {self.where}", _echo(raw))
 
     def get_float(self, key: str, default=_REQUIRED) -> float:
         """A float option (darknet reads ``.5`` and ``5`` alike)."""
@@ -108,7 +127,7 @@ class Section:
         try:
             return float(raw)
         except ValueError:
-            fail("darknet cfg", f"a number for {key!r} in {self.where}", repr(raw))
+            fail("darknet cfg", f"a number for {key!r} in {self.where}", _echo(raw))
 
     def get_str(self, key: str, default=_REQUIRED) -> str:
         raw = self._raw(key, default)
@@ -125,7 +144,7 @@ class Section:
             fail(
                 "darknet cfg",
                 f"a comma-separated list of {kind.__name__} for {key!r} in {self.where}",
-                repr(raw),
+                _echo(raw),
             )
 
 
@@ -139,12 +158,19 @@ def parse_cfg(text: str) -> list[Section]:
       The sections in file order; the first must be ``[net]``.
 
     Raises:
-      ValueError: an unknown section type, an option outside any section, a
-        line that is not ``key=value``, or a missing ``[net]`` header.
+      ValueError: text over `MAX_CFG_BYTES` or holding NUL characters, an
+        unknown section type, an option outside any section, a line that is
+        not ``key=value``, or a missing ``[net]`` header.
 
     >>> [s.type for s in parse_cfg("[net]\\nwidth=8\\n[maxpool]\\nsize=2")]
     ['net', 'maxpool']
     """
+    if not isinstance(text, str):
+        fail("parse_cfg", "cfg text as a str", type(text).__name__)
+    if len(text) > MAX_CFG_BYTES:
+        fail("parse_cfg", f"cfg text of at most {MAX_CFG_BYTES} characters", len(text))
+    if "\0" in text:
+        fail("parse_cfg", "text without NUL characters", f"one at offset {text.index(chr(0))}")
     sections: list[Section] = []
     layer_index = 0
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -156,7 +182,7 @@ def parse_cfg(text: str) -> list[Section]:
                 fail(
                     "parse_cfg",
                     f"a section header like [convolutional] at line {number}",
-                    repr(raw.strip()),
+                    _echo(raw.strip()),
                 )
             kind = line[1:-1].lower()
             kind = _ALIASES.get(kind, kind)
@@ -165,7 +191,7 @@ def parse_cfg(text: str) -> list[Section]:
                 fail(
                     "parse_cfg",
                     f"a supported section type ({', '.join(SUPPORTED)})",
-                    f"[{kind}] as layer {index} at line {number}",
+                    f"[{kind[:MAX_ECHO]}] as layer {index} at line {number}",
                 )
             if kind == "net" and sections:
                 fail("parse_cfg", "[net] only as the first section", f"[net] at line {number}")
@@ -177,14 +203,14 @@ def parse_cfg(text: str) -> list[Section]:
             fail(
                 "parse_cfg",
                 "options inside a section",
-                f"{raw.strip()!r} before any [section] at line {number}",
+                f"{_echo(raw.strip())} before any [section] at line {number}",
             )
         key, sep, value = line.partition("=")
         if not sep or not key:
             fail(
                 "parse_cfg",
                 f"a key=value line in {sections[-1].where}",
-                f"{raw.strip()!r} at line {number}",
+                f"{_echo(raw.strip())} at line {number}",
             )
         sections[-1].options.setdefault(key, value)
     if not sections or sections[0].type != "net":
@@ -194,9 +220,24 @@ def parse_cfg(text: str) -> list[Section]:
 
 
 def read_cfg(path: str | os.PathLike) -> list[Section]:
-    """Reads and parses a cfg file (see `parse_cfg`)."""
-    with open(path, encoding="utf-8") as f:
-        return parse_cfg(f.read())
+    """Reads and parses a cfg file (see `parse_cfg`).
+
+    At most `MAX_CFG_BYTES` + 1 bytes are read: a larger file, one with NUL
+    bytes or one that is not UTF-8 is refused before parsing.
+    """
+    with open(path, "rb") as f:
+        data = f.read(MAX_CFG_BYTES + 1)
+    where = os.fspath(path)
+    if len(data) > MAX_CFG_BYTES:
+        fail("read_cfg", f"{where}: a cfg file of at most {MAX_CFG_BYTES} bytes", "a larger file")
+    if b"\0" in data:
+        fail("read_cfg", f"{where}: a text file", f"a NUL byte at offset {data.index(0)}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        got = f"byte {data[err.start]:#04x} at offset {err.start}"
+        fail("read_cfg", f"{where}: UTF-8 text", got)
+    return parse_cfg(text)
 
 
 def cfg_path(name: str) -> str:

@@ -21,17 +21,25 @@ float32 arrays, layer by layer in cfg order, for the layers that have weights:
   patch axis is im2col's channel-major ``(c, kh, kw)``. Ours: ``kernel [out_h,
   out_w, c·kh·kw, n]`` (same patch order) and ``bias [out_h, out_w, n]``.
 
-Unlike darknet, reading checks that the file holds exactly the floats the cfg
-needs and raises `ValueError` otherwise.
+A file may hold only the first layers (darknet's ``partial`` writes one, and its
+``load_weights_upto`` reads until the file ends): `load_weights_upto` fills those
+and leaves the rest as given. Unlike darknet, the reader refuses what it can tell
+is wrong, before reading the floats: a header of an unknown version, a file
+larger than the cfg needs, a file that ends inside a layer, or a batch-norm
+layer whose rolling variance reads negative or non-finite (darknet's running
+variance never is). A ``.weights`` file carries no shapes, so these size and
+value checks are all there is: a file of another cfg whose layers happen to
+end at one of this cfg's layer boundaries, with plausible statistics, loads.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +48,12 @@ import numpy as np
 from jaxheads._checks import fail
 
 _WEIGHTED = ("convolutional", "connected", "local")
+_log = logging.getLogger("jaxheads.darknet")
+
+#: Versions darknet has written: ``major`` 0 or 1, ``minor`` 0 to 2 (``save_weights``
+#: writes 0.2); darknet adds 1000 to either to mark ``[connected]`` weights stored
+#: ``[in, out]``. Any other header is not a darknet file.
+KNOWN_MAJORS, KNOWN_MINORS = (0, 1), (0, 1, 2)
 
 
 class WeightsHeader(NamedTuple):
@@ -88,7 +102,17 @@ def _read_header(f, path) -> WeightsHeader:
             "end of file",
         )
     seen = int(np.frombuffer(raw, "<u8" if wide else "<i4")[0])
-    return WeightsHeader(major, minor, revision, seen)
+    header = WeightsHeader(major, minor, revision, seen)
+    base = (major - 1000 if major > 1000 else major, minor - 1000 if minor > 1000 else minor)
+    if base[0] not in KNOWN_MAJORS or base[1] not in KNOWN_MINORS or revision < 0:
+        fail(
+            "load_weights",
+            f"{os.fspath(path)} to start with a darknet header: version major in "
+            f"{KNOWN_MAJORS}, minor in {KNOWN_MINORS} (1000 more on either for darknet's "
+            "transposed [connected] layout), revision >= 0",
+            f"major={major} minor={minor} revision={revision}",
+        )
+    return header
 
 
 # ---------------------------------------------------------------------------
@@ -223,6 +247,8 @@ def from_darknet(
 
 
 def _to_jax(a) -> jax.Array:
+    if isinstance(a, jax.ShapeDtypeStruct):  # a leaf no file layer filled stays a template
+        return a
     return jnp.asarray(np.ascontiguousarray(a), jnp.float32)
 
 
@@ -236,8 +262,145 @@ def _mutable(tree):
 # ---------------------------------------------------------------------------
 
 
+class LayerSpan(NamedTuple):
+    """Where one weighted layer's floats sit in the file body (after the header)."""
+
+    record: Any
+    start: int
+    count: int
+
+
+def layer_spans(layers: Sequence, params, state) -> list[LayerSpan]:
+    """``LayerSpan`` of every weighted layer, in file order."""
+    spans, offset = [], 0
+    for record in layers:
+        n = layer_float_count(record, params, state)
+        if n:
+            spans.append(LayerSpan(record, offset, n))
+            offset += n
+    return spans
+
+
+def _describe(record, params, state) -> str:
+    """``"layer 23 [convolutional] (kernel (3, 3, 512, 1024), batch norm)"``."""
+    leaf, bn, _ = _leaves(record, params, state)
+    shapes = ", ".join(f"{k} {_shape(v)}" for k, v in sorted(leaf.items()))
+    norm = f", batch norm ({_shape(bn['scale'])[0]})" if bn is not None else ""
+    return f"layer {record.index} [{record.type}] ({shapes}{norm})"
+
+
+def _size_problem(path, header, spans, params, state, size: int, partial: bool):
+    """``(expected, got)`` of the size error the file has, or None; and floats to read.
+
+    Only ``os.fstat``'s size is used: at most the cfg's floats are ever read.
+    """
+    expected = spans[-1].start + spans[-1].count if spans else 0
+    ask = f"{os.fspath(path)} to hold {expected} floats after its {header.nbytes}-byte header "
+    ask += "(darknet's count for this cfg, or those of its first layers)" if partial else (
+        "(darknet's count for this cfg)"
+    )
+    floats = size // 4
+    readable = [sp for sp in spans if sp.start + sp.count <= floats]
+    if size % 4:
+        return (ask, f"{size} bytes (not a whole number of floats)"), readable
+    if floats > expected:
+        got = f"{floats} floats: {floats - expected} left over after the last layer "
+        return (ask, got + "(a file for a larger cfg?)"), readable
+    if floats < expected and not partial:
+        return (ask, f"{floats} floats"), readable
+    inside = next((sp for sp in spans if sp.start < floats < sp.start + sp.count), None)
+    if inside is not None:
+        want = (
+            f"{os.fspath(path)} to end at a layer boundary of this cfg: "
+            f"{_describe(inside.record, params, state)} needs {inside.count} floats "
+            f"from float {inside.start}"
+        )
+        got = (
+            f"{floats} floats: the file ends {floats - inside.start} floats into "
+            f"layer {inside.record.index} (a file for another cfg?)"
+        )
+        return (want, got), readable
+    return None, readable
+
+
+def _read(path, layers, params, state, *, partial: bool):
+    """Reads the layers the file covers; ``(params, state, header, weighted layers read)``.
+
+    The file's size is checked against the cfg before any float is read, and no
+    more floats than the cfg needs are read. When the size is wrong, the layers
+    that fit are still read and checked first, so that the error names the
+    first layer that does not fit when its statistics show it.
+    """
+    spans = layer_spans(layers, params, state)
+    with open(path, "rb") as f:
+        header = _read_header(f, path)
+        size = os.fstat(f.fileno()).st_size - header.nbytes
+        problem, readable = _size_problem(path, header, spans, params, state, size, partial)
+        floats = readable[-1].start + readable[-1].count if readable else 0
+        body = f.read(4 * floats)
+    if len(body) != 4 * floats:
+        fail("load_weights", f"{os.fspath(path)} to hold {floats} floats", "a shorter read")
+    flat = np.frombuffer(body, "<f4")
+    params, state = _mutable(params), _mutable(state)
+    for span in readable:
+        from_darknet(span.record, flat, span.start, params, state, transpose=header.transpose)
+        _check_statistics(path, span.record, params, state)
+    if problem is not None:
+        fail("load_weights", *problem)
+    params, state = jax.tree.map(_to_jax, params), jax.tree.map(_to_jax, state)
+    count = len(layers) if len(readable) == len(spans) else spans[len(readable)].record.index
+    _log.info(
+        "%s: %d of %d darknet layers from the file (%d of %d weighted layers)",
+        os.fspath(path), count, len(layers), len(readable), len(spans),
+    )
+    return params, state, header, count
+
+
+def _check_statistics(path, record, params, state) -> None:
+    """Darknet's rolling variance is never negative: one that is means misread floats."""
+    _, bn, bn_state = _leaves(record, params, state)
+    if bn is None:
+        return
+    var = np.asarray(bn_state["var"])
+    bad = ~np.isfinite(var) | (var < 0)
+    if bad.any():
+        fail(
+            "load_weights",
+            f"{os.fspath(path)} to fit {_describe(record, params, state)}: a rolling "
+            "variance >= 0 at every channel",
+            f"{int(bad.sum())} of {var.size} negative or non-finite (first {var[bad][0]!r}): "
+            "the file was written for another cfg, whose layers differ in size here or before",
+        )
+
+
+def load_weights_upto(path: str | os.PathLike, layers: Sequence, params, state):
+    """Reads a darknet ``.weights`` file that may hold only the first layers.
+
+    As darknet's ``load_weights_upto``, the layers are read in order until the
+    file ends; unlike it, the file must end at a layer boundary.
+
+    Args:
+      path: the file.
+      layers: the model's `jaxheads.darknet.DarknetLayer` records, in order.
+      params, state: the model's params and state: the values the layers the
+        file does not cover keep (``jax.ShapeDtypeStruct`` leaves stay as they are).
+
+    Returns:
+      ``(params, state, header, count)``: new trees of float32 arrays, the
+      `WeightsHeader`, and ``count``, the number of leading darknet layers the
+      file determines (every layer before the first weighted layer it does not
+      hold; ``len(layers)`` for a full file). Darknet's ``partial ... N`` on the
+      same cfg gives ``count == N`` when layer ``N`` has weights.
+
+    Raises:
+      ValueError: an unknown header, leftover floats, a file ending inside a
+        layer, or a negative rolling variance (see the module docstring).
+    """
+    return _read(path, layers, params, state, partial=True)
+
+
 def load_weights(path: str | os.PathLike, layers: Sequence, params, state):
-    """Reads a darknet ``.weights`` file.
+    """Reads a darknet ``.weights`` file that holds every layer of the cfg.
 
     Args:
       path: the file.
@@ -250,35 +413,21 @@ def load_weights(path: str | os.PathLike, layers: Sequence, params, state):
       `WeightsHeader` (its ``seen`` is darknet's training-image count).
 
     Raises:
-      ValueError: the file holds more or fewer floats than the cfg needs.
+      ValueError: the file holds more or fewer floats than the cfg needs (its
+        size is checked before its floats are read), or see `load_weights_upto`.
     """
-    expected = float_count(layers, params, state)
-    with open(path, "rb") as f:
-        header = _read_header(f, path)
-        body = f.read()
-    if len(body) % 4 or len(body) // 4 != expected:
-        actual = (
-            f"{len(body) // 4} floats"
-            if len(body) % 4 == 0
-            else f"{len(body)} bytes (not a whole number of floats)"
-        )
-        fail(
-            "load_weights",
-            f"{os.fspath(path)} to hold {expected} floats after its "
-            f"{header.nbytes}-byte header (darknet's count for this cfg)",
-            actual,
-        )
-    flat = np.frombuffer(body, "<f4")
-    params, state = _mutable(params), _mutable(state)
-    offset = 0
-    for record in layers:
-        if record.type in _WEIGHTED:
-            offset = from_darknet(record, flat, offset, params, state, transpose=header.transpose)
-    return jax.tree.map(_to_jax, params), jax.tree.map(_to_jax, state), header
+    params, state, header, _ = _read(path, layers, params, state, partial=False)
+    return params, state, header
 
 
 def save_weights(
-    path: str | os.PathLike, layers: Sequence, params, state, *, seen: int = 0
+    path: str | os.PathLike,
+    layers: Sequence,
+    params,
+    state,
+    *,
+    seen: int = 0,
+    upto: int | None = None,
 ) -> None:
     """Writes a darknet ``.weights`` file that darknet itself loads.
 
@@ -292,7 +441,15 @@ def save_weights(
       layers: the model's `DarknetLayer` records, in order.
       params, state: the model's params and state.
       seen: darknet's training-image count to store.
+      upto: write only layers ``0 .. upto - 1`` (darknet's ``save_weights_upto``,
+        which its ``partial`` command calls with ``seen`` 0); None for all.
     """
+    if upto is not None and (
+        not isinstance(upto, (int, np.integer)) or isinstance(upto, bool) or upto < 0
+    ):
+        fail("save_weights", "upto: a layer count >= 0", repr(upto))
+    if not isinstance(seen, (int, np.integer)) or isinstance(seen, bool) or not 0 <= seen < 2**64:
+        fail("save_weights", "seen: an integer in [0, 2**64)", repr(seen))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".weights.tmp", dir=directory)
@@ -301,6 +458,8 @@ def save_weights(
             f.write(np.array([0, 2, 0], "<i4").tobytes())
             f.write(np.array([seen], "<u8").tobytes())
             for record in layers:
+                if upto is not None and record.index >= upto:
+                    break
                 if record.type in _WEIGHTED:
                     for a in to_darknet(record, params, state):
                         f.write(np.ascontiguousarray(a, "<f4").tobytes())

@@ -90,6 +90,17 @@ def conv2d(
     check_window_fits(
         op, x.shape[1:3], window, pads, what="kernel" if dilation == (1, 1) else "dilated kernel"
     )
+    if not isinstance(pads, str):
+        # Padding past the input and the window only adds outputs that read padding
+        # alone; far past it, XLA aborts the process allocating the padded map.
+        limit = max(*x.shape[1:3], *window)
+        if max(p for side in pads for p in side) > limit:
+            fail(
+                op,
+                f"padding of at most {limit} pixels a side (the larger of the input size "
+                "and the window)",
+                repr(padding),
+            )
     if bias is not None:
         check_rank(op, "bias", bias, 1, "[C_out]")
         check_dim(op, "bias", bias, 0, kernel.shape[3], "kernel C_out")

@@ -1,0 +1,70 @@
+"""``jaxheads darknet ...``: darknet's own file commands.
+
+``jaxheads darknet partial CFG WEIGHTS OUT N`` is darknet's
+``./darknet partial CFG WEIGHTS OUT N``: it loads ``WEIGHTS`` (full or partial)
+into ``CFG`` and writes the weights of layers ``0 .. N-1`` to ``OUT``, byte for
+byte as darknet does (``load_network(..., clear=1)`` then ``save_weights_upto``:
+header ``0, 2, 0`` and ``seen`` 0), e.g. the Darknet-19 backbone YOLOv2 starts from::
+
+    jaxheads darknet partial darknet19_448 darknet19_448.weights darknet19_448.conv.23 23
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from jaxheads._checks import fail
+
+
+def partial(
+    cfg: str | os.PathLike, weights: str | os.PathLike, out: str | os.PathLike, upto: int
+) -> int:
+    """Writes the first ``upto`` layers of a ``.weights`` file as darknet's ``partial`` does.
+
+    Args:
+      cfg: a ``.cfg`` path or a packaged cfg's name.
+      weights: a ``.weights`` file for ``cfg`` (full, or its first layers).
+      out: the file to write (atomically; nothing is written on error).
+      upto: the number of leading darknet layers to keep (``>= 0``; a count
+        past the last layer keeps them all, as in darknet).
+
+    Returns:
+      The number of floats written after the header.
+    """
+    from jaxheads.darknet import build
+    from jaxheads.darknet import weights as weights_io
+
+    if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
+        fail("darknet partial", "N: a layer count >= 0", repr(upto))
+    net = build.load(cfg, weights)
+    kept = [r for r in net.layers if r.index < upto]
+    weights_io.save_weights(out, net.layers, net.params, net.state, seen=0, upto=upto)
+    return weights_io.float_count(kept, net.params, net.state)
+
+
+def _partial_command(args: argparse.Namespace) -> int:
+    try:
+        floats = partial(args.cfg, args.weights, args.out, args.n)
+    except (OSError, ValueError) as err:
+        print(f"jaxheads darknet partial: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: layers 0..{args.n - 1} of {args.cfg}, {floats} floats")
+    return 0
+
+
+def add_darknet_arguments(p: argparse.ArgumentParser) -> None:
+    """The subcommands of ``jaxheads darknet``."""
+    sub = p.add_subparsers(dest="darknet_command", required=True)
+    q = sub.add_parser(
+        "partial",
+        help="write the first N layers of a .weights file (darknet's partial)",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    q.add_argument("cfg", help="a .cfg file, or a packaged cfg's name (e.g. darknet19_448)")
+    q.add_argument("weights", help="the .weights file to cut (full or partial)")
+    q.add_argument("out", help="the .weights file to write")
+    q.add_argument("n", type=int, help="how many leading layers to keep")
+    q.set_defaults(run=_partial_command)
