@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_arguments(p)
     p.set_defaults(run=compare_command)
 
+    from jaxheads.predict.command import add_detect_arguments, detect_command
+
+    p = sub.add_parser("detect", help="boxes on image files, as darknet's 'detector test'")
+    add_detect_arguments(p)
+    p.set_defaults(run=detect_command)
+
     p = sub.add_parser("bench", help="throughput against Keras 3, Flax NNX and the hardware")
     p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH")
