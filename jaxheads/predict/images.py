@@ -175,9 +175,10 @@ def to_rgb_float(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
       ImageError: for other shapes or dtypes, floats outside ``[0, 1]`` or too many pixels.
     """
     a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+    shape_ok = a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))
+    if a.ndim == 3 and shape_ok:
         a = a[:, :, :3] if a.shape[2] != 1 else a[:, :, 0]
-    if a.ndim not in (2, 3) or min(a.shape[:2], default=0) < 1:
+    if not shape_ok or min(a.shape[:2], default=0) < 1:
         raise ImageError(f"to_rgb_float: expected an image array [H, W], [H, W, 1], [H, W, 3] "
                          f"or [H, W, 4], got shape {np.shape(image)}")
     if a.shape[0] * a.shape[1] > max_pixels:

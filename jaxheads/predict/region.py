@@ -49,10 +49,11 @@ def region_outputs(raw: jax.Array, anchors, *, num_classes: int, softmax: bool =
     p = jnp.transpose(raw.reshape(b, h, w, a, 5 + num_classes), (0, 3, 1, 2, 4))
     cy, cx = jnp.meshgrid(jnp.arange(h, dtype=raw.dtype), jnp.arange(w, dtype=raw.dtype),
                           indexing="ij")
+    cx, cy = cx[None, None], cy[None, None]  # [1, 1, H, W]
     x = (cx + jax.nn.sigmoid(p[..., 0])) / w
     y = (cy + jax.nn.sigmoid(p[..., 1])) / h
-    bw = jnp.exp(p[..., 2]) * anchors[:, 0, None, None] / w
-    bh = jnp.exp(p[..., 3]) * anchors[:, 1, None, None] / h
+    bw = jnp.exp(p[..., 2]) * anchors[None, :, 0, None, None] / w
+    bh = jnp.exp(p[..., 3]) * anchors[None, :, 1, None, None] / h
     boxes = jnp.stack([x, y, bw, bh], axis=-1).reshape(b, a * h * w, 4)
     objectness = jax.nn.sigmoid(p[..., 4]).reshape(b, a * h * w)
     logits = p[..., 5:]
@@ -88,8 +89,8 @@ def detection_outputs(raw: jax.Array, *, side: int, num: int, num_classes: int,
     conf = raw[:, cells * num_classes: cells * (num_classes + num)].reshape(b, cells, num)
     coords = raw[:, cells * (num_classes + num):].reshape(b, cells, num, 4)
     row, col = jnp.divmod(jnp.arange(cells), side)
-    x = (coords[..., 0] + col[:, None].astype(raw.dtype)) / side
-    y = (coords[..., 1] + row[:, None].astype(raw.dtype)) / side
+    x = (coords[..., 0] + col[None, :, None].astype(raw.dtype)) / side
+    y = (coords[..., 1] + row[None, :, None].astype(raw.dtype)) / side
     bw, bh = coords[..., 2], coords[..., 3]
     if sqrt:
         bw, bh = bw * bw, bh * bh
