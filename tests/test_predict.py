@@ -3,12 +3,12 @@
 import io
 import os
 
+import darknet_predict_port as port
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-import darknet_predict_port as port
 from jaxheads import Detector, darknet
 from jaxheads.predict import (
     COCO_NAMES,
