@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_darknet import DETECTION_CFG, REGION_CFG, tiny_darknet
 
-from jaxheads import Detector, darknet
+from jaxheads import Detector
 from jaxheads.predict import (
     COCO_NAMES,
     VOC_NAMES,
@@ -28,80 +29,6 @@ from jaxheads.predict import (
     resize_image,
     to_rgb_float,
 )
-
-REGION_CFG = """
-[net]
-width=48
-height=40
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=16
-size=1
-stride=1
-pad=1
-activation=linear
-
-[region]
-anchors = 1.0,1.5, 2.5,2.0
-classes=3
-num=2
-softmax=1
-coords=4
-"""
-
-DETECTION_CFG = """
-[net]
-width=32
-height=32
-channels=3
-
-[convolutional]
-filters=4
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[connected]
-output=108
-activation=linear
-
-[detection]
-classes=2
-coords=4
-side=3
-num=2
-softmax=1
-sqrt=1
-"""
 
 # (input w, h) -> (output w, h): odd, non-square, up and down, portrait and landscape.
 RESIZES = [((23, 17), (13, 9)), ((17, 23), (9, 13)), ((7, 5), (19, 11)), ((5, 9), (12, 21)),
@@ -236,24 +163,6 @@ def test_detection_detections_are_darknets(maybe_jit):
     np.testing.assert_allclose(probs, want_probs, rtol=2e-6, atol=1e-7)
 
 
-def _tiny(tmp_path, text, name, *, objectness_bias=None, class_bias=None):
-    """A cfg file and a .weights file for it (random, optionally biased to detect)."""
-    cfg = tmp_path / f"{name}.cfg"
-    cfg.write_text(text)
-    net = darknet.load(cfg, seed=5)
-    if objectness_bias is not None:
-        last = [k for k in net.params if k.endswith("_convolutional")][-1]
-        bias = np.array(net.params[last]["bias"])
-        bias[4::8] += objectness_bias  # to of each anchor (5 + 3 classes per anchor)
-        bias[5::8] += class_bias
-        params = dict(net.params)
-        params[last] = {**net.params[last], "bias": jax.numpy.asarray(bias)}
-        net = darknet.DarknetNet(net.model, params, net.state)
-    weights = tmp_path / f"{name}.weights"
-    net.save_weights(weights)
-    return str(cfg), str(weights), net
-
-
 def _darknet_reference(net, image, thresh, nms):
     """darknet's test_detector on one float [H, W, 3] image, through the ports."""
     h, w = image.shape[:2]
@@ -286,7 +195,7 @@ def _darknet_reference(net, image, thresh, nms):
 @pytest.mark.parametrize("kind", ["region", "detection"])
 def test_detector_is_darknets_test_detector(tmp_path, kind):
     text, thresh = (REGION_CFG, 0.1) if kind == "region" else (DETECTION_CFG, 0.05)
-    cfg, weights, net = _tiny(tmp_path, text, kind)
+    cfg, weights, net = tiny_darknet(tmp_path, text, kind)
     det = Detector.from_darknet(cfg, weights, batch_size=2)
     # landscape, portrait, odd, square: one call, mixed sizes and kinds of input
     images = [_image(53, 31, 6), _image(29, 61, 7), _image(40, 40, 8)]
