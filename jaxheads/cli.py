@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("darknet", help="darknet file commands (partial: the first N layers)")
     add_darknet_arguments(p)
 
+    from jaxheads.predict.command import add_detect_arguments, detect_command
+
+    p = sub.add_parser("detect", help="boxes on image files, as darknet's 'detector test'")
+    add_detect_arguments(p)
+    p.set_defaults(run=detect_command)
+
     p = sub.add_parser("bench", help="throughput against Keras 3, Flax NNX and the hardware")
     p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH")
