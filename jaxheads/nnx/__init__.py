@@ -1,4 +1,4 @@
-"""Flax NNX modules over the pure layers: they hold variables and call ``apply``, no math of their own.
+"""Flax NNX modules over the pure layers: they hold variables and call ``apply``, no math.
 
 Each leaf layer has a named class with its hyperparameters in the signature
 (`Dense`, `Conv2D`, `BatchNormalization`, ...); `LayerModule` wraps any

@@ -17,8 +17,8 @@ from jaxheads import layers
 from jaxheads._checks import check_positive_int, pair
 from jaxheads.layers.base import Layer
 from jaxheads.layers.core import glorot_uniform
-from jaxheads.nnx._module import RngsLike, _first, dropout_key, dropout_stream
 from jaxheads.nnx._module import LeafModule as _Leaf
+from jaxheads.nnx._module import RngsLike, _first, dropout_key, dropout_stream
 from jaxheads.ops._padding import Padding
 
 Size = int | Sequence[int]
@@ -54,7 +54,7 @@ class Dense(_Leaf):
         self.use_bias, self.kernel_init = use_bias, kernel_init
         self._init_variables(rngs, (None, in_features), optional=("bias",))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Dense(self.features, use_bias=self.use_bias, kernel_init=self.kernel_init)
 
 
@@ -94,7 +94,7 @@ class Conv2D(_Leaf):
         window = _window("Conv2D", kernel_size, dilation_rate)
         self._init_variables(rngs, (None, *window, in_features), optional=("bias",))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Conv2D(self.filters, self.kernel_size, strides=self.strides,
                              padding=self.padding, dilation_rate=self.dilation_rate,
                              groups=self.groups, use_bias=self.use_bias,
@@ -130,7 +130,7 @@ class LocallyConnected2D(_Leaf):
         self.use_bias, self.kernel_init = use_bias, kernel_init
         self._init_variables(rngs, (None, *self.input_size, in_features), optional=("bias",))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.LocallyConnected2D(self.filters, self.kernel_size, strides=self.strides,
                                          padding=self.padding, use_bias=self.use_bias,
                                          kernel_init=self.kernel_init)
@@ -163,7 +163,7 @@ class ConvLSTM2D(_Leaf):
         window = _window("ConvLSTM2D", kernel_size, dilation_rate)
         self._init_variables(rngs, (None, 1, *window, in_features), optional=("bias",))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.ConvLSTM2D(self.filters, self.kernel_size, strides=self.strides,
                                  padding=self.padding, dilation_rate=self.dilation_rate,
                                  return_sequences=self.return_sequences,
@@ -203,14 +203,14 @@ class BatchNormalization(_Leaf):
         self._init_variables(nnx.Rngs(0) if rngs is None else rngs, (None, num_features),
                              optional=("scale", "bias"))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.BatchNormalization(momentum=self.momentum, epsilon=self.epsilon,
                                          center=self.use_bias, scale=self.use_scale)
 
     def __call__(self, x, use_running_average: bool | None = None):
         """Normalises ``x [..., num_features]``; in training mode updates ``mean`` and ``var``."""
         train = not _first(use_running_average, self.use_running_average)
-        y, state = self.make_layer().apply(self._params(), self._state(), x, train=train,
+        y, state = self._make_layer().apply(self._params(), self._state(), x, train=train,
                                            axis_name=self.axis_name)
         if train:
             self.mean[...], self.var[...] = state["mean"], state["var"]
@@ -245,14 +245,14 @@ class Dropout(_Leaf):
         self.rate, self.deterministic, self.rng_collection = rate, deterministic, rng_collection
         self.rngs = nnx.data(dropout_stream(rngs, rng_collection))
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Dropout(self.rate)
 
     def __call__(self, x, *, deterministic: bool | None = None, rngs: RngsLike = None):
         """Drops units of ``x`` (any shape) unless deterministic; ``rngs`` overrides the stream."""
         train = not _first(deterministic, self.deterministic) and self.rate > 0
         key = dropout_key("Dropout", rngs, self.rngs, self.rng_collection) if train else None
-        return self.make_layer().apply({}, {}, x, train=train, key=key)[0]
+        return self._make_layer().apply({}, {}, x, train=train, key=key)[0]
 
     def set_view(self, deterministic: bool | None = None):
         """Used by ``nnx.view``: ``True`` turns dropout off."""
@@ -266,7 +266,7 @@ class LeakyReLU(_Leaf):
     def __init__(self, negative_slope: float = 0.3):
         self.negative_slope = negative_slope
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.LeakyReLU(self.negative_slope)
 
 
@@ -276,7 +276,7 @@ class Activation(_Leaf):
     def __init__(self, fn: Callable[[jax.Array], jax.Array]):
         self.fn = fn
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Activation(self.fn)
 
 
@@ -286,7 +286,7 @@ class Flatten(_Leaf):
     def __init__(self):
         pass
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Flatten()
 
 
@@ -296,7 +296,7 @@ class Reshape(_Leaf):
     def __init__(self, target_shape: Sequence[int]):
         self.target_shape = tuple(target_shape)
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Reshape(self.target_shape)
 
 
@@ -306,7 +306,7 @@ class GlobalAveragePooling2D(_Leaf):
     def __init__(self, *, keepdims: bool = False):
         self.keepdims = keepdims
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.GlobalAveragePooling2D(keepdims=self.keepdims)
 
 
@@ -316,7 +316,7 @@ class GlobalMaxPooling2D(_Leaf):
     def __init__(self, *, keepdims: bool = False):
         self.keepdims = keepdims
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.GlobalMaxPooling2D(keepdims=self.keepdims)
 
 
@@ -332,7 +332,7 @@ class MaxPooling2D(_Leaf):
                  padding: Padding = "valid"):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.MaxPooling2D(self.pool_size, self.strides, self.padding)
 
 
@@ -343,17 +343,18 @@ class AveragePooling2D(_Leaf):
                  padding: Padding = "valid"):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.AveragePooling2D(self.pool_size, self.strides, self.padding)
 
 
 class SpaceToDepth(_Leaf):
-    """`jaxheads.layers.SpaceToDepth` (TensorFlow's order): ``[B, H, W, C] -> [B, H/b, W/b, b²C]``."""
+    """`jaxheads.layers.SpaceToDepth` (TensorFlow's order): ``[B, H, W, C] -> [B, H/b, W/b, b²C]``.
+    """
 
     def __init__(self, block_size: int = 2):
         self.block_size = block_size
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.SpaceToDepth(self.block_size)
 
 
@@ -363,7 +364,7 @@ class DarknetReorg(_Leaf):
     def __init__(self, stride: int = 2):
         self.stride = stride
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.DarknetReorg(self.stride)
 
 
@@ -373,5 +374,5 @@ class Concatenate(_Leaf):
     def __init__(self, axis: int = -1):
         self.axis = axis
 
-    def make_layer(self) -> Layer:
+    def _make_layer(self) -> Layer:
         return layers.Concatenate(self.axis)

@@ -170,7 +170,7 @@ class LeafModule(nnx.Module):
     """Base of the named modules: hyperparameters as attributes, variables by leaf name.
 
     A subclass stores its hyperparameters, builds the pure layer from them in
-    `make_layer`, and calls `_init_variables` when it has params. The variables
+    `_make_layer`, and calls `_init_variables` when it has params. The variables
     are attributes named as the pure layer's leaves (``kernel``, ``bias``,
     ``scale``, ``mean``, ``var``), ``None`` where a flag turns one off.
     """
@@ -178,20 +178,20 @@ class LeafModule(nnx.Module):
     param_names: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
 
-    def make_layer(self) -> Layer:  # pragma: no cover - every subclass defines it
+    def _make_layer(self) -> Layer:
         raise NotImplementedError
 
     @property
     def layer(self) -> Layer:
         """The pure layer these hyperparameters describe."""
-        return self.make_layer()
+        return self._make_layer()
 
     def _init_variables(self, rngs: nnx.Rngs, probe_shape: tuple, optional=()) -> None:
         """Creates the variables with the pure layer's ``init`` on the smallest input it takes."""
         if not isinstance(rngs, nnx.Rngs):
             fail(type(self).__name__, "rngs=nnx.Rngs(...) to initialise the params",
                  type(rngs).__name__)
-        _, params, state = self.make_layer().init(rngs.params(), probe_shape)
+        _, params, state = self._make_layer().init(rngs.params(), probe_shape)
         for name in optional:
             if name not in params:
                 setattr(self, name, nnx.data(None))
@@ -209,8 +209,8 @@ class LeafModule(nnx.Module):
         return {name: getattr(self, name)[...] for name in self.state_names}
 
     def __call__(self, x):
-        return self.make_layer().apply(self._params(), self._state(), x)[0]
+        return self._make_layer().apply(self._params(), self._state(), x)[0]
 
     def pure(self):
         """Returns ``(layer, params, state)`` as plain arrays, for the functional API."""
-        return self.make_layer(), self._params(), self._state()
+        return self._make_layer(), self._params(), self._state()
