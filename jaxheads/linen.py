@@ -273,9 +273,9 @@ class MaxPooling2D(nn.Module):
 
 
 class AveragePooling2D(nn.Module):
-    """`jaxheads.layers.AveragePooling2D` (Keras' defaults: 2×2, strides = pool_size, valid)."""
+    """`jaxheads.layers.AveragePooling2D` (Keras' defaults: strides = pool_size, valid)."""
 
-    pool_size: Size = 2
+    pool_size: Size
     strides: Size | None = None
     padding: Padding = "valid"
 

@@ -337,9 +337,9 @@ class MaxPooling2D(_Leaf):
 
 
 class AveragePooling2D(_Leaf):
-    """`jaxheads.layers.AveragePooling2D` (Keras' defaults: 2×2, strides = pool_size, valid)."""
+    """`jaxheads.layers.AveragePooling2D` (Keras' defaults: strides = pool_size, valid)."""
 
-    def __init__(self, pool_size: Size = 2, strides: Size | None = None,
+    def __init__(self, pool_size: Size, strides: Size | None = None,
                  padding: Padding = "valid"):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
