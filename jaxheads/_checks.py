@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -24,12 +25,63 @@ def shape_of(x) -> tuple[int, ...]:
 
 
 def check_rank(op: str, name: str, x, rank: int | Sequence[int], layout: str = "") -> None:
-    """Checks that ``x`` has the given rank (or one of several ranks)."""
+    """Checks that ``x`` has the given rank (or one of several ranks).
+
+    A batch-first layout (``"[B, ..."``) missing exactly its batch axis is told
+    how to add it: one example, or a function mapped with `jax.vmap`.
+    """
     ranks = (rank,) if isinstance(rank, int) else tuple(rank)
     if np.ndim(x) not in ranks:
         want = " or ".join(str(r) for r in ranks)
+        hint = ""
+        if layout.startswith("[B,") and np.ndim(x) == max(ranks) - 1:
+            hint = ("; the batch axis is missing: add it with x[None] for one example, or, "
+                    "in a function mapped with jax.vmap, add it inside and take [0] of the result")
         layout = f" {layout}" if layout else ""
-        fail(op, f"{name} of rank {want}{layout}", f"shape {shape_of(x)} (rank {np.ndim(x)})")
+        fail(op, f"{name} of rank {want}{layout}",
+             f"shape {shape_of(x)} (rank {np.ndim(x)}){hint}")
+
+
+def looks_nchw(shape) -> bool:
+    """True for a rank-4 shape that reads as an NCHW image batch: ``[B, 1 or 3, S, S]``, S >= 16.
+
+    As NHWC it would be a 1- or 3-row map with as many channels as columns,
+    which no layer of this library makes; as NCHW it is a grey or RGB image.
+    """
+    return len(shape) == 4 and shape[1] in (1, 3) and shape[2] == shape[3] >= 16
+
+
+def check_nhwc(op: str, name: str, x) -> None:
+    """Checks a ``[B, H, W, C]`` map: its rank, and that it does not look NCHW."""
+    check_rank(op, name, x, 4, "[B, H, W, C]")
+    if looks_nchw(shape_of(x)):
+        fail(op, f"{name} in the NHWC layout [B, H, W, C] (channels last)",
+             f"shape {shape_of(x)}, which looks NCHW (channels first): transpose it with "
+             "jnp.transpose(x, (0, 2, 3, 1))")
+
+
+def check_channels_last(op: str, name: str, x, channels: int) -> None:
+    """With ``channels`` known (a kernel's input axis), tells an NCHW input that layout is NHWC."""
+    shape = shape_of(x)
+    if shape[-1] != channels and len(shape) >= 4 and shape[1] == channels:
+        fail(op, f"{name} in the NHWC layout with C = {channels} last (the kernel's input "
+             "channels)", f"shape {shape}, channels first (NCHW): transpose it with "
+             "jnp.transpose(x, (0, 2, 3, 1))")
+
+
+def check_static(op: str, name: str, value) -> None:
+    """Structural arguments (strides, padding, sizes) fix shapes: they must be Python values.
+
+    Under `jax.jit` every argument is traced unless it is static, so
+    ``jax.jit(conv2d)(x, k, strides=2)`` would hand this op an array.
+    """
+    arrays = [leaf for leaf in jax.tree.leaves(value) if isinstance(leaf, jax.Array)]
+    if arrays:
+        leaf = arrays[0]
+        fail(op, f"{name} as a static Python value (int, tuple or str): it fixes shapes, so "
+             f"under jax.jit mark it static (jax.jit(f, static_argnames={name!r})) or bind it "
+             "with functools.partial", f"a JAX array of shape {tuple(leaf.shape)} and dtype "
+             f"{leaf.dtype} (a traced value under jit)")
 
 
 def check_min_rank(op: str, name: str, x, rank: int) -> None:
@@ -63,6 +115,7 @@ def check_shape(op: str, name: str, x, shape: Sequence[int | None]) -> None:
 
 
 def check_positive_int(op: str, name: str, value) -> None:
+    check_static(op, name, value)
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         fail(op, f"{name} to be a positive integer", repr(value))
 
@@ -85,6 +138,7 @@ def check_real(op: str, name: str, value, *, low: float | None = None,
 
 def pair(op: str, name: str, value) -> tuple[int, int]:
     """Normalises an int or a pair of ints to a pair of positive ints."""
+    check_static(op, name, value)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (int(value), int(value))
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):

@@ -168,7 +168,7 @@ def test_profile_can_put_xla_convolutions_back():
     x, k = jnp.ones((1, 4, 4, 64)), jnp.ones((3, 3, 64, 8))
 
     def convolutions():
-        compiled = jax.jit(lambda x, k: conv2d(x, k)).lower(x, k).compile()
+        compiled = jax.jit(lambda x, k: conv2d(x, k, padding="same")).lower(x, k).compile()
         return compiled.as_text().count(" convolution(")
 
     with profile_step.patched(patches_min_channels=profile_step.XLA_CONVOLUTIONS_ONLY):

@@ -141,6 +141,7 @@ def test_nnx_module_wraps_a_head():
     )
     shape = PASSTHROUGH
     module = LayerModule(head.layer, _unbatched(shape), rngs=nnx.Rngs(0))
+    module.eval()  # training mode, Flax's default, would use batch statistics
     x = _random(shape, seed=5)
     _, params, state = module.pure()
     np.testing.assert_array_equal(module(x), head.layer.apply(params, state, x)[0])

@@ -190,6 +190,10 @@ def _hlo_ops(fn, *args, platform=None):
     )
 
 
+# The padding conv2d defaulted to before it took Keras' "valid".
+SAME = functools.partial(conv2d, padding="same")
+
+
 def _maps(c_in, groups=1, ksize=3):
     x = jnp.ones((2, 6, 6, c_in))
     return x, jnp.ones((ksize, ksize, c_in // groups, 8))
@@ -197,17 +201,17 @@ def _maps(c_in, groups=1, ksize=3):
 
 @pytest.mark.parametrize("ksize", [1, 3])
 def test_cpu_computes_wide_layers_as_products_and_narrow_ones_as_convolutions(ksize):
-    wide = _hlo_ops(conv2d, *_maps(PATCHES_MIN_CHANNELS, ksize=ksize))
+    wide = _hlo_ops(SAME, *_maps(PATCHES_MIN_CHANNELS, ksize=ksize))
     assert wide[0] == 0 and wide[1] >= 3, wide  # forward, input and kernel gradients
-    narrow = _hlo_ops(conv2d, *_maps(PATCHES_MIN_CHANNELS - 1, ksize=ksize))
+    narrow = _hlo_ops(SAME, *_maps(PATCHES_MIN_CHANNELS - 1, ksize=ksize))
     assert narrow[0] == 3 and narrow[1] == 0, narrow
-    grouped = _hlo_ops(functools.partial(conv2d, groups=2), *_maps(2 * PATCHES_MIN_CHANNELS, 2))
+    grouped = _hlo_ops(functools.partial(SAME, groups=2), *_maps(2 * PATCHES_MIN_CHANNELS, 2))
     assert grouped[0] == 3 and grouped[1] == 0, grouped
 
 
 @pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
 def test_accelerators_keep_xla_convolution(platform):
-    convs, dots = _hlo_ops(conv2d, *_maps(4 * PATCHES_MIN_CHANNELS), platform=platform)
+    convs, dots = _hlo_ops(SAME, *_maps(4 * PATCHES_MIN_CHANNELS), platform=platform)
     assert convs == 3 and dots == 0, (convs, dots)
 
 
@@ -217,7 +221,7 @@ def test_accelerators_keep_xla_convolution(platform):
 def test_conv2d_constant_weights(maybe_jit):
     # A 3×3 all-ones kernel over 2 all-ones channels sums 18 inputs inside the map;
     # "same" zero padding leaves 8 at corners (2×2 window) and 12 on edges.
-    y = maybe_jit(conv2d)(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 1)), jnp.ones(1))
+    y = maybe_jit(SAME)(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 1)), jnp.ones(1))
     expected = np.array([[9, 13, 13, 9], [13, 19, 19, 13], [13, 19, 19, 13], [9, 13, 13, 9]])
     np.testing.assert_array_equal(np.asarray(y)[0, :, :, 0], expected.astype(np.float32))
 
@@ -237,8 +241,8 @@ def test_conv2d_groups_are_independent():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 5, 5, 4)).astype(np.float32)
     k = rng.standard_normal((3, 3, 2, 6)).astype(np.float32)
-    y = np.asarray(conv2d(x, k, groups=2))
-    first = np.asarray(conv2d(x[..., :2], k[..., :3]))
+    y = np.asarray(SAME(x, k, groups=2))
+    first = np.asarray(SAME(x[..., :2], k[..., :3]))
     np.testing.assert_allclose(y[..., :3], first, rtol=1e-6, atol=1e-6)
 
 

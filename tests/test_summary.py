@@ -49,8 +49,10 @@ def test_counts_match_keras_model_with_batchnorm():
 
 
 def test_summary_of_nnx_module_and_graph_wiring():
-    module = jnnx.Dense(4096, input_shape=(None, 7, 7, 1024), rngs=nnx.Rngs(0))
+    module = jnnx.Dense(1024, 4096, rngs=nnx.Rngs(0))
     assert _totals(jaxheads.summary(module))["Total params"] == 4_198_400
+    wrapped = jnnx.LayerModule(L.Dense(4096), (None, 7, 7, 1024), rngs=nnx.Rngs(0))
+    assert "(None, 7, 7, 4096)" in jaxheads.summary(wrapped)
     g = L.graph([("a", L.Conv2D(4, 1)), ("b", L.MaxPooling2D(2), "input"),
                  ("c", L.Conv2D(4, 2, strides=2), "a"), ("cat", L.Concatenate(), ("b", "c"))])
     text = jaxheads.summary(g, (None, 8, 8, 3))
@@ -63,7 +65,7 @@ def test_summary_of_nnx_module_and_graph_wiring():
 def test_summary_errors():
     with pytest.raises(ValueError, match="summary: expected an input_shape"):
         jaxheads.summary(L.Dense(3))
-    with pytest.raises(ValueError, match="summary: expected a jaxheads Layer"):
+    with pytest.raises(ValueError, match="summary: expected a jaxheads Layer or a Flax NNX"):
         jaxheads.summary(object())
 
 

@@ -8,7 +8,7 @@ from jaxheads import layers as L
 from jaxheads.train.loop import Task
 
 MODEL = L.serial(L.Conv2D(4, 3, padding="same", use_bias=False), L.BatchNormalization(),
-                 L.LeakyReLU(), L.Flatten(), L.Dense(1))
+                 L.LeakyReLU(0.1), L.Flatten(), L.Dense(1))
 
 
 def batch_at(step: int, batch_size: int, seed: int = 0):

@@ -135,9 +135,9 @@ def MaxPooling2D(pool_size=2, strides=None, padding="valid", *,
                      lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name)
 
 
-def AveragePooling2D(pool_size=2, strides=None, padding="valid", *,
+def AveragePooling2D(pool_size, strides=None, padding="valid", *,
                      name: str | None = None) -> Layer:
-    """Keras ``AveragePooling2D``."""
+    """Keras ``AveragePooling2D`` (``pool_size`` is required, as in Keras 3)."""
     _check_pooling("AveragePooling2D", pool_size, strides, padding)
     return stateless("AveragePooling2D",
                      lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding), name=name)
@@ -178,8 +178,8 @@ def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center:
     return leaf("BatchNormalization", make, forward, name=name)
 
 
-def LeakyReLU(negative_slope: float = 0.1, *, name: str | None = None) -> Layer:
-    """Leaky ReLU. Default slope 0.1 is darknet's ``leaky`` (Keras defaults to 0.3)."""
+def LeakyReLU(negative_slope: float = 0.3, *, name: str | None = None) -> Layer:
+    """Keras ``LeakyReLU``; 0.3 is Keras' default slope (darknet's ``leaky`` is 0.1)."""
     check_real("LeakyReLU", "negative_slope", negative_slope)
     return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope),
                      name=name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from jax import lax
 
-from jaxheads._checks import fail
+from jaxheads._checks import check_static, fail
 
 Padding = str | int | tuple[tuple[int, int], tuple[int, int]]
 
@@ -17,6 +17,7 @@ def normalize_padding(op: str, padding: Padding) -> str | tuple[tuple[int, int],
     on both sides) differs from Keras ``"same"`` when the stride is 2, where
     ``"same"`` puts the odd pixel at the bottom/right only.
     """
+    check_static(op, "padding", padding)
     if isinstance(padding, str):
         if padding.lower() not in ("same", "valid"):
             fail(

@@ -6,14 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads._checks import check_floating, check_real, fail
+from jaxheads._checks import check_floating, check_real, check_static, fail
 
 
-def leaky_relu(x: jax.Array, negative_slope: float = 0.1) -> jax.Array:
+def leaky_relu(x: jax.Array, negative_slope: float = 0.2) -> jax.Array:
     """``x`` for ``x >= 0``, ``negative_slope · x`` otherwise.
 
-    The default 0.1 is darknet's ``leaky`` activation (Keras' ``LeakyReLU``
-    defaults to 0.3: pass it explicitly for Keras parity).
+    The default 0.2 is ``keras.ops.leaky_relu``'s (Keras' ``LeakyReLU`` layer
+    uses 0.3, darknet's ``leaky`` activation 0.1: pass the slope you mean).
     """
     check_floating("leaky_relu", "x", x)
     if not isinstance(negative_slope, jax.Array):
@@ -37,6 +37,8 @@ def dropout(
       an array like ``x``.
     """
     check_floating("dropout", "x", x)
+    check_static("dropout", "rate", rate)
+    check_static("dropout", "deterministic", deterministic)
     if (
         not isinstance(rate, (int, float, np.integer, np.floating))
         or isinstance(rate, bool)

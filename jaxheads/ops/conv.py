@@ -19,7 +19,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxheads._checks import cast_like, check_dim, check_floating, check_rank, fail, pair
+from jaxheads._checks import (
+    cast_like,
+    check_channels_last,
+    check_dim,
+    check_floating,
+    check_rank,
+    check_static,
+    fail,
+    pair,
+)
 from jaxheads.ops._padding import (
     Padding,
     check_window_fits,
@@ -45,7 +54,7 @@ def conv2d(
     bias: jax.Array | None = None,
     *,
     strides=1,
-    padding: Padding = "same",
+    padding: Padding = "valid",
     dilation=1,
     groups: int = 1,
 ) -> jax.Array:
@@ -56,16 +65,20 @@ def conv2d(
       kernel: ``[kh, kw, C_in / groups, C_out]`` (HWIO, the Keras layout).
       bias: ``[C_out]`` or None.
       strides: int or (sh, sw).
-      padding: ``"same"`` (TensorFlow's rule), ``"valid"``, an int (darknet's
-        symmetric ``pad``), or ``((top, bottom), (left, right))``.
+      padding: ``"valid"`` (Keras' default), ``"same"`` (TensorFlow's rule), an
+        int (darknet's symmetric ``pad``), or ``((top, bottom), (left, right))``.
       dilation: int or (dh, dw) (Keras ``dilation_rate``).
       groups: feature groups (Keras ``groups``).
 
     Returns:
       ``[B, H', W', C_out]`` in the dtype of ``x``.
 
+    ``strides``, ``padding``, ``dilation`` and ``groups`` fix the output shape, so
+    they are static Python values: under `jax.jit`, bind them with
+    ``functools.partial`` or ``static_argnames`` (an array raises `ValueError`).
+
     >>> import jax.numpy as jnp
-    >>> conv2d(jnp.ones((1, 13, 13, 8)), jnp.ones((3, 3, 8, 4)), strides=2).shape
+    >>> conv2d(jnp.ones((1, 13, 13, 8)), jnp.ones((3, 3, 8, 4)), strides=2, padding="same").shape
     (1, 7, 7, 4)
     """
     op = "conv2d"
@@ -74,6 +87,7 @@ def conv2d(
     check_rank(op, "kernel", kernel, 4, "[kh, kw, C_in, C_out] (HWIO)")
     strides = pair(op, "strides", strides)
     dilation = pair(op, "dilation", dilation)
+    check_static(op, "groups", groups)
     if (
         not isinstance(groups, (int, np.integer))
         or isinstance(groups, bool)
@@ -82,6 +96,7 @@ def conv2d(
     ):
         fail(op, f"groups: a positive integer dividing C_in={x.shape[3]}", repr(groups))
     groups = int(groups)
+    check_channels_last(op, "x", x, kernel.shape[2] * groups)
     check_dim(op, "kernel", kernel, 2, x.shape[3] // groups, "C_in / groups of x")
     if kernel.shape[3] % groups:
         fail(op, f"kernel C_out divisible by groups={groups}", f"kernel shape {kernel.shape}")

@@ -10,6 +10,7 @@ from jax import lax
 
 from jaxheads._checks import (
     cast_like,
+    check_channels_last,
     check_dim,
     check_floating,
     check_rank,
@@ -76,6 +77,7 @@ def conv_lstm2d(
     check_dim(op, "recurrent_kernel", recurrent_kernel, 2, filters, "filters")
     check_dim(op, "recurrent_kernel", recurrent_kernel, 3, 4 * filters, "4*filters")
     # Checked here, not left to `conv2d`, so that the error names this op.
+    check_channels_last(op, "x", x[:, 0], kernel.shape[2])
     check_dim(op, "kernel", kernel, 2, x.shape[4], "C of x")
     if bias is not None:
         check_shape(op, "bias", bias, (4 * filters,))

@@ -9,6 +9,7 @@ from jax import lax
 
 from jaxheads._checks import (
     cast_like,
+    check_channels_last,
     check_dim,
     check_floating,
     check_min_rank,
@@ -22,6 +23,10 @@ from jaxheads._checks import (
 def _check(op, x, **params):
     check_min_rank(op, "x", x, 2)
     check_floating(op, "x", x)
+    channels = next((v.shape[0] for v in params.values() if v is not None and np.ndim(v) == 1),
+                    None)
+    if channels is not None:
+        check_channels_last(op, "x", x, channels)
     channels = x.shape[-1]
     for name, value in params.items():
         if value is not None:

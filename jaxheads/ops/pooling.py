@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxheads._checks import check_floating, check_rank, pair
+from jaxheads._checks import check_floating, check_nhwc, check_static, pair
 from jaxheads.ops._padding import (
     Padding,
     check_window_fits,
@@ -20,7 +20,7 @@ from jaxheads.ops._padding import (
 
 
 def _check_map(op: str, x) -> None:
-    check_rank(op, "x", x, 4, "[B, H, W, C]")
+    check_nhwc(op, "x", x)
     check_floating(op, "x", x)
 
 
@@ -39,12 +39,14 @@ def global_avg_pool2d(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     (16, 64)
     """
     _check_map("global_avg_pool2d", x)
+    check_static("global_avg_pool2d", "keepdims", keepdims)
     return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
 
 
 def global_max_pool2d(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     """Keras ``GlobalMaxPooling2D``: max over H and W; ``[B, H, W, C] -> [B, C]``."""
     _check_map("global_max_pool2d", x)
+    check_static("global_max_pool2d", "keepdims", keepdims)
     return jnp.max(x, axis=(1, 2), keepdims=keepdims)
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxheads._checks import check_floating, check_positive_int, check_rank, fail
+from jaxheads._checks import check_floating, check_nhwc, check_positive_int, fail
 
 
 def _check(op: str, x, block: int, name: str) -> None:
-    check_rank(op, "x", x, 4, "[B, H, W, C]")
+    check_nhwc(op, "x", x)
     # Only a float feature map is meaningful here, and the library's ops all
     # reject anything else, so a stray integer label array fails loudly.
     check_floating(op, "x", x)

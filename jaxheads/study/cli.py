@@ -26,18 +26,22 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="the first seed")
     p.add_argument("--seeds", type=int, default=None, help="how many seeds")
     p.add_argument("--heads", default=None, help="comma-separated row labels to keep")
-    p.add_argument("--dataset", choices=("shapes", "digits"), default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--dataset", choices=("shapes", "digits"), default=None,
+                   help="override the study's dataset")
+    p.add_argument("--steps", type=int, default=None, help="override the study's training steps")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="override the study's global batch size")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="override the study's image side in pixels")
     p.add_argument(
         "--devices",
         type=int,
         default=None,
         help="use N devices (on CPU, N host devices are forced)",
     )
-    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default=None,
+                   help="override how each run splits its batch over the devices")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def override(

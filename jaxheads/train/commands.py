@@ -11,7 +11,9 @@ import sys
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads train`` (also used by ``jaxheads compare``)."""
-    p.add_argument("--model", default="small-yolov2", help="a model name (see --list-models)")
+    p.add_argument("--model", default="small-yolov2",
+                   help="a trainable model: small-<head> (e.g. small-yolov2) or a darknet model "
+                        "(e.g. yolov2-tiny); an unknown name lists them all")
     p.add_argument("--dataset", default="shapes", help="shapes | digits | voc | coco")
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
@@ -20,31 +22,42 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="the run's length; a larger value extends a finished run whose --policy "
                    "is constant or steps (a cosine schedule's length is fixed)")
     p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
-    p.add_argument("--image-size", type=int, default=96)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=96, help="square input side in pixels")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed (initialisation, data order, augmentation)")
     p.add_argument("--devices", type=int, default=None,
                    help="use N devices (on CPU, N host devices are forced)")
-    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default="jit")
+    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default="jit",
+                   help="how the batch is split over the devices")
     p.add_argument("--no-sync-bn", action="store_true",
                    help="per-device batch-norm statistics (pmap/shard_map)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine")
-    p.add_argument("--burn-in", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--clip-norm", type=float, default=10.0)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
+                   help="the optax optimiser")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine",
+                   help="learning-rate schedule after the burn-in")
+    p.add_argument("--burn-in", type=int, default=100,
+                   help="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
+    p.add_argument("--clip-norm", type=float, default=10.0,
+                   help="clip gradients to this global norm")
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--train-examples", type=int, default=None)
-    p.add_argument("--val-examples", type=int, default=256)
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--no-augment", action="store_true",
+                   help="turn off the training-data augmentation")
+    p.add_argument("--train-examples", type=int, default=None,
+                   help="training examples; None: the dataset's default")
+    p.add_argument("--val-examples", type=int, default=256,
+                   help="validation examples for the evaluation")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
     p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--coordinator-address", default=None,
                    help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)")
-    p.add_argument("--num-processes", type=int, default=None)
-    p.add_argument("--process-id", type=int, default=None)
+    p.add_argument("--num-processes", type=int, default=None,
+                   help="multi-process: the number of processes")
+    p.add_argument("--process-id", type=int, default=None,
+                   help="multi-process: this process's index")
 
 
 # (flag, smallest value): integers a command line must give within range.
