@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-examples", type=int, default=None)
     p.set_defaults(run=evaluate_command)
 
+    from jaxheads.train.pretrain import add_pretrain_arguments, pretrain_command
+
+    p = sub.add_parser("pretrain", help="pre-train a backbone on the embedded classification task",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_pretrain_arguments(p)
+    p.set_defaults(run=pretrain_command)
+
     from jaxheads.compare import add_compare_arguments, compare_command
 
     p = sub.add_parser("compare", help="train and compare several heads (experiments/*.py)")
