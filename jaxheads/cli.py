@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation examples; None: the run's own")
     p.set_defaults(run=evaluate_command)
 
+    from jaxheads.train.pretrain import add_pretrain_arguments, pretrain_command
+
+    p = _command(sub, "pretrain", "pre-train a backbone on the embedded classification task",
+                 "Train a backbone with darknet19's classification head (1x1 conv, global "
+                 "average pool, softmax) on shapes and handwritten digits, report top-1/top-5 "
+                 "on held-out images, and write a work directory that --init accepts.")
+    add_pretrain_arguments(p)
+    p.set_defaults(run=pretrain_command)
+
     from jaxheads.study.cli import add_compare_arguments, compare_command
 
     p = _command(sub, "compare", "train and compare several heads (a packaged study)",

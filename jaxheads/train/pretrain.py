@@ -1,0 +1,172 @@
+"""``jaxheads pretrain``: a backbone's classification pre-training, as both YOLO papers did.
+
+Trains `jaxheads.models.classifier` on the embedded `ObjectsDataset` (shapes and
+handwritten digits, one object an image, 15 classes) and reports top-1/top-5
+accuracy on its held-out split. The work directory it writes is a run like any
+other (resumable, checkpointed) and ``--init`` of ``jaxheads train`` and of a
+second ``jaxheads pretrain`` accepts it:
+
+    jaxheads pretrain --workdir runs/pre64 --image-size 64
+    jaxheads pretrain --workdir runs/pre96 --image-size 96 --steps 300 --init runs/pre64
+    jaxheads train --workdir runs/det --init runs/pre96
+
+The second line is YOLOv2's "high resolution classifier": the same weights
+fine-tuned briefly at the detector's resolution (the head pools globally, so
+every weight fits any image size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+BACKBONES = ("small", "small-nobn")
+
+
+def backbone(name: str):
+    """A backbone by name: ``small`` (the small detectors'), ``small-nobn`` (no batch norm)."""
+    from jaxheads._checks import fail
+    from jaxheads.models import small_backbone
+
+    if name == "small":
+        return small_backbone()
+    if name == "small-nobn":
+        return small_backbone(batch_norm=False)
+    fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(name))
+
+
+def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
+    p.add_argument("--backbone", default="small", choices=BACKBONES,
+                   help="the backbone to pre-train (the small-* detectors use 'small')")
+    p.add_argument("--image-size", type=int, default=64, help="square image side")
+    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--batch-size", type=int, default=64, help="the global batch size")
+    p.add_argument("--seed", type=int, default=0, help="data order, augmentation and init")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
+                   help="the optimiser")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine",
+                   help="learning-rate decay after the warm-up")
+    p.add_argument("--burn-in", type=int, default=100, help="warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="sgd/adamw weight decay")
+    p.add_argument("--train-examples", type=int, default=20_000,
+                   help="distinct training images")
+    p.add_argument("--val-examples", type=int, default=1000, help="held-out images")
+    p.add_argument("--no-augment", action="store_true", help="no scale/shift/colour jitter")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
+    p.add_argument("--init", default=None, metavar="WORKDIR",
+                   help="start from a pre-training work directory (same backbone)")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves")
+    p.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_task(extra: dict, seed: int):
+    """The classifier and its `Task` for a run's settings (``config.json``'s ``extra``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxheads.data.objects import ObjectsDataset, classification_augment
+    from jaxheads.models.classifier import classifier
+    from jaxheads.train.classification import classification_task
+
+    size = extra["image_size"]
+    train = ObjectsDataset(extra["train_examples"], image_size=size, seed=seed, split="train")
+    val = ObjectsDataset(extra["val_examples"], image_size=size, seed=seed, split="val")
+    model = classifier(backbone(extra["backbone"]), train.num_classes, image_size=size)
+
+    def init(key):
+        _, params, state = model.layer.init(key, model.input_shape)
+        return params, state
+
+    init = jax.jit(init)
+    task = classification_task(
+        model, init, train, batch_size=extra["batch_size"], seed=seed,
+        augment=None if extra["no_augment"] else classification_augment, val_data=val,
+        compute_dtype=jnp.bfloat16 if extra["bf16"] else jnp.float32)
+    return model, task
+
+
+def _run_config(args: argparse.Namespace, extra: dict):
+    from jaxheads.train.loop import RunConfig
+
+    return RunConfig(
+        workdir=args.workdir, steps=args.steps, seed=args.seed, optimizer=args.optimizer,
+        learning_rate=args.lr, policy=args.policy, burn_in=args.burn_in,
+        weight_decay=args.weight_decay, checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every, eval_every=args.steps, progress=not args.no_progress,
+        extra=extra)
+
+
+def task_from_config(config: dict):
+    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
+    from jaxheads.train.loop import RunConfig
+
+    cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()})
+    extra = config.get("extra", {})
+    if extra.get("kind") == "pretrain":
+        return build_task(extra, config["seed"])[1], cfg
+    from jaxheads.train.commands import _experiment
+
+    ns = argparse.Namespace(**extra, seed=config["seed"])
+    return _experiment(ns)[1], cfg
+
+
+def with_init(task, path: str | None):
+    """``(task, init_record)``: ``task`` whose init copies the weights of work directory ``path``.
+
+    Reads and checks the weights now, so that a wrong ``--init`` fails before
+    anything is written.
+    """
+    import dataclasses
+
+    import jax
+
+    from jaxheads.train.warm_start import load_workdir, transfer
+
+    if path is None:
+        return task, None
+    weights = load_workdir(path, task_from_config)
+    params, state = task.init(jax.random.key(0))
+    _, _, report = transfer(params, state, weights)  # raises on a mismatch
+
+    def init(key):
+        params, state = task.init(key)
+        return transfer(params, state, weights)[:2]
+
+    record = {"path": weights.source, "sha256": weights.sha256,
+              "layers_copied": len(report["copied"]),
+              "layers_initialised": report["initialised"]}
+    return dataclasses.replace(task, init=init), record
+
+
+def pretrain_command(args: argparse.Namespace) -> int:
+    from jaxheads.train.loop import TrainingDiverged, fit
+
+    extra = {"kind": "pretrain", "backbone": args.backbone, "image_size": args.image_size,
+             "batch_size": args.batch_size, "train_examples": args.train_examples,
+             "val_examples": args.val_examples, "no_augment": args.no_augment,
+             "bf16": args.bf16}
+    try:
+        _, task = build_task(extra, args.seed)
+        task, record = with_init(task, args.init)
+        if record:
+            extra["init"] = {k: record[k] for k in ("path", "sha256")}
+            print(f"--init: {record['layers_copied']} layers from {record['path']}; "
+                  f"initialised: {record['layers_initialised'] or 'none'}")
+        result = fit(task, _run_config(args, extra))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"jaxheads pretrain: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"jaxheads pretrain: {err}", file=sys.stderr)
+        return 3
+    if result["status"] == "interrupted":
+        print(f"interrupted at step {result['step']}; run the same command to resume")
+        return 0
+    print(f"pre-trained {result['step']} steps; final loss {result['loss']:.4f}")
+    if result["eval"]:
+        e = result["eval"]
+        print(f"held-out ({e['images']} images): top-1 {e['top1']:.4f}, top-5 {e['top5']:.4f}")
+    return 0
