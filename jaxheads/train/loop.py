@@ -104,7 +104,7 @@ class RunConfig:
     PRESENTATION = ("progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
 
     def __post_init__(self):
-        validate_config(self)
+        validate_config(self, workdir=False)
 
 
 class MetricsLog:

@@ -41,8 +41,12 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def validate_config(cfg) -> None:
-    """Checks every field of a `RunConfig`; raises ValueError before anything is written."""
+def validate_config(cfg, *, workdir: bool = True) -> None:
+    """Checks every field of a `RunConfig`; raises ValueError before anything is written.
+
+    With ``workdir=False`` an empty work directory passes: a template config (a
+    study's budget) names its run's folder only when a row is run.
+    """
     def need_int(name, lo, value=None):
         value = getattr(cfg, name) if value is None else value
         if not _is_int(value) or value < lo:
@@ -55,7 +59,7 @@ def validate_config(cfg) -> None:
             fail("train", f"{name} to be a finite number {'>' if strict else '>='} {lo}",
                  repr(value))
 
-    if not isinstance(cfg.workdir, (str, os.PathLike)) or not str(cfg.workdir):
+    if not isinstance(cfg.workdir, (str, os.PathLike)) or (workdir and not str(cfg.workdir)):
         fail("train", "workdir to be a non-empty path", repr(cfg.workdir))
     need_int("steps", 1)
     if not _is_int(cfg.seed):
