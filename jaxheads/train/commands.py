@@ -52,6 +52,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
     p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--init", default=None, metavar="PATH",
+                   help="start from these weights, matched by layer name with shapes checked: "
+                        "a jaxheads work directory (e.g. of 'jaxheads pretrain'), a darknet "
+                        ".weights file (full or partial; darknet models) or a Keras file")
+    p.add_argument("--freeze", type=int, default=0, metavar="N",
+                   help="keep the first N layers fixed (their batch-norm statistics too)")
+    p.add_argument("--train-frozen-bn", action="store_true",
+                   help="with --freeze: let the frozen layers' batch-norm statistics update")
     p.add_argument("--coordinator-address", default=None,
                    help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)")
     p.add_argument("--num-processes", type=int, default=None,
@@ -64,6 +72,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 _INT_ARGS = (("steps", 1), ("batch_size", 1), ("image_size", 1), ("devices", 1),
              ("train_examples", 1), ("val_examples", 1), ("checkpoint_every", 1),
              ("log_every", 1), ("eval_every", 0), ("burn_in", 0), ("num_processes", 1),
+             ("freeze", 0),
              ("process_id", 0))
 _FLOAT_ARGS = (("lr", 0.0, False), ("weight_decay", 0.0, False), ("clip_norm", 0.0, True))
 
@@ -132,12 +141,14 @@ def _experiment(args: argparse.Namespace):
     return detector, task, val
 
 
-def _run_config(args: argparse.Namespace):
+def _run_config(args: argparse.Namespace, init: dict | None = None):
     from jaxheads.train.loop import RunConfig
 
     experiment = {k: getattr(args, k) for k in (
         "model", "dataset", "data_dir", "annotations", "batch_size", "image_size", "bf16",
         "no_augment", "train_examples", "val_examples")}
+    if init:
+        experiment["init"] = {k: init[k] for k in ("path", "sha256")}
     return RunConfig(
         workdir=args.workdir, steps=args.steps, seed=args.seed, parallel=args.parallel,
         num_devices=args.devices, sync_batch_norm=not args.no_sync_bn,
@@ -145,7 +156,8 @@ def _run_config(args: argparse.Namespace):
         burn_in=args.burn_in, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         eval_every=args.eval_every or args.steps, progress=not args.no_progress,
-        extra=experiment)
+        freeze=getattr(args, "freeze", 0) or 0,
+        freeze_bn_stats=not getattr(args, "train_frozen_bn", False), extra=experiment)
 
 
 def print_eval(result: dict, file=None) -> None:
@@ -163,11 +175,17 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     start_jax(args)
     from jaxheads.train.loop import TrainingDiverged, fit
+    from jaxheads.train.warm_start import with_init
 
     try:
-        cfg = _run_config(args)
-        _, task, _ = _experiment(args)
-        result = fit(task, cfg)
+        _run_config(args)  # the settings' own checks, before the weights are read
+        detector, task, _ = _experiment(args)
+        task, init = with_init(task, args.init, model=args.model, image_size=args.image_size,
+                               num_classes=detector.head.num_classes)
+        if init:
+            print(f"--init: {init['layers_copied']} layers from {init['path']}; initialised: "
+                  f"{', '.join(init['layers_initialised']) or 'none'}")
+        result = fit(task, _run_config(args, init))
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads train: {err}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import optax
 from tqdm.auto import tqdm
 
 from jaxheads._checks import fail
@@ -97,6 +98,10 @@ class RunConfig:
     max_to_keep: int = 3
     log_every: int = 10
     eval_every: int = 0
+    # The first `freeze` layers (`jaxheads.train.warm_start.layer_paths`) are not trained;
+    # their batch-norm statistics stay fixed too unless `freeze_bn_stats` is False.
+    freeze: int = 0
+    freeze_bn_stats: bool = True
     # presentation only: may change between a run and its resumption
     progress: bool = True
     extra: dict = dataclasses.field(default_factory=dict)
@@ -183,9 +188,33 @@ def _initial_state(task: Task, cfg: RunConfig):
     optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
     params, state = task.init(jax.random.key(cfg.seed))
+    if cfg.freeze:
+        optimizer = frozen_optimizer(optimizer, params, cfg.freeze)
     # One compiled program instead of one small compile per optimizer-state leaf.
     ts = jax.jit(lambda p, s: init_train_state(p, s, optimizer))(params, state)
     return lr, optimizer, jax.device_get(ts)
+
+
+def frozen_optimizer(optimizer, params, freeze: int):
+    """``optimizer`` on every parameter but those of the first ``freeze`` layers (zeroed)."""
+    from jaxheads.train.warm_start import trainable_mask
+
+    labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable_mask(params, freeze))
+    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
+def frozen_loss(loss_fn, params, state, freeze: int):
+    """``loss_fn`` whose new batch-norm statistics of the first ``freeze`` layers are the old."""
+    from jaxheads.train.warm_start import frozen_state_mask, layer_paths
+
+    mask = frozen_state_mask(state, set(layer_paths(params)[:freeze]))
+
+    def wrapped(p, s, batch, key, axis_name, step):
+        loss, (new_state, metrics) = loss_fn(p, s, batch, key, axis_name, step)
+        new_state = jax.tree.map(lambda m, old, new: old if m else new, mask, s, new_state)
+        return loss, (new_state, metrics)
+
+    return wrapped
 
 
 def _finished_run(task: Task, cfg: RunConfig, log: MetricsLog, step: int, host) -> tuple:
@@ -229,7 +258,10 @@ def fit(task: Task, cfg: RunConfig) -> dict:
     devices = _devices(cfg)
     _check_batch(task, devices)
     lr, optimizer, ts = _initial_state(task, cfg)
-    runner = make_runner(cfg.parallel, task.loss_fn, optimizer, devices=devices,
+    loss_fn = task.loss_fn
+    if cfg.freeze and cfg.freeze_bn_stats:
+        loss_fn = frozen_loss(loss_fn, ts.params, ts.state, cfg.freeze)
+    runner = make_runner(cfg.parallel, loss_fn, optimizer, devices=devices,
                          sync_batch_norm=cfg.sync_batch_norm)
     writer = jax.process_index() == 0
     open_workdir(cfg.workdir)

@@ -99,48 +99,6 @@ def _run_config(args: argparse.Namespace, extra: dict):
         extra=extra)
 
 
-def task_from_config(config: dict):
-    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
-    from jaxheads.train.loop import RunConfig
-
-    cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()})
-    extra = config.get("extra", {})
-    if extra.get("kind") == "pretrain":
-        return build_task(extra, config["seed"])[1], cfg
-    from jaxheads.train.commands import _experiment
-
-    ns = argparse.Namespace(**extra, seed=config["seed"])
-    return _experiment(ns)[1], cfg
-
-
-def with_init(task, path: str | None):
-    """``(task, init_record)``: ``task`` whose init copies the weights of work directory ``path``.
-
-    Reads and checks the weights now, so that a wrong ``--init`` fails before
-    anything is written.
-    """
-    import dataclasses
-
-    import jax
-
-    from jaxheads.train.warm_start import load_workdir, transfer
-
-    if path is None:
-        return task, None
-    weights = load_workdir(path, task_from_config)
-    params, state = task.init(jax.random.key(0))
-    _, _, report = transfer(params, state, weights)  # raises on a mismatch
-
-    def init(key):
-        params, state = task.init(key)
-        return transfer(params, state, weights)[:2]
-
-    record = {"path": weights.source, "sha256": weights.sha256,
-              "layers_copied": len(report["copied"]),
-              "layers_initialised": report["initialised"]}
-    return dataclasses.replace(task, init=init), record
-
-
 def pretrain_command(args: argparse.Namespace) -> int:
     from jaxheads.train.loop import TrainingDiverged, fit
 
@@ -148,6 +106,8 @@ def pretrain_command(args: argparse.Namespace) -> int:
              "batch_size": args.batch_size, "train_examples": args.train_examples,
              "val_examples": args.val_examples, "no_augment": args.no_augment,
              "bf16": args.bf16}
+    from jaxheads.train.warm_start import with_init
+
     try:
         _, task = build_task(extra, args.seed)
         task, record = with_init(task, args.init)

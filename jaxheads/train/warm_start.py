@@ -163,6 +163,108 @@ def frozen_state_mask(state, frozen_layers: set[str]):
     return _unflatten_like(state, flat)
 
 
+def task_from_config(config: dict):
+    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
+    import argparse
+
+    from jaxheads.train.loop import RunConfig
+
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
+    cfg = RunConfig(**fields)
+    extra = config.get("extra", {})
+    if extra.get("kind") == "pretrain":
+        from jaxheads.train.pretrain import build_task
+
+        return build_task(extra, config["seed"])[1], cfg
+    from jaxheads.train.commands import _experiment
+
+    return _experiment(argparse.Namespace(**extra, seed=config["seed"]))[1], cfg
+
+
+def load_darknet(path: str, model: str, *, image_size: int, num_classes: int,
+                 wrap: str | None = None) -> Weights:
+    """The layers a darknet ``.weights`` file (full or partial) holds, named as the model's.
+
+    Args:
+      path: the file.
+      model: a darknet model of `jaxheads.darknet.MODELS` (its cfg reads the file).
+      image_size, num_classes: the model's, as it will be trained.
+      wrap: the node name under which the detector holds the darknet graph's params
+        (``[detection]`` models), or None.
+    """
+    from jaxheads.darknet import MODELS, load
+
+    if model not in MODELS:
+        fail("--init", f"a darknet model (one of {sorted(MODELS)}) for a .weights file",
+             repr(model))
+    net = load(MODELS[model].cfg, path, image_size=image_size, num_classes=num_classes)
+    names = [layer.name for layer in net.model.layers[: net.layers_from_file]]
+    params = {k: v for k, v in net.params.items() if k in names}
+    state = {k: v for k, v in net.state.items() if k in names}
+    if wrap:
+        params, state = {wrap: params}, ({wrap: state} if state else {})
+    params, state = jax.device_get((params, state))
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return Weights(params, state, f"{os.path.abspath(path)} (darknet, "
+                   f"{net.layers_from_file} layers)", digest)
+
+
+def load_keras(path: str) -> Weights:
+    """A Keras 3 model file's weights, by its layers' names (`jaxheads.interop.from_keras`)."""
+    from jaxheads.interop import from_keras
+
+    _, params, state = from_keras(path)
+    params, state = jax.device_get((params, state))
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return Weights(params, state, f"{os.path.abspath(path)} (Keras)", digest)
+
+
+def with_init(task, path: str | None, *, model: str | None = None,
+              image_size: int | None = None, num_classes: int | None = None):
+    """``(task, record)``: ``task`` whose init copies the weights at ``path`` in.
+
+    ``path`` is a jaxheads work directory (its newest checkpoint), a darknet
+    ``.weights`` file (full or partial; ``model`` must be a darknet model) or a
+    Keras ``.keras``/``.h5`` file. The weights are read and checked now, so that a
+    wrong ``--init`` fails before anything is written. ``record`` (None without
+    ``path``) says where they came from, their checksum and what was copied.
+    """
+    import dataclasses
+
+    if path is None:
+        return task, None
+    params, state = task.init(jax.random.key(0))
+    if os.path.isdir(path):
+        weights = load_workdir(path, task_from_config)
+    elif path.endswith(".weights"):
+        wrap = None
+        if isinstance(params, dict) and len(params) == 1 and not any(
+                k[0].isdigit() for k in params):
+            wrap = next(iter(params))
+        weights = load_darknet(path, model or "", image_size=image_size,
+                               num_classes=num_classes, wrap=wrap)
+    elif path.endswith((".keras", ".h5")):
+        weights = load_keras(path)
+    elif not os.path.exists(path):
+        fail("--init", "a work directory, a .weights file or a Keras file", f"{path!r} "
+             "(no such file or directory)")
+    else:
+        fail("--init", "a work directory, a darknet .weights file or a .keras/.h5 file",
+             repr(path))
+    _, _, report = transfer(params, state, weights)  # raises on a mismatch
+
+    def init(key):
+        params, state = task.init(key)
+        return transfer(params, state, weights)[:2]
+
+    record = {"path": weights.source, "sha256": weights.sha256,
+              "layers_copied": len(report["copied"]),
+              "layers_initialised": report["initialised"]}
+    return dataclasses.replace(task, init=init), record
+
+
 def load_workdir(path: str, model_init: Callable[[dict], tuple]) -> Weights:
     """The newest readable checkpoint of a jaxheads work directory.
 

@@ -69,6 +69,7 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
     for name in ("checkpoint_every", "max_to_keep", "log_every"):
         need_int(name, 1)
     need_int("eval_every", 0)
+    need_int("freeze", 0)
     need_int("burn_in", 0)
     need_real("learning_rate", 0)
     need_real("momentum", 0)
