@@ -213,3 +213,12 @@ def test_generated_weights_files_load_or_raise_value_error(tmp_path_factory, hea
     assert 0 <= count <= len(model.layers)
     assert all(np.all(np.asarray(v) >= 0) for v in [loaded_state["0_convolutional"][
         "batch_normalization"]["var"]])
+
+
+def test_cfg_with_bom_and_crlf_reads_and_non_utf8_is_refused(tmp_path):
+    path = tmp_path / "win.cfg"
+    path.write_bytes(b"\xef\xbb\xbf[net]\r\nwidth=8\r\nheight=8\r\nchannels=3\r\n[maxpool]\r\n")
+    assert [s.type for s in darknet.read_cfg(path)] == ["net", "maxpool"]
+    path.write_bytes(b"[net]\nwidth=\xff\n")
+    with pytest.raises(ValueError, match=r"UTF-8 text, got byte 0xff at offset 12"):
+        darknet.read_cfg(path)

@@ -233,7 +233,7 @@ def read_cfg(path: str | os.PathLike) -> list[Section]:
     if b"\0" in data:
         fail("read_cfg", f"{where}: a text file", f"a NUL byte at offset {data.index(0)}")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a BOM, as Windows editors write, is not text
     except UnicodeDecodeError as err:
         got = f"byte {data[err.start]:#04x} at offset {err.start}"
         fail("read_cfg", f"{where}: UTF-8 text", got)

@@ -60,7 +60,12 @@ def add_darknet_arguments(p: argparse.ArgumentParser) -> None:
     q = sub.add_parser(
         "partial",
         help="write the first N layers of a .weights file (darknet's partial)",
-        description=__doc__.split("\n\n")[1],
+        description=(
+            "Writes the weights of layers 0..N-1 of WEIGHTS (a full or partial file for CFG) "
+            "to OUT, byte for byte as darknet's `./darknet partial CFG WEIGHTS OUT N`: header "
+            "version 0.2.0 with seen 0. E.g. YOLOv2's backbone: jaxheads darknet partial "
+            "darknet19_448 darknet19_448.weights darknet19_448.conv.23 23"
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     q.add_argument("cfg", help="a .cfg file, or a packaged cfg's name (e.g. darknet19_448)")
