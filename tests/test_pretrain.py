@@ -201,7 +201,7 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
 
     def train(workdir, steps, *extra):
         return main(["train", "--workdir", workdir, "--image-size", "32", "--steps",
-                     str(steps), "--batch-size", "4", "--train-examples", "8",
+                     str(steps), "--batch-size", "8", "--train-examples", "16",
                      "--val-examples", "4", "--no-progress", "--burn-in", "0",
                      "--policy", "constant", "--checkpoint-every", "2", "--init", pre,
                      "--freeze", "6", *extra])
