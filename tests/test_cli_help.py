@@ -34,7 +34,8 @@ def test_help_shows_defaults(name, capsys):
     out = capsys.readouterr().out
     assert "(default:" in out
     if name == "train":
-        assert "--steps STEPS training steps (default: 1000)" in " ".join(out.split())
+        flat = " ".join(out.split())
+        assert "extends a finished run" in flat and "is fixed) (default: 1000)" in flat
         assert "--list-models" not in out and "(default: small-yolov2)" in out
 
 
