@@ -181,6 +181,17 @@ def _builtin() -> dict[str, Entry]:
     for name, model in MODELS.items():
         register(registry, Entry(
             name, "detector", model.description, model.image_size, model.head, *_darknet(name)))
+    # Darknet's ImageNet classifiers, whose first layers are the detectors' backbones
+    # (`jaxheads darknet partial darknet19_448 ... 23` gives YOLOv2's).
+    classifiers = [
+        ("darknet19", 224, "darknet darknet19.cfg: Darknet-19 ImageNet classifier, 224x224"),
+        ("darknet19_448", 448, "darknet darknet19_448.cfg: Darknet-19 at 448x448 (YOLOv2's "
+         "high-resolution classifier)"),
+        ("extraction", 224, "darknet extraction.cfg: the YOLOv1 paper's ImageNet backbone"),
+        ("tiny", 224, "darknet tiny.cfg: the small ImageNet classifier"),
+    ]
+    for name, size, description in classifiers:
+        register(registry, Entry(name, "backbone", description, size, None, _darknet(name)[0]))
     return registry
 
 

@@ -18,7 +18,9 @@ from jaxheads.train.loop import RunConfig, fit
 
 def test_every_packaged_darknet_model_is_registered_and_loads_by_name():
     assert set(darknet.MODELS) <= set(zoo.names("detector"))
-    assert {m.cfg for m in darknet.MODELS.values()} == set(CFG_NAMES)
+    classifiers = set(zoo.names("backbone")) & set(CFG_NAMES)
+    assert classifiers == {"darknet19", "darknet19_448", "extraction", "tiny"}
+    assert {m.cfg for m in darknet.MODELS.values()} | classifiers == set(CFG_NAMES)
     # README's name for yolov1-paper-tiny.cfg: a raw FileNotFoundError before.
     net = darknet.load("fast-yolo", image_size=64, num_classes=3)
     by_cfg = darknet.load("yolov1-paper-tiny", image_size=64, num_classes=3)
