@@ -240,3 +240,37 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
     assert train(bad, 2, "--freeze", "1000") == 2
     assert "--freeze" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(bad, "config.json"))
+
+
+def test_init_from_a_partial_darknet_file(tmp_path):
+    """``--init`` with darknet's ``partial`` of a file: those layers, bitwise; the rest fresh."""
+    from jaxheads import darknet
+    from jaxheads.cli import main
+    from jaxheads.train.detection import build_detector, detection_task, make_dataset
+    from jaxheads.train.warm_start import with_init
+
+    full, part = str(tmp_path / "full.weights"), str(tmp_path / "part.weights")
+    net = darknet.load("yolov2-tiny-voc", image_size=64, seed=7)  # 20 classes, as the cfg
+    net.save_weights(full)
+    assert main(["darknet", "partial", "yolov2-tiny-voc", full, part, "4"]) == 0
+    train = make_dataset("shapes", "train", image_size=64, num_examples=8)
+    det, init = build_detector("yolov2-tiny-voc", image_size=64, num_classes=3)
+    task = detection_task(det, init, train, batch_size=8, seed=0)
+    task, record = with_init(task, part, model="yolov2-tiny-voc", image_size=64, num_classes=3)
+    params, _ = task.init(jax.random.key(1))
+    fresh, _ = init(jax.random.key(1))
+    loaded = [n for n in net.params if int(n.split("_")[0]) < 4]
+    assert loaded == ["0_convolutional", "2_convolutional"]
+    for name in net.params:
+        if name in loaded:
+            same = jax.tree.map(np.array_equal, params[name], net.params[name])
+            assert all(jax.tree.leaves(same)), name
+        else:
+            assert all(jax.tree.leaves(jax.tree.map(np.array_equal, params[name],
+                                                    fresh[name]))), name
+    copied = warm_start.layer_paths({k: params[k] for k in loaded})
+    assert record["layers_copied"] == len(copied) and "darknet, 4 layers" in record["path"]
+    with pytest.raises(ValueError, match="a darknet model"):
+        small, small_init = build_detector("small-yolov2", image_size=64, num_classes=3)
+        with_init(detection_task(small, small_init, train, batch_size=8, seed=0), part,
+                  model="small-yolov2", image_size=64, num_classes=3)
