@@ -2,8 +2,9 @@
 
 * `jaxheads.ops` — pure array functions (NHWC, HWIO, Keras weight layouts).
 * `jaxheads.layers` — init/apply pairs with shape inference, `serial` and `graph`.
-* `jaxheads.nnx` — Flax NNX modules over the layers.
-* `jaxheads.summary` — Keras-style parameter tables.
+* `jaxheads.nnx` — Flax NNX modules over the layers (Flax's manners: training until ``.eval()``).
+* `jaxheads.linen` — Flax Linen modules over the layers (``params`` / ``batch_stats``).
+* `jaxheads.summary` — Keras-style parameter tables, of layers and of any NNX module.
 * `jaxheads.Detector` — image files in, boxes out, as darknet's ``detector test``
   (`jaxheads.predict`).
 """

@@ -60,12 +60,13 @@ def check_nhwc(op: str, name: str, x) -> None:
              "jnp.transpose(x, (0, 2, 3, 1))")
 
 
-def check_channels_last(op: str, name: str, x, channels: int) -> None:
-    """With ``channels`` known (a kernel's input axis), tells an NCHW input that layout is NHWC."""
+def check_channels_last(op: str, name: str, x, channels: int,
+                        source: str = "the kernel's input channels") -> None:
+    """With ``channels`` known (from ``source``), tells an NCHW input that the layout is NHWC."""
     shape = shape_of(x)
     if shape[-1] != channels and len(shape) >= 4 and shape[1] == channels:
-        fail(op, f"{name} in the NHWC layout with C = {channels} last (the kernel's input "
-             "channels)", f"shape {shape}, channels first (NCHW): transpose it with "
+        fail(op, f"{name} in the NHWC layout with C = {channels} last ({source})",
+             f"shape {shape}, channels first (NCHW): transpose it with "
              "jnp.transpose(x, (0, 2, 3, 1))")
 
 

@@ -145,7 +145,7 @@ def test_nchw_input_is_told_the_layout_is_nhwc():
     with raises("conv2d: expected x in the NHWC layout with C = 3 last",
                 "channels first (NCHW)", "jnp.transpose(x, (0, 2, 3, 1))"):
         ops.conv2d(images, jnp.ones((3, 3, 3, 8)))
-    with raises("batch_norm: expected x in the NHWC layout with C = 3 last"):
+    with raises("batch_norm: expected x in the NHWC layout with C = 3 last (the size of its"):
         ops.batch_norm(images, None, None, jnp.zeros(3), jnp.ones(3))
     # The same values in NHWC are accepted.
     nhwc = jnp.transpose(images, (0, 2, 3, 1))

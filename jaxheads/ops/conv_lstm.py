@@ -77,7 +77,8 @@ def conv_lstm2d(
     check_dim(op, "recurrent_kernel", recurrent_kernel, 2, filters, "filters")
     check_dim(op, "recurrent_kernel", recurrent_kernel, 3, 4 * filters, "4*filters")
     # Checked here, not left to `conv2d`, so that the error names this op.
-    check_channels_last(op, "x", x[:, 0], kernel.shape[2])
+    if x.shape[1]:  # one step shows the layout ([B, H, W, C] vs [B, C, H, W])
+        check_channels_last(op, "x", x[:, 0], kernel.shape[2])
     check_dim(op, "kernel", kernel, 2, x.shape[4], "C of x")
     if bias is not None:
         check_shape(op, "bias", bias, (4 * filters,))

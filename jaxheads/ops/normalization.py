@@ -23,10 +23,10 @@ from jaxheads._checks import (
 def _check(op, x, **params):
     check_min_rank(op, "x", x, 2)
     check_floating(op, "x", x)
-    channels = next((v.shape[0] for v in params.values() if v is not None and np.ndim(v) == 1),
-                    None)
-    if channels is not None:
-        check_channels_last(op, "x", x, channels)
+    # Only parameters that agree on C can say the input has its channels first.
+    sizes = {np.shape(v)[0] for v in params.values() if v is not None and np.ndim(v) == 1}
+    if len(sizes) == 1:
+        check_channels_last(op, "x", x, sizes.pop(), "the size of its parameters")
     channels = x.shape[-1]
     for name, value in params.items():
         if value is not None:
