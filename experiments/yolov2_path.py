@@ -19,7 +19,7 @@ hi_res_detector      the multi_scale weights evaluated at a larger size         
 
 The paper's numbers are VOC2007 mAP (11-point) of a Darknet-19 model at 416×416
 (544×544 for the last row); ours sit beside them in ``results.md`` as
-``mAP50 (VOC07)``. The paper's "hi-res classifier" (ImageNet fine-tuning at
+``VOC2007 mAP@0.5``. The paper's "hi-res classifier" (ImageNet fine-tuning at
 448×448) and "new network" (Darknet-19) steps are left out: there is no
 classifier pre-training here and the backbone is the same in every row. The
 paper turns dimension priors and location prediction on together (69.6 → 74.4);
@@ -298,7 +298,7 @@ def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
 DESCRIPTION = (
     "The YOLOv2 paper's Table 2 path at small scale: each row adds one step to the row "
     "above, on one small backbone, the `shapes` data and one budget. The paper column is "
-    "its VOC2007 mAP (compare with our mAP50 (VOC07)); 'prior IoU' is Table 1's Avg IOU of "
+    "its VOC2007 mAP (compare with our VOC2007 mAP@0.5); 'prior IoU' is Table 1's Avg IOU of "
     "the anchors with the training boxes. Not reproduced: the hi-res classifier (no "
     "pre-training here) and the new network (the backbone is fixed)."
 )
