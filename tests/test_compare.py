@@ -11,8 +11,14 @@ from PIL import Image
 
 from jaxheads import summary
 from jaxheads.cli import main
-from jaxheads.study import measure, studies
-from jaxheads.study import build_model, forward_flops, run_study, steady_images_per_s
+from jaxheads.study import (
+    build_model,
+    forward_flops,
+    measure,
+    run_study,
+    steady_images_per_s,
+    studies,
+)
 from jaxheads.study.config import EvalRow, StudyConfig, TrainRow
 from jaxheads.study.report import winner_sentence
 from jaxheads.train.metric_table import METRICS
