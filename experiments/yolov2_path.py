@@ -19,7 +19,7 @@ hi_res_detector      the multi_scale weights evaluated at a larger size         
 
 The paper's numbers are VOC2007 mAP (11-point) of a Darknet-19 model at 416×416
 (544×544 for the last row); ours sit beside them in ``results.md`` as
-``mAP50 (VOC07)``. The paper's "hi-res classifier" (ImageNet fine-tuning at
+``VOC2007 mAP@0.5``. The paper's "hi-res classifier" (ImageNet fine-tuning at
 448×448) and "new network" (Darknet-19) steps are left out: there is no
 classifier pre-training here and the backbone is the same in every row. The
 paper turns dimension priors and location prediction on together (69.6 → 74.4);
@@ -28,11 +28,11 @@ here they are two rows.
 Hand-picked anchors are Faster R-CNN's kind of choice: squares of 1/8, 1/4 and
 1/2 of the image side and two boxes of 1/4 side's area with aspect 2:1 and 1:2
 (`HAND_PICKED`). The unbounded offsets are the RPN parameterisation the paper
-started from, ``x = (cx + 0.5 + tx·pw) / W`` (`decode_unbounded`,
-`unbounded_region_loss`), a variant kept in this file: the library's
-`jaxheads.losses.region_loss` and `jaxheads.decode.decode_yolov2` are darknet's
-bounded ones and stay unchanged. The ``prior IoU`` column is Table 1's "Avg IOU":
-the anchors' mean best IoU with the training boxes.
+started from, ``x = (cx + 0.5 + tx·pw) / W``: `UNBOUNDED`, a
+`jaxheads.decode.RegionCentre` given to the library's `jaxheads.losses.region_loss`
+and `jaxheads.decode.decode_yolov2` (whose default is darknet's bounded one). The
+``prior IoU`` column is Table 1's "Avg IOU": the anchors' mean best IoU with the
+training boxes.
 
 Command::
 
@@ -97,8 +97,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxheads.anchors import kmeans_anchors
-from jaxheads.boxes import cxcywh_iou, cxcywh_to_xyxy, shape_iou, xyxy_to_cxcywh
+from jaxheads.decode import RegionCentre, decode_yolov2
 from jaxheads.heads import yolov2
+from jaxheads.losses import region_loss
 from jaxheads.models.detector import Detector, detector
 from jaxheads.models.small import small_anchors, small_backbone
 from jaxheads.study import EvalRow, StudyConfig, TrainRow, box_sizes, with_profile
@@ -111,8 +112,6 @@ HAND_PICKED = (
     (0.25 * 2**0.5, 0.25 / 2**0.5),
     (0.25 / 2**0.5, 0.25 * 2**0.5),
 )
-# The anchors darknet's region layer pulls predictions to while net.seen < 12800.
-_WARMUP_COORD_SCALE = 0.01
 
 PAPER = {
     "yolo": "63.4",
@@ -131,170 +130,41 @@ PAPER = {
 # ---------------------------------------------------------------------------
 
 
+def _unbounded_centre(t, cell, prior):
+    # The offset from the cell centre in prior widths: anywhere in the image.
+    return cell + 0.5 + t * prior
+
+
+def _unbounded_target(truth, cell, prior):
+    return (truth - cell - 0.5) / prior
+
+
+def _identity(t):
+    return t
+
+
+# ``x = (cx + 0.5 + tx·pw) / W``: the raw ``tx`` is regressed on ``(x·W − cx − 0.5) / pw``
+# and the warm-up pulls it to 0 (the cell centre). With ``tx = 0`` it is `BOUNDED`'s centre.
+UNBOUNDED = RegionCentre(_unbounded_centre, _identity, _unbounded_target, 0.0)
+
+
 def decode_unbounded(pred: jax.Array, anchors, *, num_classes: int):
-    """Decodes ``[B, H, W, A·(5 + C)]`` with unbounded centre offsets.
-
-    ``bx = (cx + 0.5 + tx·pw) / W``, ``by = (cy + 0.5 + ty·ph) / H`` (the offset
-    in anchor widths from the cell centre, so a prediction can land anywhere in
-    the image), ``bw = pw·e^tw / W``, ``bh = ph·e^th / H``, objectness ``σ(to)``,
-    class softmax: `jaxheads.decode.decode_yolov2` with ``σ(tx)`` replaced.
-    With ``tx = ty = 0`` both give the cell centre.
-
-    Returns:
-      ``(boxes [B, H·W·A, 4] xyxy normalised, scores [B, H·W·A, C])``.
-    """
-    b, h, w, ch = pred.shape
-    anchors = jnp.asarray(anchors, pred.dtype)
-    a = anchors.shape[0]
-    if ch != a * (5 + num_classes):
-        raise ValueError(
-            f"decode_unbounded: expected {a * (5 + num_classes)} channels "
-            f"(A={a}, C={num_classes}), got shape {pred.shape}"
-        )
-    p = pred.reshape(b, h, w, a, 5 + num_classes)
-    cols = jnp.arange(w, dtype=pred.dtype)[None, None, :, None]
-    rows = jnp.arange(h, dtype=pred.dtype)[None, :, None, None]
-    pw, ph = anchors[:, 0].reshape(1, 1, 1, a), anchors[:, 1].reshape(1, 1, 1, a)
-    x = (cols + 0.5 + p[..., 0] * pw) / w
-    y = (rows + 0.5 + p[..., 1] * ph) / h
-    boxes = cxcywh_to_xyxy(
-        jnp.stack([x, y, pw * jnp.exp(p[..., 2]) / w, ph * jnp.exp(p[..., 3]) / h], axis=-1)
-    )
-    scores = jax.nn.sigmoid(p[..., 4:5]) * jax.nn.softmax(p[..., 5:], axis=-1)
-    return boxes.reshape(b, -1, 4), scores.reshape(b, -1, num_classes)
+    """`jaxheads.decode.decode_yolov2` with `UNBOUNDED` centres: ``[B, H, W, A·(5 + C)]`` to
+    ``(boxes [B, H·W·A, 4] xyxy normalised, scores [B, H·W·A, C])``."""
+    return decode_yolov2(pred, anchors, num_classes=num_classes, centre=UNBOUNDED)
 
 
-def _unbounded_image(pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales):
-    """One image of `unbounded_region_loss`: pred [H, W, A·(5 + C)], truths [M, ...]."""
-    height, width, channels = pred.shape
-    a = anchors.shape[0]
-    c = channels // a - 5
-    dtype = pred.dtype
-    p = pred.reshape(height, width, a, 5 + c)
-    tx, ty, tw, th = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
-    obj = jax.nn.sigmoid(p[..., 4])
-    logits = p[..., 5:]
-    cols = jnp.arange(width, dtype=dtype)[None, :, None]
-    rows = jnp.arange(height, dtype=dtype)[:, None, None]
-    aw, ah = anchors[None, None, :, 0], anchors[None, None, :, 1]
-    decoded = jax.lax.stop_gradient(
-        jnp.stack(
-            [
-                (cols + 0.5 + tx * aw) / width,
-                (rows + 0.5 + ty * ah) / height,
-                aw * jnp.exp(tw) / width,
-                ah * jnp.exp(th) / height,
-            ],
-            axis=-1,
-        )
-    )  # [H, W, A, 4]
+def unbounded_region_loss(pred, gt_boxes, gt_labels, gt_mask, anchors, *, seen, **kwargs):
+    """`jaxheads.losses.region_loss` (rescore, bias_match) with `UNBOUNDED` centres.
 
-    truths = xyxy_to_cxcywh(jnp.where(gt_mask[:, None], gt_boxes, jnp.zeros_like(gt_boxes)))
-    ious = cxcywh_iou(decoded[:, :, :, None, :], truths[None, None, None, :, :])
-    best_iou = jnp.max(jnp.where(gt_mask[None, None, None, :], ious, 0), axis=-1, initial=0)
-    no_object = best_iou <= scales["thresh"]
-
-    # As darknet's region layer: the truth's centre cell, the anchor of best shape IoU,
-    # the last valid truth per slot.
-    col = jnp.clip(jnp.floor(truths[:, 0] * width), 0, width - 1).astype(jnp.int32)
-    row = jnp.clip(jnp.floor(truths[:, 1] * height), 0, height - 1).astype(jnp.int32)
-    anchor_wh = anchors / jnp.array([width, height], dtype)[None, :]
-    best_anchor = jnp.argmax(shape_iou(anchor_wh[None, :, :], truths[:, None, 2:]), axis=-1)
-    slot = (row * width + col) * a + best_anchor
-    index = jnp.arange(slot.shape[0])
-    overridden = (
-        (slot[:, None] == slot[None, :]) & gt_mask[None, :] & (index[None, :] > index[:, None])
-    )
-    winner = gt_mask & ~jnp.any(overridden, axis=1)
-    n = height * width * a
-    target = jnp.where(winner, slot, n)
-
-    def scatter(values):
-        out = jnp.zeros((n,) + values.shape[1:], values.dtype)
-        return out.at[target].set(values, mode="drop")
-
-    slot_truth = scatter(truths).reshape(height, width, a, 4)
-    slot_onehot = scatter(jax.nn.one_hot(gt_labels, c, dtype=dtype)).reshape(height, width, a, c)
-    has_truth = scatter(winner).reshape(height, width, a)
-
-    safe_w = jnp.where(has_truth, slot_truth[..., 2], aw / width)
-    safe_h = jnp.where(has_truth, slot_truth[..., 3], ah / height)
-    target_x = (slot_truth[..., 0] * width - cols - 0.5) / aw
-    target_y = (slot_truth[..., 1] * height - rows - 0.5) / ah
-    target_w = jnp.log(safe_w * width / aw)
-    target_h = jnp.log(safe_h * height / ah)
-    box_scale = scales["coord"] * (2 - slot_truth[..., 2] * slot_truth[..., 3])
-    box_sq = (
-        (target_x - tx) ** 2 + (target_y - ty) ** 2 + (target_w - tw) ** 2 + (target_h - th) ** 2
-    )
-    warmup_sq = tx**2 + ty**2 + tw**2 + th**2
-    coord_loss = jnp.where(
-        has_truth,
-        0.5 * box_scale * box_sq,
-        jnp.where(warm, 0.5 * _WARMUP_COORD_SCALE * warmup_sq, 0),
-    )
-    obj_loss = jnp.where(
-        has_truth,
-        0.5 * scales["obj"] * (cxcywh_iou(decoded, slot_truth) - obj) ** 2,
-        jnp.where(no_object, 0.5 * scales["noobj"] * obj**2, 0),
-    )
-    cross_entropy = jax.nn.logsumexp(logits, axis=-1) - jnp.sum(slot_onehot * logits, axis=-1)
-    class_loss = jnp.where(has_truth, scales["class"] * cross_entropy, 0)
-    return jnp.sum(coord_loss) + jnp.sum(obj_loss) + jnp.sum(class_loss)
-
-
-def unbounded_region_loss(
-    pred,
-    gt_boxes,
-    gt_labels,
-    gt_mask,
-    anchors,
-    *,
-    seen,
-    object_scale: float = 5.0,
-    noobject_scale: float = 1.0,
-    class_scale: float = 1.0,
-    coord_scale: float = 1.0,
-    thresh: float = 0.6,
-    warmup_images: int = 12800,
-):
-    """`jaxheads.losses.region_loss` (rescore, bias_match) with unbounded centre offsets.
-
-    The same terms, targets and slot assignment, except the centre: the raw
-    ``tx`` is regressed on ``x* = (x·W − cx − 0.5) / pw`` (offset from the cell
-    centre in anchor widths, any real number) instead of ``σ(tx)`` on
-    ``x·W − cx`` in [0, 1); the warm-up pulls ``tx, ty`` to 0 (the cell centre).
-
-    Args:
-      pred: ``[B, H, W, A·(5 + C)]`` float32.
-      gt_boxes, gt_labels, gt_mask: ``[B, M, 4]`` xyxy in [0, 1], ``[B, M]``, ``[B, M]``.
-      anchors: ``[A, 2]`` in grid cells.
-      seen: images seen so far (the warm-up runs while ``seen < warmup_images``).
+    The same terms, targets and slot assignment, except the centre's coordinate
+    term and warm-up (see `UNBOUNDED`). ``kwargs``: `region_loss`'s scales.
 
     Returns:
       ``[B]`` loss per image.
     """
-    scales = {
-        "coord": coord_scale,
-        "obj": object_scale,
-        "noobj": noobject_scale,
-        "class": class_scale,
-        "thresh": thresh,
-    }
-    scales = {k: jnp.asarray(v, pred.dtype) for k, v in scales.items()}
-    anchors = jnp.asarray(anchors, pred.dtype)
-    warm = jnp.asarray(seen) < warmup_images
-    return _unbounded_batch(
-        pred, gt_boxes.astype(pred.dtype), gt_labels, gt_mask, anchors, warm, scales
-    )
-
-
-@jax.jit
-def _unbounded_batch(pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales):
-    # Jitted as region_loss's batch is: op by op, the vmapped targets take seconds.
-    in_axes = (0, 0, 0, 0, None, None, None)
-    return jax.vmap(_unbounded_image, in_axes=in_axes)(
-        pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales
+    return region_loss(
+        pred, gt_boxes, gt_labels, gt_mask, anchors, seen=seen, centre=UNBOUNDED, **kwargs
     )
 
 
@@ -428,7 +298,7 @@ def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
 DESCRIPTION = (
     "The YOLOv2 paper's Table 2 path at small scale: each row adds one step to the row "
     "above, on one small backbone, the `shapes` data and one budget. The paper column is "
-    "its VOC2007 mAP (compare with our mAP50 (VOC07)); 'prior IoU' is Table 1's Avg IOU of "
+    "its VOC2007 mAP (compare with our VOC2007 mAP@0.5); 'prior IoU' is Table 1's Avg IOU of "
     "the anchors with the training boxes. Not reproduced: the hi-res classifier (no "
     "pre-training here) and the new network (the backbone is fixed)."
 )

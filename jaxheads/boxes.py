@@ -84,10 +84,18 @@ def _check_two(op: str, a, b, a_lead, b_lead) -> None:
 
 
 def iou(a, b):
-    """Elementwise IoU of xyxy boxes: ``a`` and ``b`` broadcast to [...]."""
+    """Elementwise IoU of xyxy boxes: ``a`` and ``b`` broadcast to [...].
+
+    Computed in at least float32 and returned in the inputs' dtype: the areas of
+    float16 pixel boxes overflow (300 × 300 > 65504), their IoU does not.
+    """
     _check_two("iou", a, b, np.shape(a)[:-1], np.shape(b)[:-1])
+    dtype = jnp.result_type(a, b)
+    narrow = jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+    wide = jnp.float32 if narrow else dtype
+    a, b = jnp.asarray(a, wide), jnp.asarray(b, wide)
     inter = _intersection(a, b)
-    return _safe_ratio(inter, box_area(a) + box_area(b) - inter)
+    return _safe_ratio(inter, box_area(a) + box_area(b) - inter).astype(dtype)
 
 
 def pairwise_iou(a, b):

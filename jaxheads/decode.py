@@ -16,6 +16,9 @@ darknet's detection score.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -64,7 +67,39 @@ def decode_yolov1(pred: jax.Array, *, num_boxes: int = 2, num_classes: int = 20,
     return xyxy.reshape(b, -1, 4), scores.reshape(b, -1, num_classes)
 
 
-def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20):
+def _bounded_centre(t, cell, prior):
+    return jax.nn.sigmoid(t) + cell
+
+
+def _bounded_target(truth, cell, prior):
+    return truth - cell
+
+
+class RegionCentre(NamedTuple):
+    """Where a region head's ``tx`` (or ``ty``) puts a box centre: what YOLOv2 variants change.
+
+    Each function works per axis, in grid cells, and broadcasts.
+
+    Attributes:
+      centre: ``(t, cell, prior) -> centre``: the decoded centre, e.g. ``σ(t) + cell``.
+      predicted: ``t -> value`` the loss's coordinate term regresses (``σ(t)``).
+      target: ``(truth_centre, cell, prior) -> target`` of that value (``truth - cell``).
+      warmup: the value ``predicted`` is pulled to during the loss's warm-up (0.5:
+        the cell centre).
+    """
+
+    centre: Callable
+    predicted: Callable
+    target: Callable
+    warmup: float
+
+
+# Darknet's region layer: the centre stays in its cell, σ(t) of the way across.
+BOUNDED = RegionCentre(_bounded_centre, jax.nn.sigmoid, _bounded_target, 0.5)
+
+
+def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20,
+                  centre: RegionCentre = BOUNDED):
     """Decodes a YOLOv2 region output (darknet ``[region]``).
 
     ``bx = (σ(tx) + cx) / W``, ``by = (σ(ty) + cy) / H``, ``bw = pw·e^tw / W``,
@@ -74,6 +109,7 @@ def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20):
       pred: ``[B, H, W, A·(5 + C)]``.
       anchors: ``[A, 2]`` prior widths/heights in grid cells.
       num_classes: ``C``.
+      centre: the centre parameterisation (`BOUNDED`: darknet's ``σ(t) + c``).
 
     Returns:
       ``(boxes [B, H·W·A, 4] xyxy, scores [B, H·W·A, C])``, cell-major then anchor.
@@ -91,9 +127,9 @@ def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20):
              f"(A={a}, C={num_classes})", f"shape {pred.shape}")
     p = pred.reshape(b, h, w, a, 5 + num_classes)
     cx, cy = _cell_grid(h, w, pred.dtype)
-    x = (jax.nn.sigmoid(p[..., 0]) + cx) / w
-    y = (jax.nn.sigmoid(p[..., 1]) + cy) / h
     pw, ph = anchors[:, 0].reshape(1, 1, 1, a), anchors[:, 1].reshape(1, 1, 1, a)
+    x = centre.centre(p[..., 0], cx, pw) / w
+    y = centre.centre(p[..., 1], cy, ph) / h
     bw = pw * jnp.exp(p[..., 2]) / w
     bh = ph * jnp.exp(p[..., 3]) / h
     xyxy = cxcywh_to_xyxy(jnp.stack([x, y, bw, bh], axis=-1))

@@ -62,6 +62,8 @@ def postprocess(boxes: jax.Array, scores: jax.Array, *, score_threshold: float =
         fail(op, "boxes [B, N, 4] and scores [B, N, C] with the same B and N",
              f"boxes {boxes.shape}, scores {scores.shape}")
     n, c = scores.shape[1:]
+    # top_k ranks NaN above every number: a NaN score would push real detections out.
+    scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
 
     def one(b, s):
         if multi_label:

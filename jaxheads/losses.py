@@ -46,12 +46,11 @@ from jax.typing import ArrayLike
 
 from jaxheads._checks import check_floating, check_positive_int, check_rank, fail, shape_of
 from jaxheads.boxes import cxcywh_iou, shape_iou, xyxy_to_cxcywh
+from jaxheads.decode import BOUNDED, RegionCentre
 
 # region_layer.c pulls every prediction toward its prior with this fixed scale
 # while ``net.seen < 12800``.
 _WARMUP_COORD_SCALE = 0.01
-# region_layer.c's warm-up target: the cell centre in σ space (0.5) and the anchor (log 1).
-_WARMUP_XY = 0.5
 
 
 # ---------------------------------------------------------------------------
@@ -348,7 +347,7 @@ def yolov1_loss(
 
 
 def _region_image(
-    pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales, *, rescore, bias_match
+    pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales, *, rescore, bias_match, centre
 ):
     """One image: pred [H, W, A*(5 + C)], truths [M, ...], scales a dict of scalars."""
     height, width, channels = pred.shape
@@ -356,7 +355,7 @@ def _region_image(
     c = channels // a - 5
     dtype = pred.dtype
     p = pred.reshape(height, width, a, 5 + c)
-    sx, sy = jax.nn.sigmoid(p[..., 0]), jax.nn.sigmoid(p[..., 1])
+    sx, sy = centre.predicted(p[..., 0]), centre.predicted(p[..., 1])
     tw, th = p[..., 2], p[..., 3]
     obj = jax.nn.sigmoid(p[..., 4])
     logits = p[..., 5:]
@@ -368,8 +367,8 @@ def _region_image(
     decoded = jax.lax.stop_gradient(
         jnp.stack(
             [
-                (sx + cols) / width,
-                (sy + rows) / height,
+                centre.centre(p[..., 0], cols, anchor_w) / width,
+                centre.centre(p[..., 1], rows, anchor_h) / height,
                 anchor_w * jnp.exp(tw) / width,
                 anchor_h * jnp.exp(th) / height,
             ],
@@ -403,15 +402,15 @@ def _region_image(
     # delta_region_box targets, in σ space for x, y and raw space for w, h.
     safe_w = jnp.where(has_truth, slot_truth[..., 2], anchor_w / width)
     safe_h = jnp.where(has_truth, slot_truth[..., 3], anchor_h / height)
-    target_x = slot_truth[..., 0] * width - cols
-    target_y = slot_truth[..., 1] * height - rows
+    target_x = centre.target(slot_truth[..., 0] * width, cols, anchor_w)
+    target_y = centre.target(slot_truth[..., 1] * height, rows, anchor_h)
     target_w = jnp.log(safe_w * width / anchor_w)
     target_h = jnp.log(safe_h * height / anchor_h)
     box_scale = scales["coord"] * (2 - slot_truth[..., 2] * slot_truth[..., 3])
     box_sq = (
         (target_x - sx) ** 2 + (target_y - sy) ** 2 + (target_w - tw) ** 2 + (target_h - th) ** 2
     )
-    warmup_sq = (_WARMUP_XY - sx) ** 2 + (_WARMUP_XY - sy) ** 2 + tw**2 + th**2
+    warmup_sq = (centre.warmup - sx) ** 2 + (centre.warmup - sy) ** 2 + tw**2 + th**2
     coord_loss = jnp.where(
         has_truth,
         0.5 * box_scale * box_sq,
@@ -431,11 +430,13 @@ def _region_image(
     return jnp.sum(coord_loss) + jnp.sum(obj_loss) + jnp.sum(class_loss)
 
 
-@functools.partial(jax.jit, static_argnames=("rescore", "bias_match"))
+@functools.partial(jax.jit, static_argnames=("rescore", "bias_match", "centre"))
 def _region_batch(
-    pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales, *, rescore, bias_match
+    pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales, *, rescore, bias_match, centre
 ):
-    image = functools.partial(_region_image, rescore=rescore, bias_match=bias_match)
+    image = functools.partial(
+        _region_image, rescore=rescore, bias_match=bias_match, centre=centre
+    )
     in_axes = (0, 0, 0, 0, None, None, None)
     return jax.vmap(image, in_axes=in_axes)(
         pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales
@@ -458,6 +459,7 @@ def region_loss(
     rescore: bool = True,
     bias_match: bool = True,
     warmup_images: int = 12800,
+    centre: RegionCentre = BOUNDED,
 ) -> jax.Array:
     """YOLOv2 loss per image, as darknet's ``[region]`` layer (``region_layer.c``) trains it.
 
@@ -510,6 +512,10 @@ def region_loss(
       bias_match: choose the anchor by the anchor shapes (else by predicted shapes).
       warmup_images: the prior warm-up runs while ``seen`` is below this
         (hard-coded 12800 in darknet).
+      centre: the centre parameterisation (`jaxheads.decode.RegionCentre`); the
+        default, `jaxheads.decode.BOUNDED`, is darknet's ``σ(tx)``. Another one
+        changes the decoded centre, the coordinate term's value and target and the
+        warm-up's pull; the slot assignment and the other terms stay.
 
     Returns:
       ``[B]`` loss per image (float32, or float64 for float64 ``pred``).
@@ -551,4 +557,5 @@ def region_loss(
         scales,
         rescore=bool(rescore),
         bias_match=bool(bias_match),
+        centre=centre,
     )

@@ -208,3 +208,18 @@ def test_iou_errors():
         B.pairwise_iou(good, jnp.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"shape_iou: expected wh_b\.shape\[-1\] == 2"):
         B.shape_iou(jnp.ones((3, 2)), jnp.ones((3, 4)))
+
+
+def test_iou_of_float16_pixel_boxes_does_not_overflow():
+    # Areas of 300-pixel boxes (90,000) overflow float16 (max 65,504); their IoU does not.
+    a = np.array([0.0, 0.0, 300.0, 300.0])
+    b = np.array([0.0, 0.0, 300.0, 290.0])
+    got = B.iou(jnp.asarray(a, jnp.float16), jnp.asarray(b, jnp.float16))
+    assert got.dtype == jnp.float16
+    np.testing.assert_allclose(float(got), 290 / 300, rtol=1e-3)
+    from jaxheads.nms import nms
+
+    boxes = jnp.asarray(np.stack([a, b, a + 400]), jnp.float16)
+    keep, valid = nms(boxes, jnp.asarray([0.9, 0.8, 0.7], jnp.float16), iou_threshold=0.5,
+                      max_outputs=3)
+    assert keep[valid].tolist() == [0, 2]  # the near duplicate is suppressed

@@ -56,3 +56,20 @@ def test_bad_input():
         postprocess(jnp.zeros((1, 3, 4)), jnp.zeros((1, 4, 2)))
     with pytest.raises(ValueError, match="postprocess: expected scores of rank 3"):
         postprocess(jnp.zeros((1, 3, 4)), jnp.zeros((3, 2)))
+
+
+def test_nan_scores_do_not_push_real_detections_out_of_the_top_k():
+    # 50 predictors whose scores are NaN, one real one; 10 candidates enter NMS.
+    boxes = np.tile(np.array([[0.1, 0.1, 0.3, 0.3]], np.float32), (51, 1))
+    boxes[50] = [0.5, 0.5, 0.9, 0.9]
+    scores = np.full((51, 2), np.nan, np.float32)
+    scores[50] = [0.1, 0.8]
+    out = postprocess(jnp.asarray(boxes[None]), jnp.asarray(scores[None]), pre_nms_top_k=10,
+                      max_detections=5)
+    assert out.valid[0].tolist() == [True, True, False, False, False]
+    np.testing.assert_allclose(out.scores[0, :2], [0.8, 0.1])
+    assert out.labels[0, :2].tolist() == [1, 0]
+    np.testing.assert_allclose(out.boxes[0, 0], boxes[50])
+    best_only = postprocess(jnp.asarray(boxes[None]), jnp.asarray(scores[None]),
+                            pre_nms_top_k=10, multi_label=False)
+    assert int(best_only.valid[0].sum()) == 1 and float(best_only.scores[0, 0]) == np.float32(0.8)

@@ -61,11 +61,11 @@ class Metric:
 
 # In report order: accuracy, then cost. ``results.md``'s winner lines follow it.
 METRICS: tuple[Metric, ...] = (
-    Metric("mAP50", "mAP50 (VOC2010)", winner="best mAP50 (VOC2010)"),
-    Metric("mAP50_voc07", "mAP50 (VOC07)"),
-    Metric("mAP", "COCO mAP", winner="best COCO mAP@[.5:.95]"),
-    Metric("mAP50_coco", "COCO mAP50"),
-    Metric("mAP75", "COCO mAP75"),
+    Metric("mAP50", "VOC2010 mAP@0.5", winner="best mAP50 (VOC2010)"),
+    Metric("mAP50_voc07", "VOC2007 mAP@0.5"),
+    Metric("mAP", "COCO mAP@[.5:.95]", winner="best COCO mAP@[.5:.95]"),
+    Metric("mAP50_coco", "COCO mAP@0.5"),
+    Metric("mAP75", "COCO mAP@0.75"),
     Metric("recall", "recall@0.5", winner="best recall@0.5"),
     Metric("mAP_small", "AP small"),
     Metric("mAP_medium", "AP medium"),
