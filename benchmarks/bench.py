@@ -13,6 +13,10 @@ warm-up), on the same network, batch, dtype (float32) and loss:
   `Batches` against ``model.fit`` over a ``keras.utils.PyDataset``.
 * ``infer``: `make_predict` (forward + decode + NMS) latency and images/s.
 * ``evaluate``: `evaluate_detections` (COCO) against pycocotools, equal stats.
+* ``detect``: ``jaxheads detect``'s pipeline, JPEG files on disk to boxes
+  (yolov2-tiny-voc), batch 1 and 16, with the host work (decoding, resizing) apart;
+  with ``JAXHEADS_DARKNET`` set to a built darknet binary, darknet's ``detector test``
+  on the same files (`benchmarks/detect.py`).
 * ``scaling``: the jit + NamedSharding runner over 1, 2, 4, 8 devices (fresh
   processes; forced host devices on CPU).
 
@@ -38,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling")
+SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Config:
     # End-to-end runs last about this long (more steps for faster steps), so the
     # pipeline's start-up (threads, first batch, Keras' data adapter) weighs the same.
     e2e_seconds: float = 0.0
+    # `jaxheads detect`'s pipeline: JPEG files to boxes (yolov2-tiny-voc), images and side.
+    detect_images: int = 32
+    detect_image_size: int = 416
 
 
 FULL = Config(
@@ -111,6 +118,7 @@ QUICK = Config(
     scaling_repeats=2,
     matmul_size=2048,
     e2e_seconds=3.0,
+    detect_images=16,
 )
 SMOKE = Config(
     "smoke",
@@ -131,6 +139,8 @@ SMOKE = Config(
     scaling_steps=1,
     scaling_repeats=1,
     matmul_size=256,
+    detect_images=2,
+    detect_image_size=64,
 )
 
 # (figure, target, what it says) checked by `targets`; {n} is a network name.
@@ -368,6 +378,19 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
             f"{figures['evaluate_s_jaxheads']:.3f} s, pycocotools "
             f"{figures['evaluate_s_pycocotools']:.3f} s, equal stats"
         )
+    if "detect" in sections:
+        from benchmarks import detect
+
+        found = detect.measure(count=cfg.detect_images, image_size=cfg.detect_image_size,
+                               repeats=min(cfg.repeats, 3),
+                               darknet=os.environ.get("JAXHEADS_DARKNET"), log=lambda m: None)
+        figures.update({f"detect_{k}": v for k, v in found.items() if k != "load_average_end"})
+        say(
+            "[detect] JPEG files to boxes, yolov2-tiny-voc "
+            f"{cfg.detect_image_size}²: "
+            + ", ".join(f"{k[len('detect_images_per_s_'):]} {v:.2f} img/s"
+                        for k, v in figures.items() if k.startswith("detect_images_per_s_"))
+        )
     if "scaling" in sections:
         say(
             f"[scaling] {cfg.scaling_network} over {cfg.scaling_devices} devices "
@@ -511,6 +534,23 @@ def report(result: dict) -> str:
             f"{_fmt(f['evaluate_s_pycocotools'], '.3f')} | "
             f"{_fmt(f['evaluate_speedup_vs_pycocotools'])}× | "
             f"{f['evaluate_stats_max_abs_diff']:.1g} |",
+        ]
+    if "detect_images_per_s_b1" in f:
+        bs = sorted(int(k.rsplit("_b", 1)[1]) for k in f if k.startswith("detect_images_per_s_b"))
+        darknet = f.get("detect_darknet_images_per_s")
+        lines += [
+            "",
+            f"`jaxheads detect`, JPEG files to boxes ({int(f['detect_images'])} images, "
+            f"yolov2-tiny-voc at {int(f['detect_image_size'])}²):",
+            "",
+            "| " + " | ".join(f"batch {b} img/s" for b in bs) + " | darknet img/s | "
+            "decode ms/img | resize ms/img | host share at the largest batch |",
+            "|" + "---|" * (len(bs) + 4),
+            "| " + " | ".join(_fmt(f[f"detect_images_per_s_b{b}"], ".2f") for b in bs)
+            + f" | {_fmt(darknet if darknet else math.nan, '.2f')} | "
+            f"{_fmt(f.get('detect_decode_s_per_image', math.nan) * 1e3)} | "
+            f"{_fmt(f.get('detect_resize_s_per_image', math.nan) * 1e3)} | "
+            f"{_fmt(f.get(f'detect_host_fraction_b{bs[-1]}', math.nan) * 100)}% |",
         ]
     scal = sorted(
         (

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         metavar="SECTIONS",
-        help="comma-separated subset of train,e2e,infer,evaluate,scaling",
+        help="comma-separated subset of train,e2e,infer,evaluate,scaling,detect",
     )
     p.set_defaults(run=_bench)
     return parser

@@ -21,6 +21,8 @@ from jaxheads.cli import build_parser  # noqa: E402
 NET = "yolov1_fc"
 FRAMEWORKS = ("jaxheads", "keras_train_on_batch", "keras_stateless", "flax_nnx")
 EXPECTED = [
+    "detect_images_per_s_b1",
+    "detect_decode_s_per_image",
     *(f"train_images_per_s_{fw}_{NET}" for fw in FRAMEWORKS),
     *(f"first_step_s_{fw}_{NET}" for fw in FRAMEWORKS),
     f"speedup_vs_keras_{NET}",
