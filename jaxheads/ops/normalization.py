@@ -35,10 +35,11 @@ def _check(op, x, **params):
 
 
 def _check_epsilon(op, epsilon):
-    # A non-positive epsilon divides by zero (or takes the root of a negative number)
-    # wherever a channel is constant; a traced value cannot be checked here.
+    # A negative epsilon takes the root of a negative number wherever a channel is
+    # constant (0 is allowed here for closed forms; the layer asks for > 0); a traced
+    # value cannot be checked here.
     if not isinstance(epsilon, jax.Array):
-        check_real(op, "epsilon", epsilon, low=0, low_open=True)
+        check_real(op, "epsilon", epsilon, low=0)
 
 
 def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -> jax.Array:
