@@ -97,8 +97,11 @@ def _rel(a, b) -> float:
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return math.inf if not np.array_equal(np.isfinite(a), np.isfinite(b)) else _rel(
-            np.where(np.isfinite(a), a, 0), np.where(np.isfinite(b), b, 0))
+        return (
+            math.inf
+            if not np.array_equal(np.isfinite(a), np.isfinite(b))
+            else _rel(np.where(np.isfinite(a), a, 0), np.where(np.isfinite(b), b, 0))
+        )
     scale = float(np.max(np.abs(b))) or 1.0
     return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
 
@@ -220,8 +223,10 @@ def part_env(ctx: Context) -> dict:
         info["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as err:
         info["nvidia_smi"] = f"not available: {err}"
-    ctx.log(f"  {info['device_kind']} ({info['platform']}), jax {info['jax']}, "
-            f"flax {info['flax']}; {info.get('nvidia_smi')}")
+    ctx.log(
+        f"  {info['device_kind']} ({info['platform']}), jax {info['jax']}, "
+        f"flax {info['flax']}; {info.get('nvidia_smi')}"
+    )
     return info
 
 
@@ -251,34 +256,39 @@ def _op_cases(ctx: Context) -> dict:
 
     return {
         "conv2d 3x3 same": (lambda x, k, b: ops.conv2d(x, k, b, padding="same"), (x, k3, bias)),
-        "conv2d 3x3 s2 valid": (lambda x, k: ops.conv2d(x, k, strides=2, padding="valid"),
-                                (x, k3)),
+        "conv2d 3x3 s2 valid": (lambda x, k: ops.conv2d(x, k, strides=2, padding="valid"), (x, k3)),
         "conv2d 1x1": (lambda x, k: ops.conv2d(x, k, padding="valid"), (x, k1)),
         "conv2d dilation 2": (lambda x, k: ops.conv2d(x, k, padding="same", dilation=2), (x, k3)),
         "conv2d groups 4": (lambda x, k: ops.conv2d(x, k, padding="same", groups=4), (x, kg)),
         "conv2d darknet pad 1 s2": (lambda x, k: ops.conv2d(x, k, strides=2, padding=1), (x, k3)),
         "dense per cell": (lambda x, k: ops.dense(x, k), (x, kd)),
-        "flatten + dense": (lambda x, k: ops.dense(ops.flatten(x), k[: c, :]),
-                            (x[:, :1, :1, :], kd)),
+        "flatten + dense": (
+            lambda x, k: ops.dense(ops.flatten(x), k[:c, :]),
+            (x[:, :1, :1, :], kd),
+        ),
         "max_pool2d 2/2": (lambda x: ops.max_pool2d(x, 2, 2), (x,)),
         "max_pool2d 2/1 same": (lambda x: ops.max_pool2d(x, 2, 1, padding="same"), (x,)),
         "avg_pool2d 3/2 same": (lambda x: ops.avg_pool2d(x, 3, 2, padding="same"), (x,)),
         "global_avg_pool2d": (ops.global_avg_pool2d, (x,)),
         "batch_norm (inference)": (
             lambda x, g, b: ops.batch_norm(x, g, b, b * 0.1, jnp.abs(g) + 0.5, epsilon=1e-3),
-            (x, scale, shift)),
-        "batch_norm_train": (lambda x, g, b: ops.batch_norm_train(x, g, b, epsilon=1e-3),
-                             (x, scale, shift)),
+            (x, scale, shift),
+        ),
+        "batch_norm_train": (
+            lambda x, g, b: ops.batch_norm_train(x, g, b, epsilon=1e-3),
+            (x, scale, shift),
+        ),
         "leaky_relu 0.1": (lambda x: ops.leaky_relu(x, 0.1), (x,)),
         "space_to_depth 2": (lambda x: ops.space_to_depth(x, 2), (x,)),
         "darknet_reorg 2": (lambda x: ops.darknet_reorg(x, 2), (x,)),
         "locally_connected2d 3x3": (
             lambda x, k, b: ops.locally_connected2d(x, k, b, kernel_size=3),
-            (x, kl, bl)),
+            (x, kl, bl),
+        ),
         "conv_lstm2d": (
-            lambda x, k, r, b: ops.conv_lstm2d(x, k, r, b, padding="same",
-                                               return_sequences=True),
-            (xs, ck, rk, cb)),
+            lambda x, k, r, b: ops.conv_lstm2d(x, k, r, b, padding="same", return_sequences=True),
+            (xs, ck, rk, cb),
+        ),
         "grad conv2d": (jax.grad(conv_loss, argnums=(0, 1)), (x, k3)),
         "grad batch_norm_train": (jax.grad(bn_loss, argnums=(0, 1, 2)), (x, scale, shift)),
         "grad max_pool2d": (jax.grad(lambda x: jnp.sum(jnp.sin(ops.max_pool2d(x, 2, 2)))), (x,)),
@@ -305,14 +315,16 @@ def _loss_cases(ctx: Context) -> dict:
     b, m, classes = (2, 4, 3) if ctx.tiny else (16, 12, 20)
     centres = rng.uniform(0.1, 0.9, (b, m, 2))
     sizes = rng.uniform(0.05, 0.4, (b, m, 2))
-    boxes = jnp.asarray(np.concatenate([centres - sizes / 2, centres + sizes / 2], -1).clip(0, 1),
-                        jnp.float32)
+    boxes = jnp.asarray(
+        np.concatenate([centres - sizes / 2, centres + sizes / 2], -1).clip(0, 1), jnp.float32
+    )
     labels = jnp.asarray(rng.integers(0, classes, (b, m)), jnp.int32)
     mask = jnp.asarray(np.arange(m)[None, :] < rng.integers(1, m + 1, (b, 1)))
     side, nb = 7, 2
     p1 = _rng_arrays(8, (b, side, side, nb * 5 + classes))[0]
-    anchors = np.array([[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11], [16.62, 10.52]],
-                       np.float32)
+    anchors = np.array(
+        [[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11], [16.62, 10.52]], np.float32
+    )
     p2 = _rng_arrays(9, (b, 13, 13, 5 * (5 + classes)), scale=0.5)[0]
 
     def v1(p):
@@ -344,14 +356,16 @@ def part_postprocess(ctx: Context) -> dict:
     from jaxheads.detect import postprocess
 
     b, classes = (2, 3) if ctx.tiny else (16, 20)
-    anchors = np.array([[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11], [16.62, 10.52]],
-                       np.float32)
+    anchors = np.array(
+        [[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11], [16.62, 10.52]], np.float32
+    )
     raw = _rng_arrays(11, (b, 13, 13, 5 * (5 + classes)), scale=2.0)[0]
 
     def run(raw):
         boxes, scores = decode_yolov2(raw, anchors, num_classes=classes)
-        return postprocess(boxes, scores, score_threshold=0.05, iou_threshold=0.45,
-                           max_detections=100)
+        return postprocess(
+            boxes, scores, score_threshold=0.05, iou_threshold=0.45, max_detections=100
+        )
 
     if not ctx.accelerator:
         ctx.jax.block_until_ready(ctx.jax.jit(run)(raw))
@@ -359,10 +373,12 @@ def part_postprocess(ctx: Context) -> dict:
     cpu = _on(ctx, ctx.cpu, run, raw)
     acc = _on(ctx, ctx.device, run, raw)
     same_valid = bool(np.array_equal(cpu.valid, acc.valid))
-    same_labels = bool(np.array_equal(np.where(cpu.valid, cpu.labels, -1),
-                                      np.where(acc.valid, acc.labels, -1)))
-    box_err = _rel(np.where(cpu.valid[..., None], acc.boxes, 0),
-                   np.where(cpu.valid[..., None], cpu.boxes, 0))
+    same_labels = bool(
+        np.array_equal(np.where(cpu.valid, cpu.labels, -1), np.where(acc.valid, acc.labels, -1))
+    )
+    box_err = _rel(
+        np.where(cpu.valid[..., None], acc.boxes, 0), np.where(cpu.valid[..., None], cpu.boxes, 0)
+    )
     score_err = _rel(np.where(cpu.valid, acc.scores, 0), np.where(cpu.valid, cpu.scores, 0))
     result = {
         "detections": int(np.sum(cpu.valid)),
@@ -469,8 +485,12 @@ def part_train_step(ctx: Context) -> dict:
                 "finite": bool(np.isfinite(float(la))),
                 "seconds": time.perf_counter() - t0,
             }
-            row["passed"] = (row["loss_rel_err"] <= TOL_F32 and row["grad_rel_err"] <= TOL_GRAD
-                             and row["bn_state_rel_err"] <= TOL_F32 and row["finite"])
+            row["passed"] = (
+                row["loss_rel_err"] <= TOL_F32
+                and row["grad_rel_err"] <= TOL_GRAD
+                and row["bn_state_rel_err"] <= TOL_F32
+                and row["finite"]
+            )
             passed &= row["passed"]
             rows[name] = row
             ctx.log(
@@ -511,8 +531,12 @@ def part_runners(ctx: Context) -> dict:
     ref = np.asarray(losses["jit"])
     err = max(float(np.max(np.abs(np.asarray(v) - ref) / np.abs(ref))) for v in losses.values())
     ctx.log(f"  losses {losses}; max rel diff {err:.1e}")
-    return {"device": str(ctx.device), "losses": losses, "max_rel_diff": err,
-            "passed": bool(err <= TOL_GRAD)}
+    return {
+        "device": str(ctx.device),
+        "losses": losses,
+        "max_rel_diff": err,
+        "passed": bool(err <= TOL_GRAD),
+    }
 
 
 def _median(values: list[float]) -> float:
@@ -606,8 +630,9 @@ def _bench_infer(ctx, name, size, batch, dtype_name, calls, repeats) -> dict:
     def predict(params, state, images):
         raw, _ = detector.layer.apply(params, state, images.astype(dtype))
         boxes, scores = detector.head.decode(raw.astype(jnp.float32))
-        return postprocess(boxes, scores, score_threshold=0.005, iou_threshold=0.45,
-                           max_detections=100)
+        return postprocess(
+            boxes, scores, score_threshold=0.005, iou_threshold=0.45, max_detections=100
+        )
 
     images = jax.device_put(_batch(size, batch, 20)["image"], ctx.device)
     params, state = jax.device_put((params, state), ctx.device)
@@ -622,8 +647,7 @@ def _bench_infer(ctx, name, size, batch, dtype_name, calls, repeats) -> dict:
 
     run()
     seconds = _time(run, repeats) / calls
-    return {"compile_s": compile_s, "latency_ms": seconds * 1e3,
-            "images_per_s": batch / seconds}
+    return {"compile_s": compile_s, "latency_ms": seconds * 1e3, "images_per_s": batch / seconds}
 
 
 def _matmul_peak(ctx, n: int, dtype) -> float:
@@ -637,8 +661,10 @@ def _matmul_peak(ctx, n: int, dtype) -> float:
 def _bench_jobs(ctx: Context) -> list[tuple[str, str, int, str, int]]:
     """(kind, network, size, dtype, batch), most wanted first: each runs while time is left."""
     if ctx.tiny:
-        return [("train", "yolov2-tiny", 64, "bfloat16", 2), ("infer", "yolov2-tiny", 64,
-                                                               "float32", 2)]
+        return [
+            ("train", "yolov2-tiny", 64, "bfloat16", 2),
+            ("infer", "yolov2-tiny", 64, "float32", 2),
+        ]
     return [
         ("train", "yolov2-voc", 416, "bfloat16", 64),
         ("train", "yolov2-voc", 416, "float32", 64),
@@ -661,13 +687,11 @@ def part_bench(ctx: Context) -> dict:
 
     steps, repeats, n = (1, 2, 256) if ctx.tiny else (5, 5, 8192)
     peaks = {
-        "datasheet_bf16": peak.datasheet_peak(ctx.device.device_kind) if ctx.accelerator
-        else None,
+        "datasheet_bf16": peak.datasheet_peak(ctx.device.device_kind) if ctx.accelerator else None,
         "matmul_bf16": _matmul_peak(ctx, n, jnp.bfloat16),
         "matmul_f32": _matmul_peak(ctx, n, jnp.float32),
     }
-    ctx.log("  peaks (TFLOP/s): " + ", ".join(
-        f"{k} {v / 1e12:.1f}" for k, v in peaks.items() if v))
+    ctx.log("  peaks (TFLOP/s): " + ", ".join(f"{k} {v / 1e12:.1f}" for k, v in peaks.items() if v))
     out = {"peaks_flops_per_s": peaks, "train": {}, "infer": {}}
     for kind, name, size, dtype, b in _bench_jobs(ctx):
         key = f"{name}_{size}_{dtype}_b{b}"
@@ -685,10 +709,13 @@ def part_bench(ctx: Context) -> dict:
                     f"matmul; compile {row['compile_s']:.1f} s"
                 )
             else:
-                row = _bench_infer(ctx, name, size, b, dtype, calls=10 if b > 1 else 30,
-                                   repeats=repeats)
-                ctx.log(f"  infer {key}: {row['images_per_s']:.0f} img/s, "
-                        f"{row['latency_ms']:.2f} ms, compile {row['compile_s']:.1f} s")
+                row = _bench_infer(
+                    ctx, name, size, b, dtype, calls=10 if b > 1 else 30, repeats=repeats
+                )
+                ctx.log(
+                    f"  infer {key}: {row['images_per_s']:.0f} img/s, "
+                    f"{row['latency_ms']:.2f} ms, compile {row['compile_s']:.1f} s"
+                )
             out[kind][key] = row
         except Exception as err:  # noqa: BLE001 - one size failing (memory) is a finding
             out[kind][key] = {"error": f"{type(err).__name__}: {err}"[:2000]}
@@ -704,8 +731,14 @@ def _repo_root() -> str:
 def _run(cmd: list[str], timeout: float, ctx: Context, env: dict | None = None) -> dict:
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=_repo_root(), capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            cmd,
+            cwd=_repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
         rc, text = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as err:
         rc = "timeout"
@@ -737,8 +770,18 @@ def part_pytest(ctx: Context, timeout: float) -> dict:
     if not ctx.accelerator:
         return {"status": "skipped", "reason": "no accelerator: CI runs the suite on CPU"}
     files = _pytest_files()
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-           "--no-header", *files]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        *files,
+    ]
     res = _run(cmd, timeout, ctx)
     res["files"] = files
     return res
@@ -747,8 +790,10 @@ def part_pytest(ctx: Context, timeout: float) -> dict:
 def part_study(ctx: Context, timeout: float, workdir: str) -> dict:
     cmd = [sys.executable, "-m", "jaxheads.cli", "compare", "--quick", "--workdir", workdir]
     if ctx.tiny:
-        return {"status": "skipped", "reason": "a quick study takes 3-5 minutes on a CPU; "
-                "tests/test_compare.py runs it"}
+        return {
+            "status": "skipped",
+            "reason": "a quick study takes 3-5 minutes on a CPU; tests/test_compare.py runs it",
+        }
     res = _run(cmd, timeout, ctx)
     results = os.path.join(workdir, "results.json")
     if os.path.isfile(results):
@@ -764,8 +809,21 @@ def part_keras_bench(ctx: Context, timeout: float, json_path: str) -> dict:
         return {"status": "skipped", "reason": f"keras not importable: {err}"}
     if ctx.tiny:
         return {"status": "skipped", "reason": "tests/test_bench.py runs the bench on CPU"}
-    res = _run([sys.executable, "-m", "jaxheads.cli", "bench", "--only", "train,infer",
-                "--json", json_path], timeout, ctx, env={"KERAS_BACKEND": "jax"})
+    res = _run(
+        [
+            sys.executable,
+            "-m",
+            "jaxheads.cli",
+            "bench",
+            "--only",
+            "train,infer",
+            "--json",
+            json_path,
+        ],
+        timeout,
+        ctx,
+        env={"KERAS_BACKEND": "jax"},
+    )
     if os.path.isfile(json_path):
         with open(json_path) as f:
             res["bench"] = json.load(f)
@@ -775,8 +833,15 @@ def part_keras_bench(ctx: Context, timeout: float, json_path: str) -> dict:
 # --- driver ---------------------------------------------------------------------------------
 
 
-def run(parts, *, json_path: str, tiny: bool = False, deadline: float | None = None,
-        workdir: str = "/tmp/jaxheads-accelerator-check", log=print) -> dict:
+def run(
+    parts,
+    *,
+    json_path: str,
+    tiny: bool = False,
+    deadline: float | None = None,
+    workdir: str = "/tmp/jaxheads-accelerator-check",
+    log=print,
+) -> dict:
     """Runs ``parts`` in order, each guarded, writing ``json_path`` after each one."""
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
@@ -789,8 +854,12 @@ def run(parts, *, json_path: str, tiny: bool = False, deadline: float | None = N
         log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
 
     ctx = Context(tiny, say)
-    result = {"accelerator": ctx.accelerator, "device_kind": ctx.device.device_kind,
-              "tiny": ctx.tiny, "parts": {}}
+    result = {
+        "accelerator": ctx.accelerator,
+        "device_kind": ctx.device.device_kind,
+        "tiny": ctx.tiny,
+        "parts": {},
+    }
     os.makedirs(workdir, exist_ok=True)
     for part in parts:
         left = deadline - time.perf_counter()
@@ -812,8 +881,11 @@ def run(parts, *, json_path: str, tiny: bool = False, deadline: float | None = N
                 out = globals()[f"part_{part}"](ctx)
             out.setdefault("status", "ok" if out.get("passed", True) else "failed")
         except Exception as err:  # noqa: BLE001 - record it and go on with the next part
-            out = {"status": "error", "error": f"{type(err).__name__}: {err}"[:4000],
-                   "traceback": traceback.format_exc()[-4000:]}
+            out = {
+                "status": "error",
+                "error": f"{type(err).__name__}: {err}"[:4000],
+                "traceback": traceback.format_exc()[-4000:],
+            }
             say(f"{part}: ERROR {type(err).__name__}: {str(err)[:500]}")
         out["seconds"] = time.perf_counter() - t0
         result["parts"][part] = out
@@ -838,27 +910,40 @@ def main(argv=None) -> int:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
     parser.add_argument("--json", required=True, metavar="PATH", help="write the figures here")
-    parser.add_argument("--tiny", action="store_true",
-                        help="tiny sizes (the default without an accelerator)")
-    parser.add_argument("--seconds", type=float, default=480.0,
-                        help="time budget: parts that would start later are skipped")
-    parser.add_argument("--workdir", default="/tmp/jaxheads-accelerator-check",
-                        help="scratch folder for the study and the bench")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny sizes (the default without an accelerator)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=480.0,
+        help="time budget: parts that would start later are skipped",
+    )
+    parser.add_argument(
+        "--workdir",
+        default="/tmp/jaxheads-accelerator-check",
+        help="scratch folder for the study and the bench",
+    )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     try:
-        result = run(parts, json_path=args.json, tiny=args.tiny,
-                     deadline=time.perf_counter() + args.seconds, workdir=args.workdir,
-                     log=lambda m: print(m, flush=True))
+        result = run(
+            parts,
+            json_path=args.json,
+            tiny=args.tiny,
+            deadline=time.perf_counter() + args.seconds,
+            workdir=args.workdir,
+            log=lambda m: print(m, flush=True),
+        )
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
     bad = [p for p, r in result["parts"].items() if r["status"] in ("failed", "error")]
-    print(f"accelerator_check: {len(result['parts'])} parts, failed: {bad or 'none'}",
-          flush=True)
+    print(f"accelerator_check: {len(result['parts'])} parts, failed: {bad or 'none'}", flush=True)
     return 1 if bad else 0
 
 

@@ -381,15 +381,22 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
     if "detect" in sections:
         from benchmarks import detect
 
-        found = detect.measure(count=cfg.detect_images, image_size=cfg.detect_image_size,
-                               repeats=min(cfg.repeats, 3),
-                               darknet=os.environ.get("JAXHEADS_DARKNET"), log=lambda m: None)
+        found = detect.measure(
+            count=cfg.detect_images,
+            image_size=cfg.detect_image_size,
+            repeats=min(cfg.repeats, 3),
+            darknet=os.environ.get("JAXHEADS_DARKNET"),
+            log=lambda m: None,
+        )
         figures.update({f"detect_{k}": v for k, v in found.items() if k != "load_average_end"})
         say(
             "[detect] JPEG files to boxes, yolov2-tiny-voc "
             f"{cfg.detect_image_size}²: "
-            + ", ".join(f"{k[len('detect_images_per_s_'):]} {v:.2f} img/s"
-                        for k, v in figures.items() if k.startswith("detect_images_per_s_"))
+            + ", ".join(
+                f"{k[len('detect_images_per_s_') :]} {v:.2f} img/s"
+                for k, v in figures.items()
+                if k.startswith("detect_images_per_s_")
+            )
         )
     if "scaling" in sections:
         say(
@@ -546,7 +553,8 @@ def report(result: dict) -> str:
             "| " + " | ".join(f"batch {b} img/s" for b in bs) + " | darknet img/s | "
             "decode ms/img | resize ms/img | host share at the largest batch |",
             "|" + "---|" * (len(bs) + 4),
-            "| " + " | ".join(_fmt(f[f"detect_images_per_s_b{b}"], ".2f") for b in bs)
+            "| "
+            + " | ".join(_fmt(f[f"detect_images_per_s_b{b}"], ".2f") for b in bs)
             + f" | {_fmt(darknet if darknet else math.nan, '.2f')} | "
             f"{_fmt(f.get('detect_decode_s_per_image', math.nan) * 1e3)} | "
             f"{_fmt(f.get('detect_resize_s_per_image', math.nan) * 1e3)} | "

@@ -274,8 +274,7 @@ def micro(network: nw.Network, batch: int, repeats: int) -> dict[str, float]:
     cpu: dict[str, list[float]] = {}
     times = timing.interleaved(calls, repeats=repeats, cpu=cpu)
     return {
-        name: (timing.median(t) * 1e3, timing.median(cpu[name]) * 1e3)
-        for name, t in times.items()
+        name: (timing.median(t) * 1e3, timing.median(cpu[name]) * 1e3) for name, t in times.items()
     }
 
 

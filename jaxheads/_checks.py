@@ -35,11 +35,12 @@ def check_rank(op: str, name: str, x, rank: int | Sequence[int], layout: str = "
         want = " or ".join(str(r) for r in ranks)
         hint = ""
         if layout.startswith("[B,") and np.ndim(x) == max(ranks) - 1:
-            hint = ("; the batch axis is missing: add it with x[None] for one example, or, "
-                    "in a function mapped with jax.vmap, add it inside and take [0] of the result")
+            hint = (
+                "; the batch axis is missing: add it with x[None] for one example, or, "
+                "in a function mapped with jax.vmap, add it inside and take [0] of the result"
+            )
         layout = f" {layout}" if layout else ""
-        fail(op, f"{name} of rank {want}{layout}",
-             f"shape {shape_of(x)} (rank {np.ndim(x)}){hint}")
+        fail(op, f"{name} of rank {want}{layout}", f"shape {shape_of(x)} (rank {np.ndim(x)}){hint}")
 
 
 def looks_nchw(shape) -> bool:
@@ -55,19 +56,26 @@ def check_nhwc(op: str, name: str, x) -> None:
     """Checks a ``[B, H, W, C]`` map: its rank, and that it does not look NCHW."""
     check_rank(op, name, x, 4, "[B, H, W, C]")
     if looks_nchw(shape_of(x)):
-        fail(op, f"{name} in the NHWC layout [B, H, W, C] (channels last)",
-             f"shape {shape_of(x)}, which looks NCHW (channels first): transpose it with "
-             "jnp.transpose(x, (0, 2, 3, 1))")
+        fail(
+            op,
+            f"{name} in the NHWC layout [B, H, W, C] (channels last)",
+            f"shape {shape_of(x)}, which looks NCHW (channels first): transpose it with "
+            "jnp.transpose(x, (0, 2, 3, 1))",
+        )
 
 
-def check_channels_last(op: str, name: str, x, channels: int,
-                        source: str = "the kernel's input channels") -> None:
+def check_channels_last(
+    op: str, name: str, x, channels: int, source: str = "the kernel's input channels"
+) -> None:
     """With ``channels`` known (from ``source``), tells an NCHW input that the layout is NHWC."""
     shape = shape_of(x)
     if shape[-1] != channels and len(shape) >= 4 and shape[1] == channels:
-        fail(op, f"{name} in the NHWC layout with C = {channels} last ({source})",
-             f"shape {shape}, channels first (NCHW): transpose it with "
-             "jnp.transpose(x, (0, 2, 3, 1))")
+        fail(
+            op,
+            f"{name} in the NHWC layout with C = {channels} last ({source})",
+            f"shape {shape}, channels first (NCHW): transpose it with "
+            "jnp.transpose(x, (0, 2, 3, 1))",
+        )
 
 
 def check_static(op: str, name: str, value) -> None:
@@ -79,10 +87,14 @@ def check_static(op: str, name: str, value) -> None:
     arrays = [leaf for leaf in jax.tree.leaves(value) if isinstance(leaf, jax.Array)]
     if arrays:
         leaf = arrays[0]
-        fail(op, f"{name} as a static Python value (int, tuple or str): it fixes shapes, so "
-             f"under jax.jit mark it static (jax.jit(f, static_argnames={name!r})) or bind it "
-             "with functools.partial", f"a JAX array of shape {tuple(leaf.shape)} and dtype "
-             f"{leaf.dtype} (a traced value under jit)")
+        fail(
+            op,
+            f"{name} as a static Python value (int, tuple or str): it fixes shapes, so "
+            f"under jax.jit mark it static (jax.jit(f, static_argnames={name!r})) or bind it "
+            "with functools.partial",
+            f"a JAX array of shape {tuple(leaf.shape)} and dtype "
+            f"{leaf.dtype} (a traced value under jit)",
+        )
 
 
 def check_min_rank(op: str, name: str, x, rank: int) -> None:
@@ -121,18 +133,28 @@ def check_positive_int(op: str, name: str, value) -> None:
         fail(op, f"{name} to be a positive integer", repr(value))
 
 
-def check_real(op: str, name: str, value, *, low: float | None = None,
-               high: float | None = None, low_open: bool = False) -> float:
+def check_real(
+    op: str,
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
     """Checks a finite real number within ``[low, high]`` (``(low, high]`` with ``low_open``)."""
     bounds = ""
     if low is not None or high is not None:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         bounds = f" in {'(' if low_open else '['}{lo}, {hi}]"
-    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
-            or not np.isfinite(value)
-            or (low is not None and (value < low or (low_open and value == low)))
-            or (high is not None and value > high)):
+    if (
+        not isinstance(value, (int, float, np.integer, np.floating))
+        or isinstance(value, bool)
+        or not np.isfinite(value)
+        or (low is not None and (value < low or (low_open and value == low)))
+        or (high is not None and value > high)
+    ):
         fail(op, f"{name} to be a finite number{bounds}", repr(value))
     return float(value)
 

@@ -24,12 +24,12 @@ def _summary(args: argparse.Namespace) -> int:
         if args.model.endswith(".cfg") or os.path.isfile(args.model):
             from jaxheads.darknet import from_cfg
 
-            model = from_cfg(args.model, image_size=args.image_size,
-                             num_classes=args.num_classes)
+            model = from_cfg(args.model, image_size=args.image_size, num_classes=args.num_classes)
             layer, shape = model.layer, model.input_shape
         else:
-            layer, shape = zoo.build(args.model, image_size=args.image_size,
-                                     num_classes=args.num_classes)
+            layer, shape = zoo.build(
+                args.model, image_size=args.image_size, num_classes=args.num_classes
+            )
     except (OSError, ValueError) as err:
         print(f"jaxheads summary: {err}", file=sys.stderr)
         return 2
@@ -60,83 +60,132 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` shows every flag's default."""
-    return sub.add_parser(name, help=summary, description=description,
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from jaxheads import __version__
 
     parser = argparse.ArgumentParser(
-        prog="jaxheads", description="Detection heads and layers as pure JAX functions.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="jaxheads",
+        description="Detection heads and layers as pure JAX functions.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"jaxheads {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = _command(sub, "summary", "print a Keras-style summary of a built-in model",
-                 "Print Keras' summary table (layers, output shapes, parameter counts) of a "
-                 "built-in model or a darknet .cfg file, computed from shapes alone.")
-    p.add_argument("model", nargs="?",
-                   help="a built-in model name (see --list) or a darknet .cfg path")
+    p = _command(
+        sub,
+        "summary",
+        "print a Keras-style summary of a built-in model",
+        "Print Keras' summary table (layers, output shapes, parameter counts) of a "
+        "built-in model or a darknet .cfg file, computed from shapes alone.",
+    )
+    p.add_argument(
+        "model", nargs="?", help="a built-in model name (see --list) or a darknet .cfg path"
+    )
     p.add_argument("--list", action="store_true", help="list the built-in models")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="square input side in pixels; None: the model's own")
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="classes the head predicts; None: the model's own")
-    p.add_argument("--expand-nested", action="store_true",
-                   help="list the layers inside nested models")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="square input side in pixels; None: the model's own",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classes the head predicts; None: the model's own",
+    )
+    p.add_argument(
+        "--expand-nested", action="store_true", help="list the layers inside nested models"
+    )
     p.set_defaults(run=_summary)
 
     from jaxheads.train.commands import add_train_arguments, evaluate_command, train_command
 
-    p = _command(sub, "train", "train a detector (resumes from --workdir)",
-                 "Train a detector on a dataset, with the batch split over every device; "
-                 "checkpoints, metrics and the config go to --workdir, and a rerun resumes.")
+    p = _command(
+        sub,
+        "train",
+        "train a detector (resumes from --workdir)",
+        "Train a detector on a dataset, with the batch split over every device; "
+        "checkpoints, metrics and the config go to --workdir, and a rerun resumes.",
+    )
     add_train_arguments(p)
     p.set_defaults(run=train_command)
-    p = _command(sub, "evaluate", "VOC and COCO mAP of a trained run",
-                 "Evaluate the latest checkpoint of a training run: VOC and COCO mean "
-                 "average precision on its dataset's validation split.")
+    p = _command(
+        sub,
+        "evaluate",
+        "VOC and COCO mAP of a trained run",
+        "Evaluate the latest checkpoint of a training run: VOC and COCO mean "
+        "average precision on its dataset's validation split.",
+    )
     p.add_argument("--workdir", required=True, help="the training run's --workdir")
-    p.add_argument("--val-examples", type=int, default=None,
-                   help="validation examples; None: the run's own")
+    p.add_argument(
+        "--val-examples", type=int, default=None, help="validation examples; None: the run's own"
+    )
     p.set_defaults(run=evaluate_command)
 
     from jaxheads.train.pretrain import add_pretrain_arguments, pretrain_command
 
-    p = _command(sub, "pretrain", "pre-train a backbone on the embedded classification task",
-                 "Train a backbone with darknet19's classification head (1x1 conv, global "
-                 "average pool, softmax) on shapes and handwritten digits, report top-1/top-5 "
-                 "on held-out images, and write a work directory that --init accepts.")
+    p = _command(
+        sub,
+        "pretrain",
+        "pre-train a backbone on the embedded classification task",
+        "Train a backbone with darknet19's classification head (1x1 conv, global "
+        "average pool, softmax) on shapes and handwritten digits, report top-1/top-5 "
+        "on held-out images, and write a work directory that --init accepts.",
+    )
     add_pretrain_arguments(p)
     p.set_defaults(run=pretrain_command)
 
     from jaxheads.study.cli import add_compare_arguments, compare_command
 
-    p = _command(sub, "compare", "train and compare several heads (a packaged study)",
-                 "Train every run of a study (several heads on the same backbone and data) "
-                 "and write results.json, results.md and plots comparing them.")
+    p = _command(
+        sub,
+        "compare",
+        "train and compare several heads (a packaged study)",
+        "Train every run of a study (several heads on the same backbone and data) "
+        "and write results.json, results.md and plots comparing them.",
+    )
     add_compare_arguments(p)
     p.set_defaults(run=compare_command)
 
     from jaxheads.darknet.commands import add_darknet_arguments
 
-    p = _command(sub, "darknet", "darknet file commands (partial: the first N layers)",
-                 "Darknet .weights file tools: 'partial' writes the first N layers of a file "
-                 "exactly as darknet's own 'partial' does.")
+    p = _command(
+        sub,
+        "darknet",
+        "darknet file commands (partial: the first N layers)",
+        "Darknet .weights file tools: 'partial' writes the first N layers of a file "
+        "exactly as darknet's own 'partial' does.",
+    )
     add_darknet_arguments(p)
 
     from jaxheads.predict.command import add_detect_arguments, detect_command
 
-    p = _command(sub, "detect", "boxes on image files, as darknet's 'detector test'",
-                 "Detect objects in image files, folders or globs with a darknet cfg and "
-                 "weights or a jaxheads work directory; print darknet's lines, write JSON and "
-                 "drawn images.")
+    p = _command(
+        sub,
+        "detect",
+        "boxes on image files, as darknet's 'detector test'",
+        "Detect objects in image files, folders or globs with a darknet cfg and "
+        "weights or a jaxheads work directory; print darknet's lines, write JSON and "
+        "drawn images.",
+    )
     add_detect_arguments(p)
     p.set_defaults(run=detect_command)
 
-    p = _command(sub, "bench", "throughput against Keras 3, Flax NNX and the hardware",
-                 "Measure training and inference throughput against Keras 3 and Flax NNX "
-                 "(needs the benchmarks/ folder of a source checkout).")
+    p = _command(
+        sub,
+        "bench",
+        "throughput against Keras 3, Flax NNX and the hardware",
+        "Measure training and inference throughput against Keras 3 and Flax NNX "
+        "(needs the benchmarks/ folder of a source checkout).",
+    )
     p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
     p.add_argument("--json", metavar="PATH", help="write every figure to PATH")
     p.add_argument(

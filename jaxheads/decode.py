@@ -31,8 +31,14 @@ def _cell_grid(h: int, w: int, dtype):
     return cx[None, :, :, None], cy[None, :, :, None]  # [1, H, W, 1]
 
 
-def decode_yolov1(pred: jax.Array, *, num_boxes: int = 2, num_classes: int = 20,
-                  sqrt: bool = True, softmax_classes: bool = False):
+def decode_yolov1(
+    pred: jax.Array,
+    *,
+    num_boxes: int = 2,
+    num_classes: int = 20,
+    sqrt: bool = True,
+    softmax_classes: bool = False,
+):
     """Decodes a YOLOv1 output.
 
     Args:
@@ -50,10 +56,14 @@ def decode_yolov1(pred: jax.Array, *, num_boxes: int = 2, num_classes: int = 20,
     check_floating(op, "pred", pred)
     b, s, s2, ch = pred.shape
     if s != s2 or ch != num_boxes * 5 + num_classes:
-        fail(op, f"pred of shape [B, S, S, {num_boxes * 5 + num_classes}] "
-             f"(num_boxes={num_boxes}, num_classes={num_classes})", f"shape {pred.shape}")
+        fail(
+            op,
+            f"pred of shape [B, S, S, {num_boxes * 5 + num_classes}] "
+            f"(num_boxes={num_boxes}, num_classes={num_classes})",
+            f"shape {pred.shape}",
+        )
     boxes = pred[..., : num_boxes * 5].reshape(b, s, s, num_boxes, 5)
-    classes = pred[..., num_boxes * 5:]
+    classes = pred[..., num_boxes * 5 :]
     if softmax_classes:
         classes = jax.nn.softmax(classes, axis=-1)
     cx, cy = _cell_grid(s, s, pred.dtype)
@@ -98,8 +108,9 @@ class RegionCentre(NamedTuple):
 BOUNDED = RegionCentre(_bounded_centre, jax.nn.sigmoid, _bounded_target, 0.5)
 
 
-def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20,
-                  centre: RegionCentre = BOUNDED):
+def decode_yolov2(
+    pred: jax.Array, anchors, *, num_classes: int = 20, centre: RegionCentre = BOUNDED
+):
     """Decodes a YOLOv2 region output (darknet ``[region]``).
 
     ``bx = (σ(tx) + cx) / W``, ``by = (σ(ty) + cy) / H``, ``bw = pw·e^tw / W``,
@@ -123,8 +134,11 @@ def decode_yolov2(pred: jax.Array, anchors, *, num_classes: int = 20,
     a = anchors.shape[0]
     b, h, w, ch = pred.shape
     if ch != a * (5 + num_classes):
-        fail(op, f"pred channels == A*(5 + C) = {a * (5 + num_classes)} "
-             f"(A={a}, C={num_classes})", f"shape {pred.shape}")
+        fail(
+            op,
+            f"pred channels == A*(5 + C) = {a * (5 + num_classes)} (A={a}, C={num_classes})",
+            f"shape {pred.shape}",
+        )
     p = pred.reshape(b, h, w, a, 5 + num_classes)
     cx, cy = _cell_grid(h, w, pred.dtype)
     pw, ph = anchors[:, 0].reshape(1, 1, 1, a), anchors[:, 1].reshape(1, 1, 1, a)

@@ -32,10 +32,17 @@ class Detections(NamedTuple):
     valid: jax.Array
 
 
-def postprocess(boxes: jax.Array, scores: jax.Array, *, score_threshold: float = 0.005,
-                iou_threshold: float = 0.45, max_detections: int = 100,
-                pre_nms_top_k: int = 1000, per_class: bool = True,
-                multi_label: bool = True) -> Detections:
+def postprocess(
+    boxes: jax.Array,
+    scores: jax.Array,
+    *,
+    score_threshold: float = 0.005,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+    pre_nms_top_k: int = 1000,
+    per_class: bool = True,
+    multi_label: bool = True,
+) -> Detections:
     """Selects detections from every predictor's box and per-class scores.
 
     Args:
@@ -59,8 +66,11 @@ def postprocess(boxes: jax.Array, scores: jax.Array, *, score_threshold: float =
     check_rank(op, "scores", scores, 3, "[B, N, C]")
     check_floating(op, "scores", scores)
     if boxes.shape[:2] != scores.shape[:2] or boxes.shape[2] != 4:
-        fail(op, "boxes [B, N, 4] and scores [B, N, C] with the same B and N",
-             f"boxes {boxes.shape}, scores {scores.shape}")
+        fail(
+            op,
+            "boxes [B, N, 4] and scores [B, N, C] with the same B and N",
+            f"boxes {boxes.shape}, scores {scores.shape}",
+        )
     n, c = scores.shape[1:]
     # top_k ranks NaN above every number: a NaN score would push real detections out.
     scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
@@ -76,13 +86,22 @@ def postprocess(boxes: jax.Array, scores: jax.Array, *, score_threshold: float =
             k = min(pre_nms_top_k, n)
             top, idx = lax.top_k(best, k)
             cand_boxes, labels = b[idx], jnp.argmax(s[idx], axis=-1).astype(jnp.int32)
-        keep, valid = nms(cand_boxes, top, iou_threshold=iou_threshold,
-                          max_outputs=max_detections, score_threshold=score_threshold,
-                          labels=labels, per_class=per_class)
+        keep, valid = nms(
+            cand_boxes,
+            top,
+            iou_threshold=iou_threshold,
+            max_outputs=max_detections,
+            score_threshold=score_threshold,
+            labels=labels,
+            per_class=per_class,
+        )
         zero = jnp.zeros((), top.dtype)
-        return Detections(jnp.where(valid[:, None], cand_boxes[keep], zero),
-                          jnp.where(valid, top[keep], zero),
-                          jnp.where(valid, labels[keep], -1), valid)
+        return Detections(
+            jnp.where(valid[:, None], cand_boxes[keep], zero),
+            jnp.where(valid, top[keep], zero),
+            jnp.where(valid, labels[keep], -1),
+            valid,
+        )
 
     return jax.vmap(one)(boxes, scores)
 
@@ -97,5 +116,7 @@ def to_numpy_list(detections: Detections, *, scale=None) -> list[dict[str, np.nd
     if scale is not None:
         w, h = scale
         boxes = boxes * np.array([w, h, w, h], dtype=boxes.dtype)
-    return [{"boxes": boxes[i][valid[i]], "scores": scores[i][valid[i]],
-             "labels": labels[i][valid[i]]} for i in range(valid.shape[0])]
+    return [
+        {"boxes": boxes[i][valid[i]], "scores": scores[i][valid[i]], "labels": labels[i][valid[i]]}
+        for i in range(valid.shape[0])
+    ]

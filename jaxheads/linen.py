@@ -44,21 +44,28 @@ def _declare(module: nn.Module, layer: Layer, x):
     """
     shape = _shape(x)
     _, param_shapes, state_shapes = abstract_init(layer, shape)
-    params = {name: module.param(name, lambda key, n=name: layer.init(key, shape)[1][n])
-              for name in param_shapes}
-    state = {name: module.variable("batch_stats", name,
-                                   lambda n=name: layer.init(jax.random.key(0), shape)[2][n])
-             for name in state_shapes}
+    params = {
+        name: module.param(name, lambda key, n=name: layer.init(key, shape)[1][n])
+        for name in param_shapes
+    }
+    state = {
+        name: module.variable(
+            "batch_stats", name, lambda n=name: layer.init(jax.random.key(0), shape)[2][n]
+        )
+        for name in state_shapes
+    }
     return params, state
 
 
-def _apply(module: nn.Module, layer: Layer, x, *, train: bool = False, rng_collection=None,
-           axis_name=None):
+def _apply(
+    module: nn.Module, layer: Layer, x, *, train: bool = False, rng_collection=None, axis_name=None
+):
     """Runs ``layer`` on ``x`` with the module's variables; in training updates the statistics."""
     params, state = _declare(module, layer, x)
     key = module.make_rng(rng_collection) if train and rng_collection else None
-    y, new_state = layer.apply(params, {n: v.value for n, v in state.items()}, x, train=train,
-                               key=key, axis_name=axis_name)
+    y, new_state = layer.apply(
+        params, {n: v.value for n, v in state.items()}, x, train=train, key=key, axis_name=axis_name
+    )
     if train and not module.is_initializing():
         for name, var in state.items():
             var.value = new_state[name]
@@ -80,8 +87,11 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(self, layers.Dense(self.features, use_bias=self.use_bias,
-                                         kernel_init=self.kernel_init), x)
+        return _apply(
+            self,
+            layers.Dense(self.features, use_bias=self.use_bias, kernel_init=self.kernel_init),
+            x,
+        )
 
 
 class Conv2D(nn.Module):
@@ -98,10 +108,20 @@ class Conv2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(self, layers.Conv2D(
-            self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
-            dilation_rate=self.dilation_rate, groups=self.groups, use_bias=self.use_bias,
-            kernel_init=self.kernel_init), x)
+        return _apply(
+            self,
+            layers.Conv2D(
+                self.filters,
+                self.kernel_size,
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                groups=self.groups,
+                use_bias=self.use_bias,
+                kernel_init=self.kernel_init,
+            ),
+            x,
+        )
 
 
 class LocallyConnected2D(nn.Module):
@@ -116,9 +136,18 @@ class LocallyConnected2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(self, layers.LocallyConnected2D(
-            self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
-            use_bias=self.use_bias, kernel_init=self.kernel_init), x)
+        return _apply(
+            self,
+            layers.LocallyConnected2D(
+                self.filters,
+                self.kernel_size,
+                strides=self.strides,
+                padding=self.padding,
+                use_bias=self.use_bias,
+                kernel_init=self.kernel_init,
+            ),
+            x,
+        )
 
 
 class ConvLSTM2D(nn.Module):
@@ -136,11 +165,21 @@ class ConvLSTM2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(self, layers.ConvLSTM2D(
-            self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
-            dilation_rate=self.dilation_rate, return_sequences=self.return_sequences,
-            go_backwards=self.go_backwards, use_bias=self.use_bias,
-            unit_forget_bias=self.unit_forget_bias), x)
+        return _apply(
+            self,
+            layers.ConvLSTM2D(
+                self.filters,
+                self.kernel_size,
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                return_sequences=self.return_sequences,
+                go_backwards=self.go_backwards,
+                use_bias=self.use_bias,
+                unit_forget_bias=self.unit_forget_bias,
+            ),
+            x,
+        )
 
 
 class BatchNormalization(nn.Module):
@@ -161,10 +200,12 @@ class BatchNormalization(nn.Module):
 
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None):
-        running = nn.merge_param("use_running_average", self.use_running_average,
-                                 use_running_average)
-        layer = layers.BatchNormalization(momentum=self.momentum, epsilon=self.epsilon,
-                                          center=self.center, scale=self.scale)
+        running = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        layer = layers.BatchNormalization(
+            momentum=self.momentum, epsilon=self.epsilon, center=self.center, scale=self.scale
+        )
         return _apply(self, layer, x, train=not running, axis_name=self.axis_name)
 
 
@@ -183,8 +224,9 @@ class Dropout(nn.Module):
     def __call__(self, x, deterministic: bool | None = None):
         off = nn.merge_param("deterministic", self.deterministic, deterministic)
         train = not off and self.rate > 0
-        return _apply(self, layers.Dropout(self.rate), x, train=train,
-                      rng_collection=self.rng_collection)
+        return _apply(
+            self, layers.Dropout(self.rate), x, train=train, rng_collection=self.rng_collection
+        )
 
 
 class LayerModule(nn.Module):
@@ -200,8 +242,7 @@ class LayerModule(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         drops = _contains(self.layer, "Dropout")
-        return _apply(self, self.layer, x, train=train,
-                      rng_collection="dropout" if drops else None)
+        return _apply(self, self.layer, x, train=train, rng_collection="dropout" if drops else None)
 
 
 def _contains(layer: Layer, kind: str) -> bool:
@@ -268,8 +309,7 @@ class MaxPooling2D(nn.Module):
     padding: Padding = "valid"
 
     def __call__(self, x):
-        return layers.MaxPooling2D(self.pool_size, self.strides, self.padding).apply(
-            {}, {}, x)[0]
+        return layers.MaxPooling2D(self.pool_size, self.strides, self.padding).apply({}, {}, x)[0]
 
 
 class AveragePooling2D(nn.Module):
@@ -280,8 +320,9 @@ class AveragePooling2D(nn.Module):
     padding: Padding = "valid"
 
     def __call__(self, x):
-        return layers.AveragePooling2D(self.pool_size, self.strides, self.padding).apply(
-            {}, {}, x)[0]
+        return layers.AveragePooling2D(self.pool_size, self.strides, self.padding).apply({}, {}, x)[
+            0
+        ]
 
 
 class SpaceToDepth(nn.Module):
@@ -312,8 +353,22 @@ class Concatenate(nn.Module):
 
 
 __all__ = [
-    "Activation", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D",
-    "ConvLSTM2D", "DarknetReorg", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
-    "GlobalMaxPooling2D", "LayerModule", "LeakyReLU", "LocallyConnected2D", "MaxPooling2D",
-    "Reshape", "SpaceToDepth",
+    "Activation",
+    "AveragePooling2D",
+    "BatchNormalization",
+    "Concatenate",
+    "Conv2D",
+    "ConvLSTM2D",
+    "DarknetReorg",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "LayerModule",
+    "LeakyReLU",
+    "LocallyConnected2D",
+    "MaxPooling2D",
+    "Reshape",
+    "SpaceToDepth",
 ]

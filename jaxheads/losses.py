@@ -434,9 +434,7 @@ def _region_image(
 def _region_batch(
     pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales, *, rescore, bias_match, centre
 ):
-    image = functools.partial(
-        _region_image, rescore=rescore, bias_match=bias_match, centre=centre
-    )
+    image = functools.partial(_region_image, rescore=rescore, bias_match=bias_match, centre=centre)
     in_axes = (0, 0, 0, 0, None, None, None)
     return jax.vmap(image, in_axes=in_axes)(
         pred, gt_boxes, gt_labels, gt_mask, anchors, warm, scales

@@ -20,8 +20,11 @@ from jaxheads.layers.combinators import INPUT, init_nodes
 def _fmt_shape(shape) -> str:
     if shape and isinstance(shape[0], (tuple, list)):
         return "[" + ", ".join(_fmt_shape(s) for s in shape) + "]"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
-        ",)" if len(shape) == 1 else ")")
+    return (
+        "("
+        + ", ".join("None" if d is None else str(d) for d in shape)
+        + (",)" if len(shape) == 1 else ")")
+    )
 
 
 def _fmt_bytes(n: int) -> str:
@@ -52,8 +55,9 @@ def _node_rows(layer: Layer, input_shape, prefix: str, expand_nested: bool) -> l
             continue
         wiring = "" if inputs == (previous,) else ", ".join(inputs)
         n = count(params.get(node.name, {})) + count(state.get(node.name, {}))
-        rows.append((f"{prefix}{node.name} ({node.layer.kind})", _fmt_shape(shapes[node.name]),
-                     n, wiring))
+        rows.append(
+            (f"{prefix}{node.name} ({node.layer.kind})", _fmt_shape(shapes[node.name]), n, wiring)
+        )
     return rows
 
 
@@ -64,8 +68,7 @@ def _layer_rows(model: Layer, input_shape, prefix: str, expand_nested: bool):
         rows = _node_rows(model, tuple(input_shape), prefix, expand_nested)
     else:
         name = prefix.rstrip("/") or model.name
-        rows = [(f"{name} ({model.kind})", _fmt_shape(out_shape),
-                 count(params) + count(state), "")]
+        rows = [(f"{name} ({model.kind})", _fmt_shape(out_shape), count(params) + count(state), "")]
     itemsize = max({leaf.dtype.itemsize for leaf in jax.tree.leaves((params, state))} or {4})
     return rows, count(params), count(state), itemsize
 
@@ -120,8 +123,7 @@ def _nnx_rows(module, expand_nested: bool):
     return rows, trainable, non_trainable, itemsize
 
 
-def summary(model, input_shape=None, *, expand_nested: bool = False,
-            line_length: int = 98) -> str:
+def summary(model, input_shape=None, *, expand_nested: bool = False, line_length: int = 98) -> str:
     """A Keras-style summary table of a layer, a model or any Flax NNX module.
 
     Args:
@@ -145,15 +147,13 @@ def summary(model, input_shape=None, *, expand_nested: bool = False,
     if isinstance(model, Layer):
         if input_shape is None:
             fail("summary", "an input_shape for a Layer, e.g. (None, 224, 224, 3)", None)
-        rows, trainable, non_trainable, nbytes = _layer_rows(model, input_shape, "",
-                                                             expand_nested)
+        rows, trainable, non_trainable, nbytes = _layer_rows(model, input_shape, "", expand_nested)
         title = model.name
     elif _is_nnx_module(model):
         layer, known = getattr(model, "layer", None), getattr(model, "input_shape", None)
         if isinstance(layer, Layer) and known is not None:  # a LayerModule
             shape = known if input_shape is None else input_shape
-            rows, trainable, non_trainable, nbytes = _layer_rows(layer, shape, "",
-                                                                 expand_nested)
+            rows, trainable, non_trainable, nbytes = _layer_rows(layer, shape, "", expand_nested)
             title = layer.name
         else:
             rows, trainable, non_trainable, nbytes = _nnx_rows(model, expand_nested)

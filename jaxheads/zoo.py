@@ -63,8 +63,11 @@ def register(registry: dict[str, Entry], entry: Entry) -> Entry:
     if entry.kind not in KINDS:
         fail("zoo.register", f"kind in {list(KINDS)}", repr(entry.kind))
     if (entry.kind == "detector") != (entry.detector is not None):
-        fail("zoo.register", "a detector builder for a detector entry (and only for one)",
-             f"kind={entry.kind!r}, detector={entry.detector!r}")
+        fail(
+            "zoo.register",
+            "a detector builder for a detector entry (and only for one)",
+            f"kind={entry.kind!r}, detector={entry.detector!r}",
+        )
     if entry.name in registry:
         fail("zoo.register", "a name not yet registered", repr(entry.name))
     registry[entry.name] = entry
@@ -150,22 +153,47 @@ def _builtin() -> dict[str, Entry]:
 
     registry: dict[str, Entry] = {}
     heads = [
-        ("yolov1-fc-head", "YOLOv1 paper head on 7x7x1024: Flatten, Dense 4096, Dense 1470",
-         "yolov1_fc"),
-        ("yolov1-percell-head", "YOLOv1 head's Dense layers per cell (1x1 convs) on 7x7x1024",
-         "yolov1_percell"),
-        ("yolov1-local-head", "darknet yolov1.cfg head on 7x7x1024: local 3x3x256, Dense 1470",
-         "yolov1_local"),
+        (
+            "yolov1-fc-head",
+            "YOLOv1 paper head on 7x7x1024: Flatten, Dense 4096, Dense 1470",
+            "yolov1_fc",
+        ),
+        (
+            "yolov1-percell-head",
+            "YOLOv1 head's Dense layers per cell (1x1 convs) on 7x7x1024",
+            "yolov1_percell",
+        ),
+        (
+            "yolov1-local-head",
+            "darknet yolov1.cfg head on 7x7x1024: local 3x3x256, Dense 1470",
+            "yolov1_local",
+        ),
         ("gap-head", "GlobalAveragePooling2D then Dense 1470 on 7x7x1024", "gap"),
     ]
     for name, description, make in heads:
         register(registry, Entry(name, "head", description, 448, "yolov1", _yolov1_head(make)))
-    register(registry, Entry(
-        "yolov2-head", "head", "yolov2-voc.cfg layers 23-30 on 13x13x1024 + 26x26x512 "
-        "passthrough", 416, "yolov2", _yolov2_head))
-    register(registry, Entry(
-        "small-backbone", "backbone", "small CPU backbone: 96x96 -> 6x6x256 (+ 12x12x128 tap)",
-        96, None, _small_backbone))
+    register(
+        registry,
+        Entry(
+            "yolov2-head",
+            "head",
+            "yolov2-voc.cfg layers 23-30 on 13x13x1024 + 26x26x512 passthrough",
+            416,
+            "yolov2",
+            _yolov2_head,
+        ),
+    )
+    register(
+        registry,
+        Entry(
+            "small-backbone",
+            "backbone",
+            "small CPU backbone: 96x96 -> 6x6x256 (+ 12x12x128 tap)",
+            96,
+            None,
+            _small_backbone,
+        ),
+    )
     small = [
         ("yolov1-fc", "small CPU backbone (96x96 -> 6x6x256) + YOLOv1 FC head, 3 classes"),
         ("yolov1-percell", "small CPU backbone + per-cell Dense YOLOv1 head"),
@@ -176,17 +204,24 @@ def _builtin() -> dict[str, Entry]:
     ]
     for head, description in small:
         kind = "yolov2" if head.startswith("yolov2") else "yolov1"
-        register(registry, Entry(f"small-{head}", "detector", description, 96, kind,
-                                 *_small(head)))
+        register(registry, Entry(f"small-{head}", "detector", description, 96, kind, *_small(head)))
     for name, model in MODELS.items():
-        register(registry, Entry(
-            name, "detector", model.description, model.image_size, model.head, *_darknet(name)))
+        register(
+            registry,
+            Entry(
+                name, "detector", model.description, model.image_size, model.head, *_darknet(name)
+            ),
+        )
     # Darknet's ImageNet classifiers, whose first layers are the detectors' backbones
     # (`jaxheads darknet partial darknet19_448 ... 23` gives YOLOv2's).
     classifiers = [
         ("darknet19", 224, "darknet darknet19.cfg: Darknet-19 ImageNet classifier, 224x224"),
-        ("darknet19_448", 448, "darknet darknet19_448.cfg: Darknet-19 at 448x448 (YOLOv2's "
-         "high-resolution classifier)"),
+        (
+            "darknet19_448",
+            448,
+            "darknet darknet19_448.cfg: Darknet-19 at 448x448 (YOLOv2's "
+            "high-resolution classifier)",
+        ),
         ("extraction", 224, "darknet extraction.cfg: the YOLOv1 paper's ImageNet backbone"),
         ("tiny", 224, "darknet tiny.cfg: the small ImageNet classifier"),
     ]
@@ -205,8 +240,13 @@ def names(kind: str | None = None, registry: Mapping[str, Entry] | None = None) 
     return {n: e.description for n, e in sorted(registry.items()) if kind in (None, e.kind)}
 
 
-def entry(name: str, *, kind: str | None = None, registry: Mapping[str, Entry] | None = None,
-          op: str = "zoo") -> Entry:
+def entry(
+    name: str,
+    *,
+    kind: str | None = None,
+    registry: Mapping[str, Entry] | None = None,
+    op: str = "zoo",
+) -> Entry:
     """The entry called ``name`` (of ``kind`` when given).
 
     Raises:
@@ -219,15 +259,26 @@ def entry(name: str, *, kind: str | None = None, registry: Mapping[str, Entry] |
     return registry[name]
 
 
-def build(name: str, *, image_size: int | None = None, num_classes: int | None = None,
-          registry: Mapping[str, Entry] | None = None) -> tuple[Layer, tuple]:
+def build(
+    name: str,
+    *,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    registry: Mapping[str, Entry] | None = None,
+) -> tuple[Layer, tuple]:
     """Builds any entry: returns ``(layer, input_shape)``."""
     found = entry(name, registry=registry, op="zoo.build")
     return found.build(image_size=image_size, num_classes=num_classes)
 
 
-def detector(name: str, *, image_size: int | None = None, num_classes: int = 3,
-             registry: Mapping[str, Entry] | None = None, op: str = "zoo.detector"):
+def detector(
+    name: str,
+    *,
+    image_size: int | None = None,
+    num_classes: int = 3,
+    registry: Mapping[str, Entry] | None = None,
+    op: str = "zoo.detector",
+):
     """A trainable detector by name, and its ``init(key) -> (params, state)``.
 
     Args:

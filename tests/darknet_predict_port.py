@@ -109,8 +109,10 @@ def forward_region_layer(output, lw, lh, n, classes, use_softmax):
     if use_softmax:
         for a in range(n):
             for loc in range(hw):
-                idx = [a * hw * (coords + classes + 1) + (coords + 1 + j) * hw + loc
-                       for j in range(classes)]
+                idx = [
+                    a * hw * (coords + classes + 1) + (coords + 1 + j) * hw + loc
+                    for j in range(classes)
+                ]
                 for i, v in zip(idx, softmax([out[i] for i in idx]), strict=True):
                     out[i] = v
     return out
@@ -144,8 +146,12 @@ def get_region_detections(pred, lw, lh, n, classes, biases, thresh):
                 for j in range(classes):
                     p = scale * pred[base + (coords + 1 + j) * hw + i]
                     prob[j] = p if p > F(thresh) else F(0)
-            dets[index] = {"bbox": get_region_box(pred, biases, a, box_index, col, row, lw, lh, hw),
-                           "objectness": objectness, "prob": prob, "index": index}
+            dets[index] = {
+                "bbox": get_region_box(pred, biases, a, box_index, col, row, lw, lh, hw),
+                "objectness": objectness,
+                "prob": prob,
+                "index": index,
+            }
     return dets
 
 
@@ -158,8 +164,8 @@ def correct_region_boxes(dets, w, h, netw, neth, relative=1):
         new_w = (w * neth) // h
     for d in dets:
         b = dict(d["bbox"])
-        b["x"] = F((float(b["x"]) - (netw - new_w) / 2. / netw) / float(F(new_w) / F(netw)))
-        b["y"] = F((float(b["y"]) - (neth - new_h) / 2. / neth) / float(F(new_h) / F(neth)))
+        b["x"] = F((float(b["x"]) - (netw - new_w) / 2.0 / netw) / float(F(new_w) / F(netw)))
+        b["y"] = F((float(b["y"]) - (neth - new_h) / 2.0 / neth) / float(F(new_h) / F(neth)))
         b["w"] = b["w"] * (F(netw) / F(new_w))
         b["h"] = b["h"] * (F(neth) / F(new_h))
         if not relative:
@@ -176,7 +182,9 @@ def get_detection_detections(pred, side, n, classes, sqrt, use_softmax, thresh):
     pred = np.array(pred, np.float32)
     if use_softmax:
         for i in range(side * side):
-            pred[i * classes:(i + 1) * classes] = softmax(list(pred[i * classes:(i + 1) * classes]))
+            pred[i * classes : (i + 1) * classes] = softmax(
+                list(pred[i * classes : (i + 1) * classes])
+            )
     dets = [None] * (side * side * n)
     for i in range(side * side):
         row, col = i // side, i % side
@@ -185,10 +193,12 @@ def get_detection_detections(pred, side, n, classes, sqrt, use_softmax, thresh):
             scale = pred[side * side * classes + i * n + a]
             box_index = side * side * (classes + n) + (i * n + a) * 4
             p2 = 2 if sqrt else 1
-            bbox = {"x": (pred[box_index] + F(col)) / F(side),
-                    "y": (pred[box_index + 1] + F(row)) / F(side),
-                    "w": F(float(pred[box_index + 2]) ** p2),
-                    "h": F(float(pred[box_index + 3]) ** p2)}
+            bbox = {
+                "x": (pred[box_index] + F(col)) / F(side),
+                "y": (pred[box_index + 1] + F(row)) / F(side),
+                "w": F(float(pred[box_index + 2]) ** p2),
+                "h": F(float(pred[box_index + 3]) ** p2),
+            }
             prob = []
             for j in range(classes):
                 p = scale * pred[i * classes + j]

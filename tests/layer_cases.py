@@ -26,8 +26,13 @@ ROWS = [
     ("space_to_depth", "SpaceToDepth", (2,), {}, (2, 4, 4, 4)),
     ("reorg", "DarknetReorg", (2,), {}, (2, 4, 4, 4)),
     ("local", "LocallyConnected2D", (3, 3), {"padding": 1}, (2, 5, 5, 2)),
-    ("conv_lstm", "ConvLSTM2D", (3, 3), {"padding": "same", "return_sequences": True},
-     (2, 3, 5, 5, 2)),
+    (
+        "conv_lstm",
+        "ConvLSTM2D",
+        (3, 3),
+        {"padding": "same", "return_sequences": True},
+        (2, 3, 5, 5, 2),
+    ),
 ]
 
 

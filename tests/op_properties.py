@@ -67,7 +67,8 @@ def property_tests(cases):
             return sum(jnp.sum(o) for o in jax.tree.leaves(fn(*full)))
 
         grads = maybe_jit(jax.grad(loss, argnums=tuple(range(len(given)))))(
-            *(args[i] for i in given))
+            *(args[i] for i in given)
+        )
         for g, i in zip(grads, given, strict=True):
             assert g.shape == np.shape(args[i])
             assert np.all(np.isfinite(np.asarray(g)))
@@ -95,5 +96,9 @@ def property_tests(cases):
         assert out.dtype == jnp.bfloat16
         assert rel_err(out, ref) <= BF16_RTOL
 
-    return (test_vmap_equals_loop, test_gradients_are_finite,
-            test_second_call_does_not_recompile, test_bfloat16_in_bfloat16_out)
+    return (
+        test_vmap_equals_loop,
+        test_gradients_are_finite,
+        test_second_call_does_not_recompile,
+        test_bfloat16_in_bfloat16_out,
+    )

@@ -63,7 +63,10 @@ def test_script_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         ["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), str(out), "400"],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(os.listdir(out)) == ["accelerator_check.json", "accelerator_check.log"]

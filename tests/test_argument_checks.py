@@ -12,25 +12,31 @@ BAD_SIZES = [0, -1, 2.0, 1.5, None, "3", True]
 
 
 @pytest.mark.parametrize("value", BAD_SIZES)
-@pytest.mark.parametrize("make,name", [
-    (lambda v: L.Dense(v), "Dense: expected features"),
-    (lambda v: L.Conv2D(v, 3), "Conv2D: expected filters"),
-    (lambda v: L.Conv2D(4, v), "Conv2D: expected kernel_size"),
-    (lambda v: L.Conv2D(4, 3, strides=v), "Conv2D: expected strides"),
-    (lambda v: L.Conv2D(4, 3, dilation_rate=v), "Conv2D: expected dilation_rate"),
-    (lambda v: L.Conv2D(4, 3, groups=v), "Conv2D: expected groups"),
-    (lambda v: L.MaxPooling2D(v), "MaxPooling2D: expected pool_size"),
-    (lambda v: L.MaxPooling2D(2, strides=v) if v is not None else L.MaxPooling2D(v),
-     "MaxPooling2D: expected (strides|pool_size)"),
-    (lambda v: L.AveragePooling2D(v), "AveragePooling2D: expected pool_size"),
-    (lambda v: L.SpaceToDepth(v), "SpaceToDepth: expected block_size"),
-    (lambda v: L.DarknetReorg(v), "DarknetReorg: expected stride"),
-    (lambda v: L.LocallyConnected2D(v, 3), "LocallyConnected2D: expected filters"),
-    (lambda v: L.LocallyConnected2D(4, v), "LocallyConnected2D: expected kernel_size"),
-    (lambda v: L.ConvLSTM2D(v, 3), "ConvLSTM2D: expected filters"),
-    (lambda v: L.ConvLSTM2D(4, 3, strides=v), "ConvLSTM2D: expected strides"),
-    (lambda v: L.Reshape((v, 2)), "Reshape: expected target_shape"),
-], ids=lambda x: x if isinstance(x, str) else None)
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda v: L.Dense(v), "Dense: expected features"),
+        (lambda v: L.Conv2D(v, 3), "Conv2D: expected filters"),
+        (lambda v: L.Conv2D(4, v), "Conv2D: expected kernel_size"),
+        (lambda v: L.Conv2D(4, 3, strides=v), "Conv2D: expected strides"),
+        (lambda v: L.Conv2D(4, 3, dilation_rate=v), "Conv2D: expected dilation_rate"),
+        (lambda v: L.Conv2D(4, 3, groups=v), "Conv2D: expected groups"),
+        (lambda v: L.MaxPooling2D(v), "MaxPooling2D: expected pool_size"),
+        (
+            lambda v: L.MaxPooling2D(2, strides=v) if v is not None else L.MaxPooling2D(v),
+            "MaxPooling2D: expected (strides|pool_size)",
+        ),
+        (lambda v: L.AveragePooling2D(v), "AveragePooling2D: expected pool_size"),
+        (lambda v: L.SpaceToDepth(v), "SpaceToDepth: expected block_size"),
+        (lambda v: L.DarknetReorg(v), "DarknetReorg: expected stride"),
+        (lambda v: L.LocallyConnected2D(v, 3), "LocallyConnected2D: expected filters"),
+        (lambda v: L.LocallyConnected2D(4, v), "LocallyConnected2D: expected kernel_size"),
+        (lambda v: L.ConvLSTM2D(v, 3), "ConvLSTM2D: expected filters"),
+        (lambda v: L.ConvLSTM2D(4, 3, strides=v), "ConvLSTM2D: expected strides"),
+        (lambda v: L.Reshape((v, 2)), "Reshape: expected target_shape"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else None,
+)
 def test_layer_constructors_refuse_bad_sizes(make, name, value):
     with pytest.raises(ValueError, match=name):
         make(value)
@@ -43,8 +49,11 @@ def test_conv2d_filters_must_divide_into_groups():
 
 @pytest.mark.parametrize("epsilon", [0, -1, -1e-3, float("nan"), float("inf"), "1e-3", None])
 def test_batch_normalization_epsilon_must_be_positive_and_finite(epsilon):
-    with pytest.raises(ValueError, match="BatchNormalization: expected epsilon to be a finite "
-                       r"number in \(0, inf\]"):
+    with pytest.raises(
+        ValueError,
+        match="BatchNormalization: expected epsilon to be a finite "
+        r"number in \(0, inf\]",
+    ):
         L.BatchNormalization(epsilon=epsilon)
     if epsilon == 0:
         return  # the ops allow 0 (closed forms with a known positive variance)
@@ -90,8 +99,7 @@ def test_ops_refuse_float_strides_and_pool_sizes(value):
     with pytest.raises(ValueError, match="conv2d: expected dilation"):
         ops.conv2d(x, jnp.ones((3, 3, 4, 2)), dilation=value)
     with pytest.raises(ValueError, match="locally_connected2d: expected strides"):
-        ops.locally_connected2d(x, jnp.ones((6, 6, 36, 2)), None, kernel_size=3,
-                                  strides=value)
+        ops.locally_connected2d(x, jnp.ones((6, 6, 36, 2)), None, kernel_size=3, strides=value)
 
 
 @pytest.mark.parametrize("threshold", ["0.5", None, float("nan"), -0.1, 1.5, [0.5]])

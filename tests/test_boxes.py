@@ -220,6 +220,7 @@ def test_iou_of_float16_pixel_boxes_does_not_overflow():
     from jaxheads.nms import nms
 
     boxes = jnp.asarray(np.stack([a, b, a + 400]), jnp.float16)
-    keep, valid = nms(boxes, jnp.asarray([0.9, 0.8, 0.7], jnp.float16), iou_threshold=0.5,
-                      max_outputs=3)
+    keep, valid = nms(
+        boxes, jnp.asarray([0.9, 0.8, 0.7], jnp.float16), iou_threshold=0.5, max_outputs=3
+    )
     assert keep[valid].tolist() == [0, 2]  # the near duplicate is suppressed

@@ -30,8 +30,9 @@ def _write_images(folder):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("model")
-    cfg, weights, _ = tiny_darknet(tmp, REGION_CFG, "tiny", objectness_bias=-6.0, class_bias=2.0,
-                                     kernel_scale=8.0)
+    cfg, weights, _ = tiny_darknet(
+        tmp, REGION_CFG, "tiny", objectness_bias=-6.0, class_bias=2.0, kernel_scale=8.0
+    )
     names = tmp / "short.names"
     names.write_text("a\nb\nc\n")
     return cfg, weights, Detector.from_darknet(cfg, weights, names=str(names)), str(names)
@@ -41,9 +42,22 @@ def test_detect_files_prints_writes_json_and_draws(tmp_path, capsys, model):
     cfg, weights, detector, names = model
     deep = _write_images(tmp_path / "images")
     out = tmp_path / "out"
-    rc = main(["detect", cfg, weights, str(tmp_path / "images"), "--json",
-               str(out / "boxes.json"), "--save", str(out / "drawn"), "--batch-size", "2",
-               "--names", names])
+    rc = main(
+        [
+            "detect",
+            cfg,
+            weights,
+            str(tmp_path / "images"),
+            "--json",
+            str(out / "boxes.json"),
+            "--save",
+            str(out / "drawn"),
+            "--batch-size",
+            "2",
+            "--names",
+            names,
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 1
     assert "broken.jpg" in captured.err and "1 of 5 could not be read" in captured.err
@@ -94,7 +108,7 @@ def test_detect_files_prints_writes_json_and_draws(tmp_path, capsys, model):
             for bx1, by1, bx2, by2 in record.boxes.astype(int):
                 # the box, and its label ("a 51%": under 40 px wide, 20 px high) above its
                 # top-left corner, shifted left at the image's right edge
-                inside[max(0, by1 - 20):by2 + 1, max(0, bx1 - 40):max(bx2, bx1 + 40) + 1] = True
+                inside[max(0, by1 - 20) : by2 + 1, max(0, bx1 - 40) : max(bx2, bx1 + 40) + 1] = True
             assert not np.any(changed & ~inside)
 
 
@@ -120,15 +134,48 @@ def test_detect_workdir_of_a_trained_run(tmp_path, capsys):
     from jaxheads.train.loop import RunConfig, Task, restore_params
 
     workdir = str(tmp_path / "run")
-    assert main(["train", "--workdir", workdir, "--steps", "1", "--batch-size", "8",
-                 "--image-size", "32", "--val-examples", "4", "--train-examples", "16",
-                 "--checkpoint-every", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--workdir",
+                workdir,
+                "--steps",
+                "1",
+                "--batch-size",
+                "8",
+                "--image-size",
+                "32",
+                "--val-examples",
+                "4",
+                "--train-examples",
+                "16",
+                "--checkpoint-every",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     example = ShapesDataset(4, image_size=32, split="val").example(0)
     path = tmp_path / "val0.png"
     Image.fromarray((example["image"] * 255).round().astype(np.uint8)).save(path)
     capsys.readouterr()
-    assert main(["detect", "--workdir", workdir, str(path), "--thresh", "0.01",
-                 "--json", str(tmp_path / "out.json")]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "--workdir",
+                workdir,
+                str(path),
+                "--thresh",
+                "0.01",
+                "--json",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "small-yolov2 on shapes, step 1" in out and f"{path}: 32x32," in out
     with open(tmp_path / "out.json") as f:
@@ -142,8 +189,10 @@ def test_detect_workdir_of_a_trained_run(tmp_path, capsys):
     cfg = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
     params, state, _ = restore_params(workdir, Task(init, None, None, 1), cfg)
     pixels = read_image(path)[None]
-    dets = make_predict(detector, score_threshold=0.01, max_detections=1000)(params, state,
-                                                                             pixels)
+    dets = make_predict(detector, score_threshold=0.01, max_detections=1000)(params, state, pixels)
     valid = np.asarray(dets.valid[0])
-    np.testing.assert_allclose(np.sort(np.asarray(dets.scores[0])[valid]),
-                               np.sort([d["score"] for d in entry["detections"]]), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.sort(np.asarray(dets.scores[0])[valid]),
+        np.sort([d["score"] for d in entry["detections"]]),
+        rtol=1e-6,
+    )

@@ -248,8 +248,11 @@ def test_a_name_is_a_packaged_study_and_the_current_folder_is_never_read(tmp_pat
     assert studies.study_path("experiments/heads.py") == planted.relative_to(tmp_path)
     with pytest.raises(RuntimeError, match="current folder was read"):
         studies.load_study("experiments/heads.py")
-    with pytest.raises(ValueError, match=r"\['heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
-                       r"did you mean 'heads'"):
+    with pytest.raises(
+        ValueError,
+        match=r"\['heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
+        r"did you mean 'heads'",
+    ):
         studies.load_study("hedas")
 
 

@@ -151,8 +151,10 @@ def test_darknet19_448_backbone_into_yolov2_voc(tmp_path):
     # 3x3x1024 convolution, not darknet19_448's 1000 1x1 filters, with darknet's init statistics.
     rest = detector.params["23_convolutional"]
     assert rest["conv2d"]["kernel"].shape == (3, 3, 1024, 1024)
-    np.testing.assert_array_equal(np.asarray(detector.state["23_convolutional"][
-        "batch_normalization"]["var"]), np.ones(1024, np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(detector.state["23_convolutional"]["batch_normalization"]["var"]),
+        np.ones(1024, np.float32),
+    )
 
 
 def test_a_file_for_another_cfg_is_refused_naming_the_layer(tmp_path):
@@ -195,9 +197,7 @@ def test_a_file_ending_inside_a_layer_is_refused_naming_it(small, tmp_path):
         darknet.load_weights(part, model.layers, params, state)
 
 
-@pytest.mark.parametrize(
-    "major,minor", [(7, 2), (2**30, 2), (0, 3), (0, 5000), (1000, 2), (-1, 2)]
-)
+@pytest.mark.parametrize("major,minor", [(7, 2), (2**30, 2), (0, 3), (0, 5000), (1000, 2), (-1, 2)])
 def test_unknown_header_versions_are_refused(small, tmp_path, major, minor):
     cfg, full, _ = small
     body = full.read_bytes()[20:]

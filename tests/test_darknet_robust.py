@@ -35,26 +35,42 @@ def test_conv2d_refuses_padding_that_would_abort_xla():
 @pytest.mark.parametrize(
     "body,match",
     [
-        ("[convolutional]\nfilters=2\nsize=3\npadding=100000\n",
-         r"padding in \[0, 8\].*layer 0 \[convolutional\] \(line 5\), got 100000"),
-        ("[maxpool]\nsize=2\npadding=100000\n",
-         r"padding in \[0, 8\].*layer 0 \[maxpool\] \(line 5\), got 100000"),
-        ("[local]\nfilters=2\nsize=3\npad=100000\n",
-         r"padding in \[0, 8\].*layer 0 \[local\] \(line 5\), got 100000"),
+        (
+            "[convolutional]\nfilters=2\nsize=3\npadding=100000\n",
+            r"padding in \[0, 8\].*layer 0 \[convolutional\] \(line 5\), got 100000",
+        ),
+        (
+            "[maxpool]\nsize=2\npadding=100000\n",
+            r"padding in \[0, 8\].*layer 0 \[maxpool\] \(line 5\), got 100000",
+        ),
+        (
+            "[local]\nfilters=2\nsize=3\npad=100000\n",
+            r"padding in \[0, 8\].*layer 0 \[local\] \(line 5\), got 100000",
+        ),
         ("[connected]\noutput=0\n", r"positive output in layer 0 \[connected\] \(line 5\)"),
         ("[maxpool]\nsize=2\nstride=0\n", r"positive stride in layer 0 \[maxpool\] \(line 5\)"),
-        ("[convolutional]\nfilters=2\nsize=0\n",
-         r"positive size in layer 0 \[convolutional\] \(line 5\), got size=0"),
-        ("[convolutional]\nfilters=-4\nsize=1\n",
-         r"positive filters in layer 0 \[convolutional\] \(line 5\), got filters=-4"),
+        (
+            "[convolutional]\nfilters=2\nsize=0\n",
+            r"positive size in layer 0 \[convolutional\] \(line 5\), got size=0",
+        ),
+        (
+            "[convolutional]\nfilters=-4\nsize=1\n",
+            r"positive filters in layer 0 \[convolutional\] \(line 5\), got filters=-4",
+        ),
         ("[local]\nfilters=0\nsize=3\npad=1\n", r"positive filters in layer 0 \[local\]"),
         ("[local]\nfilters=2\nsize=3\nstride=0\n", r"positive stride in layer 0 \[local\]"),
-        ("[connected]\noutput=4\n[detection]\nside=0\nclasses=2\n",
-         r"positive side in layer 1 \[detection\] \(line 7\), got side=0"),
-        ("[connected]\noutput=4\n[detection]\nside=1\nnum=-1\n",
-         r"positive num in layer 1 \[detection\]"),
-        ("[convolutional]\nfilters=5\nsize=1\n[region]\nnum=1\nclasses=0\n",
-         r"positive classes in layer 1 \[region\]"),
+        (
+            "[connected]\noutput=4\n[detection]\nside=0\nclasses=2\n",
+            r"positive side in layer 1 \[detection\] \(line 7\), got side=0",
+        ),
+        (
+            "[connected]\noutput=4\n[detection]\nside=1\nnum=-1\n",
+            r"positive num in layer 1 \[detection\]",
+        ),
+        (
+            "[convolutional]\nfilters=5\nsize=1\n[region]\nnum=1\nclasses=0\n",
+            r"positive classes in layer 1 \[region\]",
+        ),
         ("[softmax]\ntemperature=0\n", r"positive, finite temperature in layer 0 \[softmax\]"),
     ],
 )
@@ -139,13 +155,47 @@ def test_transposed_connected_layout_needs_darknets_marker(tmp_path):
 
 # --- property-based: generated cfgs and weights files ---------------------------------------
 
-KEYS = ("filters", "size", "stride", "pad", "padding", "output", "groups", "layers", "side",
-        "num", "classes", "coords", "batch_normalize", "activation", "probability",
-        "crop_height", "crop_width", "anchors", "temperature", "noadjust")
+KEYS = (
+    "filters",
+    "size",
+    "stride",
+    "pad",
+    "padding",
+    "output",
+    "groups",
+    "layers",
+    "side",
+    "num",
+    "classes",
+    "coords",
+    "batch_normalize",
+    "activation",
+    "probability",
+    "crop_height",
+    "crop_width",
+    "anchors",
+    "temperature",
+    "noadjust",
+)
 VALUES = st.one_of(
     st.integers(-3, 40).map(str),
-    st.sampled_from(["100000", "-100000", "99999999999999999999", "nan", "inf", "", "1,2",
-                     "-1,-2", "leaky", "linear", "x", "0.5", "1e9"]),
+    st.sampled_from(
+        [
+            "100000",
+            "-100000",
+            "99999999999999999999",
+            "nan",
+            "inf",
+            "",
+            "1,2",
+            "-1,-2",
+            "leaky",
+            "linear",
+            "x",
+            "0.5",
+            "1e9",
+        ]
+    ),
 )
 SECTION = st.tuples(
     st.sampled_from([s for s in darknet.SUPPORTED if s != "net"] + ["conv", "max", "yolo"]),
@@ -192,8 +242,11 @@ def test_generated_text_parses_or_raises_value_error(text):
     assert sections[0].type == "net"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     head=st.tuples(st.integers(-5, 2**31 - 1), st.integers(-5, 2**31 - 1), st.integers(-5, 9)),
     data=st.binary(max_size=200),
@@ -211,8 +264,10 @@ def test_generated_weights_files_load_or_raise_value_error(tmp_path_factory, hea
     except ValueError:
         return
     assert 0 <= count <= len(model.layers)
-    assert all(np.all(np.asarray(v) >= 0) for v in [loaded_state["0_convolutional"][
-        "batch_normalization"]["var"]])
+    assert all(
+        np.all(np.asarray(v) >= 0)
+        for v in [loaded_state["0_convolutional"]["batch_normalization"]["var"]]
+    )
 
 
 def test_cfg_with_bom_and_crlf_reads_and_non_utf8_is_refused(tmp_path):

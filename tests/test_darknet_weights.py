@@ -280,8 +280,12 @@ BODY = "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"  # 2 + 2*3 = 8 
 @pytest.mark.parametrize(
     "floats,extra,match",
     [
-        (7, b"", r"model\.weights to end at a layer boundary.*layer 0 \[convolutional\] "
-         r"\(bias \(2,\), kernel \(1, 1, 3, 2\)\) needs 8 floats.*got 7 floats"),
+        (
+            7,
+            b"",
+            r"model\.weights to end at a layer boundary.*layer 0 \[convolutional\] "
+            r"\(bias \(2,\), kernel \(1, 1, 3, 2\)\) needs 8 floats.*got 7 floats",
+        ),
         (9, b"", r"model\.weights to hold 8 floats.*got 9 floats"),
         (8, b"\x00\x01", r"model\.weights to hold 8 floats.*got 34 bytes \(not a whole"),
     ],

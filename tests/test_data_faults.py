@@ -20,13 +20,23 @@ from jaxheads.data.voc import parse_voc_xml, read_rgb
 Image = pytest.importorskip("PIL.Image")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("0", False), ("1", True), ("false", False), ("true", True), ("False", False),
-    ("TRUE", True), (" 0 ", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("0", False),
+        ("1", True),
+        ("false", False),
+        ("true", True),
+        ("False", False),
+        ("TRUE", True),
+        (" 0 ", False),
+        ("", False),
+    ],
+)
 def test_voc_difficult_flags(tmp_path, text, expected):
     xml = voc_xml("000001", [("dog", (1, 1, 40, 30), False)]).replace(
-        "<difficult>0</difficult>", f"<difficult>{text}</difficult>")
+        "<difficult>0</difficult>", f"<difficult>{text}</difficult>"
+    )
     (tmp_path / "a.xml").write_text(xml)
     assert parse_voc_xml(tmp_path / "a.xml").difficult.tolist() == [expected]
 
@@ -34,10 +44,14 @@ def test_voc_difficult_flags(tmp_path, text, expected):
 @pytest.mark.parametrize("text", ["2", "yes", "-1", "0.5"])
 def test_voc_unknown_difficult_flag_is_refused(tmp_path, text):
     xml = voc_xml("000001", [("dog", (1, 1, 40, 30), False)]).replace(
-        "<difficult>0</difficult>", f"<difficult>{text}</difficult>")
+        "<difficult>0</difficult>", f"<difficult>{text}</difficult>"
+    )
     (tmp_path / "a.xml").write_text(xml)
-    with pytest.raises(ValueError, match=rf"expected 0, 1, true or false in <difficult> of "
-                       rf"<object> 0 in .*a.xml, got '{text}'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"expected 0, 1, true or false in <difficult> of "
+        rf"<object> 0 in .*a.xml, got '{text}'",
+    ):
         parse_voc_xml(tmp_path / "a.xml")
 
 
@@ -104,8 +118,11 @@ def test_corrupt_jpeg_names_the_file(voc_root, damage):  # noqa: F811
     path = voc_root / "JPEGImages" / "000001.jpg"
     Image.fromarray(fake_image("000001")).save(path, format="JPEG")
     data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\xff\xd8" + bytes(64),
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "garbage": b"\xff\xd8" + bytes(64), "empty": b""}[
+            damage
+        ]
+    )
     ds = VOCDataset(voc_root, image_size=8)
     with pytest.raises(ValueError, match=r"read_rgb: expected a decodable image in .*000001.jpg"):
         ds.example(0)
@@ -113,8 +130,9 @@ def test_corrupt_jpeg_names_the_file(voc_root, damage):  # noqa: F811
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
 def test_coco_non_finite_box_is_refused_at_load(coco_files, value):  # noqa: F811
-    text = json.dumps(coco_json()).replace('"bbox": [10, 5, 10, 10]',
-                                           f'"bbox": [10, 5, {value}, 10]')
+    text = json.dumps(coco_json()).replace(
+        '"bbox": [10, 5, 10, 10]', f'"bbox": [10, 5, {value}, 10]'
+    )
     write_json(coco_files, text)
     with pytest.raises(ValueError, match=r"4 finite numbers at annotations\[0\]\.bbox"):
         COCODataset(*coco_files)

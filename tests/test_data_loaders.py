@@ -207,8 +207,7 @@ def test_voc_real_jpeg_with_pillow(voc_root):
     yy, xx = np.mgrid[0:32, 0:32]
     smooth = np.stack([xx * 8, yy * 8, (xx + yy) * 4], axis=-1).astype(np.uint8)
     for image_id in SIZES:
-        image_module.fromarray(smooth).save(voc_root / "JPEGImages" / f"{image_id}.jpg",
-                                            quality=95)
+        image_module.fromarray(smooth).save(voc_root / "JPEGImages" / f"{image_id}.jpg", quality=95)
     ex = VOCDataset(voc_root, image_size=32).example(2)  # 000003 is 32x32: no resize
     assert ex["image"].dtype == np.float32 and ex["image"].shape == (32, 32, 3)
     np.testing.assert_allclose(ex["image"], smooth / 255, atol=8 / 255)

@@ -64,12 +64,14 @@ def test_nan_scores_do_not_push_real_detections_out_of_the_top_k():
     boxes[50] = [0.5, 0.5, 0.9, 0.9]
     scores = np.full((51, 2), np.nan, np.float32)
     scores[50] = [0.1, 0.8]
-    out = postprocess(jnp.asarray(boxes[None]), jnp.asarray(scores[None]), pre_nms_top_k=10,
-                      max_detections=5)
+    out = postprocess(
+        jnp.asarray(boxes[None]), jnp.asarray(scores[None]), pre_nms_top_k=10, max_detections=5
+    )
     assert out.valid[0].tolist() == [True, True, False, False, False]
     np.testing.assert_allclose(out.scores[0, :2], [0.8, 0.1])
     assert out.labels[0, :2].tolist() == [1, 0]
     np.testing.assert_allclose(out.boxes[0, 0], boxes[50])
-    best_only = postprocess(jnp.asarray(boxes[None]), jnp.asarray(scores[None]),
-                            pre_nms_top_k=10, multi_label=False)
+    best_only = postprocess(
+        jnp.asarray(boxes[None]), jnp.asarray(scores[None]), pre_nms_top_k=10, multi_label=False
+    )
     assert int(best_only.valid[0].sum()) == 1 and float(best_only.scores[0, 0]) == np.float32(0.8)

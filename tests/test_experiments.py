@@ -58,7 +58,12 @@ def test_training_studies_share_the_profiles_their_docstrings_state(name):
     full, quick = module.get_config("full"), module.get_config("quick")
     b, run = full.budget, full.budget.run
     assert (full.seeds, run.steps, b.batch_size, b.image_size, b.val_examples, run.burn_in) == (
-        (0, 1, 2), 1000, 32, 96, 256, 100
+        (0, 1, 2),
+        1000,
+        32,
+        96,
+        256,
+        100,
     )
     assert "96×96, batch 32, 1000" in module.__doc__ and "3 seeds" in module.__doc__
     assert quick.seeds == (0,) and quick.budget == full.budget.replace(**QUICK_BUDGET)
@@ -150,9 +155,7 @@ def test_yolov2_path_detectors_and_priors():
     quick = {r.label: r for r in module.get_config("quick").rows}
     params = {}
     for label in ("yolo", "batch_norm", "anchor_boxes", "dimension_priors", "passthrough"):
-        det, _ = build_model(
-            quick[label].model, image_size=64, num_classes=3, train_data=train
-        )
+        det, _ = build_model(quick[label].model, image_size=64, num_classes=3, train_data=train)
         params[label] = measure_params(det)
         if label in ("anchor_boxes", "dimension_priors"):
             anchors = np.asarray(det.head.anchors)
@@ -165,9 +168,7 @@ def test_yolov2_path_detectors_and_priors():
     assert params["dimension_priors"]["iou"] > params["anchor_boxes"]["iou"]
     assert params["passthrough"]["params"] > params["dimension_priors"]["params"]
     # Priors stay in cells of the training grid when built at another size.
-    big, _ = build_model(
-        quick["passthrough"].model, image_size=96, num_classes=3, train_data=train
-    )
+    big, _ = build_model(quick["passthrough"].model, image_size=96, num_classes=3, train_data=train)
     small, _ = build_model(
         quick["passthrough"].model, image_size=64, num_classes=3, train_data=train
     )

@@ -31,8 +31,16 @@ from jaxheads.train.workdir import WorkdirLock
 HERE = os.path.dirname(__file__)
 ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
 STEPS = 6
-SETTINGS = {"steps": STEPS, "optimizer": "sgd", "learning_rate": 0.01, "progress": False,
-            "checkpoint_every": 2, "log_every": 1, "num_devices": 1, "policy": "constant"}
+SETTINGS = {
+    "steps": STEPS,
+    "optimizer": "sgd",
+    "learning_rate": 0.01,
+    "progress": False,
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "num_devices": 1,
+    "policy": "constant",
+}
 
 
 def _evaluate(params, state):
@@ -40,8 +48,10 @@ def _evaluate(params, state):
 
 
 def _run(workdir, task=None, **kw):
-    return fit(task or toy_task(evaluate=_evaluate),
-               RunConfig(workdir=str(workdir), **{**SETTINGS, "eval_every": STEPS, **kw}))
+    return fit(
+        task or toy_task(evaluate=_evaluate),
+        RunConfig(workdir=str(workdir), **{**SETTINGS, "eval_every": STEPS, **kw}),
+    )
 
 
 def _metrics(workdir):
@@ -54,8 +64,7 @@ def _losses(workdir):
 
 
 def _steps(workdir):
-    return sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints"))
-                  if n.isdigit())
+    return sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
 
 
 def _set_aside(workdir):
@@ -129,13 +138,15 @@ def test_stray_folder_above_an_unfinished_run_resumes_it(tmp_path, reference):
 
 def test_finite_loss_with_nan_update_is_never_saved(tmp_path):
     workdir = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match=r"updated parameters .* not finite.* at step 3; "
-                       r".* last good checkpoint .* is step 2"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"updated parameters .* not finite.* at step 3; "
+        r".* last good checkpoint .* is step 2",
+    ):
         _run(workdir, toy_task(nan_update_at_step=3), checkpoint_every=1)
     assert _steps(workdir) == [1, 2]
     store = CheckpointStore(str(workdir))
-    restored, step = store.restore_latest(jax.device_get(
-        _run_state_template()))
+    restored, step = store.restore_latest(jax.device_get(_run_state_template()))
     store.close()
     assert step == 2
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))
@@ -153,12 +164,25 @@ def test_nan_update_on_the_first_step_names_no_checkpoint(tmp_path):
     assert _steps(tmp_path / "run") == []
 
 
-@pytest.mark.parametrize("field,value", [
-    ("learning_rate", float("nan")), ("learning_rate", float("inf")), ("momentum", float("nan")),
-    ("weight_decay", -1.0), ("clip_norm", float("nan")), ("lr_scales", (float("inf"),)),
-    ("steps", -5), ("steps", 0), ("checkpoint_every", 0), ("log_every", 0), ("num_devices", 0),
-    ("max_to_keep", 0), ("eval_every", -1), ("steps", 2.5),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("learning_rate", float("nan")),
+        ("learning_rate", float("inf")),
+        ("momentum", float("nan")),
+        ("weight_decay", -1.0),
+        ("clip_norm", float("nan")),
+        ("lr_scales", (float("inf"),)),
+        ("steps", -5),
+        ("steps", 0),
+        ("checkpoint_every", 0),
+        ("log_every", 0),
+        ("num_devices", 0),
+        ("max_to_keep", 0),
+        ("eval_every", -1),
+        ("steps", 2.5),
+    ],
+)
 def test_bad_settings_refused_before_anything_is_written(tmp_path, field, value):
     kw = {**SETTINGS, field: value}
     if field == "lr_scales":
@@ -203,8 +227,11 @@ def test_more_steps_extend_a_constant_schedule_exactly(tmp_path, reference):
 def test_cosine_schedule_cannot_be_extended_nor_any_run_shortened(tmp_path):
     workdir = tmp_path / "run"
     _run(workdir, steps=2, policy="cosine")
-    with pytest.raises(ValueError, match=r"cosine schedule decays to zero at step 2.*"
-                       r"--workdir NEW --steps 4.*got 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"cosine schedule decays to zero at step 2.*"
+        r"--workdir NEW --steps 4.*got 4",
+    ):
         _run(workdir, steps=4, policy="cosine")
     with pytest.raises(ValueError, match="steps >= 2, the length of the run .* got 1"):
         _run(workdir, steps=1, policy="cosine")
@@ -213,8 +240,15 @@ def test_cosine_schedule_cannot_be_extended_nor_any_run_shortened(tmp_path):
 
 def test_second_run_on_a_locked_workdir_is_refused(tmp_path, reference):
     workdir = _copy(reference, tmp_path / "run")
-    with WorkdirLock(str(workdir)), pytest.raises(ValueError, match=(
-            f"expected no other run training in {workdir}.*got one running as pid {os.getpid()}")):
+    with (
+        WorkdirLock(str(workdir)),
+        pytest.raises(
+            ValueError,
+            match=(
+                f"expected no other run training in {workdir}.*got one running as pid {os.getpid()}"
+            ),
+        ),
+    ):
         _run(workdir)
     _assert_reference(_run(workdir), workdir, reference)  # released on exit
 
@@ -246,8 +280,10 @@ def test_checksum_mismatch_sets_the_checkpoint_aside(tmp_path, reference):
     workdir = _copy(reference, tmp_path / "run")
     _rewrite_with_flipped_bits(workdir, STEPS)
     result, messages = _run_warned(workdir)
-    assert any(re.match(r"checkpoint 6 .*unreadable \(ChecksumMismatch: its arrays hash", m)
-               for m in messages), messages
+    assert any(
+        re.match(r"checkpoint 6 .*unreadable \(ChecksumMismatch: its arrays hash", m)
+        for m in messages
+    ), messages
     _assert_reference(result, workdir, reference)
     assert _steps(workdir) == [2, 4, 6] and _set_aside(workdir) == [6]
     aside = os.listdir(workdir / "unreadable-checkpoints")[0]
@@ -258,8 +294,11 @@ def test_checksum_mismatch_sets_the_checkpoint_aside(tmp_path, reference):
 def test_damaged_checkpoint_files_fall_back_exactly(tmp_path, reference, damage):
     workdir = _copy(reference, tmp_path / "run")
     rng = random.Random(damage)
-    files = sorted(os.path.join(root, n) for root, _, names in
-                   os.walk(workdir / "checkpoints" / str(STEPS)) for n in names)
+    files = sorted(
+        os.path.join(root, n)
+        for root, _, names in os.walk(workdir / "checkpoints" / str(STEPS))
+        for n in names
+    )
     for path in files:
         with open(path, "rb") as f:
             data = bytearray(f.read())
@@ -279,11 +318,11 @@ def test_damaged_checkpoint_files_fall_back_exactly(tmp_path, reference, damage)
     assert _steps(workdir) == [2, 4, 6]
 
 
-def test_read_only_workdir_is_a_clear_error_and_keeps_everything(tmp_path, reference,
-                                                                 monkeypatch):
+def test_read_only_workdir_is_a_clear_error_and_keeps_everything(tmp_path, reference, monkeypatch):
     workdir = _copy(reference, tmp_path / "run")
     os.chmod(workdir, stat.S_IRUSR | stat.S_IXUSR)
     if os.geteuid() == 0:  # root writes into read-only folders: fail as a read-only mount would
+
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
@@ -301,8 +340,20 @@ def test_read_only_workdir_is_a_clear_error_and_keeps_everything(tmp_path, refer
 
 def _spawn(workdir, steps=20, slow=0.0):
     return subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "train_toy.py"), str(workdir), str(steps), "jit", "2",
-         str(slow)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            os.path.join(HERE, "train_toy.py"),
+            str(workdir),
+            str(steps),
+            "jit",
+            "2",
+            str(slow),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -343,8 +394,13 @@ def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_ref
     checkpoints = workdir / "checkpoints"
     # During a save: as soon as orbax's temporary folder for step 10 appears.
     proc = _spawn(workdir, slow=0.05)
-    _wait_for(lambda: checkpoints.is_dir() and any(
-        n.startswith("10.") or n == "10" for n in os.listdir(checkpoints)), proc)
+    _wait_for(
+        lambda: (
+            checkpoints.is_dir()
+            and any(n.startswith("10.") or n == "10" for n in os.listdir(checkpoints))
+        ),
+        proc,
+    )
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     # Between steps, at a random moment after the next run has resumed.

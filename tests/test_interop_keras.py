@@ -55,24 +55,26 @@ def _x(shape, seed=1):
 
 
 def test_sequential_convolutional_model():
-    model = keras.Sequential([
-        keras.Input((12, 12, 4)),
-        keras.layers.ZeroPadding2D(((1, 2), (0, 1))),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", groups=2, activation="relu"),
-        keras.layers.BatchNormalization(epsilon=1e-4),
-        keras.layers.LeakyReLU(negative_slope=0.2),
-        keras.layers.Conv2D(6, 3, dilation_rate=2, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(center=False),
-        keras.layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
-        keras.layers.AveragePooling2D(2, padding="same"),
-        keras.layers.MaxPooling2D(2, strides=1),
-        keras.layers.Dropout(0.5),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="tanh"),
-        keras.layers.Reshape((2, -1)),
-        keras.layers.Dense(3),
-        keras.layers.Activation("softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 4)),
+            keras.layers.ZeroPadding2D(((1, 2), (0, 1))),
+            keras.layers.Conv2D(8, 3, strides=2, padding="same", groups=2, activation="relu"),
+            keras.layers.BatchNormalization(epsilon=1e-4),
+            keras.layers.LeakyReLU(negative_slope=0.2),
+            keras.layers.Conv2D(6, 3, dilation_rate=2, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(center=False),
+            keras.layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+            keras.layers.AveragePooling2D(2, padding="same"),
+            keras.layers.MaxPooling2D(2, strides=1),
+            keras.layers.Dropout(0.5),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="tanh"),
+            keras.layers.Reshape((2, -1)),
+            keras.layers.Dense(3),
+            keras.layers.Activation("softmax"),
+        ]
+    )
     _randomize(model)
     layer, params, state = _check(model, _x((3, 12, 12, 4)), 1e-4)
     assert layer.kind == "Functional"
@@ -81,14 +83,16 @@ def test_sequential_convolutional_model():
 
 
 def test_dense_model_is_within_1e_5():
-    model = keras.Sequential([
-        keras.Input((7,)),
-        keras.layers.Dense(16, activation="gelu"),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dense(8, activation="swish"),
-        keras.layers.Activation("elu"),
-        keras.layers.Dense(5, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((7,)),
+            keras.layers.Dense(16, activation="gelu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(8, activation="swish"),
+            keras.layers.Activation("elu"),
+            keras.layers.Dense(5, activation="sigmoid"),
+        ]
+    )
     _randomize(model, seed=3)
     _check(model, _x((4, 7)), 1e-5)
 
@@ -115,17 +119,25 @@ def test_functional_model_with_branches():
 
 
 def test_conv_lstm_model():
-    model = keras.Sequential([
-        keras.Input((2, 4, 4, 2)),
-        keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, go_backwards=True),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((2, 4, 4, 2)),
+            keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, go_backwards=True),
+        ]
+    )
     _randomize(model, seed=5)
     _check(model, _x((2, 2, 4, 4, 2)), 1e-4)
 
 
 def test_keras_file_path(tmp_path):
-    model = keras.Sequential([keras.Input((5, 5, 2)), keras.layers.Conv2D(3, 3),
-                              keras.layers.BatchNormalization(), keras.layers.Flatten()])
+    model = keras.Sequential(
+        [
+            keras.Input((5, 5, 2)),
+            keras.layers.Conv2D(3, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+        ]
+    )
     _randomize(model, seed=6)
     path = tmp_path / "m.keras"
     model.save(path)
@@ -139,18 +151,30 @@ def test_keras_file_path(tmp_path):
 @pytest.mark.parametrize(
     "make,match",
     [
-        (lambda: keras.layers.Conv2DTranspose(2, 3, name="up"),
-         r"a layer among InputLayer, Conv2D.*got Conv2DTranspose layer 'up'"),
-        (lambda: keras.layers.Conv2D(2, 1, data_format="channels_first", name="cf"),
-         r"data_format in \['channels_last'\] for Conv2D layer 'cf'.*got 'channels_first'"),
-        (lambda: keras.layers.Conv2D(2, 3, activation="hard_silu", name="hs"),
-         r"activation among .* for Conv2D layer 'hs'.*got 'hard_silu'"),
-        (lambda: keras.layers.Dense(2, lora_rank=1, name="lo"),
-         r"lora_rank in \[None\] for Dense layer 'lo'.*got 1"),
-        (lambda: keras.layers.BatchNormalization(axis=1, name="bn1"),
-         r"axis -1 .* for BatchNormalization layer 'bn1'.*got 1"),
-        (lambda: keras.layers.ConvLSTM2D(2, 3, activation="relu", name="cl"),
-         r"activation in \['tanh'\] for ConvLSTM2D layer 'cl'"),
+        (
+            lambda: keras.layers.Conv2DTranspose(2, 3, name="up"),
+            r"a layer among InputLayer, Conv2D.*got Conv2DTranspose layer 'up'",
+        ),
+        (
+            lambda: keras.layers.Conv2D(2, 1, data_format="channels_first", name="cf"),
+            r"data_format in \['channels_last'\] for Conv2D layer 'cf'.*got 'channels_first'",
+        ),
+        (
+            lambda: keras.layers.Conv2D(2, 3, activation="hard_silu", name="hs"),
+            r"activation among .* for Conv2D layer 'hs'.*got 'hard_silu'",
+        ),
+        (
+            lambda: keras.layers.Dense(2, lora_rank=1, name="lo"),
+            r"lora_rank in \[None\] for Dense layer 'lo'.*got 1",
+        ),
+        (
+            lambda: keras.layers.BatchNormalization(axis=1, name="bn1"),
+            r"axis -1 .* for BatchNormalization layer 'bn1'.*got 1",
+        ),
+        (
+            lambda: keras.layers.ConvLSTM2D(2, 3, activation="relu", name="cl"),
+            r"activation in \['tanh'\] for ConvLSTM2D layer 'cl'",
+        ),
     ],
 )
 def test_unsupported_layers_and_options_are_named(make, match):

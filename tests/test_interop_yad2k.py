@@ -20,9 +20,30 @@ from jaxheads import layers as L
 from jaxheads.interop import from_yad2k
 
 # yolov2.cfg's convolutions: (filters, size); a sixteenth of the widths.
-CONVS = [(32, 3), (64, 3), (128, 3), (64, 1), (128, 3), (256, 3), (128, 1), (256, 3),
-         (512, 3), (256, 1), (512, 3), (256, 1), (512, 3), (1024, 3), (512, 1), (1024, 3),
-         (512, 1), (1024, 3), (1024, 3), (1024, 3), (64, 1), (1024, 3)]
+CONVS = [
+    (32, 3),
+    (64, 3),
+    (128, 3),
+    (64, 1),
+    (128, 3),
+    (256, 3),
+    (128, 1),
+    (256, 3),
+    (512, 3),
+    (256, 1),
+    (512, 3),
+    (256, 1),
+    (512, 3),
+    (1024, 3),
+    (512, 1),
+    (1024, 3),
+    (512, 1),
+    (1024, 3),
+    (1024, 3),
+    (1024, 3),
+    (64, 1),
+    (1024, 3),
+]
 POOL_AFTER = {1, 2, 5, 8, 13}  # 1-based conv numbers followed by a 2x2 maxpool
 CLASSES, SIZE = 3, 64
 
@@ -40,8 +61,9 @@ def keras_yolov2():
     x, taps = inp, {}
 
     def conv(x, i, filters, size):
-        x = keras.layers.Conv2D(filters, size, padding="same", use_bias=False,
-                                name=f"conv2d_{i}")(x)
+        x = keras.layers.Conv2D(filters, size, padding="same", use_bias=False, name=f"conv2d_{i}")(
+            x
+        )
         x = keras.layers.BatchNormalization(name=f"batch_normalization_{i}")(x)
         return keras.layers.LeakyReLU(negative_slope=0.1, name=f"leaky_re_lu_{i}")(x)
 
@@ -61,8 +83,12 @@ def keras_yolov2():
 
 def _randomize(model, rng):
     for layer in model.layers:
-        values = [rng.uniform(0.5, 2.0, w.shape) if w.name == "moving_variance"
-                  else rng.normal(0, 0.4, w.shape) for w in layer.weights]
+        values = [
+            rng.uniform(0.5, 2.0, w.shape)
+            if w.name == "moving_variance"
+            else rng.normal(0, 0.4, w.shape)
+            for w in layer.weights
+        ]
         if values:
             layer.set_weights([v.astype(np.float32) for v in values])
 
@@ -70,16 +96,31 @@ def _randomize(model, rng):
 def write_yad2k_h5(model, path, *, drop=(), replace=None):
     """The Keras 2 HDF5 layout of YAD2K's yolo.h5: model_config + model_weights groups."""
     replace = replace or {}
-    names = ["input_1"] + [layer.name for layer in model.layers[1:]
-                           if not layer.name.startswith(("reshape", "permute"))]
+    names = ["input_1"] + [
+        layer.name
+        for layer in model.layers[1:]
+        if not layer.name.startswith(("reshape", "permute"))
+    ]
     names.insert(names.index("concatenate_1"), "space_to_depth_x2")
     names = [n for n in names if n not in drop]
-    config = {"class_name": "Model", "config": {"name": "model_1", "layers": [
-        {"class_name": "InputLayer", "name": "input_1",
-         "config": {"batch_input_shape": [None, SIZE, SIZE, 3], "name": "input_1"}},
-        {"class_name": "BatchNormalization", "name": "batch_normalization_1",
-         "config": {"epsilon": 0.001, "name": "batch_normalization_1"}},
-    ]}}
+    config = {
+        "class_name": "Model",
+        "config": {
+            "name": "model_1",
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "name": "input_1",
+                    "config": {"batch_input_shape": [None, SIZE, SIZE, 3], "name": "input_1"},
+                },
+                {
+                    "class_name": "BatchNormalization",
+                    "name": "batch_normalization_1",
+                    "config": {"epsilon": 0.001, "name": "batch_normalization_1"},
+                },
+            ],
+        },
+    }
     by_name = {layer.name: layer for layer in model.layers}
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.1.5"
@@ -90,13 +131,14 @@ def write_yad2k_h5(model, path, *, drop=(), replace=None):
         for name in names:
             g = group.create_group(name)
             layer = by_name.get(name)
-            weights = [] if layer is None else list(zip(layer.weights, layer.get_weights(),
-                                                        strict=True))
-            g.attrs["weight_names"] = np.array([f"{name}/{w.name}:0".encode()
-                                                for w, _ in weights], dtype="S")
+            weights = (
+                [] if layer is None else list(zip(layer.weights, layer.get_weights(), strict=True))
+            )
+            g.attrs["weight_names"] = np.array(
+                [f"{name}/{w.name}:0".encode() for w, _ in weights], dtype="S"
+            )
             for w, value in weights:
-                g.create_dataset(f"{name}/{w.name}:0",
-                                 data=replace.get((name, w.name), value))
+                g.create_dataset(f"{name}/{w.name}:0", data=replace.get((name, w.name), value))
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +175,11 @@ def test_missing_groups_are_refused(yolov2, tmp_path):
     model = yolov2
     path = tmp_path / "no_s2d.h5"
     write_yad2k_h5(model, path, drop=("space_to_depth_x2",))
-    with pytest.raises(ValueError, match=r"23 conv2d_N.*got 23 conv2d, 22 batch_normalization, "
-                       r"space_to_depth_x2 absent"):
+    with pytest.raises(
+        ValueError,
+        match=r"23 conv2d_N.*got 23 conv2d, 22 batch_normalization, "
+        r"space_to_depth_x2 absent",
+    ):
         from_yad2k(path)
     path = tmp_path / "short.h5"
     write_yad2k_h5(model, path, drop=("conv2d_7", "batch_normalization_7"))
@@ -147,12 +192,16 @@ def test_a_mismatched_weight_names_the_layer_and_both_shapes(yolov2, tmp_path):
     path = tmp_path / "bad.h5"
     bad = np.zeros((3, 3, 5, 8), np.float32)  # conv2d_5 reads 4 channels, not 5
     write_yad2k_h5(model, path, replace={("conv2d_5", "kernel"): bad})
-    with pytest.raises(ValueError, match=r"conv2d/kernel of shape \(3, 3, 4, 8\) for YOLOv2's "
-                       r"6_convolutional params \(from group 'conv2d_5'.*got shape \(3, 3, 5, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d/kernel of shape \(3, 3, 4, 8\) for YOLOv2's "
+        r"6_convolutional params \(from group 'conv2d_5'.*got shape \(3, 3, 5, 8\)",
+    ):
         from_yad2k(path)
     bn = tmp_path / "bad_bn.h5"
-    write_yad2k_h5(model, bn, replace={("batch_normalization_3", "moving_variance"):
-                                       np.ones(3, np.float32)})
+    write_yad2k_h5(
+        model, bn, replace={("batch_normalization_3", "moving_variance"): np.ones(3, np.float32)}
+    )
     with pytest.raises(ValueError, match=r"var of shape \(8,\).*got shape \(3,\)"):
         from_yad2k(bn)
 

@@ -19,10 +19,20 @@ from jaxheads import ops
 # Where jaxheads names a hyperparameter differently from Keras.
 RENAMED = {"features": "units", "fn": "activation", "kernel_init": "kernel_initializer"}
 # Ours only: the NNX modules' eager shapes and Flax's mode flags and streams.
-OURS_ONLY = {"name", "in_features", "num_features", "input_size", "rngs", "use_running_average",
-             "deterministic", "rng_collection", "axis_name"}
-KERAS_NAMED = sorted(n for n in L.__all__ if n[0].isupper() and hasattr(keras.layers, n)
-                     and n not in ("Layer",))
+OURS_ONLY = {
+    "name",
+    "in_features",
+    "num_features",
+    "input_size",
+    "rngs",
+    "use_running_average",
+    "deterministic",
+    "rng_collection",
+    "axis_name",
+}
+KERAS_NAMED = sorted(
+    n for n in L.__all__ if n[0].isupper() and hasattr(keras.layers, n) and n not in ("Layer",)
+)
 
 
 def _normal(value):
@@ -35,11 +45,17 @@ def _normal(value):
 def _signature(obj):
     if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):  # a Linen module
         fields = obj.__dataclass_fields__
-        return {n: (inspect.Parameter.empty if f.default is f.default_factory is None
-                    else f.default) for n, f in fields.items() if n not in ("parent", "name")}
+        return {
+            n: (inspect.Parameter.empty if f.default is f.default_factory is None else f.default)
+            for n, f in fields.items()
+            if n not in ("parent", "name")
+        }
     fn = obj.__init__ if isinstance(obj, type) else obj
-    return {n: p.default for n, p in inspect.signature(fn).parameters.items()
-            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {
+        n: p.default
+        for n, p in inspect.signature(fn).parameters.items()
+        if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def _linen_default(field):
@@ -49,19 +65,31 @@ def _linen_default(field):
 
 
 def test_keras_named_layers_are_audited():
-    assert {"Conv2D", "Dense", "LeakyReLU", "MaxPooling2D", "BatchNormalization",
-            "ConvLSTM2D", "Dropout"} <= set(KERAS_NAMED)
+    assert {
+        "Conv2D",
+        "Dense",
+        "LeakyReLU",
+        "MaxPooling2D",
+        "BatchNormalization",
+        "ConvLSTM2D",
+        "Dropout",
+    } <= set(KERAS_NAMED)
 
 
 @pytest.mark.parametrize("api", ["layers", "nnx", "linen"])
 @pytest.mark.parametrize("kind", KERAS_NAMED)
 def test_defaults_are_keras_3_defaults(kind, api):
-    keras_sig = {n: p.default for n, p in
-                 inspect.signature(getattr(keras.layers, kind).__init__).parameters.items()}
+    keras_sig = {
+        n: p.default
+        for n, p in inspect.signature(getattr(keras.layers, kind).__init__).parameters.items()
+    }
     if api == "linen":
         cls = getattr(jlinen, kind)
-        ours = {n: _linen_default(f) for n, f in cls.__dataclass_fields__.items()
-                if n not in ("parent", "name")}
+        ours = {
+            n: _linen_default(f)
+            for n, f in cls.__dataclass_fields__.items()
+            if n not in ("parent", "name")
+        }
     else:
         ours = _signature(getattr({"layers": L, "nnx": jnnx}[api], kind))
     compared = 0
@@ -98,20 +126,27 @@ X = jnp.ones((2, 8, 8, 4))
 K = jnp.ones((3, 3, 4, 5))
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: jax.jit(ops.conv2d)(X, K, strides=2), "strides"),
-    (lambda: jax.jit(lambda x, s: ops.conv2d(x, K, dilation=s))(X, 2), "dilation"),
-    (lambda: jax.jit(lambda x, p: ops.conv2d(x, K, padding=p))(X, 1), "padding"),
-    (lambda: jax.jit(lambda x, g: ops.conv2d(x, K, groups=g))(X, 1), "groups"),
-    (lambda: jax.jit(ops.max_pool2d)(X, 2), "pool_size"),
-    (lambda: jax.jit(lambda x, s: ops.avg_pool2d(x, 2, s))(X, 2), "strides"),
-    (lambda: jax.jit(ops.space_to_depth)(X, 2), "block_size"),
-    (lambda: jax.jit(ops.global_avg_pool2d)(X, keepdims=True), "keepdims"),
-    (lambda: jax.jit(functools.partial(ops.dropout, key=jax.random.key(0)))(X, 0.5), "rate"),
-])
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: jax.jit(ops.conv2d)(X, K, strides=2), "strides"),
+        (lambda: jax.jit(lambda x, s: ops.conv2d(x, K, dilation=s))(X, 2), "dilation"),
+        (lambda: jax.jit(lambda x, p: ops.conv2d(x, K, padding=p))(X, 1), "padding"),
+        (lambda: jax.jit(lambda x, g: ops.conv2d(x, K, groups=g))(X, 1), "groups"),
+        (lambda: jax.jit(ops.max_pool2d)(X, 2), "pool_size"),
+        (lambda: jax.jit(lambda x, s: ops.avg_pool2d(x, 2, s))(X, 2), "strides"),
+        (lambda: jax.jit(ops.space_to_depth)(X, 2), "block_size"),
+        (lambda: jax.jit(ops.global_avg_pool2d)(X, keepdims=True), "keepdims"),
+        (lambda: jax.jit(functools.partial(ops.dropout, key=jax.random.key(0)))(X, 0.5), "rate"),
+    ],
+)
 def test_traced_structural_arguments_are_named(call, name):
-    with raises(f"expected {name} as a static Python value", "static_argnames",
-                "functools.partial", "a JAX array of shape ()"):
+    with raises(
+        f"expected {name} as a static Python value",
+        "static_argnames",
+        "functools.partial",
+        "a JAX array of shape ()",
+    ):
         call()
 
 
@@ -121,12 +156,18 @@ def test_static_structural_arguments_work_under_jit():
     assert jax.jit(functools.partial(ops.max_pool2d, pool_size=2))(X).shape == (2, 4, 4, 4)
 
 
-@pytest.mark.parametrize("op", [
-    lambda x: ops.conv2d(x, K), lambda x: ops.max_pool2d(x), lambda x: ops.avg_pool2d(x),
-    lambda x: ops.global_avg_pool2d(x), lambda x: ops.space_to_depth(x),
-    lambda x: ops.darknet_reorg(x), lambda x: ops.locally_connected2d(
-        x, jnp.ones((6, 6, 36, 2)), None, kernel_size=3),
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda x: ops.conv2d(x, K),
+        lambda x: ops.max_pool2d(x),
+        lambda x: ops.avg_pool2d(x),
+        lambda x: ops.global_avg_pool2d(x),
+        lambda x: ops.space_to_depth(x),
+        lambda x: ops.darknet_reorg(x),
+        lambda x: ops.locally_connected2d(x, jnp.ones((6, 6, 36, 2)), None, kernel_size=3),
+    ],
+)
 def test_rank_3_input_is_told_to_add_the_batch_axis(op):
     with raises("of rank 4 [B, H, W, C]", "shape (8, 8, 4) (rank 3)", "x[None]", "jax.vmap"):
         op(X[0])
@@ -139,11 +180,17 @@ def test_rank_3_input_is_told_to_add_the_batch_axis(op):
 def test_nchw_input_is_told_the_layout_is_nhwc():
     images = jnp.ones((2, 3, 32, 32))  # NCHW RGB
     for op in (ops.max_pool2d, ops.avg_pool2d, ops.global_max_pool2d, ops.space_to_depth):
-        with raises("NHWC layout [B, H, W, C]", "shape (2, 3, 32, 32), which looks NCHW",
-                    "jnp.transpose(x, (0, 2, 3, 1))"):
+        with raises(
+            "NHWC layout [B, H, W, C]",
+            "shape (2, 3, 32, 32), which looks NCHW",
+            "jnp.transpose(x, (0, 2, 3, 1))",
+        ):
             op(images)
-    with raises("conv2d: expected x in the NHWC layout with C = 3 last",
-                "channels first (NCHW)", "jnp.transpose(x, (0, 2, 3, 1))"):
+    with raises(
+        "conv2d: expected x in the NHWC layout with C = 3 last",
+        "channels first (NCHW)",
+        "jnp.transpose(x, (0, 2, 3, 1))",
+    ):
         ops.conv2d(images, jnp.ones((3, 3, 3, 8)))
     with raises("batch_norm: expected x in the NHWC layout with C = 3 last (the size of its"):
         ops.batch_norm(images, None, None, jnp.zeros(3), jnp.ones(3))

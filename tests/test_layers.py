@@ -62,15 +62,17 @@ def test_gradients_under_jit(make, shape):
     layer = make()
     _, params, state = layer.init(jax.random.key(0), shape)
     x = _random(shape)
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(layer.apply(p, state, x)[0] ** 2),
-                            argnums=(0, 1)))(params, x)
+    grad = jax.jit(
+        jax.grad(lambda p, x: jnp.sum(layer.apply(p, state, x)[0] ** 2), argnums=(0, 1))
+    )(params, x)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
 
 
 def test_closed_form_values_with_constant_init():
     ones = jax.nn.initializers.ones
-    layer = L.serial(L.Conv2D(2, 3, padding="valid", kernel_init=ones), L.Flatten(),
-                     L.Dense(1, kernel_init=ones))
+    layer = L.serial(
+        L.Conv2D(2, 3, padding="valid", kernel_init=ones), L.Flatten(), L.Dense(1, kernel_init=ones)
+    )
     _, params, state = layer.init(jax.random.key(0), (None, 4, 4, 1))
     y, _ = layer.apply(params, state, jnp.ones((1, 4, 4, 1)))
     # Each conv output is 3*3*1 = 9; 2x2 cells x 2 filters = 8 values; dense sums them.
@@ -110,12 +112,15 @@ def test_serial_names_like_keras():
 
 
 def test_graph_routes_and_concatenates():
-    model = L.graph([
-        ("a", L.Conv2D(4, 1)),
-        ("s2d", L.SpaceToDepth(2)),
-        ("b", L.MaxPooling2D(2), "input"),
-        ("cat", L.Concatenate(), ("s2d", "b")),
-    ], outputs=("cat", "a"))
+    model = L.graph(
+        [
+            ("a", L.Conv2D(4, 1)),
+            ("s2d", L.SpaceToDepth(2)),
+            ("b", L.MaxPooling2D(2), "input"),
+            ("cat", L.Concatenate(), ("s2d", "b")),
+        ],
+        outputs=("cat", "a"),
+    )
     (cat_shape, a_shape), params, _ = model.init(jax.random.key(0), (None, 4, 4, 3))
     assert cat_shape == (None, 2, 2, 19) and a_shape == (None, 4, 4, 4)
     x = _random((2, 4, 4, 3))
@@ -144,6 +149,7 @@ def test_bad_input_shape_at_init():
 
 # --- whole models against Keras 3 with the same weights -------------------------------------
 
+
 def _keras_to_params(keras_model, model, params, state):
     """Copies Keras weights into our params/state, layer by layer, in model order."""
     params, state = jax.tree.map(lambda a: a, (params, state))
@@ -162,21 +168,43 @@ def _randomize_bn(keras_model, rng):
     for layer in keras_model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.get_weights()[0].shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(size=c),
-                               rng.normal(size=c), rng.uniform(0.5, 2.0, c)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.normal(size=c),
+                    rng.normal(size=c),
+                    rng.uniform(0.5, 2.0, c),
+                ]
+            )
 
 
 def test_sequential_model_matches_keras():
     rng = np.random.default_rng(0)
-    model = L.serial(L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.LeakyReLU(0.1),
-                     L.MaxPooling2D(2), L.Conv2D(6, 3, strides=2, padding="valid"),
-                     L.BatchNormalization(), L.LeakyReLU(0.1), L.Flatten(), L.Dense(7))
-    km = keras.Sequential([
-        keras.Input((12, 12, 3)), keras.layers.Conv2D(8, 3, padding="same"),
-        keras.layers.BatchNormalization(), keras.layers.LeakyReLU(negative_slope=0.1),
-        keras.layers.MaxPooling2D(2), keras.layers.Conv2D(6, 3, strides=2, padding="valid"),
-        keras.layers.BatchNormalization(), keras.layers.LeakyReLU(negative_slope=0.1),
-        keras.layers.Flatten(), keras.layers.Dense(7)])
+    model = L.serial(
+        L.Conv2D(8, 3, padding="same"),
+        L.BatchNormalization(),
+        L.LeakyReLU(0.1),
+        L.MaxPooling2D(2),
+        L.Conv2D(6, 3, strides=2, padding="valid"),
+        L.BatchNormalization(),
+        L.LeakyReLU(0.1),
+        L.Flatten(),
+        L.Dense(7),
+    )
+    km = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Conv2D(8, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.LeakyReLU(negative_slope=0.1),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(6, 3, strides=2, padding="valid"),
+            keras.layers.BatchNormalization(),
+            keras.layers.LeakyReLU(negative_slope=0.1),
+            keras.layers.Flatten(),
+            keras.layers.Dense(7),
+        ]
+    )
     _randomize_bn(km, rng)
     shape, params, state = model.init(jax.random.key(0), (None, 12, 12, 3))
     assert shape == tuple(km.output_shape)
@@ -196,8 +224,11 @@ def test_sequential_model_matches_keras():
 def test_functional_model_with_passthrough_matches_keras():
     rng = np.random.default_rng(1)
     inp = keras.Input((8, 8, 3))
-    convs = {"a": keras.layers.Conv2D(4, 3, padding="same"), "c": keras.layers.Conv2D(5, 1),
-             "d": keras.layers.Conv2D(2, 1)}
+    convs = {
+        "a": keras.layers.Conv2D(4, 3, padding="same"),
+        "c": keras.layers.Conv2D(5, 1),
+        "d": keras.layers.Conv2D(2, 1),
+    }
     a = convs["a"](inp)
     b = keras.layers.MaxPooling2D(2)(a)
     c = convs["c"](b)
@@ -207,18 +238,21 @@ def test_functional_model_with_passthrough_matches_keras():
     d = keras.layers.Reshape((4, 4, 8))(d)
     out = keras.layers.Concatenate()([d, c])
     km = keras.Model(inp, out)
-    model = L.graph([
-        ("a", L.Conv2D(4, 3, padding="same")),
-        ("b", L.MaxPooling2D(2)),
-        ("c", L.Conv2D(5, 1)),
-        ("d", L.Conv2D(2, 1), "a"),
-        ("s2d", L.SpaceToDepth(2)),
-        ("cat", L.Concatenate(), ("s2d", "c")),
-    ])
+    model = L.graph(
+        [
+            ("a", L.Conv2D(4, 3, padding="same")),
+            ("b", L.MaxPooling2D(2)),
+            ("c", L.Conv2D(5, 1)),
+            ("d", L.Conv2D(2, 1), "a"),
+            ("s2d", L.SpaceToDepth(2)),
+            ("cat", L.Concatenate(), ("s2d", "c")),
+        ]
+    )
     _, params, state = model.init(jax.random.key(0), (None, 8, 8, 3))
     for name, klayer in convs.items():
-        params[name] = dict(zip(["kernel", "bias"], map(jnp.asarray, klayer.get_weights()),
-                                strict=True))
+        params[name] = dict(
+            zip(["kernel", "bias"], map(jnp.asarray, klayer.get_weights()), strict=True)
+        )
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
     ours, _ = model.apply(params, state, jnp.asarray(x))
     with jax.numpy_rank_promotion("allow"):  # Keras' own code broadcasts implicitly

@@ -16,26 +16,31 @@ def _equal(a, b):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-@pytest.mark.parametrize("kind,args,kwargs,shape", [r[1:] for r in ROWS],
-                         ids=[r[0] for r in ROWS])
+@pytest.mark.parametrize("kind,args,kwargs,shape", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_linen_module_equals_pure_layer(kind, args, kwargs, shape):
     pure = getattr(L, kind)(*args, **kwargs)
-    fields = dict(zip([f for f in getattr(jlinen, kind).__dataclass_fields__
-                       if f not in ("parent", "name")], args, strict=False))
+    fields = dict(
+        zip(
+            [f for f in getattr(jlinen, kind).__dataclass_fields__ if f not in ("parent", "name")],
+            args,
+            strict=False,
+        )
+    )
     module = getattr(jlinen, kind)(**fields, **kwargs)
     x = jax.random.normal(jax.random.key(1), shape)
-    variables = module.init({"params": jax.random.key(0), "dropout": jax.random.key(3)}, x,
-                            **({"deterministic": True} if kind == "Dropout" else {}),
-                            **({"use_running_average": True} if kind == "BatchNormalization"
-                               else {}))
+    variables = module.init(
+        {"params": jax.random.key(0), "dropout": jax.random.key(3)},
+        x,
+        **({"deterministic": True} if kind == "Dropout" else {}),
+        **({"use_running_average": True} if kind == "BatchNormalization" else {}),
+    )
     params, state = variables.get("params", {}), variables.get("batch_stats", {})
     assert set(variables) <= {"params", "batch_stats"}
     _, params0, state0 = pure.init(jax.random.key(0), (None, *shape[1:]))
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, params0)
     _equal(state, state0)
     if kind == "BatchNormalization":
-        y, updates = module.apply(variables, x, use_running_average=False,
-                                  mutable=["batch_stats"])
+        y, updates = module.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
         want, want_state = pure.apply(params, state, x, train=True)
         np.testing.assert_array_equal(y, want)
         _equal(updates["batch_stats"], want_state)
@@ -44,8 +49,9 @@ def test_linen_module_equals_pure_layer(kind, args, kwargs, shape):
         key = jax.random.key(5)
         y = module.apply(variables, x, deterministic=False, rngs={"dropout": key})
         # Linen derives the key from the collection and the module path, as for nn.Dropout.
-        np.testing.assert_array_equal(y, nn.Dropout(*args).apply(
-            {}, x, deterministic=False, rngs={"dropout": key}))
+        np.testing.assert_array_equal(
+            y, nn.Dropout(*args).apply({}, x, deterministic=False, rngs={"dropout": key})
+        )
         assert 0 < int(jnp.sum(y == 0)) < y.size
         y = module.apply(variables, x, deterministic=True)
     else:
@@ -72,7 +78,8 @@ def test_flags_follow_linen_batch_norm_and_dropout():
     key = jax.random.key(7)
     np.testing.assert_array_equal(
         drop.apply({}, x, deterministic=False, rngs={"dropout": key}),
-        nn.Dropout(0.5).apply({}, x, deterministic=False, rngs={"dropout": key}))
+        nn.Dropout(0.5).apply({}, x, deterministic=False, rngs={"dropout": key}),
+    )
     np.testing.assert_array_equal(jlinen.Dropout(0.5, deterministic=True).apply({}, x), x)
 
 
@@ -105,8 +112,13 @@ def test_linen_model_trains_with_optax_and_batch_stats_move():
     @jax.jit
     def step(params, stats, opt_state, key):
         def loss_fn(p):
-            y, updates = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                     mutable=["batch_stats"], rngs={"dropout": key})
+            y, updates = model.apply(
+                {"params": p, "batch_stats": stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": key},
+            )
             return jnp.mean((y - t) ** 2), updates["batch_stats"]
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -122,8 +134,9 @@ def test_linen_model_trains_with_optax_and_batch_stats_move():
     for name in ("BatchNormalization_0", "BatchNorm_0"):
         assert not np.allclose(stats[name]["mean"], start[name]["mean"]), name
     y = model.apply({"params": params, "batch_stats": stats}, x, train=False)
-    np.testing.assert_array_equal(y, model.apply({"params": params, "batch_stats": stats}, x,
-                                                 train=False))
+    np.testing.assert_array_equal(
+        y, model.apply({"params": params, "batch_stats": stats}, x, train=False)
+    )
 
 
 def test_layer_module_wraps_a_model():
@@ -134,8 +147,9 @@ def test_layer_module_wraps_a_model():
     _, params0, state0 = layer.init(jax.random.key(0), (None, 6, 6, 3))
     assert jax.tree.map(jnp.shape, variables["params"]) == jax.tree.map(jnp.shape, params0)
     _equal(variables["batch_stats"], state0)
-    np.testing.assert_array_equal(module.apply(variables, x),
-                                  layer.apply(variables["params"], state0, x)[0])
+    np.testing.assert_array_equal(
+        module.apply(variables, x), layer.apply(variables["params"], state0, x)[0]
+    )
     y, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
     want, want_state = layer.apply(variables["params"], state0, x, train=True)
     np.testing.assert_array_equal(y, want)
@@ -143,7 +157,9 @@ def test_layer_module_wraps_a_model():
     # Dropout inside draws from the "dropout" rng collection.
     dropping = jlinen.LayerModule(L.serial(L.Dense(6), L.Dropout(0.5)))
     v = dropping.init(jax.random.key(0), x[:, 0, 0])
-    a, b = (dropping.apply(v, x[:, 0, 0], train=True, rngs={"dropout": jax.random.key(k)})
-            for k in (1, 2))
+    a, b = (
+        dropping.apply(v, x[:, 0, 0], train=True, rngs={"dropout": jax.random.key(k)})
+        for k in (1, 2)
+    )
     assert not np.array_equal(a, b) and 0 < int(jnp.sum(a == 0)) < a.size
     np.testing.assert_array_equal(dropping.apply(v, x[:, 0, 0]), dropping.apply(v, x[:, 0, 0]))

@@ -1,6 +1,5 @@
 """Small detectors and the zoo: shapes, jit/vmap/grad, composition, losses, parameter counts."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -32,8 +32,7 @@ def _equal(a, b):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-@pytest.mark.parametrize("kind,args,kwargs,shape", [r[1:] for r in ROWS],
-                         ids=[r[0] for r in ROWS])
+@pytest.mark.parametrize("kind,args,kwargs,shape", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_named_module_equals_pure_layer(kind, args, kwargs, shape):
     module = build(kind, args, kwargs, shape, nnx.Rngs(0))
     assert type(module).__name__ == kind
@@ -149,8 +148,11 @@ def test_rngs_with_only_a_params_stream():
     assert conv(jnp.ones((1, 5, 5, 2))).shape == (1, 3, 3, 3)
     drop = jnnx.Dropout(0.5, rngs=rngs)
     x = jnp.ones((4, 6))
-    with pytest.raises(ValueError, match="Dropout: expected a 'dropout' key for dropout in "
-                                         "training mode: build it with rngs=nnx.Rngs"):
+    with pytest.raises(
+        ValueError,
+        match="Dropout: expected a 'dropout' key for dropout in "
+        "training mode: build it with rngs=nnx.Rngs",
+    ):
         drop(x)
     assert drop(x, rngs=jax.random.key(0)).shape == x.shape
     assert drop(x, rngs=nnx.Rngs(dropout=1)).shape == x.shape
@@ -165,8 +167,11 @@ def test_rngs_with_only_a_params_stream():
 
 
 def test_layer_module_modes_and_state():
-    m = jnnx.LayerModule(L.serial(L.BatchNormalization(), L.Dropout(0.5)), (None, 3),
-                         rngs=nnx.Rngs(params=0, dropout=1))
+    m = jnnx.LayerModule(
+        L.serial(L.BatchNormalization(), L.Dropout(0.5)),
+        (None, 3),
+        rngs=nnx.Rngs(params=0, dropout=1),
+    )
     x = jnp.arange(12.0).reshape(4, 3)
     y1, y2 = m(x), m(x)
     assert not np.array_equal(y1, y2)

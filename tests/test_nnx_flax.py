@@ -123,5 +123,6 @@ def test_vmap_over_the_batch_and_jit_agree():
     conv = jnnx.Conv2D(2, 3, 3, padding="same", rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(0), (4, 5, 5, 2))
     per_example = nnx.vmap(lambda m, xi: m(xi[None])[0], in_axes=(None, 0))(conv, x)
-    np.testing.assert_allclose(per_example, nnx.jit(lambda m, x: m(x))(conv, x), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        per_example, nnx.jit(lambda m, x: m(x))(conv, x), rtol=1e-6, atol=1e-6
+    )

@@ -53,7 +53,8 @@ def test_leaky_relu_matches_keras(seed, maybe_jit):
 
 def test_leaky_relu_closed_form_darknet_default(maybe_jit):
     y = maybe_jit(functools.partial(leaky_relu, negative_slope=0.1))(
-        jnp.array([-2.0, -0.0, 0.0, 3.0]))  # darknet's 0.1
+        jnp.array([-2.0, -0.0, 0.0, 3.0])
+    )  # darknet's 0.1
     np.testing.assert_allclose(np.asarray(y), [-0.2, 0.0, 0.0, 3.0], rtol=1e-6)
 
 
@@ -155,6 +156,7 @@ def test_dropout_bfloat16_scales_kept_units_in_bfloat16():
     dropped, scale_err = _dropout_stats(dropout(x, 0.3, key=KEY), x, 0.3)
     assert scale_err == 0.0
     assert abs(dropped - 0.3) <= 5 * np.sqrt(0.21 / 4096)
+
 
 # ------------------------------------------------------------------- bad inputs
 

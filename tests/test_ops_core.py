@@ -101,8 +101,9 @@ def test_global_pools_16_16_16_64():
 
 def test_conv3x3_1024_to_1024_with_bias():
     kernel, bias = sds(3, 3, 1024, 1024), sds(1024)
-    same = jax.eval_shape(lambda x, k, b: conv2d(x, k, b, padding="same"), sds(B, 13, 13, 1024),
-                          kernel, bias)
+    same = jax.eval_shape(
+        lambda x, k, b: conv2d(x, k, b, padding="same"), sds(B, 13, 13, 1024), kernel, bias
+    )
     assert same.shape == (B, 13, 13, 1024)
     assert n_params(kernel, bias) == 9_438_208
     layer = keras.layers.Conv2D(1024, 3, padding="same")

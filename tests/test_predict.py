@@ -31,10 +31,24 @@ from jaxheads.predict import (
 )
 
 # (input w, h) -> (output w, h): odd, non-square, up and down, portrait and landscape.
-RESIZES = [((23, 17), (13, 9)), ((17, 23), (9, 13)), ((7, 5), (19, 11)), ((5, 9), (12, 21)),
-           ((1, 6), (4, 3)), ((6, 1), (3, 4)), ((31, 31), (16, 16)), ((10, 4), (10, 4))]
-LETTERBOX = [((23, 17), (16, 12)), ((17, 23), (16, 12)), ((9, 29), (12, 16)),
-             ((29, 9), (12, 16)), ((13, 13), (15, 11)), ((5, 7), (16, 16))]
+RESIZES = [
+    ((23, 17), (13, 9)),
+    ((17, 23), (9, 13)),
+    ((7, 5), (19, 11)),
+    ((5, 9), (12, 21)),
+    ((1, 6), (4, 3)),
+    ((6, 1), (3, 4)),
+    ((31, 31), (16, 16)),
+    ((10, 4), (10, 4)),
+]
+LETTERBOX = [
+    ((23, 17), (16, 12)),
+    ((17, 23), (16, 12)),
+    ((9, 29), (12, 16)),
+    ((29, 9), (12, 16)),
+    ((13, 13), (15, 11)),
+    ((5, 7), (16, 16)),
+]
 
 
 def _image(w, h, seed=0):
@@ -78,8 +92,9 @@ def test_letterbox_refuses_a_zero_pixel_side():
         letterbox_image(np.zeros((1, 1000, 3), np.float32), 416, 416)
 
 
-@pytest.mark.parametrize("size,net", LETTERBOX + [((500, 375), (416, 416)),
-                                                  ((375, 500), (416, 416))])
+@pytest.mark.parametrize(
+    "size,net", LETTERBOX + [((500, 375), (416, 416)), ((375, 500), (416, 416))]
+)
 def test_correct_region_boxes_is_darknets_bit_for_bit(size, net):
     boxes = np.random.default_rng(2).random((50, 4), dtype=np.float32)
     dets = [{"bbox": dict(zip("xywh", b, strict=True))} for b in boxes]
@@ -93,10 +108,15 @@ def test_letterbox_then_correct_maps_a_box_back_to_the_image():
     w, h, net_w, net_h = 300, 120, 64, 64
     new_w, new_h = letterbox_size(w, h, net_w, net_h)
     box = np.array([[0.25, 0.5, 0.2, 0.4]], np.float32)  # relative to the image
-    on_net = box * [new_w / net_w, new_h / net_h, new_w / net_w, new_h / net_h] + \
-        [(net_w - new_w) / 2 / net_w, (net_h - new_h) / 2 / net_h, 0, 0]
-    np.testing.assert_allclose(correct_region_boxes(on_net, w, h, net_w, net_h), box,
-                               rtol=1e-6, atol=1e-7)
+    on_net = box * [new_w / net_w, new_h / net_h, new_w / net_w, new_h / net_h] + [
+        (net_w - new_w) / 2 / net_w,
+        (net_h - new_h) / 2 / net_h,
+        0,
+        0,
+    ]
+    np.testing.assert_allclose(
+        correct_region_boxes(on_net, w, h, net_w, net_h), box, rtol=1e-6, atol=1e-7
+    )
 
 
 def _nms_case(seed, n=60, classes=4):
@@ -114,8 +134,10 @@ def _nms_case(seed, n=60, classes=4):
 @pytest.mark.parametrize("thresh", [0.3, 0.45])
 def test_do_nms_sort_is_darknets(seed, thresh):
     boxes, probs, objectness = _nms_case(seed)
-    dets = [{"bbox": dict(zip("xywh", b, strict=True)), "prob": list(p), "objectness": o,
-             "index": i} for i, (b, p, o) in enumerate(zip(boxes, probs, objectness, strict=True))]
+    dets = [
+        {"bbox": dict(zip("xywh", b, strict=True)), "prob": list(p), "objectness": o, "index": i}
+        for i, (b, p, o) in enumerate(zip(boxes, probs, objectness, strict=True))
+    ]
     port.do_nms_sort(dets, probs.shape[1], thresh)
     want = np.zeros_like(probs)
     for d in dets:
@@ -134,8 +156,9 @@ def test_region_detections_are_darknets(softmax, maybe_jit):
     h, w, a, c, thresh = 5, 7, 2, 3, 0.2
     anchors = np.array([[1.0, 1.5], [2.5, 2.0]], np.float32)
     raw = _region_raw(h, w, a, c)
-    boxes, obj, cls = maybe_jit(lambda r: region_outputs(r, anchors, num_classes=c,
-                                                         softmax=softmax))(raw)
+    boxes, obj, cls = maybe_jit(
+        lambda r: region_outputs(r, anchors, num_classes=c, softmax=softmax)
+    )(raw)
     # darknet's memory: channel n·(5 + C) + e of location (row, col) at [channel, row, col].
     flat = _chw(raw[0]).reshape(-1)
     pred = port.forward_region_layer(flat, w, h, a, c, softmax)
@@ -151,10 +174,12 @@ def test_region_detections_are_darknets(softmax, maybe_jit):
 
 def test_detection_detections_are_darknets(maybe_jit):
     side, n, c, thresh = 3, 2, 2, 0.05
-    raw = np.random.default_rng(4).normal(0.5, 0.3, (1, side * side * (c + 5 * n))) \
-        .astype(np.float32)
-    boxes, obj, cls = maybe_jit(lambda r: detection_outputs(
-        r, side=side, num=n, num_classes=c, sqrt=True, softmax=True))(raw)
+    raw = (
+        np.random.default_rng(4).normal(0.5, 0.3, (1, side * side * (c + 5 * n))).astype(np.float32)
+    )
+    boxes, obj, cls = maybe_jit(
+        lambda r: detection_outputs(r, side=side, num=n, num_classes=c, sqrt=True, softmax=True)
+    )(raw)
     dets = port.get_detection_detections(raw[0], side, n, c, True, True, thresh)
     want_boxes = np.array([[d["bbox"][k] for k in "xywh"] for d in dets], np.float32)
     want_probs = np.array([d["prob"] for d in dets], np.float32)
@@ -171,13 +196,27 @@ def _darknet_reference(net, image, thresh, nms):
     raw = np.asarray(net(np.transpose(sized, (1, 2, 0))[None]))
     head = net.head
     if head.kind == "region":
-        pred = port.forward_region_layer(_chw(raw[0]).reshape(-1), raw.shape[2], raw.shape[1],
-                                         head.num, head.classes, head.softmax)
-        dets = port.get_region_detections(pred, raw.shape[2], raw.shape[1], head.num,
-                                          head.classes, head.anchors.reshape(-1), thresh)
+        pred = port.forward_region_layer(
+            _chw(raw[0]).reshape(-1),
+            raw.shape[2],
+            raw.shape[1],
+            head.num,
+            head.classes,
+            head.softmax,
+        )
+        dets = port.get_region_detections(
+            pred,
+            raw.shape[2],
+            raw.shape[1],
+            head.num,
+            head.classes,
+            head.anchors.reshape(-1),
+            thresh,
+        )
     else:
-        dets = port.get_detection_detections(raw.reshape(-1), head.side, head.num,
-                                             head.classes, head.sqrt, head.softmax, thresh)
+        dets = port.get_detection_detections(
+            raw.reshape(-1), head.side, head.num, head.classes, head.sqrt, head.softmax, thresh
+        )
     port.correct_region_boxes(dets, w, h, net_w, net_h)
     port.do_nms_sort(dets, head.classes, nms)
     out = []
@@ -185,9 +224,16 @@ def _darknet_reference(net, image, thresh, nms):
         b = d["bbox"]
         for j, p in enumerate(d["prob"]):
             if p > thresh:
-                box = np.clip([(b["x"] - b["w"] / 2) * w, (b["y"] - b["h"] / 2) * h,
-                               (b["x"] + b["w"] / 2) * w, (b["y"] + b["h"] / 2) * h],
-                              0, [w, h, w, h])
+                box = np.clip(
+                    [
+                        (b["x"] - b["w"] / 2) * w,
+                        (b["y"] - b["h"] / 2) * h,
+                        (b["x"] + b["w"] / 2) * w,
+                        (b["y"] + b["h"] / 2) * h,
+                    ],
+                    0,
+                    [w, h, w, h],
+                )
                 out.append((j, float(p), box))
     return sorted(out, key=lambda t: -t[1])
 
@@ -199,8 +245,11 @@ def test_detector_is_darknets_test_detector(tmp_path, kind):
     det = Detector.from_darknet(cfg, weights, batch_size=2)
     # landscape, portrait, odd, square: one call, mixed sizes and kinds of input
     images = [_image(53, 31, 6), _image(29, 61, 7), _image(40, 40, 8)]
-    sources = [images[0], Image.fromarray((images[1] * 255).astype(np.uint8)),
-               (images[2] * 255).astype(np.uint8)]
+    sources = [
+        images[0],
+        Image.fromarray((images[1] * 255).astype(np.uint8)),
+        (images[2] * 255).astype(np.uint8),
+    ]
     records = det.detect(sources, thresh=thresh)
     as_read = [images[0]] + [to_rgb_float((im * 255).astype(np.uint8)) for im in images[1:]]
     total = 0
@@ -211,8 +260,9 @@ def test_detector_is_darknets_test_detector(tmp_path, kind):
         total += len(want)
         np.testing.assert_array_equal(record.class_ids, [j for j, _, _ in want])
         np.testing.assert_allclose(record.scores, [p for _, p, _ in want], rtol=1e-5)
-        np.testing.assert_allclose(record.boxes, np.array([b for *_, b in want]).reshape(-1, 4),
-                                   rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(
+            record.boxes, np.array([b for *_, b in want]).reshape(-1, 4), rtol=1e-5, atol=1e-3
+        )
         assert np.all(record.boxes >= 0) and np.all(record.boxes[:, 2] <= record.width)
         assert np.all(record.boxes[:, 3] <= record.height)
         assert record.labels == tuple(f"class_{c}" for c in record.class_ids)
@@ -243,10 +293,13 @@ def test_read_image_modes(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     gray = rgb[:, :, 0]
     paths = {}
-    for name, image in [("rgb.png", Image.fromarray(rgb)), ("gray.png", Image.fromarray(gray)),
-                        ("rgba.png", Image.fromarray(np.dstack([rgb, gray]))),
-                        ("pal.png", Image.fromarray(rgb).quantize(16)),
-                        ("cmyk.jpg", Image.fromarray(rgb).convert("CMYK"))]:
+    for name, image in [
+        ("rgb.png", Image.fromarray(rgb)),
+        ("gray.png", Image.fromarray(gray)),
+        ("rgba.png", Image.fromarray(np.dstack([rgb, gray]))),
+        ("pal.png", Image.fromarray(rgb).quantize(16)),
+        ("cmyk.jpg", Image.fromarray(rgb).convert("CMYK")),
+    ]:
         paths[name] = tmp_path / name
         image.save(paths[name])
     byte = (np.arange(256) / 255.0).astype(np.float32)
@@ -293,8 +346,12 @@ def test_bad_files_are_named(tmp_path):
     text.write_text("not an image")
     big = tmp_path / "big.png"
     big.write_bytes(good.getvalue())
-    cases = [(tmp_path / "missing.png", "no such file"), (truncated, "complete image"),
-             (text, "cannot identify"), (tmp_path, "directory")]
+    cases = [
+        (tmp_path / "missing.png", "no such file"),
+        (truncated, "complete image"),
+        (text, "cannot identify"),
+        (tmp_path, "directory"),
+    ]
     for path, message in cases:
         with pytest.raises(ImageError, match=message) as err:
             read_image(path)

@@ -41,11 +41,14 @@ def test_validation_digits_are_unseen_handwriting():
     assert ObjectsDataset(2, split="val")._pool.tolist() == split_indices("val").tolist()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_examples": 0}, "num_examples"),
-    ({"num_examples": 4, "image_size": 8}, "image_size >= 16"),
-    ({"num_examples": 4, "split": "test"}, "split"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_examples": 0}, "num_examples"),
+        ({"num_examples": 4, "image_size": 8}, "image_size >= 16"),
+        ({"num_examples": 4, "split": "test"}, "split"),
+    ],
+)
 def test_objects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ObjectsDataset(**kwargs)
@@ -104,13 +107,18 @@ def _weights(params, state=None):
 
 
 def test_transfer_copies_by_name_and_names_the_first_mismatch():
-    params = {"backbone": {"conv": {"kernel": np.zeros((3, 3, 3, 8))}},
-              "head": {"kernel": np.zeros((8, 2))}}
+    params = {
+        "backbone": {"conv": {"kernel": np.zeros((3, 3, 3, 8))}},
+        "head": {"kernel": np.zeros((8, 2))},
+    }
     state = {"backbone": {"bn": {"mean": np.zeros(8)}}}
-    source = {"backbone": {"conv": {"kernel": np.ones((3, 3, 3, 8))}},
-              "classifier": {"kernel": np.ones((8, 15))}}
+    source = {
+        "backbone": {"conv": {"kernel": np.ones((3, 3, 3, 8))}},
+        "classifier": {"kernel": np.ones((8, 15))},
+    }
     new, new_state, report = warm_start.transfer(
-        params, state, _weights(source, {"backbone": {"bn": {"mean": np.full(8, 2.0)}}}))
+        params, state, _weights(source, {"backbone": {"bn": {"mean": np.full(8, 2.0)}}})
+    )
     assert np.all(new["backbone"]["conv"]["kernel"] == 1) and np.all(new["head"]["kernel"] == 0)
     assert np.all(new_state["backbone"]["bn"]["mean"] == 2)
     assert report == {"copied": ["backbone/conv", "backbone/bn"], "initialised": ["head"]}
@@ -128,8 +136,11 @@ def test_trainable_mask_freezes_the_first_layers():
     params = {"a": {"kernel": 1, "bias": 2}, "b": {"kernel": 3}, "c": {"kernel": 4}}
     assert warm_start.layer_paths(params) == ["a", "b", "c"]
     mask = warm_start.trainable_mask(params, 2)
-    assert mask == {"a": {"kernel": False, "bias": False}, "b": {"kernel": False},
-                    "c": {"kernel": True}}
+    assert mask == {
+        "a": {"kernel": False, "bias": False},
+        "b": {"kernel": False},
+        "c": {"kernel": True},
+    }
     with pytest.raises(ValueError, match=r"0\.\.3"):
         warm_start.trainable_mask(params, 4)
 
@@ -149,13 +160,23 @@ def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
     from jaxheads.train.loop import restore_params
     from jaxheads.train.warm_start import task_from_config, with_init
 
-    common = ["--steps", "2", "--batch-size", "8", "--train-examples", "16",
-              "--val-examples", "8", "--no-progress", "--burn-in", "0"]
+    common = [
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--train-examples",
+        "16",
+        "--val-examples",
+        "8",
+        "--no-progress",
+        "--burn-in",
+        "0",
+    ]
     low, high = str(tmp_path / "pre32"), str(tmp_path / "pre48")
     assert main(["pretrain", "--workdir", low, "--image-size", "32", *common]) == 0
     assert "top-1" in capsys.readouterr().out
-    assert main(["pretrain", "--workdir", high, "--image-size", "48", "--init", low,
-                 *common]) == 0
+    assert main(["pretrain", "--workdir", high, "--image-size", "48", "--init", low, *common]) == 0
     with open(os.path.join(high, "config.json")) as f:
         config = json.load(f)
     assert config["extra"]["init"]["path"].startswith(os.path.abspath(low))
@@ -174,13 +195,30 @@ def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
     backbone = [p for p in flat if p.startswith("backbone/")]
     assert backbone and all(np.array_equal(flat[p], pre[p]) for p in backbone)
     assert record["layers_initialised"] and all(
-        p.startswith("head") for p in record["layers_initialised"])
+        p.startswith("head") for p in record["layers_initialised"]
+    )
     # The wrong backbone is refused by name, with both shapes.
     other = str(tmp_path / "nobn")
-    assert main(["pretrain", "--workdir", other, "--image-size", "32", "--backbone",
-                 "small-nobn", "--init", low, *common]) == 2
+    assert (
+        main(
+            [
+                "pretrain",
+                "--workdir",
+                other,
+                "--image-size",
+                "32",
+                "--backbone",
+                "small-nobn",
+                "--init",
+                low,
+                *common,
+            ]
+        )
+        == 2
+    )
     assert "parameters ['bias', 'kernel']" in capsys.readouterr().err and not os.path.exists(
-        os.path.join(other, "config.json"))
+        os.path.join(other, "config.json")
+    )
 
 
 @pytest.mark.slow
@@ -191,20 +229,64 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
     from jaxheads.train.warm_start import layer_paths, task_from_config
 
     pre = str(tmp_path / "pre")
-    assert main(["pretrain", "--workdir", pre, "--image-size", "32", "--steps", "2",
-                 "--batch-size", "8", "--train-examples", "16", "--val-examples", "8",
-                 "--no-progress", "--burn-in", "0"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--workdir",
+                pre,
+                "--image-size",
+                "32",
+                "--steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--train-examples",
+                "16",
+                "--val-examples",
+                "8",
+                "--no-progress",
+                "--burn-in",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(pre, "config.json")) as f:
         task, cfg = task_from_config(json.load(f))
     src_params, src_state, _ = restore_params(pre, task, cfg)
     src, src_bn = warm_start.flatten(src_params), warm_start.flatten(src_state)
 
     def train(workdir, steps, *extra):
-        return main(["train", "--workdir", workdir, "--image-size", "32", "--steps",
-                     str(steps), "--batch-size", "8", "--train-examples", "16",
-                     "--val-examples", "4", "--no-progress", "--burn-in", "0",
-                     "--policy", "constant", "--checkpoint-every", "2", "--init", pre,
-                     "--freeze", "6", *extra])
+        return main(
+            [
+                "train",
+                "--workdir",
+                workdir,
+                "--image-size",
+                "32",
+                "--steps",
+                str(steps),
+                "--batch-size",
+                "8",
+                "--train-examples",
+                "16",
+                "--val-examples",
+                "4",
+                "--no-progress",
+                "--burn-in",
+                "0",
+                "--policy",
+                "constant",
+                "--checkpoint-every",
+                "2",
+                "--init",
+                pre,
+                "--freeze",
+                "6",
+                *extra,
+            ]
+        )
 
     whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
     assert train(whole, 4) == 0
@@ -228,8 +310,7 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
     for path, value in state.items():
         if path.rsplit("/", 1)[0] in frozen:
             assert np.array_equal(value, src_bn[path]), path
-    trained = [p for p in params if p.startswith("backbone/") and
-               p.rsplit("/", 1)[0] not in frozen]
+    trained = [p for p in params if p.startswith("backbone/") and p.rsplit("/", 1)[0] not in frozen]
     assert trained and any(not np.array_equal(params[p], src[p]) for p in trained)
     # Resumed (2 + 2 steps) equals uninterrupted (4), bitwise.
     other, other_state = results[parts]
@@ -266,11 +347,17 @@ def test_init_from_a_partial_darknet_file(tmp_path):
             same = jax.tree.map(np.array_equal, params[name], net.params[name])
             assert all(jax.tree.leaves(same)), name
         else:
-            assert all(jax.tree.leaves(jax.tree.map(np.array_equal, params[name],
-                                                    fresh[name]))), name
+            assert all(jax.tree.leaves(jax.tree.map(np.array_equal, params[name], fresh[name]))), (
+                name
+            )
     copied = warm_start.layer_paths({k: params[k] for k in loaded})
     assert record["layers_copied"] == len(copied) and "darknet, 4 layers" in record["path"]
     with pytest.raises(ValueError, match="a darknet model"):
         small, small_init = build_detector("small-yolov2", image_size=64, num_classes=3)
-        with_init(detection_task(small, small_init, train, batch_size=8, seed=0), part,
-                  model="small-yolov2", image_size=64, num_classes=3)
+        with_init(
+            detection_task(small, small_init, train, batch_size=8, seed=0),
+            part,
+            model="small-yolov2",
+            image_size=64,
+            num_classes=3,
+        )

@@ -20,8 +20,11 @@ from jaxheads.data import COCODataset
 from jaxheads.data.voc import VOC_CLASSES, parse_voc_xml
 from jaxheads.nms import nms
 
-SETTINGS = settings(max_examples=50, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 OP_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 numbers_as_text = st.one_of(
@@ -37,21 +40,33 @@ def voc_documents(draw):
     """A VOC annotation with any field text, or any text at all."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.text(max_size=200))
+
     def field(tag, value):
         return "" if value is None else f"<{tag}>{escape(value)}</{tag}>"
 
     maybe = st.one_of(st.none(), numbers_as_text)
     parts = ["<annotation>"]
     if draw(st.booleans()):
-        parts.append("<size>" + field("width", draw(maybe)) + field("height", draw(maybe))
-                     + "</size>")
+        parts.append(
+            "<size>" + field("width", draw(maybe)) + field("height", draw(maybe)) + "</size>"
+        )
     for _ in range(draw(st.integers(0, 3))):
         name = draw(st.one_of(st.sampled_from(VOC_CLASSES), st.text(max_size=8), st.none()))
         box = "".join(field(t, draw(maybe)) for t in ("xmin", "ymin", "xmax", "ymax"))
-        flag = draw(st.one_of(st.none(), st.sampled_from(["0", "1", "true", "false", "2", ""]),
-                              st.text(max_size=4)))
-        parts.append("<object>" + field("name", name) + field("difficult", flag)
-                     + (f"<bndbox>{box}</bndbox>" if draw(st.booleans()) else "") + "</object>")
+        flag = draw(
+            st.one_of(
+                st.none(),
+                st.sampled_from(["0", "1", "true", "false", "2", ""]),
+                st.text(max_size=4),
+            )
+        )
+        parts.append(
+            "<object>"
+            + field("name", name)
+            + field("difficult", flag)
+            + (f"<bndbox>{box}</bndbox>" if draw(st.booleans()) else "")
+            + "</object>"
+        )
     parts.append("</annotation>")
     return "".join(parts)
 
@@ -76,12 +91,20 @@ def test_voc_parser_reads_or_refuses_any_document(document):
 
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 50), st.integers(), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 50),
+    st.integers(),
+    st.text(max_size=8),
     st.floats(allow_nan=True, allow_infinity=True),
 )
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-    max_leaves=8)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 def _maybe(strategy):
@@ -93,18 +116,26 @@ def coco_documents(draw):
     """A COCO json with any value in any field (mostly plausible ones)."""
     names = ["a.jpg", "b.jpg", "missing.jpg", "../a.jpg", "/etc/passwd", "", "sub/../a.jpg"]
     images = [
-        {"id": draw(_maybe(st.integers(0, 4))), "file_name": draw(_maybe(st.sampled_from(names))),
-         "width": draw(_maybe(st.integers(-1, 50))), "height": draw(_maybe(st.integers(-1, 50)))}
+        {
+            "id": draw(_maybe(st.integers(0, 4))),
+            "file_name": draw(_maybe(st.sampled_from(names))),
+            "width": draw(_maybe(st.integers(-1, 50))),
+            "height": draw(_maybe(st.integers(-1, 50))),
+        }
         for _ in range(draw(st.integers(0, 3)))
     ]
-    categories = [{"id": draw(_maybe(st.integers(0, 3))), "name": draw(_maybe(st.text(max_size=4)))}
-                  for _ in range(draw(st.integers(0, 3)))]
+    categories = [
+        {"id": draw(_maybe(st.integers(0, 3))), "name": draw(_maybe(st.text(max_size=4)))}
+        for _ in range(draw(st.integers(0, 3)))
+    ]
     coordinate = st.one_of(st.floats(-5, 60), st.sampled_from([math.nan, math.inf, -math.inf]))
     annotations = [
-        {"image_id": draw(_maybe(st.integers(0, 4))),
-         "category_id": draw(_maybe(st.integers(0, 3))),
-         "bbox": draw(_maybe(st.lists(coordinate, min_size=3, max_size=5))),
-         "iscrowd": draw(_maybe(st.sampled_from([0, 1, True, False, "0", "1", 0.0, 2])))}
+        {
+            "image_id": draw(_maybe(st.integers(0, 4))),
+            "category_id": draw(_maybe(st.integers(0, 3))),
+            "bbox": draw(_maybe(st.lists(coordinate, min_size=3, max_size=5))),
+            "iscrowd": draw(_maybe(st.sampled_from([0, 1, True, False, "0", "1", 0.0, 2]))),
+        }
         for _ in range(draw(st.integers(0, 4)))
     ]
     document = {"images": images, "categories": categories, "annotations": annotations}
@@ -142,11 +173,20 @@ def test_coco_loader_reads_or_refuses_any_document(document, raw):
 
 box_arrays = st.one_of(
     st.tuples(st.sampled_from([0, 1, 3]), st.sampled_from([3, 4])).flatmap(
-        lambda s: st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32),
-                           min_size=s[0] * s[1], max_size=s[0] * s[1])
-        .map(lambda v, s=s: np.array(v, np.float32).reshape(s))),
-    st.sampled_from([np.zeros((2, 4), np.int32), np.zeros((), np.float32),
-                     np.zeros((3,), np.float32), np.zeros((1, 2, 4), np.float16)]),
+        lambda s: st.lists(
+            st.floats(allow_nan=True, allow_infinity=True, width=32),
+            min_size=s[0] * s[1],
+            max_size=s[0] * s[1],
+        ).map(lambda v, s=s: np.array(v, np.float32).reshape(s))
+    ),
+    st.sampled_from(
+        [
+            np.zeros((2, 4), np.int32),
+            np.zeros((), np.float32),
+            np.zeros((3,), np.float32),
+            np.zeros((1, 2, 4), np.float16),
+        ]
+    ),
 )
 
 
@@ -181,9 +221,13 @@ def _greedy_nms(boxes, scores, threshold, max_outputs):
 
 
 @OP_SETTINGS
-@given(n=st.integers(0, 6), seed=st.integers(0, 2**16),
-       threshold=st.one_of(st.floats(-1, 2), st.sampled_from([math.nan, math.inf, 0.0, 1.0])),
-       max_outputs=st.integers(-1, 8), nan_rows=st.booleans())
+@given(
+    n=st.integers(0, 6),
+    seed=st.integers(0, 2**16),
+    threshold=st.one_of(st.floats(-1, 2), st.sampled_from([math.nan, math.inf, 0.0, 1.0])),
+    max_outputs=st.integers(-1, 8),
+    nan_rows=st.booleans(),
+)
 def test_nms_never_crashes_and_keeps_greedy_boxes(n, seed, threshold, max_outputs, nan_rows):
     rng = np.random.default_rng(seed)
     xy = rng.integers(0, 8, (n, 2)).astype(np.float32)
@@ -192,8 +236,12 @@ def test_nms_never_crashes_and_keeps_greedy_boxes(n, seed, threshold, max_output
     if nan_rows and n:
         boxes[0, 0] = np.nan
     try:
-        indices, valid = nms(jnp.asarray(boxes), jnp.asarray(scores),
-                             iou_threshold=threshold, max_outputs=max_outputs)
+        indices, valid = nms(
+            jnp.asarray(boxes),
+            jnp.asarray(scores),
+            iou_threshold=threshold,
+            max_outputs=max_outputs,
+        )
     except ValueError as error:
         assert not (0 <= threshold <= 1) or max_outputs < 1, error
         return
@@ -205,28 +253,50 @@ def test_nms_never_crashes_and_keeps_greedy_boxes(n, seed, threshold, max_output
         assert indices[:k].tolist() == _greedy_nms(boxes, scores, threshold, max_outputs)
 
 
-int_args = st.one_of(st.integers(-2, 5), st.floats(-2, 5), st.none(), st.text(max_size=2),
-                     st.tuples(st.integers(-1, 4), st.integers(-1, 4)),
-                     st.tuples(st.floats(0, 3), st.integers(1, 3)))
-paddings = st.one_of(st.sampled_from(["same", "valid", "SAME", "full", ""]), st.integers(-1, 3),
-                     st.floats(0, 2), st.just(((1, 0), (0, 1))))
+int_args = st.one_of(
+    st.integers(-2, 5),
+    st.floats(-2, 5),
+    st.none(),
+    st.text(max_size=2),
+    st.tuples(st.integers(-1, 4), st.integers(-1, 4)),
+    st.tuples(st.floats(0, 3), st.integers(1, 3)),
+)
+paddings = st.one_of(
+    st.sampled_from(["same", "valid", "SAME", "full", ""]),
+    st.integers(-1, 3),
+    st.floats(0, 2),
+    st.just(((1, 0), (0, 1))),
+)
 
 
 @OP_SETTINGS
-@given(pool=int_args, strides=int_args, padding=paddings, kernel=st.integers(1, 4),
-       dilation=int_args, groups=int_args, block=int_args)
-def test_public_ops_refuse_bad_arguments_with_value_error(pool, strides, padding, kernel,
-                                                           dilation, groups, block):
+@given(
+    pool=int_args,
+    strides=int_args,
+    padding=paddings,
+    kernel=st.integers(1, 4),
+    dilation=int_args,
+    groups=int_args,
+    block=int_args,
+)
+def test_public_ops_refuse_bad_arguments_with_value_error(
+    pool, strides, padding, kernel, dilation, groups, block
+):
     x = jnp.ones((1, 6, 6, 4))
     calls = [
         lambda: ops.max_pool2d(x, pool, strides, padding),
         lambda: ops.avg_pool2d(x, pool, strides, padding),
-        lambda: ops.conv2d(x, jnp.ones((kernel, kernel, 2, 4)), strides=strides, padding=padding,
-                           dilation=dilation, groups=groups),
+        lambda: ops.conv2d(
+            x,
+            jnp.ones((kernel, kernel, 2, 4)),
+            strides=strides,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+        ),
         lambda: ops.space_to_depth(x, block),
         lambda: ops.darknet_reorg(x, block),
-        lambda: ops.dropout(x, pool if not isinstance(pool, tuple) else 0.5,
-                            deterministic=True),
+        lambda: ops.dropout(x, pool if not isinstance(pool, tuple) else 0.5, deterministic=True),
     ]
     for call in calls:
         try:
@@ -238,17 +308,26 @@ def test_public_ops_refuse_bad_arguments_with_value_error(pool, strides, padding
 
 
 @OP_SETTINGS
-@given(size=int_args, strides=int_args, padding=paddings, epsilon=st.floats(allow_nan=True),
-       momentum=st.floats(allow_nan=True), rate=st.floats(allow_nan=True))
-def test_layer_constructors_refuse_bad_arguments_with_value_error(size, strides, padding, epsilon,
-                                                                   momentum, rate):
+@given(
+    size=int_args,
+    strides=int_args,
+    padding=paddings,
+    epsilon=st.floats(allow_nan=True),
+    momentum=st.floats(allow_nan=True),
+    rate=st.floats(allow_nan=True),
+)
+def test_layer_constructors_refuse_bad_arguments_with_value_error(
+    size, strides, padding, epsilon, momentum, rate
+):
     builders = [
-        lambda: L.Dense(size), lambda: L.Conv2D(size, 3, strides=strides, padding=padding),
+        lambda: L.Dense(size),
+        lambda: L.Conv2D(size, 3, strides=strides, padding=padding),
         lambda: L.Conv2D(4, size, strides=strides, padding=padding),
         lambda: L.MaxPooling2D(size, strides, padding),
         lambda: L.AveragePooling2D(size, strides, padding),
         lambda: L.BatchNormalization(momentum=momentum, epsilon=epsilon),
-        lambda: L.Dropout(rate), lambda: L.SpaceToDepth(size),
+        lambda: L.Dropout(rate),
+        lambda: L.SpaceToDepth(size),
         lambda: L.LocallyConnected2D(size, 2, strides=strides, padding=padding),
     ]
     for build in builders:

@@ -20,8 +20,15 @@ ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPAT
 
 
 def _run(workdir, **kw):
-    kw = {"steps": 6, "optimizer": "sgd", "learning_rate": 0.01, "progress": False,
-          "checkpoint_every": 5, "log_every": 1, **kw}
+    kw = {
+        "steps": 6,
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "progress": False,
+        "checkpoint_every": 5,
+        "log_every": 1,
+        **kw,
+    }
     return fit(toy_task(), RunConfig(workdir=str(workdir), **kw))
 
 
@@ -36,10 +43,16 @@ def test_pmap_jit_shard_map_match_one_device(tmp_path, optimizer):
     for parallel in ("jit", "pmap", "shard_map"):
         multi = _run(tmp_path / parallel, parallel=parallel, num_devices=8, optimizer=optimizer)
         assert multi["status"] == "completed" and multi["step"] == 6
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                     multi["params"], single["params"])
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                     multi["state"], single["state"])
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+            multi["params"],
+            single["params"],
+        )
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+            multi["state"],
+            single["state"],
+        )
 
 
 def test_unsynchronised_batch_norm_differs(tmp_path):
@@ -56,8 +69,20 @@ def _metrics(workdir):
 
 def _spawn(workdir, steps, slow=0.0):
     return subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "train_toy.py"), str(workdir), str(steps), "jit", "2",
-         str(slow)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            os.path.join(HERE, "train_toy.py"),
+            str(workdir),
+            str(steps),
+            "jit",
+            "2",
+            str(slow),
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(workdir, step, proc, timeout=120):
@@ -65,8 +90,10 @@ def _wait_for_checkpoint(workdir, step, proc, timeout=120):
     path = os.path.join(workdir, "checkpoints", str(step))
     while time.time() < deadline and proc.poll() is None:
         if os.path.exists(os.path.join(path, "commit_success.txt")) or (
-                os.path.isdir(path) and not any(n.startswith(".") for n in os.listdir(path))
-                and os.listdir(path)):
+            os.path.isdir(path)
+            and not any(n.startswith(".") for n in os.listdir(path))
+            and os.listdir(path)
+        ):
             return
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint {step} appeared: {proc.communicate()}")
@@ -125,16 +152,22 @@ def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path):
 def test_nan_stops_without_overwriting_good_checkpoint(tmp_path):
     workdir = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match="nan at step 8.*last good checkpoint .* is step 5"):
-        fit(toy_task(nan_at_step=8), RunConfig(workdir=str(workdir), steps=20, progress=False,
-                                               checkpoint_every=5, log_every=1))
+        fit(
+            toy_task(nan_at_step=8),
+            RunConfig(
+                workdir=str(workdir), steps=20, progress=False, checkpoint_every=5, log_every=1
+            ),
+        )
     assert sorted(os.listdir(workdir / "checkpoints")) == ["5"]
     assert max(s for s, _ in _metrics(workdir)) < 8
 
 
 def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="divisible by the 8 devices, got 12"):
-        fit(toy_task(batch_size=12), RunConfig(workdir=str(tmp_path / "b"), steps=2,
-                                               num_devices=8, progress=False))
+        fit(
+            toy_task(batch_size=12),
+            RunConfig(workdir=str(tmp_path / "b"), steps=2, num_devices=8, progress=False),
+        )
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match="train: expected a writable workdir"):
@@ -149,8 +182,9 @@ def test_bad_input(tmp_path):
 
 
 def test_schedules():
-    darknet = schedule(1e-3, total_steps=100, policy="steps", burn_in=10, steps=[50, 80],
-                       scales=[0.1, 0.1])
+    darknet = schedule(
+        1e-3, total_steps=100, policy="steps", burn_in=10, steps=[50, 80], scales=[0.1, 0.1]
+    )
     assert float(darknet(5)) == pytest.approx(1e-3 * 0.5**4)
     assert float(darknet(20)) == pytest.approx(1e-3)
     assert float(darknet(60)) == pytest.approx(1e-4)
@@ -169,9 +203,16 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     script = os.path.join(HERE, "train_multiprocess.py")
     for port, parallel in ((12461, "jit"), (12462, "pmap"), (12463, "shard_map")):
         workdir = tmp_path / parallel
-        procs = [subprocess.Popen([sys.executable, script, str(port), "2", str(pid), str(workdir),
-                                   "4", parallel], env=ENV, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, script, str(port), "2", str(pid), str(workdir), "4", parallel],
+                env=ENV,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for pid in (0, 1)
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         for pid, (out, err) in enumerate(outs):
             line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)

@@ -27,8 +27,11 @@ def test_every_packaged_darknet_model_is_registered_and_loads_by_name():
     assert net.head.kind == "detection" and net.layers == by_cfg.layers
     for name, model in darknet.MODELS.items():
         entry = zoo.entry(name)
-        assert (entry.kind, entry.head, entry.image_size) == ("detector", model.head,
-                                                               model.image_size)
+        assert (entry.kind, entry.head, entry.image_size) == (
+            "detector",
+            model.head,
+            model.image_size,
+        )
 
 
 def test_training_asks_the_registry():
@@ -51,8 +54,11 @@ def test_training_asks_the_registry():
     ],
 )
 def test_an_unknown_name_lists_the_known_and_suggests_the_closest(call, closest):
-    with pytest.raises(ValueError, match=rf"expected .* in \[.*'{closest}'.*\].*did you mean "
-                                         rf"'{closest}'\?"):
+    with pytest.raises(
+        ValueError,
+        match=rf"expected .* in \[.*'{closest}'.*\].*did you mean "
+        rf"'{closest}'\?",
+    ):
         call()
 
 
@@ -77,8 +83,9 @@ def test_register_checks_and_the_builtin_registry_is_read_only():
 def toy_head(*, side: int, num_classes: int) -> Head:
     """Step 1: a head from layers: one 1×1 convolution to one box per cell."""
     out = 5 + num_classes
-    return yolov1_head("toy_head", layers.Conv2D(out, 1, name="toy_head"), side, 1, num_classes,
-                       True)
+    return yolov1_head(
+        "toy_head", layers.Conv2D(out, 1, name="toy_head"), side, 1, num_classes, True
+    )
 
 
 def toy_detector(image_size=None, num_classes=None):
@@ -98,16 +105,25 @@ def test_a_toy_head_added_through_the_registry_trains(tmp_path):
         det, _ = toy_detector(image_size, num_classes)
         return det.layer, det.input_shape
 
-    zoo.register(registry, zoo.Entry("toy", "detector", "a toy head", 32, "yolov1", build,
-                                     toy_detector))
+    zoo.register(
+        registry, zoo.Entry("toy", "detector", "a toy head", 32, "yolov1", build, toy_detector)
+    )
     assert "toy" in zoo.names("detector", registry) and "toy" not in zoo.names()
     det, init = zoo.detector("toy", image_size=32, num_classes=3, registry=registry)
     assert det.head.decode.func is decode_yolov1
     train = make_dataset("shapes", "train", image_size=32, num_examples=16)
     task = detection_task(det, init, train, batch_size=4, seed=0, augment=False)
-    result = fit(task, RunConfig(workdir=str(tmp_path), steps=2, num_devices=1, log_every=1,
-                                 progress=False,
-                                 checkpoint_every=2))
+    result = fit(
+        task,
+        RunConfig(
+            workdir=str(tmp_path),
+            steps=2,
+            num_devices=1,
+            log_every=1,
+            progress=False,
+            checkpoint_every=2,
+        ),
+    )
     assert result["status"] == "completed" and result["step"] == 2
     assert math.isfinite(result["loss"])
     conv = result["params"]["head"]["kernel"]

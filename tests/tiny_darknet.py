@@ -80,8 +80,7 @@ sqrt=1
 """
 
 
-def tiny_darknet(tmp_path, text, name, *, objectness_bias=None, class_bias=None,
-                 kernel_scale=1.0):
+def tiny_darknet(tmp_path, text, name, *, objectness_bias=None, class_bias=None, kernel_scale=1.0):
     """A cfg file and a .weights file for it: random weights; for the region cfg the last
     kernel optionally scaled (more varied outputs) and biases raised (more detections)."""
     cfg = tmp_path / f"{name}.cfg"
@@ -93,8 +92,10 @@ def tiny_darknet(tmp_path, text, name, *, objectness_bias=None, class_bias=None,
         bias[4::8] += objectness_bias  # to of each anchor (5 + 3 classes per anchor)
         bias[5::8] += class_bias
         params = dict(net.params)
-        params[last] = {"kernel": net.params[last]["kernel"] * kernel_scale,
-                        "bias": jax.numpy.asarray(bias)}
+        params[last] = {
+            "kernel": net.params[last]["kernel"] * kernel_scale,
+            "bias": jax.numpy.asarray(bias),
+        }
         net = darknet.DarknetNet(net.model, params, net.state)
     weights = tmp_path / f"{name}.weights"
     net.save_weights(weights)

@@ -16,9 +16,19 @@ from train_toy import toy_task  # noqa: E402
 
 from jaxheads.train.loop import RunConfig, fit  # noqa: E402
 
-result = fit(toy_task(), RunConfig(workdir=workdir, steps=int(steps), parallel=parallel,
-                                   checkpoint_every=3, log_every=1, optimizer="sgd",
-                                   learning_rate=0.01, progress=False))
+result = fit(
+    toy_task(),
+    RunConfig(
+        workdir=workdir,
+        steps=int(steps),
+        parallel=parallel,
+        checkpoint_every=3,
+        log_every=1,
+        optimizer="sgd",
+        learning_rate=0.01,
+        progress=False,
+    ),
+)
 sums = " ".join(f"{float(x.sum()):.9g}" for x in jax.tree.leaves(result["params"]))
 print("RESULT", jax.process_index(), result["step"], sums, flush=True)
 jax.distributed.shutdown()

@@ -7,8 +7,13 @@ import numpy as np
 from jaxheads import layers as L
 from jaxheads.train.loop import Task
 
-MODEL = L.serial(L.Conv2D(4, 3, padding="same", use_bias=False), L.BatchNormalization(),
-                 L.LeakyReLU(0.1), L.Flatten(), L.Dense(1))
+MODEL = L.serial(
+    L.Conv2D(4, 3, padding="same", use_bias=False),
+    L.BatchNormalization(),
+    L.LeakyReLU(0.1),
+    L.Flatten(),
+    L.Dense(1),
+)
 
 
 def batch_at(step: int, batch_size: int, seed: int = 0):
@@ -34,17 +39,23 @@ def _nan_gradient_bwd(on, g):
 nan_gradient.defvjp(_nan_gradient_fwd, _nan_gradient_bwd)
 
 
-def toy_task(batch_size: int = 16, nan_at_step: int | None = None,
-             nan_update_at_step: int | None = None, evaluate=None) -> Task:
+def toy_task(
+    batch_size: int = 16,
+    nan_at_step: int | None = None,
+    nan_update_at_step: int | None = None,
+    evaluate=None,
+) -> Task:
     """``nan_at_step``: the loss is NaN from that step on; ``nan_update_at_step``: the loss
     stays finite but its gradient, hence the updated parameters, is NaN from that step on."""
+
     def init(key):
         _, params, state = MODEL.init(key, (None, 6, 6, 2))
         return params, state
 
     def loss_fn(params, state, batch, key, axis_name, step):
-        y, new_state = MODEL.apply(params, state, batch["x"], train=True, key=key,
-                                   axis_name=axis_name)
+        y, new_state = MODEL.apply(
+            params, state, batch["x"], train=True, key=key, axis_name=axis_name
+        )
         loss = jnp.mean((y[:, 0] - batch["t"]) ** 2)
         if nan_at_step is not None:
             loss = jnp.where(step + 1 >= nan_at_step, jnp.nan, loss)
@@ -60,8 +71,13 @@ def toy_task(batch_size: int = 16, nan_at_step: int | None = None,
             yield jax.tree.map(lambda a: a[lo:hi], batch_at(step, batch_size))
             step += 1
 
-    return Task(init=init, loss_fn=loss_fn, batches=batches, examples_per_batch=batch_size,
-                evaluate=evaluate)
+    return Task(
+        init=init,
+        loss_fn=loss_fn,
+        batches=batches,
+        examples_per_batch=batch_size,
+        evaluate=evaluate,
+    )
 
 
 if __name__ == "__main__":
@@ -87,7 +103,18 @@ if __name__ == "__main__":
                 yield b
 
         task = Task(task.init, task.loss_fn, slowed, task.examples_per_batch)
-    result = fit(task, RunConfig(workdir=workdir, steps=steps, parallel=parallel,
-                                 num_devices=devices, checkpoint_every=5, log_every=1,
-                                 optimizer="sgd", learning_rate=0.01, progress=False))
+    result = fit(
+        task,
+        RunConfig(
+            workdir=workdir,
+            steps=steps,
+            parallel=parallel,
+            num_devices=devices,
+            checkpoint_every=5,
+            log_every=1,
+            optimizer="sgd",
+            learning_rate=0.01,
+            progress=False,
+        ),
+    )
     print("STATUS", result["status"], result["step"], flush=True)

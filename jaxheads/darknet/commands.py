@@ -56,8 +56,12 @@ def _partial_command(args: argparse.Namespace) -> int:
 
 def add_darknet_arguments(p: argparse.ArgumentParser) -> None:
     """The subcommands of ``jaxheads darknet``."""
-    sub = p.add_subparsers(dest="darknet_command", required=True, metavar="COMMAND",
-                           help="what to do with darknet files")
+    sub = p.add_subparsers(
+        dest="darknet_command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do with darknet files",
+    )
     q = sub.add_parser(
         "partial",
         help="write the first N layers of a .weights file (darknet's partial)",

@@ -34,7 +34,9 @@ class Model(NamedTuple):
 MODELS = MappingProxyType(
     {
         "yolov1": Model(
-            "yolov1", 448, "yolov1",
+            "yolov1",
+            448,
+            "yolov1",
             "darknet yolov1.cfg: 448x448 VOC, batch norm and a [local] layer",
         ),
         "yolov1-paper": Model(
@@ -42,7 +44,9 @@ MODELS = MappingProxyType(
         ),
         "yolov1-tiny": Model("yolov1-tiny", 448, "yolov1", "darknet yolov1-tiny.cfg (448x448 VOC)"),
         "fast-yolo": Model(
-            "yolov1-paper-tiny", 448, "yolov1",
+            "yolov1-paper-tiny",
+            448,
+            "yolov1",
             "darknet yolo-tiny.cfg: Fast YOLO of the YOLOv1 paper",
         ),
         "yolov2": Model("yolov2", 608, "yolov2", "darknet yolov2.cfg: 608x608 COCO"),
@@ -121,23 +125,38 @@ def as_detector(model) -> tuple:
 
     head = model.head
     if head is None or head.coords != 4:
-        fail("darknet.as_detector", "a cfg ending in [region] or [detection] with coords=4",
-             "neither" if head is None else f"coords={head.coords}")
+        fail(
+            "darknet.as_detector",
+            "a cfg ending in [region] or [detection] with coords=4",
+            "neither" if head is None else f"coords={head.coords}",
+        )
     layer = model.layer
     if head.kind == "region":
         anchors = tuple((float(w), float(h)) for w, h in head.anchors)
-        out = Head(layer, functools.partial(model.decode), "yolov2", head.num, head.classes,
-                   anchors=anchors)
+        out = Head(
+            layer,
+            functools.partial(model.decode),
+            "yolov2",
+            head.num,
+            head.classes,
+            anchors=anchors,
+        )
     else:
         layer = L.serial(
-            layer, L.stateless("DetectionLayout", lambda p, x, ctx: detection_cells(x, head),
-                               name="cells"),
+            layer,
+            L.stateless(
+                "DetectionLayout", lambda p, x, ctx: detection_cells(x, head), name="cells"
+            ),
             name=layer.name,
         )
-        decode = functools.partial(decode_yolov1, num_boxes=head.num, num_classes=head.classes,
-                                   sqrt=head.sqrt, softmax_classes=head.softmax)
-        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side,
-                   sqrt=head.sqrt)
+        decode = functools.partial(
+            decode_yolov1,
+            num_boxes=head.num,
+            num_classes=head.classes,
+            sqrt=head.sqrt,
+            softmax_classes=head.softmax,
+        )
+        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side, sqrt=head.sqrt)
 
     def init(key):
         params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))

@@ -296,8 +296,10 @@ def _size_problem(path, header, spans, params, state, size: int, partial: bool):
     """
     expected = spans[-1].start + spans[-1].count if spans else 0
     ask = f"{os.fspath(path)} to hold {expected} floats after its {header.nbytes}-byte header "
-    ask += "(darknet's count for this cfg, or those of its first layers)" if partial else (
-        "(darknet's count for this cfg)"
+    ask += (
+        "(darknet's count for this cfg, or those of its first layers)"
+        if partial
+        else ("(darknet's count for this cfg)")
     )
     floats = size // 4
     readable = [sp for sp in spans if sp.start + sp.count <= floats]
@@ -351,7 +353,11 @@ def _read(path, layers, params, state, *, partial: bool):
     count = len(layers) if len(readable) == len(spans) else spans[len(readable)].record.index
     _log.info(
         "%s: %d of %d darknet layers from the file (%d of %d weighted layers)",
-        os.fspath(path), count, len(layers), len(readable), len(spans),
+        os.fspath(path),
+        count,
+        len(layers),
+        len(readable),
+        len(spans),
     )
     return params, state, header, count
 

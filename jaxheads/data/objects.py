@@ -55,8 +55,9 @@ class ObjectsDataset(DetectionDataset):
 
     max_boxes = 1
 
-    def __init__(self, num_examples: int, image_size: int = 64, seed: int = 0,
-                 split: str = "train"):
+    def __init__(
+        self, num_examples: int, image_size: int = 64, seed: int = 0, split: str = "train"
+    ):
         op = "ObjectsDataset"
         check_positive_int(op, "num_examples", num_examples)
         check_positive_int(op, "image_size", image_size)
@@ -82,15 +83,24 @@ class ObjectsDataset(DetectionDataset):
             # The shapes' centres lie anywhere; a class must be visible whole, so a scene
             # whose shape touches the border is drawn again (the next draw of the same rng).
             for _ in range(_SHAPE_TRIES):
-                scene = draw_shapes(rng, image_size=self.image_size,
-                                    num_classes=len(SHAPE_NAMES), max_objects=1,
-                                    size=(0.3, 0.7))
+                scene = draw_shapes(
+                    rng,
+                    image_size=self.image_size,
+                    num_classes=len(SHAPE_NAMES),
+                    max_objects=1,
+                    size=(0.3, 0.7),
+                )
                 if np.all(scene.boxes[0, :2] > 0) and np.all(scene.boxes[0, 2:] < 1):
                     break
             labels = scene.labels
         else:
-            scene = draw_digits(rng, self._pool, image_size=self.image_size, max_objects=1,
-                                digit_size=(max(8, int(0.45 * side)), int(0.9 * side)))
+            scene = draw_digits(
+                rng,
+                self._pool,
+                image_size=self.image_size,
+                max_objects=1,
+                digit_size=(max(8, int(0.45 * side)), int(0.9 * side)),
+            )
             labels = scene.labels + len(SHAPE_NAMES)
         out = pad_targets(scene.boxes, labels.astype(np.int32), 1, op="ObjectsDataset")
         out["image"] = scene.image

@@ -34,8 +34,14 @@ from jaxheads._checks import check_positive_int, pair
 from jaxheads.data.augment import resize
 from jaxheads.data.pipeline import DetectionDataset, pad_targets
 
-__all__ = ["VOC_CLASSES", "VOCDataset", "VOCRecord", "check_relative_name", "parse_voc_xml",
-           "read_rgb"]
+__all__ = [
+    "VOC_CLASSES",
+    "VOCDataset",
+    "VOCRecord",
+    "check_relative_name",
+    "parse_voc_xml",
+    "read_rgb",
+]
 
 # The devkit's order (VOCcode/VOCinit.m), which every VOC label file uses.
 VOC_CLASSES = (
@@ -218,8 +224,13 @@ def is_file(path: Path) -> bool:
 def check_relative_name(op: str, what: str, name: str) -> None:
     """Refuses a file name that would leave its folder (``..``, absolute, NUL bytes)."""
     pure = PurePosixPath(name.replace("\\", "/"))
-    if (not name or "\0" in name or pure.is_absolute() or ".." in pure.parts
-            or PureWindowsPath(name).drive):
+    if (
+        not name
+        or "\0" in name
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or PureWindowsPath(name).drive
+    ):
         raise ValueError(
             f"{op}: expected {what} to be a relative name inside its folder (no '..', not "
             f"absolute), got {name!r}"

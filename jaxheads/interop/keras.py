@@ -94,21 +94,28 @@ class _Reader:
         if isinstance(value, list):
             value = tuple(value)
         if value not in allowed:
-            fail(OP, f"{key} in {list(allowed)} for {self.where} (option not supported)",
-                 repr(value))
+            fail(
+                OP, f"{key} in {list(allowed)} for {self.where} (option not supported)", repr(value)
+            )
         return value
 
     def activation(self, key="activation"):
         name = self.config.get(key, "linear")
         if not isinstance(name, str) or name not in ACTIVATIONS:
-            fail(OP, f"{key} among {sorted(ACTIVATIONS)} for {self.where} "
-                 "(option not supported)", repr(name))
+            fail(
+                OP,
+                f"{key} among {sorted(ACTIVATIONS)} for {self.where} (option not supported)",
+                repr(name),
+            )
         return name
 
     def params(self, **names):
         """``{our leaf: Keras weight}`` for the Keras weights present."""
-        return {ours: jnp.asarray(self.weights[theirs]) for ours, theirs in names.items()
-                if theirs in self.weights}
+        return {
+            ours: jnp.asarray(self.weights[theirs])
+            for ours, theirs in names.items()
+            if theirs in self.weights
+        }
 
 
 def ZeroPadding2D(padding, *, name: str | None = None):
@@ -140,10 +147,16 @@ def _relu(max_value, negative_slope, threshold):
 def _conv2d(r):
     r.only("data_format", "channels_last")
     r.only("lora_rank", None)
-    layer = L.Conv2D(r.get("filters"), tuple(r.get("kernel_size")), strides=tuple(r.get("strides")),
-                     padding=r.only("padding", "valid", "same"),
-                     dilation_rate=tuple(r.get("dilation_rate")), groups=r.get("groups", 1),
-                     use_bias=r.get("use_bias"), name=r.layer.name)
+    layer = L.Conv2D(
+        r.get("filters"),
+        tuple(r.get("kernel_size")),
+        strides=tuple(r.get("strides")),
+        padding=r.only("padding", "valid", "same"),
+        dilation_rate=tuple(r.get("dilation_rate")),
+        groups=r.get("groups", 1),
+        use_bias=r.get("use_bias"),
+        name=r.layer.name,
+    )
     return layer, r.params(kernel="kernel", bias="bias"), {}, r.activation()
 
 
@@ -159,10 +172,17 @@ def _batch_norm(r):
     if rank is not None and axis not in (rank - 1, [rank - 1]):
         fail(OP, f"axis -1 (the channels) for {r.where} (option not supported)", repr(axis))
     r.only("renorm", False)
-    layer = L.BatchNormalization(momentum=r.get("momentum"), epsilon=r.get("epsilon"),
-                                 center=r.get("center"), scale=r.get("scale"), name=r.layer.name)
-    state = {"mean": jnp.asarray(r.weights["moving_mean"]),
-             "var": jnp.asarray(r.weights["moving_variance"])}
+    layer = L.BatchNormalization(
+        momentum=r.get("momentum"),
+        epsilon=r.get("epsilon"),
+        center=r.get("center"),
+        scale=r.get("scale"),
+        name=r.layer.name,
+    )
+    state = {
+        "mean": jnp.asarray(r.weights["moving_mean"]),
+        "var": jnp.asarray(r.weights["moving_variance"]),
+    }
     return layer, r.params(scale="gamma", bias="beta"), state, "linear"
 
 
@@ -171,8 +191,9 @@ def _leaky_relu(r):
 
 
 def _relu_layer(r):
-    fn = _relu(r.get("max_value"), float(r.get("negative_slope", 0.0)),
-               float(r.get("threshold", 0.0)))
+    fn = _relu(
+        r.get("max_value"), float(r.get("negative_slope", 0.0)), float(r.get("threshold", 0.0))
+    )
     return L.Activation(fn, name=r.layer.name), {}, {}, "linear"
 
 
@@ -186,8 +207,12 @@ def _pool(cls):
         r.only("data_format", "channels_last")
         pool = tuple(r.get("pool_size"))
         strides = r.get("strides")
-        layer = cls(pool, pool if strides is None else tuple(strides),
-                    r.only("padding", "valid", "same"), name=r.layer.name)
+        layer = cls(
+            pool,
+            pool if strides is None else tuple(strides),
+            r.only("padding", "valid", "same"),
+            name=r.layer.name,
+        )
         return layer, {}, {}, "linear"
 
     return convert
@@ -235,13 +260,17 @@ def _conv_lstm(r):
     r.only("recurrent_activation", "sigmoid")
     r.only("return_state", False)
     r.only("stateful", False)
-    layer = L.ConvLSTM2D(r.get("filters"), tuple(r.get("kernel_size")),
-                         strides=tuple(r.get("strides")),
-                         padding=r.only("padding", "valid", "same"),
-                         dilation_rate=tuple(r.get("dilation_rate")),
-                         return_sequences=bool(r.get("return_sequences")),
-                         go_backwards=bool(r.get("go_backwards")),
-                         use_bias=r.get("use_bias"), name=r.layer.name)
+    layer = L.ConvLSTM2D(
+        r.get("filters"),
+        tuple(r.get("kernel_size")),
+        strides=tuple(r.get("strides")),
+        padding=r.only("padding", "valid", "same"),
+        dilation_rate=tuple(r.get("dilation_rate")),
+        return_sequences=bool(r.get("return_sequences")),
+        go_backwards=bool(r.get("go_backwards")),
+        use_bias=r.get("use_bias"),
+        name=r.layer.name,
+    )
     params = r.params(kernel="kernel", recurrent_kernel="recurrent_kernel", bias="bias")
     return layer, params, {}, "linear"
 
@@ -270,8 +299,11 @@ def _convert(klayer):
     kind = type(klayer).__name__
     if kind not in CONVERTERS:
         what = "nested models" if hasattr(klayer, "layers") else "this layer"
-        fail(OP, f"a layer among InputLayer, {', '.join(CONVERTERS)} ({what} not supported)",
-             f"{kind} layer {klayer.name!r}")
+        fail(
+            OP,
+            f"a layer among InputLayer, {', '.join(CONVERTERS)} ({what} not supported)",
+            f"{kind} layer {klayer.name!r}",
+        )
     return CONVERTERS[kind](_Reader(klayer))
 
 
@@ -279,8 +311,12 @@ def _inputs(klayer, names):
     """The node names feeding a functional model's layer."""
     nodes = klayer._inbound_nodes
     if len(nodes) != 1:
-        fail(OP, f"each layer called once (option not supported: shared layers), "
-             f"{type(klayer).__name__} layer {klayer.name!r}", f"{len(nodes)} calls")
+        fail(
+            OP,
+            f"each layer called once (option not supported: shared layers), "
+            f"{type(klayer).__name__} layer {klayer.name!r}",
+            f"{len(nodes)} calls",
+        )
     sources = []
     for tensor in nodes[0].input_tensors:
         op = tensor._keras_history.operation
@@ -314,8 +350,11 @@ def from_keras(model_or_path):
         fail(OP, f"a built model (call it once or give it an Input) for {model.name!r}", "unbuilt")
     sequential = isinstance(model, keras.Sequential)
     if not sequential and (len(model.inputs) != 1 or len(model.outputs) != 1):
-        fail(OP, f"one input and one output in model {model.name!r} (option not supported)",
-             f"{len(model.inputs)} inputs, {len(model.outputs)} outputs")
+        fail(
+            OP,
+            f"one input and one output in model {model.name!r} (option not supported)",
+            f"{len(model.inputs)} inputs, {len(model.outputs)} outputs",
+        )
     nodes, params, state, names = [], {}, {}, {}
     for klayer in model.layers:
         if type(klayer).__name__ == "InputLayer":

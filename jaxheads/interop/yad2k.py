@@ -70,8 +70,12 @@ def _read(path):
     with f:
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group.attrs:
-            fail(OP, f"{where}: Keras' HDF5 layout (a 'layer_names' attribute, at the root "
-                 "or in 'model_weights')", f"groups {sorted(f.keys())[:10]}")
+            fail(
+                OP,
+                f"{where}: Keras' HDF5 layout (a 'layer_names' attribute, at the root "
+                "or in 'model_weights')",
+                f"groups {sorted(f.keys())[:10]}",
+            )
         names = [_text(n) for n in group.attrs["layer_names"]]
         weights = {n: _layer_weights(group[n]) for n in names if n in group}
         config = f.attrs.get("model_config")
@@ -94,8 +98,11 @@ def _image_size(config, image_size, where):
             shape = entry.get("config", {}).get("batch_input_shape") or []
             if len(shape) == 4 and shape[1] and shape[2]:
                 return int(shape[1]), int(shape[2])
-    fail(OP, f"{where}: an InputLayer with a fixed size in its model_config, or image_size=",
-         "none (a fully convolutional file)")
+    fail(
+        OP,
+        f"{where}: an InputLayer with a fixed size in its model_config, or image_size=",
+        "none (a fully convolutional file)",
+    )
 
 
 def _epsilon(config) -> float:
@@ -117,17 +124,26 @@ def _sections(weights, convs, num_anchors):
         s = sections[i]
         kernel = weights[name].get("kernel")
         if kernel is None or kernel.ndim != 4:
-            fail(OP, f"a 4-D 'kernel' in group {name!r} (YOLOv2's {s.where})",
-                 None if kernel is None else kernel.shape)
+            fail(
+                OP,
+                f"a 4-D 'kernel' in group {name!r} (YOLOv2's {s.where})",
+                None if kernel is None else kernel.shape,
+            )
         if kernel.shape[0] != s.get_int("size"):
-            fail(OP, f"a {s.get_int('size')}x{s.get_int('size')} kernel in group {name!r} "
-                 f"(YOLOv2's {s.where})", f"kernel shape {kernel.shape}")
-        sections[i] = dataclasses.replace(s, options={**s.options,
-                                                      "filters": str(kernel.shape[3])})
+            fail(
+                OP,
+                f"a {s.get_int('size')}x{s.get_int('size')} kernel in group {name!r} "
+                f"(YOLOv2's {s.where})",
+                f"kernel shape {kernel.shape}",
+            )
+        sections[i] = dataclasses.replace(s, options={**s.options, "filters": str(kernel.shape[3])})
     last = weights[convs[-1]]["kernel"].shape[3]
     if last % num_anchors or last // num_anchors <= 5:
-        fail(OP, f"the last convolution ({convs[-1]!r}) with {num_anchors}·(5 + classes) filters",
-             last)
+        fail(
+            OP,
+            f"the last convolution ({convs[-1]!r}) with {num_anchors}·(5 + classes) filters",
+            last,
+        )
     region = len(sections) - 1
     sections[region] = dataclasses.replace(
         sections[region],
@@ -144,15 +160,22 @@ def _graph(model, epsilon):
         if layer.kind == "DarknetReorg":
             layer = L.SpaceToDepth(2, name="space_to_depth_x2")
         elif any(n.layer.kind == "BatchNormalization" for n in layer.nodes):
-            layer = L.serial(*(
-                L.BatchNormalization(epsilon=epsilon) if n.layer.kind == "BatchNormalization"
-                else n.layer for n in layer.nodes), name=layer.name)
+            layer = L.serial(
+                *(
+                    L.BatchNormalization(epsilon=epsilon)
+                    if n.layer.kind == "BatchNormalization"
+                    else n.layer
+                    for n in layer.nodes
+                ),
+                name=layer.name,
+            )
         nodes.append(L.Node(node.name, layer, node.inputs))
     return L.graph(nodes, name="yolov2_yad2k")
 
 
-def from_yad2k(h5_path: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None,
-               anchors=None) -> DarknetNet:
+def from_yad2k(
+    h5_path: str | os.PathLike, *, image_size: int | tuple[int, int] | None = None, anchors=None
+) -> DarknetNet:
     """Reads YAD2K's ``yolo.h5`` into jaxheads' YOLOv2.
 
     Args:
@@ -177,9 +200,13 @@ def from_yad2k(h5_path: str | os.PathLike, *, image_size: int | tuple[int, int] 
     convs = _by_kind(names, r"conv2d(_\d+)?")
     norms = _by_kind(names, r"batch_normalization(_\d+)?")
     if len(convs) != 23 or len(norms) != 22 or "space_to_depth_x2" not in names:
-        fail(OP, f"{where}: YAD2K's YOLOv2 groups (23 conv2d_N, 22 batch_normalization_N, "
-             "space_to_depth_x2)", f"{len(convs)} conv2d, {len(norms)} batch_normalization, "
-             f"space_to_depth_x2 {'present' if 'space_to_depth_x2' in names else 'absent'}")
+        fail(
+            OP,
+            f"{where}: YAD2K's YOLOv2 groups (23 conv2d_N, 22 batch_normalization_N, "
+            "space_to_depth_x2)",
+            f"{len(convs)} conv2d, {len(norms)} batch_normalization, "
+            f"space_to_depth_x2 {'present' if 'space_to_depth_x2' in names else 'absent'}",
+        )
     size = _image_size(config, image_size, where)
     sections = _sections(weights, convs, num_anchors=5)
     model = build_model(sections, image_size=size, name="yolov2_yad2k")
@@ -222,9 +249,12 @@ def _check_tree(got, want, what, conv, norms, where, prefix=""):
             _check_tree(value or {}, spec, what, conv, norms, where, f"{prefix}{key}/")
             continue
         if value is None or tuple(value.shape) != tuple(spec.shape):
-            fail(OP, f"{where}: {prefix}{key} of shape {tuple(spec.shape)} for YOLOv2's {what} "
-                 f"(from group {conv!r} or its batch normalization)",
-                 "none" if value is None else f"shape {tuple(value.shape)}")
+            fail(
+                OP,
+                f"{where}: {prefix}{key} of shape {tuple(spec.shape)} for YOLOv2's {what} "
+                f"(from group {conv!r} or its batch normalization)",
+                "none" if value is None else f"shape {tuple(value.shape)}",
+            )
 
 
 def _as_jax(tree):

@@ -61,8 +61,9 @@ def snake_case(kind: str) -> str:
 
 def is_multi(shape) -> bool:
     """True when ``shape`` is a tuple of shapes (a multi-input layer's input)."""
-    return isinstance(shape, (tuple, list)) and len(shape) > 0 and isinstance(
-        shape[0], (tuple, list))
+    return (
+        isinstance(shape, (tuple, list)) and len(shape) > 0 and isinstance(shape[0], (tuple, list))
+    )
 
 
 def abstract_input(shape, dtype=jnp.float32):
@@ -96,8 +97,12 @@ def leaf(kind: str, make_params: Callable, forward: Callable, *, name: str | Non
 
     def init(key, input_shape):
         params, state = make_params(key, input_shape)
-        out = jax.eval_shape(lambda p, s, x: forward(p, s, x, Context())[0],
-                             params, state, abstract_input(input_shape))
+        out = jax.eval_shape(
+            lambda p, s, x: forward(p, s, x, Context())[0],
+            params,
+            state,
+            abstract_input(input_shape),
+        )
         batch = _batch_of(input_shape)
         if isinstance(out, (tuple, list)):
             return tuple(_restore_batch(o, batch) for o in out), params, state
@@ -109,8 +114,9 @@ def leaf(kind: str, make_params: Callable, forward: Callable, *, name: str | Non
     return Layer(init, apply, name or snake_case(kind), kind)
 
 
-def stateless(kind: str, fn: Callable, *, name: str | None,
-              make_params: Callable | None = None) -> Layer:
+def stateless(
+    kind: str, fn: Callable, *, name: str | None, make_params: Callable | None = None
+) -> Layer:
     """A layer whose forward is ``fn(params, x, ctx) -> y`` and that keeps no state."""
 
     def make(key, input_shape):

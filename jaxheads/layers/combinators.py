@@ -55,8 +55,11 @@ def _resolve(nodes: Sequence) -> tuple[Node, ...]:
         inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
         for source in inputs:
             if source not in known:
-                fail("graph", f"node {node.name!r} to read earlier nodes {sorted(known)}",
-                     repr(source))
+                fail(
+                    "graph",
+                    f"node {node.name!r} to read earlier nodes {sorted(known)}",
+                    repr(source),
+                )
         resolved.append(Node(node.name, node.layer, inputs if len(inputs) > 1 else inputs[0]))
         known.add(node.name)
         previous = node.name
@@ -81,8 +84,12 @@ def init_nodes(nodes: tuple[Node, ...], key, input_shape):
     return shapes, params, state
 
 
-def graph(nodes: Sequence[Node | tuple], *, outputs: str | Sequence[str] | None = None,
-          name: str = "model") -> Layer:
+def graph(
+    nodes: Sequence[Node | tuple],
+    *,
+    outputs: str | Sequence[str] | None = None,
+    name: str = "model",
+) -> Layer:
     """A directed acyclic graph of layers as one `Layer`.
 
     Args:
@@ -114,9 +121,14 @@ def graph(nodes: Sequence[Node | tuple], *, outputs: str | Sequence[str] | None 
         values, new_state = {INPUT: x}, {}
         for i, node in enumerate(nodes):
             k = None if key is None else jax.random.fold_in(key, i)
-            y, s = node.layer.apply(params.get(node.name, {}), state.get(node.name, {}),
-                                    _gather(values, node.inputs), train=train, key=k,
-                                    axis_name=axis_name)
+            y, s = node.layer.apply(
+                params.get(node.name, {}),
+                state.get(node.name, {}),
+                _gather(values, node.inputs),
+                train=train,
+                key=k,
+                axis_name=axis_name,
+            )
             values[node.name] = y
             if s:
                 new_state[node.name] = s

@@ -26,13 +26,13 @@ zeros = jax.nn.initializers.zeros
 
 def _channels(op: str, input_shape) -> int:
     if is_multi(input_shape) or len(input_shape) < 2 or input_shape[-1] is None:
-        fail(op, "an input shape with a known last axis, e.g. (None, H, W, C)",
-             repr(input_shape))
+        fail(op, "an input shape with a known last axis, e.g. (None, H, W, C)", repr(input_shape))
     return int(input_shape[-1])
 
 
-def _kernel_params(key, kernel_shape, out, use_bias, kernel_init, bias_shape=None,
-                   dtype=jnp.float32):
+def _kernel_params(
+    key, kernel_shape, out, use_bias, kernel_init, bias_shape=None, dtype=jnp.float32
+):
     k_kernel, k_bias = jax.random.split(key)
     params = {"kernel": kernel_init(k_kernel, kernel_shape, dtype)}
     if use_bias:
@@ -40,8 +40,13 @@ def _kernel_params(key, kernel_shape, out, use_bias, kernel_init, bias_shape=Non
     return params
 
 
-def Dense(features: int, *, use_bias: bool = True, kernel_init: Callable = glorot_uniform,
-          name: str | None = None) -> Layer:
+def Dense(
+    features: int,
+    *,
+    use_bias: bool = True,
+    kernel_init: Callable = glorot_uniform,
+    name: str | None = None,
+) -> Layer:
     """Keras ``Dense``: contracts the last axis only (see `jaxheads.ops.dense`).
 
     Params: ``kernel [in, features]``, ``bias [features]``.
@@ -52,8 +57,12 @@ def Dense(features: int, *, use_bias: bool = True, kernel_init: Callable = gloro
         c = _channels("Dense", input_shape)
         return _kernel_params(key, (c, features), features, use_bias, kernel_init)
 
-    return stateless("Dense", lambda p, x, ctx: ops.dense(x, p["kernel"], p.get("bias")),
-                     name=name, make_params=make)
+    return stateless(
+        "Dense",
+        lambda p, x, ctx: ops.dense(x, p["kernel"], p.get("bias")),
+        name=name,
+        make_params=make,
+    )
 
 
 def Flatten(*, name: str | None = None) -> Layer:
@@ -64,14 +73,19 @@ def Flatten(*, name: str | None = None) -> Layer:
 def Reshape(target_shape: tuple[int, ...], *, name: str | None = None) -> Layer:
     """Keras ``Reshape``: ``[B, ...] -> [B, *target_shape]`` (row-major)."""
     if not isinstance(target_shape, (tuple, list)) or any(
-            not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in target_shape):
+        not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in target_shape
+    ):
         fail("Reshape", "target_shape to be a tuple of positive ints", repr(target_shape))
     target_shape = tuple(int(d) for d in target_shape)
 
     def fn(p, x, ctx):
         if math.prod(x.shape[1:]) != math.prod(target_shape):
-            fail("Reshape", f"an input with {math.prod(target_shape)} values per example "
-                 f"for target_shape {target_shape}", f"shape {x.shape}")
+            fail(
+                "Reshape",
+                f"an input with {math.prod(target_shape)} values per example "
+                f"for target_shape {target_shape}",
+                f"shape {x.shape}",
+            )
         return jnp.reshape(x, (x.shape[0], *target_shape))
 
     return stateless("Reshape", fn, name=name)
@@ -79,19 +93,34 @@ def Reshape(target_shape: tuple[int, ...], *, name: str | None = None) -> Layer:
 
 def GlobalAveragePooling2D(*, keepdims: bool = False, name: str | None = None) -> Layer:
     """Keras ``GlobalAveragePooling2D``: ``[B, H, W, C] -> [B, C]``."""
-    return stateless("GlobalAveragePooling2D",
-                     lambda p, x, ctx: ops.global_avg_pool2d(x, keepdims=keepdims), name=name)
+    return stateless(
+        "GlobalAveragePooling2D",
+        lambda p, x, ctx: ops.global_avg_pool2d(x, keepdims=keepdims),
+        name=name,
+    )
 
 
 def GlobalMaxPooling2D(*, keepdims: bool = False, name: str | None = None) -> Layer:
     """Keras ``GlobalMaxPooling2D``: ``[B, H, W, C] -> [B, C]``."""
-    return stateless("GlobalMaxPooling2D",
-                     lambda p, x, ctx: ops.global_max_pool2d(x, keepdims=keepdims), name=name)
+    return stateless(
+        "GlobalMaxPooling2D",
+        lambda p, x, ctx: ops.global_max_pool2d(x, keepdims=keepdims),
+        name=name,
+    )
 
 
-def Conv2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_rate=1,
-           groups: int = 1, use_bias: bool = True, kernel_init: Callable = glorot_uniform,
-           name: str | None = None) -> Layer:
+def Conv2D(
+    filters: int,
+    kernel_size,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    groups: int = 1,
+    use_bias: bool = True,
+    kernel_init: Callable = glorot_uniform,
+    name: str | None = None,
+) -> Layer:
     """Keras ``Conv2D`` (padding defaults to ``"valid"`` as in Keras).
 
     ``padding`` also takes an int (darknet's symmetric pad) or explicit pairs.
@@ -110,12 +139,18 @@ def Conv2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_ra
         c = _channels("Conv2D", input_shape)
         if c % groups:
             fail("Conv2D", f"input channels divisible by groups={groups}", c)
-        return _kernel_params(key, (kh, kw, c // groups, filters), filters, use_bias,
-                              kernel_init)
+        return _kernel_params(key, (kh, kw, c // groups, filters), filters, use_bias, kernel_init)
 
     def fn(p, x, ctx):
-        return ops.conv2d(x, p["kernel"], p.get("bias"), strides=strides, padding=padding,
-                          dilation=dilation_rate, groups=groups)
+        return ops.conv2d(
+            x,
+            p["kernel"],
+            p.get("bias"),
+            strides=strides,
+            padding=padding,
+            dilation=dilation_rate,
+            groups=groups,
+        )
 
     return stateless("Conv2D", fn, name=name, make_params=make)
 
@@ -127,24 +162,32 @@ def _check_pooling(op: str, pool_size, strides, padding) -> None:
     normalize_padding(op, padding)
 
 
-def MaxPooling2D(pool_size=2, strides=None, padding="valid", *,
-                 name: str | None = None) -> Layer:
+def MaxPooling2D(pool_size=2, strides=None, padding="valid", *, name: str | None = None) -> Layer:
     """Keras ``MaxPooling2D`` (see `jaxheads.ops.max_pool2d` for darknet's 2×2/1)."""
     _check_pooling("MaxPooling2D", pool_size, strides, padding)
-    return stateless("MaxPooling2D",
-                     lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name)
+    return stateless(
+        "MaxPooling2D", lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name
+    )
 
 
-def AveragePooling2D(pool_size, strides=None, padding="valid", *,
-                     name: str | None = None) -> Layer:
+def AveragePooling2D(pool_size, strides=None, padding="valid", *, name: str | None = None) -> Layer:
     """Keras ``AveragePooling2D`` (``pool_size`` is required, as in Keras 3)."""
     _check_pooling("AveragePooling2D", pool_size, strides, padding)
-    return stateless("AveragePooling2D",
-                     lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding), name=name)
+    return stateless(
+        "AveragePooling2D",
+        lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding),
+        name=name,
+    )
 
 
-def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
-                       scale: bool = True, name: str | None = None) -> Layer:
+def BatchNormalization(
+    *,
+    momentum: float = 0.99,
+    epsilon: float = 1e-3,
+    center: bool = True,
+    scale: bool = True,
+    name: str | None = None,
+) -> Layer:
     """Keras ``BatchNormalization`` over the last axis.
 
     Params: ``scale [C]`` (gamma), ``bias [C]`` (beta). State: ``mean [C]``,
@@ -166,13 +209,16 @@ def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center:
 
     def forward(p, s, x, ctx):
         if not ctx.train:
-            y = ops.batch_norm(x, p.get("scale"), p.get("bias"), s["mean"], s["var"],
-                               epsilon=epsilon)
+            y = ops.batch_norm(
+                x, p.get("scale"), p.get("bias"), s["mean"], s["var"], epsilon=epsilon
+            )
             return y, s
-        y, mean, var = ops.batch_norm_train(x, p.get("scale"), p.get("bias"), epsilon=epsilon,
-                                            axis_name=ctx.axis_name)
-        new_mean, new_var = ops.update_moving_stats(s["mean"], s["var"], mean, var,
-                                                    momentum=momentum)
+        y, mean, var = ops.batch_norm_train(
+            x, p.get("scale"), p.get("bias"), epsilon=epsilon, axis_name=ctx.axis_name
+        )
+        new_mean, new_var = ops.update_moving_stats(
+            s["mean"], s["var"], mean, var, momentum=momentum
+        )
         return y, {"mean": new_mean, "var": new_var}
 
     return leaf("BatchNormalization", make, forward, name=name)
@@ -181,38 +227,41 @@ def BatchNormalization(*, momentum: float = 0.99, epsilon: float = 1e-3, center:
 def LeakyReLU(negative_slope: float = 0.3, *, name: str | None = None) -> Layer:
     """Keras ``LeakyReLU``; 0.3 is Keras' default slope (darknet's ``leaky`` is 0.1)."""
     check_real("LeakyReLU", "negative_slope", negative_slope)
-    return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope),
-                     name=name)
+    return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope), name=name)
 
 
 def Activation(fn: Callable, *, name: str | None = None) -> Layer:
     """Keras ``Activation``: applies ``fn`` elementwise (e.g. ``jax.nn.relu``)."""
     if not callable(fn):
         fail("Activation", "a callable fn, e.g. jax.nn.relu", repr(fn))
-    return stateless("Activation", lambda p, x, ctx: fn(x),
-                     name=name or getattr(fn, "__name__", "activation"))
+    return stateless(
+        "Activation", lambda p, x, ctx: fn(x), name=name or getattr(fn, "__name__", "activation")
+    )
 
 
 def Dropout(rate: float, *, name: str | None = None) -> Layer:
     """Keras ``Dropout``; ``rate`` is the DROP probability. Active only with ``train=True``."""
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
         fail("Dropout", "rate (the drop probability) in [0, 1]", repr(rate))
-    return stateless("Dropout", lambda p, x, ctx: ops.dropout(
-        x, rate, key=ctx.key, deterministic=not ctx.train), name=name)
+    return stateless(
+        "Dropout",
+        lambda p, x, ctx: ops.dropout(x, rate, key=ctx.key, deterministic=not ctx.train),
+        name=name,
+    )
 
 
 def SpaceToDepth(block_size: int = 2, *, name: str | None = None) -> Layer:
     """TensorFlow/YAD2K ``space_to_depth`` (see `jaxheads.ops.space_to_depth`)."""
     check_positive_int("SpaceToDepth", "block_size", block_size)
-    return stateless("SpaceToDepth", lambda p, x, ctx: ops.space_to_depth(x, block_size),
-                     name=name)
+    return stateless("SpaceToDepth", lambda p, x, ctx: ops.space_to_depth(x, block_size), name=name)
 
 
 def DarknetReorg(stride: int = 2, *, name: str | None = None) -> Layer:
     """Darknet's ``[reorg]`` order (see `jaxheads.ops.darknet_reorg`)."""
     check_positive_int("DarknetReorg", "stride", stride)
-    return stateless("DarknetReorg", lambda p, x, ctx: ops.darknet_reorg(x, stride),
-                     name=name or "reorg")
+    return stateless(
+        "DarknetReorg", lambda p, x, ctx: ops.darknet_reorg(x, stride), name=name or "reorg"
+    )
 
 
 def Concatenate(axis: int = -1, *, name: str | None = None) -> Layer:
@@ -231,9 +280,16 @@ def Concatenate(axis: int = -1, *, name: str | None = None) -> Layer:
     return stateless("Concatenate", fn, name=name)
 
 
-def LocallyConnected2D(filters: int, kernel_size, *, strides=1, padding="valid",
-                       use_bias: bool = True, kernel_init: Callable = glorot_uniform,
-                       name: str | None = None) -> Layer:
+def LocallyConnected2D(
+    filters: int,
+    kernel_size,
+    *,
+    strides=1,
+    padding="valid",
+    use_bias: bool = True,
+    kernel_init: Callable = glorot_uniform,
+    name: str | None = None,
+) -> Layer:
     """Keras 2 ``LocallyConnected2D`` / darknet ``[local]``: unshared weights per cell.
 
     Params: ``kernel [out_h, out_w, C_in·kh·kw, filters]`` (patch axis
@@ -250,28 +306,44 @@ def LocallyConnected2D(filters: int, kernel_size, *, strides=1, padding="valid",
         oh = local_output_size(h, kh, sh, pads if isinstance(pads, str) else pads[0])
         ow = local_output_size(w, kw, sw, pads if isinstance(pads, str) else pads[1])
         if oh < 1 or ow < 1:
-            fail("LocallyConnected2D", "a kernel that fits the padded input",
-                 f"kernel {(kh, kw)} on input shape {input_shape} with padding {padding!r}")
+            fail(
+                "LocallyConnected2D",
+                "a kernel that fits the padded input",
+                f"kernel {(kh, kw)} on input shape {input_shape} with padding {padding!r}",
+            )
         # Glorot over one location's fan-in/fan-out, as Keras 2 did.
         k_kernel, k_bias = jax.random.split(key)
-        kernel = kernel_init(k_kernel, (oh * ow, c * kh * kw, filters), jnp.float32,
-                             ).reshape(oh, ow, c * kh * kw, filters)
+        kernel = kernel_init(
+            k_kernel,
+            (oh * ow, c * kh * kw, filters),
+            jnp.float32,
+        ).reshape(oh, ow, c * kh * kw, filters)
         params = {"kernel": kernel}
         if use_bias:
             params["bias"] = zeros(k_bias, (oh, ow, filters), jnp.float32)
         return params
 
     def fn(p, x, ctx):
-        return ops.locally_connected2d(x, p["kernel"], p.get("bias"), kernel_size=(kh, kw),
-                                       strides=(sh, sw), padding=padding)
+        return ops.locally_connected2d(
+            x, p["kernel"], p.get("bias"), kernel_size=(kh, kw), strides=(sh, sw), padding=padding
+        )
 
     return stateless("LocallyConnected2D", fn, name=name, make_params=make)
 
 
-def ConvLSTM2D(filters: int, kernel_size, *, strides=1, padding="valid", dilation_rate=1,
-               return_sequences: bool = False, go_backwards: bool = False,
-               use_bias: bool = True, unit_forget_bias: bool = True,
-               name: str | None = None) -> Layer:
+def ConvLSTM2D(
+    filters: int,
+    kernel_size,
+    *,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+    use_bias: bool = True,
+    unit_forget_bias: bool = True,
+    name: str | None = None,
+) -> Layer:
     """Keras ``ConvLSTM2D`` on ``[B, T, H, W, C]``; gates i, f, c, o.
 
     Params: ``kernel [kh, kw, C, 4F]`` (Glorot), ``recurrent_kernel [kh, kw, F, 4F]``
@@ -289,18 +361,27 @@ def ConvLSTM2D(filters: int, kernel_size, *, strides=1, padding="valid", dilatio
         params = {
             "kernel": glorot_uniform(k1, (kh, kw, c, 4 * filters), jnp.float32),
             "recurrent_kernel": jax.nn.initializers.orthogonal()(
-                k2, (kh, kw, filters, 4 * filters), jnp.float32),
+                k2, (kh, kw, filters, 4 * filters), jnp.float32
+            ),
         }
         if use_bias:
             forget = 1.0 if unit_forget_bias else 0.0
-            params["bias"] = jnp.concatenate([
-                jnp.zeros(filters), jnp.full(filters, forget), jnp.zeros(2 * filters)
-            ]).astype(jnp.float32)
+            params["bias"] = jnp.concatenate(
+                [jnp.zeros(filters), jnp.full(filters, forget), jnp.zeros(2 * filters)]
+            ).astype(jnp.float32)
         return params
 
     def fn(p, x, ctx):
-        return ops.conv_lstm2d(x, p["kernel"], p["recurrent_kernel"], p.get("bias"),
-                               strides=strides, padding=padding, dilation=dilation_rate,
-                               return_sequences=return_sequences, go_backwards=go_backwards)
+        return ops.conv_lstm2d(
+            x,
+            p["kernel"],
+            p["recurrent_kernel"],
+            p.get("bias"),
+            strides=strides,
+            padding=padding,
+            dilation=dilation_rate,
+            return_sequences=return_sequences,
+            go_backwards=go_backwards,
+        )
 
     return stateless("ConvLSTM2D", fn, name=name, make_params=make)

@@ -39,7 +39,6 @@ __all__ = ["evaluate_coco", "evaluate_detections", "evaluate_voc"]
 _PROTOCOLS = ("voc07", "voc2010", "coco")
 
 
-
 def evaluate_detections(
     predictions: Sequence[Mapping[str, Any]],
     ground_truths: Sequence[Mapping[str, Any]],

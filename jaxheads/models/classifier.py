@@ -35,8 +35,9 @@ class Classifier(NamedTuple):
     input_shape: tuple
 
 
-def classifier(backbone: Backbone, num_classes: int, *, image_size: int,
-               name: str = "classifier") -> Classifier:
+def classifier(
+    backbone: Backbone, num_classes: int, *, image_size: int, name: str = "classifier"
+) -> Classifier:
     """Darknet19's classification head on ``backbone`` (logits; the loss applies softmax).
 
     Args:
@@ -52,8 +53,9 @@ def classifier(backbone: Backbone, num_classes: int, *, image_size: int,
     check_positive_int(op, "image_size", image_size)
     if image_size % backbone.stride:
         fail(op, f"image_size divisible by the backbone's stride {backbone.stride}", image_size)
-    head = L.serial(L.Conv2D(num_classes, 1, padding="valid"), L.GlobalAveragePooling2D(),
-                    name="classifier")
+    head = L.serial(
+        L.Conv2D(num_classes, 1, padding="valid"), L.GlobalAveragePooling2D(), name="classifier"
+    )
     nodes = [
         Node("backbone", backbone.layer, INPUT),
         Node("coarse", select(0, name="coarse"), "backbone"),

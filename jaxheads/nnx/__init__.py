@@ -51,8 +51,23 @@ from jaxheads.nnx._layers import (
 from jaxheads.nnx._module import LayerModule, LeafModule
 
 __all__ = [
-    "Activation", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D",
-    "ConvLSTM2D", "DarknetReorg", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
-    "GlobalMaxPooling2D", "LayerModule", "LeafModule", "LeakyReLU", "LocallyConnected2D",
-    "MaxPooling2D", "Reshape", "SpaceToDepth",
+    "Activation",
+    "AveragePooling2D",
+    "BatchNormalization",
+    "Concatenate",
+    "Conv2D",
+    "ConvLSTM2D",
+    "DarknetReorg",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "LayerModule",
+    "LeafModule",
+    "LeakyReLU",
+    "LocallyConnected2D",
+    "MaxPooling2D",
+    "Reshape",
+    "SpaceToDepth",
 ]

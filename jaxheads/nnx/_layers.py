@@ -26,8 +26,10 @@ Size = int | Sequence[int]
 
 def _window(op: str, kernel_size: Size, dilation_rate: Size) -> tuple[int, int]:
     """The dilated kernel's extent: the smallest map a ``"valid"`` convolution takes."""
-    (kh, kw), (dh, dw) = pair(op, "kernel_size", kernel_size), pair(op, "dilation_rate",
-                                                                      dilation_rate)
+    (kh, kw), (dh, dw) = (
+        pair(op, "kernel_size", kernel_size),
+        pair(op, "dilation_rate", dilation_rate),
+    )
     return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
 
@@ -47,8 +49,15 @@ class Dense(_Leaf):
     ((1024, 4096), (4096,))
     """
 
-    def __init__(self, in_features: int, features: int, *, use_bias: bool = True,
-                 kernel_init: Callable = glorot_uniform, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        features: int,
+        *,
+        use_bias: bool = True,
+        kernel_init: Callable = glorot_uniform,
+        rngs: nnx.Rngs,
+    ):
         check_positive_int("Dense", "in_features", in_features)
         self.in_features, self.features = in_features, features
         self.use_bias, self.kernel_init = use_bias, kernel_init
@@ -81,10 +90,20 @@ class Conv2D(_Leaf):
     (1, 16, 16, 8)
     """
 
-    def __init__(self, in_features: int, filters: int, kernel_size: Size, *, strides: Size = 1,
-                 padding: Padding = "valid", dilation_rate: Size = 1, groups: int = 1,
-                 use_bias: bool = True, kernel_init: Callable = glorot_uniform,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        filters: int,
+        kernel_size: Size,
+        *,
+        strides: Size = 1,
+        padding: Padding = "valid",
+        dilation_rate: Size = 1,
+        groups: int = 1,
+        use_bias: bool = True,
+        kernel_init: Callable = glorot_uniform,
+        rngs: nnx.Rngs,
+    ):
         check_positive_int("Conv2D", "in_features", in_features)
         self.in_features, self.filters = in_features, filters
         self.kernel_size = pair("Conv2D", "kernel_size", kernel_size)
@@ -95,10 +114,16 @@ class Conv2D(_Leaf):
         self._init_variables(rngs, (None, *window, in_features), optional=("bias",))
 
     def _make_layer(self) -> Layer:
-        return layers.Conv2D(self.filters, self.kernel_size, strides=self.strides,
-                             padding=self.padding, dilation_rate=self.dilation_rate,
-                             groups=self.groups, use_bias=self.use_bias,
-                             kernel_init=self.kernel_init)
+        return layers.Conv2D(
+            self.filters,
+            self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
+            use_bias=self.use_bias,
+            kernel_init=self.kernel_init,
+        )
 
 
 class LocallyConnected2D(_Leaf):
@@ -118,10 +143,19 @@ class LocallyConnected2D(_Leaf):
       rngs: ``params`` (or the default stream) initialises the kernel.
     """
 
-    def __init__(self, in_features: int, filters: int, kernel_size: Size, *,
-                 input_size: Sequence[int], strides: Size = 1, padding: Padding = "valid",
-                 use_bias: bool = True, kernel_init: Callable = glorot_uniform,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        filters: int,
+        kernel_size: Size,
+        *,
+        input_size: Sequence[int],
+        strides: Size = 1,
+        padding: Padding = "valid",
+        use_bias: bool = True,
+        kernel_init: Callable = glorot_uniform,
+        rngs: nnx.Rngs,
+    ):
         check_positive_int("LocallyConnected2D", "in_features", in_features)
         self.in_features, self.filters = in_features, filters
         self.kernel_size = pair("LocallyConnected2D", "kernel_size", kernel_size)
@@ -131,9 +165,14 @@ class LocallyConnected2D(_Leaf):
         self._init_variables(rngs, (None, *self.input_size, in_features), optional=("bias",))
 
     def _make_layer(self) -> Layer:
-        return layers.LocallyConnected2D(self.filters, self.kernel_size, strides=self.strides,
-                                         padding=self.padding, use_bias=self.use_bias,
-                                         kernel_init=self.kernel_init)
+        return layers.LocallyConnected2D(
+            self.filters,
+            self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            use_bias=self.use_bias,
+            kernel_init=self.kernel_init,
+        )
 
 
 class ConvLSTM2D(_Leaf):
@@ -150,10 +189,21 @@ class ConvLSTM2D(_Leaf):
       rngs: ``params`` (or the default stream) initialises the kernels.
     """
 
-    def __init__(self, in_features: int, filters: int, kernel_size: Size, *, strides: Size = 1,
-                 padding: Padding = "valid", dilation_rate: Size = 1,
-                 return_sequences: bool = False, go_backwards: bool = False,
-                 use_bias: bool = True, unit_forget_bias: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        filters: int,
+        kernel_size: Size,
+        *,
+        strides: Size = 1,
+        padding: Padding = "valid",
+        dilation_rate: Size = 1,
+        return_sequences: bool = False,
+        go_backwards: bool = False,
+        use_bias: bool = True,
+        unit_forget_bias: bool = True,
+        rngs: nnx.Rngs,
+    ):
         check_positive_int("ConvLSTM2D", "in_features", in_features)
         self.in_features, self.filters = in_features, filters
         self.kernel_size = pair("ConvLSTM2D", "kernel_size", kernel_size)
@@ -164,11 +214,17 @@ class ConvLSTM2D(_Leaf):
         self._init_variables(rngs, (None, 1, *window, in_features), optional=("bias",))
 
     def _make_layer(self) -> Layer:
-        return layers.ConvLSTM2D(self.filters, self.kernel_size, strides=self.strides,
-                                 padding=self.padding, dilation_rate=self.dilation_rate,
-                                 return_sequences=self.return_sequences,
-                                 go_backwards=self.go_backwards, use_bias=self.use_bias,
-                                 unit_forget_bias=self.unit_forget_bias)
+        return layers.ConvLSTM2D(
+            self.filters,
+            self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            return_sequences=self.return_sequences,
+            go_backwards=self.go_backwards,
+            use_bias=self.use_bias,
+            unit_forget_bias=self.unit_forget_bias,
+        )
 
 
 class BatchNormalization(_Leaf):
@@ -193,25 +249,37 @@ class BatchNormalization(_Leaf):
     Array([0.01, 0.02], dtype=float32)
     """
 
-    def __init__(self, num_features: int, *, momentum: float = 0.99, epsilon: float = 1e-3,
-                 center: bool = True, scale: bool = True, use_running_average: bool = False,
-                 axis_name=None, rngs: nnx.Rngs | None = None):
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        use_running_average: bool = False,
+        axis_name=None,
+        rngs: nnx.Rngs | None = None,
+    ):
         check_positive_int("BatchNormalization", "num_features", num_features)
         self.num_features, self.momentum, self.epsilon = num_features, momentum, epsilon
         self.use_bias, self.use_scale = center, scale
         self.use_running_average, self.axis_name = use_running_average, axis_name
-        self._init_variables(nnx.Rngs(0) if rngs is None else rngs, (None, num_features),
-                             optional=("scale", "bias"))
+        self._init_variables(
+            nnx.Rngs(0) if rngs is None else rngs, (None, num_features), optional=("scale", "bias")
+        )
 
     def _make_layer(self) -> Layer:
-        return layers.BatchNormalization(momentum=self.momentum, epsilon=self.epsilon,
-                                         center=self.use_bias, scale=self.use_scale)
+        return layers.BatchNormalization(
+            momentum=self.momentum, epsilon=self.epsilon, center=self.use_bias, scale=self.use_scale
+        )
 
     def __call__(self, x, use_running_average: bool | None = None):
         """Normalises ``x [..., num_features]``; in training mode updates ``mean`` and ``var``."""
         train = not _first(use_running_average, self.use_running_average)
-        y, state = self._make_layer().apply(self._params(), self._state(), x, train=train,
-                                           axis_name=self.axis_name)
+        y, state = self._make_layer().apply(
+            self._params(), self._state(), x, train=train, axis_name=self.axis_name
+        )
         if train:
             self.mean[...], self.var[...] = state["mean"], state["var"]
         return y
@@ -238,9 +306,14 @@ class Dropout(_Leaf):
       rngs: an `nnx.Rngs` or `nnx.RngStream`, or ``None``.
     """
 
-    def __init__(self, rate: float, *, deterministic: bool = False,
-                 rng_collection: str = "dropout",
-                 rngs: nnx.Rngs | nnx.RngStream | None = None):
+    def __init__(
+        self,
+        rate: float,
+        *,
+        deterministic: bool = False,
+        rng_collection: str = "dropout",
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+    ):
         layers.Dropout(rate)  # checks the rate
         self.rate, self.deterministic, self.rng_collection = rate, deterministic, rng_collection
         self.rngs = nnx.data(dropout_stream(rngs, rng_collection))
@@ -328,8 +401,9 @@ class MaxPooling2D(_Leaf):
     (1, 13, 13, 8)
     """
 
-    def __init__(self, pool_size: Size = 2, strides: Size | None = None,
-                 padding: Padding = "valid"):
+    def __init__(
+        self, pool_size: Size = 2, strides: Size | None = None, padding: Padding = "valid"
+    ):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
     def _make_layer(self) -> Layer:
@@ -339,8 +413,7 @@ class MaxPooling2D(_Leaf):
 class AveragePooling2D(_Leaf):
     """`jaxheads.layers.AveragePooling2D` (Keras' defaults: strides = pool_size, valid)."""
 
-    def __init__(self, pool_size: Size, strides: Size | None = None,
-                 padding: Padding = "valid"):
+    def __init__(self, pool_size: Size, strides: Size | None = None, padding: Padding = "valid"):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
     def _make_layer(self) -> Layer:
@@ -348,7 +421,9 @@ class AveragePooling2D(_Leaf):
 
 
 class SpaceToDepth(_Leaf):
-    """`jaxheads.layers.SpaceToDepth` (TensorFlow's order): ``[B, H, W, C] -> [B, H/b, W/b, b²C]``.
+    """`jaxheads.layers.SpaceToDepth` (TensorFlow's order).
+
+    ``[B, H, W, C] -> [B, H/b, W/b, b²C]``.
     """
 
     def __init__(self, block_size: int = 2):

@@ -69,10 +69,13 @@ def dropout_key(owner: str, call_rngs: RngsLike, stream, collection: str) -> jax
     if isinstance(rngs, jax.Array):
         return rngs
     if rngs is None:
-        fail(owner, f"a {collection!r} key for dropout in training mode: build it with "
-             f"rngs=nnx.Rngs({collection}=...) or nnx.Rngs(seed) (whose default stream "
-             "dropout falls back to), pass rngs= to the call, or call .eval()",
-             "no such stream")
+        fail(
+            owner,
+            f"a {collection!r} key for dropout in training mode: build it with "
+            f"rngs=nnx.Rngs({collection}=...) or nnx.Rngs(seed) (whose default stream "
+            "dropout falls back to), pass rngs= to the call, or call .eval()",
+            "no such stream",
+        )
     fail(owner, "call rngs as an nnx.Rngs, an nnx.RngStream or a key", type(rngs).__name__)
 
 
@@ -104,9 +107,17 @@ class LayerModule(nnx.Module):
     (None, 7, 7, 4096)
     """
 
-    def __init__(self, layer: Layer, input_shape: Sequence[int | None], *, rngs: nnx.Rngs,
-                 use_running_average: bool = False, deterministic: bool = False,
-                 axis_name: Any = None, rng_collection: str = "dropout"):
+    def __init__(
+        self,
+        layer: Layer,
+        input_shape: Sequence[int | None],
+        *,
+        rngs: nnx.Rngs,
+        use_running_average: bool = False,
+        deterministic: bool = False,
+        axis_name: Any = None,
+        rng_collection: str = "dropout",
+    ):
         if not isinstance(layer, Layer):
             fail("LayerModule", "a jaxheads Layer", type(layer).__name__)
         self.layer = nnx.static(layer)
@@ -127,15 +138,25 @@ class LayerModule(nnx.Module):
         running = _first(use_running_average, self.use_running_average)
         off = _first(deterministic, self.deterministic)
         if self.has_batch_norm and self.has_dropout and running != off:
-            fail("LayerModule", "use_running_average == deterministic: a wrapped layer has one "
-                 "training flag for batch norm and dropout together (use the named modules "
-                 "to set them apart)", f"use_running_average={running}, deterministic={off}")
+            fail(
+                "LayerModule",
+                "use_running_average == deterministic: a wrapped layer has one "
+                "training flag for batch norm and dropout together (use the named modules "
+                "to set them apart)",
+                f"use_running_average={running}, deterministic={off}",
+            )
         if self.has_batch_norm:
             return not running
         return self.has_dropout and not off
 
-    def __call__(self, x, *, use_running_average: bool | None = None,
-                 deterministic: bool | None = None, rngs: RngsLike = None):
+    def __call__(
+        self,
+        x,
+        *,
+        use_running_average: bool | None = None,
+        deterministic: bool | None = None,
+        rngs: RngsLike = None,
+    ):
         """Applies the layer; in training mode updates the running statistics in place.
 
         Args:
@@ -144,17 +165,26 @@ class LayerModule(nnx.Module):
           rngs: a key, stream or `nnx.Rngs` for dropout, instead of the module's stream.
         """
         train = self._training(use_running_average, deterministic)
-        key = (dropout_key("LayerModule", rngs, self.rngs, self.rng_collection)
-               if train and self.has_dropout else None)
-        y, new_state = self.layer.apply(_values(self.params), _values(self.state), x,
-                                        train=train, key=key, axis_name=self.axis_name)
+        key = (
+            dropout_key("LayerModule", rngs, self.rngs, self.rng_collection)
+            if train and self.has_dropout
+            else None
+        )
+        y, new_state = self.layer.apply(
+            _values(self.params),
+            _values(self.state),
+            x,
+            train=train,
+            key=key,
+            axis_name=self.axis_name,
+        )
         if train:
-            jax.tree.map(lambda var, value: var.set_value(value), self.state, new_state,
-                         is_leaf=_is_variable)
+            jax.tree.map(
+                lambda var, value: var.set_value(value), self.state, new_state, is_leaf=_is_variable
+            )
         return y
 
-    def set_view(self, use_running_average: bool | None = None,
-                 deterministic: bool | None = None):
+    def set_view(self, use_running_average: bool | None = None, deterministic: bool | None = None):
         """Used by ``nnx.view``: sets the batch-norm and dropout modes."""
         if use_running_average is not None:
             self.use_running_average = use_running_average
@@ -189,8 +219,11 @@ class LeafModule(nnx.Module):
     def _init_variables(self, rngs: nnx.Rngs, probe_shape: tuple, optional=()) -> None:
         """Creates the variables with the pure layer's ``init`` on the smallest input it takes."""
         if not isinstance(rngs, nnx.Rngs):
-            fail(type(self).__name__, "rngs=nnx.Rngs(...) to initialise the params",
-                 type(rngs).__name__)
+            fail(
+                type(self).__name__,
+                "rngs=nnx.Rngs(...) to initialise the params",
+                type(rngs).__name__,
+            )
         _, params, state = self._make_layer().init(rngs.params(), probe_shape)
         for name in optional:
             if name not in params:

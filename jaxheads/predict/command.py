@@ -28,32 +28,67 @@ _SAVE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads detect``."""
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    p.add_argument("inputs", nargs="+", metavar="ARG",
-                   help="CFG WEIGHTS IMAGE... for a darknet model (CFG a file or a packaged "
-                        "name such as yolov2-tiny-voc; WEIGHTS a .weights file or 'random'), "
-                        "or IMAGE... with --workdir; IMAGE: files, folders or globs")
-    p.add_argument("--workdir", default=None,
-                   help="a 'jaxheads train' work directory instead of CFG WEIGHTS")
-    p.add_argument("--thresh", type=float, default=0.5,
-                   help="report a class of a box when objectness x probability exceeds this")
-    p.add_argument("--hier-thresh", type=float, default=0.5,
-                   help="darknet's threshold in softmax trees (no effect on these models)")
-    p.add_argument("--nms", type=float, default=0.45,
-                   help="IoU above which a box suppresses a lower one of its class; 0: no NMS")
-    p.add_argument("--names", default=None,
-                   help="a darknet .names file (default: VOC for 20 classes, COCO for 80, "
-                        "the data set's for --workdir)")
-    p.add_argument("--json", metavar="OUT", default=None,
-                   help="write every image's detections (boxes in pixels) to this JSON file")
-    p.add_argument("--save", metavar="DIR", default=None,
-                   help="write each image with its boxes and labels drawn into DIR")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="darknet models: run at this square input size instead of the cfg's")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="ARG",
+        help="CFG WEIGHTS IMAGE... for a darknet model (CFG a file or a packaged "
+        "name such as yolov2-tiny-voc; WEIGHTS a .weights file or 'random'), "
+        "or IMAGE... with --workdir; IMAGE: files, folders or globs",
+    )
+    p.add_argument(
+        "--workdir", default=None, help="a 'jaxheads train' work directory instead of CFG WEIGHTS"
+    )
+    p.add_argument(
+        "--thresh",
+        type=float,
+        default=0.5,
+        help="report a class of a box when objectness x probability exceeds this",
+    )
+    p.add_argument(
+        "--hier-thresh",
+        type=float,
+        default=0.5,
+        help="darknet's threshold in softmax trees (no effect on these models)",
+    )
+    p.add_argument(
+        "--nms",
+        type=float,
+        default=0.45,
+        help="IoU above which a box suppresses a lower one of its class; 0: no NMS",
+    )
+    p.add_argument(
+        "--names",
+        default=None,
+        help="a darknet .names file (default: VOC for 20 classes, COCO for 80, "
+        "the data set's for --workdir)",
+    )
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        default=None,
+        help="write every image's detections (boxes in pixels) to this JSON file",
+    )
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        default=None,
+        help="write each image with its boxes and labels drawn into DIR",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="darknet models: run at this square input size instead of the cfg's",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="images per network call")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help="refuse images with more pixels than this")
-    p.add_argument("--quiet", action="store_true",
-                   help="print only the summary line (and errors)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse images with more pixels than this",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the summary line (and errors)")
 
 
 def _fail(message: str) -> int:
@@ -72,12 +107,16 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.max_pixels < 1:
         return f"expected a positive --max-pixels, got {args.max_pixels}"
     if args.image_size is not None and (args.workdir or args.image_size < 1):
-        return ("expected --image-size (a positive int) only for a darknet model, got "
-                f"{args.image_size}" + (" with --workdir" if args.workdir else ""))
+        return (
+            "expected --image-size (a positive int) only for a darknet model, got "
+            f"{args.image_size}" + (" with --workdir" if args.workdir else "")
+        )
     if args.workdir is None and len(args.inputs) < 3:
-        return ("expected CFG WEIGHTS IMAGE... (or --workdir DIR IMAGE...), got "
-                f"{len(args.inputs)} argument(s): {' '.join(args.inputs)}; e.g. "
-                "jaxheads detect yolov2-tiny-voc.cfg yolov2-tiny-voc.weights dog.jpg")
+        return (
+            "expected CFG WEIGHTS IMAGE... (or --workdir DIR IMAGE...), got "
+            f"{len(args.inputs)} argument(s): {' '.join(args.inputs)}; e.g. "
+            "jaxheads detect yolov2-tiny-voc.cfg yolov2-tiny-voc.weights dog.jpg"
+        )
     if args.save and os.path.exists(args.save) and not os.path.isdir(args.save):
         return f"expected --save to name a directory, got the file {args.save}"
     if args.json and os.path.isdir(args.json):
@@ -105,14 +144,19 @@ def detect_command(args: argparse.Namespace) -> int:
 
     try:
         if args.workdir:
-            detector = Detector.from_workdir(args.workdir, names=args.names,
-                                             batch_size=args.batch_size)
+            detector = Detector.from_workdir(
+                args.workdir, names=args.names, batch_size=args.batch_size
+            )
             patterns = args.inputs
         else:
             cfg, weights, *patterns = args.inputs
             detector = Detector.from_darknet(
-                cfg, None if weights == "random" else weights, names=args.names,
-                image_size=args.image_size, batch_size=args.batch_size)
+                cfg,
+                None if weights == "random" else weights,
+                names=args.names,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+            )
     except (OSError, ValueError) as err:
         return _fail(str(err))
     paths = expand_image_paths(patterns)
@@ -125,9 +169,16 @@ def detect_command(args: argparse.Namespace) -> int:
         print(f"{detector!r}: {len(paths)} image(s)")
     records, failed, unsaved, used = [], 0, 0, set()
     start = time.perf_counter()
-    for index, record in enumerate(detector.iter_detect(
-            paths, thresh=args.thresh, hier_thresh=args.hier_thresh, nms=args.nms,
-            max_pixels=args.max_pixels, skip_errors=True)):
+    for index, record in enumerate(
+        detector.iter_detect(
+            paths,
+            thresh=args.thresh,
+            hier_thresh=args.hier_thresh,
+            nms=args.nms,
+            max_pixels=args.max_pixels,
+            skip_errors=True,
+        )
+    ):
         records.append(record.to_json())
         if record.error is not None:
             failed += 1
@@ -140,13 +191,13 @@ def detect_command(args: argparse.Namespace) -> int:
         if args.save:
             try:
                 _, image = read_image(record.source, max_pixels=args.max_pixels, keep_pil=True)
-                drawn = draw_detections(image, record.boxes, record.class_ids, record.scores,
-                                        detector.class_names)
+                drawn = draw_detections(
+                    image, record.boxes, record.class_ids, record.scores, detector.class_names
+                )
                 drawn.save(_save_path(args.save, record.source, index, used))
             except (ImageError, OSError, ValueError) as err:
                 unsaved += 1
-                print(f"jaxheads detect: could not save {record.source}: {err}",
-                      file=sys.stderr)
+                print(f"jaxheads detect: could not save {record.source}: {err}", file=sys.stderr)
     elapsed = time.perf_counter() - start
     if args.json:
         try:

@@ -81,8 +81,10 @@ class ImageDetections:
 
     def lines(self) -> list[str]:
         """Darknet's printed lines, ``"dog: 82%"``, one per detection."""
-        return [f"{label}: {float(s) * 100:.0f}%" for label, s in
-                zip(self.labels, self.scores, strict=True)]
+        return [
+            f"{label}: {float(s) * 100:.0f}%"
+            for label, s in zip(self.labels, self.scores, strict=True)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """``{"file", "width", "height", "detections": [{"class_id", "label", "score",
@@ -90,18 +92,34 @@ class ImageDetections:
         if self.error is not None:
             return {"file": self.source, "error": self.error}
         return {
-            "file": self.source, "width": self.width, "height": self.height,
+            "file": self.source,
+            "width": self.width,
+            "height": self.height,
             "detections": [
-                {"class_id": int(c), "label": label, "score": float(s),
-                 "box": [float(v) for v in b]}
-                for c, label, s, b in zip(self.class_ids, self.labels, self.scores, self.boxes,
-                                          strict=True)],
+                {
+                    "class_id": int(c),
+                    "label": label,
+                    "score": float(s),
+                    "box": [float(v) for v in b],
+                }
+                for c, label, s, b in zip(
+                    self.class_ids, self.labels, self.scores, self.boxes, strict=True
+                )
+            ],
         }
 
 
 def _failed(source, message: str) -> ImageDetections:
-    return ImageDetections(source, 0, 0, np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                           np.zeros(0, np.int32), (), message)
+    return ImageDetections(
+        source,
+        0,
+        0,
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int32),
+        (),
+        message,
+    )
 
 
 @dataclasses.dataclass
@@ -142,9 +160,19 @@ class Detector:
       description: one line saying what the model is.
     """
 
-    def __init__(self, predict: Callable, params, state, *, input_size: tuple[int, int],
-                 class_names: tuple[str, ...], kind: str, resize: str = "letterbox",
-                 batch_size: int = 1, description: str = ""):
+    def __init__(
+        self,
+        predict: Callable,
+        params,
+        state,
+        *,
+        input_size: tuple[int, int],
+        class_names: tuple[str, ...],
+        kind: str,
+        resize: str = "letterbox",
+        batch_size: int = 1,
+        description: str = "",
+    ):
         if kind not in _KINDS:
             fail("Detector", f"kind in {_KINDS}", repr(kind))
         if resize not in ("letterbox", "stretch"):
@@ -160,16 +188,24 @@ class Detector:
 
     def __repr__(self) -> str:
         h, w = self.input_size
-        return (f"Detector({self.description or self.kind}, input {w}x{h}, "
-                f"{len(self.class_names)} classes, {self.resize})")
+        return (
+            f"Detector({self.description or self.kind}, input {w}x{h}, "
+            f"{len(self.class_names)} classes, {self.resize})"
+        )
 
     # ------------------------------------------------------------------ builders
 
     @classmethod
-    def from_darknet(cls, cfg: str | os.PathLike, weights: str | os.PathLike | None = None, *,
-                     names: tuple[str, ...] | str | os.PathLike | None = None,
-                     image_size: int | tuple[int, int] | None = None, batch_size: int = 1,
-                     seed: int = 0) -> Detector:
+    def from_darknet(
+        cls,
+        cfg: str | os.PathLike,
+        weights: str | os.PathLike | None = None,
+        *,
+        names: tuple[str, ...] | str | os.PathLike | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        batch_size: int = 1,
+        seed: int = 0,
+    ) -> Detector:
         """A darknet model run as darknet's ``detector test`` runs it.
 
         Args:
@@ -201,8 +237,11 @@ class Detector:
         if head.kind == "region":
             for option in ("tree", "map"):
                 if option in head.options:
-                    fail(op, f"a [region] without {option}= (softmax trees are not supported)",
-                         f"{option}={head.options[option]}")
+                    fail(
+                        op,
+                        f"a [region] without {option}= (softmax trees are not supported)",
+                        f"{option}={head.options[option]}",
+                    )
             if int(head.options.get("background", "0")):
                 fail(op, "a [region] without background=1", "background=1")
         layer = net.layer
@@ -211,29 +250,45 @@ class Detector:
 
             def predict(params, state, images):
                 raw = layer.apply(params, state, images)[0]
-                return region_outputs(raw, anchors, num_classes=head.classes,
-                                      softmax=head.softmax)
+                return region_outputs(raw, anchors, num_classes=head.classes, softmax=head.softmax)
         else:
+
             def predict(params, state, images):
                 raw = layer.apply(params, state, images)[0]
-                return detection_outputs(raw, side=head.side, num=head.num,
-                                         num_classes=head.classes, sqrt=head.sqrt,
-                                         softmax=head.softmax)
+                return detection_outputs(
+                    raw,
+                    side=head.side,
+                    num=head.num,
+                    num_classes=head.classes,
+                    sqrt=head.sqrt,
+                    softmax=head.softmax,
+                )
 
         if names is not None and not isinstance(names, tuple):
             names = read_names(names)
         h, w = net.input_shape[1:3]
         name = os.path.basename(os.fspath(cfg)).removesuffix(".cfg")
-        return cls(predict, net.params, net.state, input_size=(h, w),
-                   class_names=names_for(head.classes, names), kind=head.kind,
-                   resize="letterbox", batch_size=batch_size,
-                   description=f"{name} [{head.kind}]"
-                               + ("" if weights is not None else " (random weights)"))
+        return cls(
+            predict,
+            net.params,
+            net.state,
+            input_size=(h, w),
+            class_names=names_for(head.classes, names),
+            kind=head.kind,
+            resize="letterbox",
+            batch_size=batch_size,
+            description=f"{name} [{head.kind}]"
+            + ("" if weights is not None else " (random weights)"),
+        )
 
     @classmethod
-    def from_workdir(cls, workdir: str | os.PathLike, *,
-                     names: tuple[str, ...] | str | os.PathLike | None = None,
-                     batch_size: int = 1) -> Detector:
+    def from_workdir(
+        cls,
+        workdir: str | os.PathLike,
+        *,
+        names: tuple[str, ...] | str | os.PathLike | None = None,
+        batch_size: int = 1,
+    ) -> Detector:
         """The newest checkpoint of a ``jaxheads train`` run.
 
         The model is rebuilt from ``WORKDIR/config.json`` as ``jaxheads evaluate`` does;
@@ -272,10 +327,17 @@ class Detector:
             centre, extent = (xyxy[..., :2] + xyxy[..., 2:]) / 2, xyxy[..., 2:] - xyxy[..., :2]
             return jnp.concatenate([centre, extent], axis=-1), None, scores
 
-        return cls(predict, params, state, input_size=(size, size),
-                   class_names=names_for(len(class_names), tuple(class_names)), kind="scores",
-                   resize="stretch", batch_size=batch_size,
-                   description=f"{model} on {dataset}, step {step} of {workdir}")
+        return cls(
+            predict,
+            params,
+            state,
+            input_size=(size, size),
+            class_names=names_for(len(class_names), tuple(class_names)),
+            kind="scores",
+            resize="stretch",
+            batch_size=batch_size,
+            description=f"{model} on {dataset}, step {step} of {workdir}",
+        )
 
     # ------------------------------------------------------------------ running
 
@@ -296,8 +358,15 @@ class Detector:
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
         return _Prepared(source, w, h, sized)
 
-    def detect(self, images, *, thresh: float = 0.5, hier_thresh: float = 0.5,
-               nms: float = 0.45, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImageDetections]:
+    def detect(
+        self,
+        images,
+        *,
+        thresh: float = 0.5,
+        hier_thresh: float = 0.5,
+        nms: float = 0.45,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> list[ImageDetections]:
         """Detections of one image or a list of images of any sizes.
 
         Args:
@@ -316,12 +385,23 @@ class Detector:
         Raises:
           ImageError: naming the first image that cannot be read.
         """
-        return list(self.iter_detect(images, thresh=thresh, hier_thresh=hier_thresh, nms=nms,
-                                     max_pixels=max_pixels))
+        return list(
+            self.iter_detect(
+                images, thresh=thresh, hier_thresh=hier_thresh, nms=nms, max_pixels=max_pixels
+            )
+        )
 
-    def iter_detect(self, images, *, thresh: float = 0.5, hier_thresh: float = 0.5,
-                    nms: float = 0.45, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    skip_errors: bool = False, workers: int = 2) -> Iterator[ImageDetections]:
+    def iter_detect(
+        self,
+        images,
+        *,
+        thresh: float = 0.5,
+        hier_thresh: float = 0.5,
+        nms: float = 0.45,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        skip_errors: bool = False,
+        workers: int = 2,
+    ) -> Iterator[ImageDetections]:
         """`detect` as a generator; with ``skip_errors`` an unreadable image yields a
         record whose ``error`` says why, and the others go on."""
         del hier_thresh  # see detect()
@@ -337,12 +417,12 @@ class Detector:
             running = None
             for chunk in _chunks(prepared, size):
                 if running is not None:
-                    yield from self._finish(*running, thresh=thresh, nms=nms,
-                                            skip_errors=skip_errors)
+                    yield from self._finish(
+                        *running, thresh=thresh, nms=nms, skip_errors=skip_errors
+                    )
                 running = (chunk, self._run(chunk, size))
             if running is not None:
-                yield from self._finish(*running, thresh=thresh, nms=nms,
-                                        skip_errors=skip_errors)
+                yield from self._finish(*running, thresh=thresh, nms=nms, skip_errors=skip_errors)
 
     def _prepared(self, pool, items, max_pixels, window) -> Iterator[_Prepared | ImageDetections]:
         futures: collections.deque = collections.deque()
@@ -399,8 +479,15 @@ class Detector:
             probs = do_nms_sort(boxes, probs, nms, objectness=nms_objectness)
         det, cls, score = surviving_detections(probs)
         b = boxes[det].astype(np.float64)
-        xyxy = np.stack([(b[:, 0] - b[:, 2] / 2) * w, (b[:, 1] - b[:, 3] / 2) * h,
-                         (b[:, 0] + b[:, 2] / 2) * w, (b[:, 1] + b[:, 3] / 2) * h], axis=1)
+        xyxy = np.stack(
+            [
+                (b[:, 0] - b[:, 2] / 2) * w,
+                (b[:, 1] - b[:, 3] / 2) * h,
+                (b[:, 0] + b[:, 2] / 2) * w,
+                (b[:, 1] + b[:, 3] / 2) * h,
+            ],
+            axis=1,
+        )
         xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
         labels = tuple(self.class_names[c] for c in cls)
         return ImageDetections(item.source, w, h, xyxy.reshape(-1, 4), score, cls, labels)
@@ -426,8 +513,9 @@ def _dataset_names(dataset: str, extra: dict, image_size: int) -> tuple[str, ...
     if dataset in ("shapes", "digits"):
         from jaxheads.train.detection import make_dataset
 
-        return tuple(make_dataset(dataset, "val", image_size=image_size,
-                                  num_examples=1).class_names)
+        return tuple(
+            make_dataset(dataset, "val", image_size=image_size, num_examples=1).class_names
+        )
     if dataset == "voc":
         return VOC_NAMES
     if dataset == "coco":

@@ -42,8 +42,14 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_detections(image, boxes: np.ndarray, class_ids: np.ndarray, scores: np.ndarray,
-                    names: tuple[str, ...], num_classes: int | None = None):
+def draw_detections(
+    image,
+    boxes: np.ndarray,
+    class_ids: np.ndarray,
+    scores: np.ndarray,
+    names: tuple[str, ...],
+    num_classes: int | None = None,
+):
     """A copy of ``image`` with each detection's box and ``"label 82%"`` drawn on it.
 
     Args:
@@ -83,6 +89,10 @@ def draw_detections(image, boxes: np.ndarray, class_ids: np.ndarray, scores: np.
         tx = min(left, max(0, w - tw))
         draw.rectangle((tx, ty, tx + tw, ty + th), fill=color)
         brightness = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
-        draw.text((tx + 2 - tx0, ty + 2 - ty0), text, fill=(0, 0, 0) if brightness > 128
-                  else (255, 255, 255), font=font)
+        draw.text(
+            (tx + 2 - tx0, ty + 2 - ty0),
+            text,
+            fill=(0, 0, 0) if brightness > 128 else (255, 255, 255),
+            font=font,
+        )
     return out

@@ -45,8 +45,19 @@ __all__ = [
 #: Images above this many pixels are refused (50 MP: 600 MB once in float32 RGB).
 DEFAULT_MAX_PIXELS = 50_000_000
 #: File name endings `expand_image_paths` picks up inside folders (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pnm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pnm",
+)
 
 # darknet's byte -> float: (float)byte / 255. (a double division rounded to float32).
 _BYTE_TO_FLOAT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
@@ -60,8 +71,9 @@ def _pil():
     try:
         from PIL import Image, ImageOps
     except ImportError as err:
-        raise ImportError("jaxheads.predict: expected Pillow to read images, got none: "
-                          "pip install Pillow") from err
+        raise ImportError(
+            "jaxheads.predict: expected Pillow to read images, got none: pip install Pillow"
+        ) from err
     return Image, ImageOps
 
 
@@ -70,9 +82,11 @@ def _from_pil(image, what: str, max_pixels: int) -> tuple[np.ndarray, object]:
     _, ImageOps = _pil()
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(f"{what}: expected an image of at most {max_pixels:,} pixels "
-                         f"(raise --max-pixels to allow more), got {width}x{height} = "
-                         f"{width * height:,}")
+        raise ImageError(
+            f"{what}: expected an image of at most {max_pixels:,} pixels "
+            f"(raise --max-pixels to allow more), got {width}x{height} = "
+            f"{width * height:,}"
+        )
     if width < 1 or height < 1:
         raise ImageError(f"{what}: expected an image of at least 1x1 pixel, got {width}x{height}")
     image = ImageOps.exif_transpose(image)
@@ -80,14 +94,17 @@ def _from_pil(image, what: str, max_pixels: int) -> tuple[np.ndarray, object]:
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(image)
         if mode == "I" and (values.min() < 0 or values.max() > 65535):
-            raise ImageError(f"{what}: expected 32-bit integer pixels in [0, 65535] (16-bit "
-                             f"data), got [{values.min()}, {values.max()}]")
+            raise ImageError(
+                f"{what}: expected 32-bit integer pixels in [0, 65535] (16-bit "
+                f"data), got [{values.min()}, {values.max()}]"
+            )
         gray = to_rgb_float(values.astype(np.uint16))
         shown = (np.asarray(values, np.float64) / 257.0).round().astype(np.uint8)
         return gray, _pil()[0].fromarray(shown).convert("RGB")
     if mode == "F":
-        raise ImageError(f"{what}: expected an 8- or 16-bit image, got 32-bit float pixels "
-                         "(mode F)")
+        raise ImageError(
+            f"{what}: expected an 8- or 16-bit image, got 32-bit float pixels (mode F)"
+        )
     if mode in ("L", "RGB"):
         rgb = image.convert("RGB") if mode == "L" else image
     elif mode in ("LA", "La"):
@@ -102,8 +119,7 @@ def _from_pil(image, what: str, max_pixels: int) -> tuple[np.ndarray, object]:
     return _BYTE_TO_FLOAT[np.asarray(rgb)], rgb
 
 
-def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               keep_pil: bool = False):
+def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool = False):
     """Reads one image as darknet does, from a path, a PIL image or an array.
 
     Args:
@@ -132,7 +148,8 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                     if w * h > max_pixels:
                         raise ImageError(
                             f"{path}: expected an image of at most {max_pixels:,} pixels "
-                            f"(raise --max-pixels to allow more), got {w}x{h} = {w * h:,}")
+                            f"(raise --max-pixels to allow more), got {w}x{h} = {w * h:,}"
+                        )
                     image.load()
                     pixels, rgb = _from_pil(image, path, max_pixels)
         except ImageError:
@@ -144,16 +161,19 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         except PermissionError:
             raise ImageError(f"{path}: expected a readable file, got permission denied") from None
         except Image.UnidentifiedImageError:
-            raise ImageError(f"{path}: expected an image file, got data Pillow cannot "
-                             "identify") from None
+            raise ImageError(
+                f"{path}: expected an image file, got data Pillow cannot identify"
+            ) from None
         except Image.DecompressionBombError as err:
-            raise ImageError(f"{path}: expected an image Pillow agrees to open, got {err}") \
-                from None
+            raise ImageError(
+                f"{path}: expected an image Pillow agrees to open, got {err}"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             # Pillow reports truncated and corrupt data as OSError (or SyntaxError for some
             # formats) while decoding.
-            raise ImageError(f"{path}: expected a complete image file, got "
-                             f"{type(err).__name__}: {err}") from None
+            raise ImageError(
+                f"{path}: expected a complete image file, got {type(err).__name__}: {err}"
+            ) from None
         return (pixels, rgb) if keep_pil else pixels
     if hasattr(source, "getbands") and hasattr(source, "size"):  # a PIL image
         pixels, rgb = _from_pil(source, f"PIL image {source.mode} {source.size}", max_pixels)
@@ -179,11 +199,15 @@ def to_rgb_float(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if a.ndim == 3 and shape_ok:
         a = a[:, :, :3] if a.shape[2] != 1 else a[:, :, 0]
     if not shape_ok or min(a.shape[:2], default=0) < 1:
-        raise ImageError(f"to_rgb_float: expected an image array [H, W], [H, W, 1], [H, W, 3] "
-                         f"or [H, W, 4], got shape {np.shape(image)}")
+        raise ImageError(
+            f"to_rgb_float: expected an image array [H, W], [H, W, 1], [H, W, 3] "
+            f"or [H, W, 4], got shape {np.shape(image)}"
+        )
     if a.shape[0] * a.shape[1] > max_pixels:
-        raise ImageError(f"to_rgb_float: expected an image of at most {max_pixels:,} pixels, "
-                         f"got {a.shape[1]}x{a.shape[0]}")
+        raise ImageError(
+            f"to_rgb_float: expected an image of at most {max_pixels:,} pixels, "
+            f"got {a.shape[1]}x{a.shape[0]}"
+        )
     if a.dtype == np.uint8:
         out = _BYTE_TO_FLOAT[a]
     elif a.dtype == np.uint16:
@@ -192,11 +216,11 @@ def to_rgb_float(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         out = a.astype(np.float32)
         lo, hi = (float(out.min()), float(out.max())) if out.size else (0.0, 0.0)
         if not (0.0 <= lo and hi <= 1.0):  # also catches NaN
-            raise ImageError(f"to_rgb_float: expected float pixels in [0, 1], got "
-                             f"[{lo}, {hi}]")
+            raise ImageError(f"to_rgb_float: expected float pixels in [0, 1], got [{lo}, {hi}]")
     else:
-        raise ImageError(f"to_rgb_float: expected uint8, uint16 or float pixels, got dtype "
-                         f"{a.dtype}")
+        raise ImageError(
+            f"to_rgb_float: expected uint8, uint16 or float pixels, got dtype {a.dtype}"
+        )
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return np.ascontiguousarray(out)
@@ -213,9 +237,11 @@ def expand_image_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
         pattern = os.fspath(pattern)
         if os.path.isdir(pattern):
             names = sorted(os.listdir(pattern))
-            paths += [os.path.join(pattern, n) for n in names
-                      if n.lower().endswith(IMAGE_EXTENSIONS)
-                      and os.path.isfile(os.path.join(pattern, n))]
+            paths += [
+                os.path.join(pattern, n)
+                for n in names
+                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(pattern, n))
+            ]
         elif os.path.exists(pattern) or not glob.has_magic(pattern):
             paths.append(pattern)
         else:

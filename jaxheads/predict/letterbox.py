@@ -59,8 +59,9 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.dtype != np.float32 or min(image.shape) < 1:
-        fail("resize_image", "a float32 image [H, W, C]",
-             f"dtype {image.dtype}, shape {image.shape}")
+        fail(
+            "resize_image", "a float32 image [H, W, C]", f"dtype {image.dtype}, shape {image.shape}"
+        )
     if min(width, height) < 1:
         fail("resize_image", "an output size of at least 1x1", f"{width}x{height}")
     in_h, in_w, c = image.shape
@@ -71,9 +72,10 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     flat = image.reshape(in_h, in_w * c)
     channels = np.arange(c)
     dx = np.repeat(dx, c)[None, :]
-    part = (np.float32(1) - dx) * flat[:, (ix[:, None] * c + channels).reshape(-1)] \
-        + dx * flat[:, (ix1[:, None] * c + channels).reshape(-1)]
-    part[:, (width - 1) * c:] = flat[:, (in_w - 1) * c:]
+    part = (np.float32(1) - dx) * flat[:, (ix[:, None] * c + channels).reshape(-1)] + dx * flat[
+        :, (ix1[:, None] * c + channels).reshape(-1)
+    ]
+    part[:, (width - 1) * c :] = flat[:, (in_w - 1) * c :]
     if in_w == 1:
         part[:] = np.tile(flat, (1, width))
     # Vertical: out[r] = (1 - dy)·part[iy] (+ dy·part[iy + 1] except on the last row or
@@ -112,16 +114,20 @@ def letterbox_image(image: np.ndarray, net_width: int, net_height: int) -> np.nd
     h, w, c = image.shape
     new_w, new_h = letterbox_size(w, h, net_width, net_height)
     if min(new_w, new_h) < 1:
-        fail("letterbox_image", f"an image whose letterboxed size in {net_width}x{net_height} "
-             "is at least 1x1 pixel", f"{w}x{h}, letterboxed to {new_w}x{new_h}")
+        fail(
+            "letterbox_image",
+            f"an image whose letterboxed size in {net_width}x{net_height} is at least 1x1 pixel",
+            f"{w}x{h}, letterboxed to {new_w}x{new_h}",
+        )
     boxed = np.full((net_height, net_width, c), 0.5, np.float32)
     dx, dy = (net_width - new_w) // 2, (net_height - new_h) // 2
-    boxed[dy:dy + new_h, dx:dx + new_w] = resize_image(image, new_w, new_h)
+    boxed[dy : dy + new_h, dx : dx + new_w] = resize_image(image, new_w, new_h)
     return boxed
 
 
-def correct_region_boxes(boxes: np.ndarray, width: int, height: int, net_width: int,
-                         net_height: int) -> np.ndarray:
+def correct_region_boxes(
+    boxes: np.ndarray, width: int, height: int, net_width: int, net_height: int
+) -> np.ndarray:
     """Darknet's ``correct_region_boxes`` with ``relative=1``.
 
     Args:
@@ -139,10 +145,12 @@ def correct_region_boxes(boxes: np.ndarray, width: int, height: int, net_width: 
         fail("correct_region_boxes", "boxes [N, 4] (cx, cy, w, h)", f"shape {boxes.shape}")
     new_w, new_h = letterbox_size(width, height, net_width, net_height)
     f32 = np.float32
-    x = (boxes[:, 0].astype(np.float64) - (net_width - new_w) / 2.0 / net_width) \
-        / np.float64(f32(new_w) / f32(net_width))
-    y = (boxes[:, 1].astype(np.float64) - (net_height - new_h) / 2.0 / net_height) \
-        / np.float64(f32(new_h) / f32(net_height))
+    x = (boxes[:, 0].astype(np.float64) - (net_width - new_w) / 2.0 / net_width) / np.float64(
+        f32(new_w) / f32(net_width)
+    )
+    y = (boxes[:, 1].astype(np.float64) - (net_height - new_h) / 2.0 / net_height) / np.float64(
+        f32(new_h) / f32(net_height)
+    )
     w = boxes[:, 2] * (f32(net_width) / f32(new_w))
     h = boxes[:, 3] * (f32(net_height) / f32(new_h))
     return np.stack([x.astype(np.float32), y.astype(np.float32), w, h], axis=1)

@@ -17,16 +17,86 @@ from jaxheads.data.voc import VOC_CLASSES
 
 # The 80 names of darknet's data/coco.names, in its order (the order of COCO's category ids).
 COCO_NAMES = (
-    "person", "bicycle", "car", "motorbike", "aeroplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "sofa",
-    "pottedplant", "bed", "diningtable", "toilet", "tvmonitor", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorbike",
+    "aeroplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "sofa",
+    "pottedplant",
+    "bed",
+    "diningtable",
+    "toilet",
+    "tvmonitor",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 # darknet's data/voc.names: the devkit's order, as `jaxheads.data.VOC_CLASSES`.
 VOC_NAMES = VOC_CLASSES
@@ -50,8 +120,11 @@ def read_names(path: str | os.PathLike) -> tuple[str, ...]:
         lines.pop()
     names = tuple(line.strip() for line in lines)
     if not names or not all(names):
-        fail("read_names", f"one non-empty class name a line in {os.fspath(path)!r}",
-             f"{len(names)} lines, {sum(1 for n in names if not n)} of them empty")
+        fail(
+            "read_names",
+            f"one non-empty class name a line in {os.fspath(path)!r}",
+            f"{len(names)} lines, {sum(1 for n in names if not n)} of them empty",
+        )
     return names
 
 
@@ -64,8 +137,11 @@ def names_for(num_classes: int, names: tuple[str, ...] | None = None) -> tuple[s
     """
     if names is not None:
         if len(names) != num_classes:
-            fail("names_for", f"{num_classes} class names (the model's classes)",
-                 f"{len(names)} names")
+            fail(
+                "names_for",
+                f"{num_classes} class names (the model's classes)",
+                f"{len(names)} names",
+            )
         return tuple(names)
     if num_classes == len(VOC_NAMES):
         return VOC_NAMES

@@ -43,8 +43,9 @@ def box_iou_matrix(boxes: np.ndarray) -> np.ndarray:
         return inter / union
 
 
-def do_nms_sort(boxes: np.ndarray, probs: np.ndarray, thresh: float,
-                objectness: np.ndarray | None = None) -> np.ndarray:
+def do_nms_sort(
+    boxes: np.ndarray, probs: np.ndarray, thresh: float, objectness: np.ndarray | None = None
+) -> np.ndarray:
     """Darknet's ``do_nms_sort``: per-class greedy suppression of ``probs``.
 
     Args:
@@ -60,10 +61,17 @@ def do_nms_sort(boxes: np.ndarray, probs: np.ndarray, thresh: float,
     """
     boxes = np.asarray(boxes, np.float32)
     probs = np.array(probs, np.float32)
-    if boxes.ndim != 2 or boxes.shape[1] != 4 or probs.ndim != 2 \
-            or probs.shape[0] != boxes.shape[0]:
-        fail("do_nms_sort", "boxes [N, 4] and probs [N, C] with the same N",
-             f"boxes {boxes.shape}, probs {probs.shape}")
+    if (
+        boxes.ndim != 2
+        or boxes.shape[1] != 4
+        or probs.ndim != 2
+        or probs.shape[0] != boxes.shape[0]
+    ):
+        fail(
+            "do_nms_sort",
+            "boxes [N, 4] and probs [N, C] with the same N",
+            f"boxes {boxes.shape}, probs {probs.shape}",
+        )
     active = np.ones(len(boxes), bool) if objectness is None else np.asarray(objectness) != 0
     t = np.float32(thresh)
     for k in range(probs.shape[1]):
@@ -76,7 +84,7 @@ def do_nms_sort(boxes: np.ndarray, probs: np.ndarray, thresh: float,
         alive = np.ones(cand.size, bool)
         for i in range(cand.size):
             if alive[i]:
-                alive[i + 1:] &= ~over[i, i + 1:]
+                alive[i + 1 :] &= ~over[i, i + 1 :]
         probs[cand[~alive], k] = 0
     return probs
 

@@ -44,11 +44,15 @@ def region_outputs(raw: jax.Array, anchors, *, num_classes: int, softmax: bool =
     b, h, w, ch = raw.shape
     a = anchors.shape[0]
     if ch != a * (5 + num_classes):
-        fail("region_outputs", f"raw with A*(5 + C) = {a * (5 + num_classes)} channels",
-             f"shape {raw.shape}")
+        fail(
+            "region_outputs",
+            f"raw with A*(5 + C) = {a * (5 + num_classes)} channels",
+            f"shape {raw.shape}",
+        )
     p = jnp.transpose(raw.reshape(b, h, w, a, 5 + num_classes), (0, 3, 1, 2, 4))
-    cy, cx = jnp.meshgrid(jnp.arange(h, dtype=raw.dtype), jnp.arange(w, dtype=raw.dtype),
-                          indexing="ij")
+    cy, cx = jnp.meshgrid(
+        jnp.arange(h, dtype=raw.dtype), jnp.arange(w, dtype=raw.dtype), indexing="ij"
+    )
     cx, cy = cx[None, None], cy[None, None]  # [1, 1, H, W]
     x = (cx + jax.nn.sigmoid(p[..., 0])) / w
     y = (cy + jax.nn.sigmoid(p[..., 1])) / h
@@ -61,8 +65,9 @@ def region_outputs(raw: jax.Array, anchors, *, num_classes: int, softmax: bool =
     return boxes, objectness, classes.reshape(b, a * h * w, num_classes)
 
 
-def detection_outputs(raw: jax.Array, *, side: int, num: int, num_classes: int,
-                      sqrt: bool, softmax: bool):
+def detection_outputs(
+    raw: jax.Array, *, side: int, num: int, num_classes: int, sqrt: bool, softmax: bool
+):
     """A ``[detection]`` layer's detections.
 
     Args:
@@ -80,14 +85,17 @@ def detection_outputs(raw: jax.Array, *, side: int, num: int, num_classes: int,
     check_rank("detection_outputs", "raw", raw, 2, "[B, S*S*(C + 5*num)]")
     cells = side * side
     if raw.shape[1] != cells * (num_classes + 5 * num):
-        fail("detection_outputs", f"S*S*(C + 5*num) = {cells * (num_classes + 5 * num)} values",
-             f"shape {raw.shape}")
+        fail(
+            "detection_outputs",
+            f"S*S*(C + 5*num) = {cells * (num_classes + 5 * num)} values",
+            f"shape {raw.shape}",
+        )
     b = raw.shape[0]
     classes = raw[:, : cells * num_classes].reshape(b, cells, num_classes)
     if softmax:
         classes = jax.nn.softmax(classes, axis=-1)
-    conf = raw[:, cells * num_classes: cells * (num_classes + num)].reshape(b, cells, num)
-    coords = raw[:, cells * (num_classes + num):].reshape(b, cells, num, 4)
+    conf = raw[:, cells * num_classes : cells * (num_classes + num)].reshape(b, cells, num)
+    coords = raw[:, cells * (num_classes + num) :].reshape(b, cells, num, 4)
     row, col = jnp.divmod(jnp.arange(cells), side)
     x = (coords[..., 0] + col[None, :, None].astype(raw.dtype)) / side
     y = (coords[..., 1] + row[None, :, None].astype(raw.dtype)) / side
@@ -99,8 +107,9 @@ def detection_outputs(raw: jax.Array, *, side: int, num: int, num_classes: int,
     return boxes, conf.reshape(b, cells * num), classes.reshape(b, cells * num, num_classes)
 
 
-def class_probabilities(objectness: np.ndarray | None, classes: np.ndarray, thresh: float, *,
-                        gate: bool = True) -> np.ndarray:
+def class_probabilities(
+    objectness: np.ndarray | None, classes: np.ndarray, thresh: float, *, gate: bool = True
+) -> np.ndarray:
     """Darknet's per-class probabilities: ``objectness·class`` where above ``thresh``, else 0.
 
     With ``gate`` (``get_region_detections``) a detection whose objectness is not above

@@ -26,21 +26,28 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="the first seed")
     p.add_argument("--seeds", type=int, default=None, help="how many seeds")
     p.add_argument("--heads", default=None, help="comma-separated row labels to keep")
-    p.add_argument("--dataset", choices=("shapes", "digits"), default=None,
-                   help="override the study's dataset")
+    p.add_argument(
+        "--dataset", choices=("shapes", "digits"), default=None, help="override the study's dataset"
+    )
     p.add_argument("--steps", type=int, default=None, help="override the study's training steps")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="override the study's global batch size")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="override the study's image side in pixels")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="override the study's global batch size"
+    )
+    p.add_argument(
+        "--image-size", type=int, default=None, help="override the study's image side in pixels"
+    )
     p.add_argument(
         "--devices",
         type=int,
         default=None,
         help="use N devices (on CPU, N host devices are forced)",
     )
-    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default=None,
-                   help="override how each run splits its batch over the devices")
+    p.add_argument(
+        "--parallel",
+        choices=("jit", "pmap", "shard_map"),
+        default=None,
+        help="override how each run splits its batch over the devices",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -74,17 +81,32 @@ def _config(module, args: argparse.Namespace) -> StudyConfig:
     config = module.get_config("quick" if args.quick else "full")
     heads = [h.strip() for h in (args.heads or "").split(",") if h.strip()]
     return override(
-        config, seed=args.seed, seeds=args.seeds, heads=heads, dataset=args.dataset,
-        steps=args.steps, batch_size=args.batch_size, image_size=args.image_size,
-        num_devices=args.devices, parallel=args.parallel,
+        config,
+        seed=args.seed,
+        seeds=args.seeds,
+        heads=heads,
+        dataset=args.dataset,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_devices=args.devices,
+        parallel=args.parallel,
     )
 
 
 def _no_training_options(args: argparse.Namespace, study: str) -> None:
     given = [
         f"--{k.replace('_', '-')}"
-        for k in ("seed", "seeds", "heads", "dataset", "steps", "batch_size", "image_size",
-                  "parallel")
+        for k in (
+            "seed",
+            "seeds",
+            "heads",
+            "dataset",
+            "steps",
+            "batch_size",
+            "image_size",
+            "parallel",
+        )
         if getattr(args, k) is not None
     ]
     if given:

@@ -75,8 +75,7 @@ class Budget:
         unknown = sorted(set(changes) - mine - run_fields)
         if unknown:
             raise ValueError(
-                f"Budget.replace: expected fields among {sorted(mine | run_fields)}, "
-                f"got {unknown}"
+                f"Budget.replace: expected fields among {sorted(mine | run_fields)}, got {unknown}"
             )
         run = {k: v for k, v in changes.items() if k in run_fields}
         own = {k: v for k, v in changes.items() if k in mine}

@@ -124,7 +124,10 @@ def _val_images(record: RunRecord, count: int, cache: dict) -> list:
     key = (val["dataset"], size, val["num_examples"], val["seed"])
     if key not in cache:
         data = make_dataset(
-            val["dataset"], "val", image_size=size, num_examples=val["num_examples"],
+            val["dataset"],
+            "val",
+            image_size=size,
+            num_examples=val["num_examples"],
             seed=val["seed"],
         )
         cache[key] = [data.example(i)["image"] for i in range(count)]
@@ -137,7 +140,12 @@ def _draw_example(plt, ax, example: Mapping, names: Sequence[str]) -> None:
     for x0, y0, x1, y1 in example["truth_boxes"]:
         ax.add_patch(
             plt.Rectangle(
-                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linestyle="--",
+                (x0, y0),
+                x1 - x0,
+                y1 - y0,
+                fill=False,
+                edgecolor="lime",
+                linestyle="--",
                 linewidth=1.2,
             )
         )
@@ -147,12 +155,23 @@ def _draw_example(plt, ax, example: Mapping, names: Sequence[str]) -> None:
         colour = colours((c + 3) % 10)
         ax.add_patch(
             plt.Rectangle(
-                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5,
+                (x0, y0),
+                x1 - x0,
+                y1 - y0,
+                fill=False,
+                edgecolor=colour,
+                linewidth=1.5,
                 linestyle=":" if dotted else "-",
             )
         )
         ax.text(
-            x0, y0, f"{names[c]} {s:.2f}", color="white", fontsize=6, va="bottom", clip_on=True,
+            x0,
+            y0,
+            f"{names[c]} {s:.2f}",
+            color="white",
+            fontsize=6,
+            va="bottom",
+            clip_on=True,
             bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "linewidth": 0},
         )
     if dotted:
@@ -207,7 +226,10 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
     for i, h in enumerate(heads):
         ax2.errorbar(h["params"], means[i], yerr=errs[i], fmt="o", color=colours(i % 10), capsize=3)
         ax2.annotate(
-            h["head"], (h["params"], means[i]), fontsize=8, xytext=(4, 4),
+            h["head"],
+            (h["params"], means[i]),
+            fontsize=8,
+            xytext=(4, 4),
             textcoords="offset points",
         )
     ax2.set(

@@ -21,8 +21,19 @@ from jaxheads.train.metric_table import METRIC, METRICS
 RUN_FACTS = ("image_size", "eval_image_size", "steps")
 # ``results.md``'s columns: the summary table, and the per-seed table.
 SUMMARY_COLUMNS = (
-    "params", "head_params", "flops", "head_flops", "images_per_s", "mAP50", "mAP50_voc07",
-    "mAP", "recall", "mAP_small", "mAP_medium", "mAP_large", "anchor_iou",
+    "params",
+    "head_params",
+    "flops",
+    "head_flops",
+    "images_per_s",
+    "mAP50",
+    "mAP50_voc07",
+    "mAP",
+    "recall",
+    "mAP_small",
+    "mAP_medium",
+    "mAP_large",
+    "anchor_iou",
 )
 PER_SEED_COLUMNS = ("mAP50", "mAP50_voc07", "mAP", "recall", "images_per_s", "final_loss")
 
@@ -107,10 +118,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
-    keys = [
-        k for k in SUMMARY_COLUMNS
-        if not METRIC[k].optional or any(k in h for h in heads)
-    ]
+    keys = [k for k in SUMMARY_COLUMNS if not METRIC[k].optional or any(k in h for h in heads)]
     header = ["head"] + [METRIC[k].label for k in keys]
     if config.paper:
         header.append(f"paper ({config.paper_metric})")
@@ -124,7 +132,10 @@ def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
 
 
 def markdown(
-    config: StudyConfig, heads: Sequence[Mapping], rows: Sequence[Mapping], best: Mapping,
+    config: StudyConfig,
+    heads: Sequence[Mapping],
+    rows: Sequence[Mapping],
+    best: Mapping,
     plots: Sequence[str],
 ) -> str:
     """``results.md``: the study, its summary table, the winners, the per-seed table, the plots."""

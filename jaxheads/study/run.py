@@ -79,7 +79,10 @@ def plan_row(config: StudyConfig, row: Row) -> RowPlan:
 
     def dataset(split, size, num_examples):
         return make_dataset(
-            budget.dataset, split, image_size=size, num_examples=num_examples,
+            budget.dataset,
+            split,
+            image_size=size,
+            num_examples=num_examples,
             seed=budget.data_seed,
         )
 
@@ -109,8 +112,12 @@ def multiscale_batches(
     def batches(start, process_index, process_count):
         sources = {
             s: Batches(
-                ds, batch_size, seed=seed, augment=augment_fn if augment else None,
-                process_index=process_index, process_count=process_count,
+                ds,
+                batch_size,
+                seed=seed,
+                augment=augment_fn if augment else None,
+                process_index=process_index,
+                process_count=process_count,
             )
             for s, ds in datasets.items()
         }
@@ -135,7 +142,9 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, rundir: str, progres
     """``(detector, task, RunConfig)`` of the row's training run; nothing is written."""
     source, budget = plan.source, plan.budget
     detector, init = build_model(
-        source.model, image_size=budget.image_size, num_classes=plan.train.num_classes,
+        source.model,
+        image_size=budget.image_size,
+        num_classes=plan.train.num_classes,
         train_data=plan.train,
     )
     batch = budget.batch_size
@@ -161,9 +170,13 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, rundir: str, progres
         **{k: getattr(budget, k) for k in data_keys},
     }
     run = dataclasses.replace(
-        budget.run, workdir=rundir, seed=seed, burn_in=min(budget.run.burn_in,
-                                                           budget.run.steps // 10),
-        eval_every=0, progress=progress, extra=extra,
+        budget.run,
+        workdir=rundir,
+        seed=seed,
+        burn_in=min(budget.run.burn_in, budget.run.steps // 10),
+        eval_every=0,
+        progress=progress,
+        extra=extra,
     )
     return detector, task, run
 
@@ -275,26 +288,39 @@ def _measure(plan: RowPlan, detector, trained: Mapping, sourcedir: str, run: Run
         row["anchor_iou"] = prior_iou(detector, plan.train)
     if plan.eval_image_size != plan.budget.image_size:
         detector, _ = build_model(
-            plan.source.model, image_size=plan.eval_image_size,
-            num_classes=plan.val.num_classes, train_data=plan.train,
+            plan.source.model,
+            image_size=plan.eval_image_size,
+            num_classes=plan.val.num_classes,
+            train_data=plan.train,
         )
     result = evaluate(
-        detector, trained["params"], trained["state"], plan.val,
-        batch_size=min(plan.budget.eval_batch_size, len(plan.val)), keep_predictions=True,
+        detector,
+        trained["params"],
+        trained["state"],
+        plan.val,
+        batch_size=min(plan.budget.eval_batch_size, len(plan.val)),
+        keep_predictions=True,
     )
     logged = MetricsLog(os.path.join(sourcedir, "metrics.jsonl")).read()
     losses = [r["loss"] for r in logged if "loss" in r]
-    accuracy = ("mAP50", "mAP50_voc07", "mAP", "mAP50_coco", "mAP75", "recall",
-                "mAP_small", "mAP_medium", "mAP_large")
+    accuracy = (
+        "mAP50",
+        "mAP50_voc07",
+        "mAP",
+        "mAP50_coco",
+        "mAP75",
+        "recall",
+        "mAP_small",
+        "mAP_medium",
+        "mAP_large",
+    )
     row.update(
         {
             **measure_params(detector),
             **detector_flops(detector),
             "images_per_s": steady_images_per_s(logged),
             **{k: result[k] for k in accuracy},
-            "per_class_ap50": {
-                str(k): json_number(v) for k, v in result["per_class_ap50"].items()
-            },
+            "per_class_ap50": {str(k): json_number(v) for k, v in result["per_class_ap50"].items()},
             "final_loss": losses[-1] if losses else None,
             "steps": run.steps,
             "image_size": plan.budget.image_size,
@@ -376,8 +402,11 @@ def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> li
     os.makedirs(workdir, exist_ok=True)
     records = []
     bar = tqdm(
-        total=len(config.rows) * len(config.seeds), desc=config.name, unit="run",
-        disable=not progress, dynamic_ncols=True,
+        total=len(config.rows) * len(config.seeds),
+        desc=config.name,
+        unit="run",
+        disable=not progress,
+        dynamic_ncols=True,
     )
     for row in config.rows:
         plan = plan_row(config, row)

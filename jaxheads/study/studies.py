@@ -37,8 +37,8 @@ def packaged_studies() -> list[str]:
 def is_path(config: str | os.PathLike) -> bool:
     """Whether ``config`` names a file (a separator or a ``.py`` suffix), not a packaged study."""
     text = os.fspath(config)
-    return isinstance(config, os.PathLike) or text.endswith(".py") or "/" in text or (
-        os.sep in text
+    return (
+        isinstance(config, os.PathLike) or text.endswith(".py") or "/" in text or (os.sep in text)
     )
 
 

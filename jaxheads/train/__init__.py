@@ -14,7 +14,19 @@ from jaxheads.train.step import (
 )
 
 __all__ = [
-    "JitRunner", "MetricsLog", "PmapRunner", "RunConfig", "ShardMapRunner", "Task",
-    "TrainState", "TrainingDiverged", "data_mesh", "fit", "init_train_state", "make_optimizer",
-    "make_runner", "make_step", "schedule",
+    "JitRunner",
+    "MetricsLog",
+    "PmapRunner",
+    "RunConfig",
+    "ShardMapRunner",
+    "Task",
+    "TrainState",
+    "TrainingDiverged",
+    "data_mesh",
+    "fit",
+    "init_train_state",
+    "make_optimizer",
+    "make_runner",
+    "make_step",
+    "schedule",
 ]

@@ -73,8 +73,12 @@ class CheckpointStore:
         self._manager = self._new_manager()
 
     def _new_manager(self) -> ocp.CheckpointManager:
-        return ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=self.max_to_keep, enable_async_checkpointing=False))
+        return ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=self.max_to_keep, enable_async_checkpointing=False
+            ),
+        )
 
     def _checksum_path(self, step: int) -> str:
         return os.path.join(self.checksums, f"{step}.json")
@@ -108,8 +112,11 @@ class CheckpointStore:
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(template))
         path = self._checksum_path(step)
         if not os.path.exists(path):
-            warnings.warn(f"checkpoint {step} in {self.directory} has no checksum "
-                          f"({path}); restored without verifying its arrays", stacklevel=3)
+            warnings.warn(
+                f"checkpoint {step} in {self.directory} has no checksum "
+                f"({path}); restored without verifying its arrays",
+                stacklevel=3,
+            )
             return restored
         try:
             with open(path) as f:
@@ -118,8 +125,9 @@ class CheckpointStore:
             raise ChecksumMismatch(f"its checksum file {path} is unreadable ({err})") from err
         got = tree_checksum(restored)
         if got != want:
-            raise ChecksumMismatch(f"its arrays hash to {got[:16]}…, the checksum written "
-                                   f"with them is {want[:16]}…")
+            raise ChecksumMismatch(
+                f"its arrays hash to {got[:16]}…, the checksum written with them is {want[:16]}…"
+            )
         return restored
 
     def restore_latest(self, template) -> tuple[Any, int]:
@@ -132,9 +140,11 @@ class CheckpointStore:
                 return self._read(step, template), step
             except Exception as err:  # noqa: BLE001 — any unusable checkpoint is skipped
                 moved = self._set_aside(step)
-                warnings.warn(f"checkpoint {step} in {self.directory} is unreadable "
-                              f"({type(err).__name__}: {err}){moved}; trying an older one",
-                              stacklevel=2)
+                warnings.warn(
+                    f"checkpoint {step} in {self.directory} is unreadable "
+                    f"({type(err).__name__}: {err}){moved}; trying an older one",
+                    stacklevel=2,
+                )
                 self._manager.close()
                 self._manager = self._new_manager()
         return None, 0

@@ -26,8 +26,9 @@ def classification_loss(model: Classifier, *, compute_dtype=jnp.float32) -> Call
     def loss_fn(params, state, batch, key, axis_name, step):
         del step
         images = batch["image"].astype(compute_dtype)
-        logits, new_state = model.layer.apply(params, state, images, train=True, key=key,
-                                              axis_name=axis_name)
+        logits, new_state = model.layer.apply(
+            params, state, images, train=True, key=key, axis_name=axis_name
+        )
         logits = logits.astype(jnp.float32)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
         top1 = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
@@ -47,8 +48,15 @@ def make_classify(model: Classifier) -> Callable:
     return classify
 
 
-def evaluate_classifier(model: Classifier, params, state, dataset, *, batch_size: int = 64,
-                        classify: Callable | None = None) -> dict:
+def evaluate_classifier(
+    model: Classifier,
+    params,
+    state,
+    dataset,
+    *,
+    batch_size: int = 64,
+    classify: Callable | None = None,
+) -> dict:
     """Top-1 and top-5 accuracy and the mean cross-entropy on ``dataset``.
 
     Returns:
@@ -60,8 +68,9 @@ def evaluate_classifier(model: Classifier, params, state, dataset, *, batch_size
     k = min(5, model.num_classes)
     hits1 = hits5 = 0
     total_loss, count = 0.0, 0
-    with Batches(dataset, batch_size, seed=0, shuffle=False, drop_remainder=False,
-                 num_epochs=1) as batches:
+    with Batches(
+        dataset, batch_size, seed=0, shuffle=False, drop_remainder=False, num_epochs=1
+    ) as batches:
         for batch in batches:
             logits = np.asarray(classify(params, state, batch["image"]))
             valid = np.asarray(batch["valid"])
@@ -76,31 +85,60 @@ def evaluate_classifier(model: Classifier, params, state, dataset, *, batch_size
             count += len(labels)
     if count == 0:
         fail("evaluate_classifier", "a data set with at least one example", len(dataset))
-    return {"top1": hits1 / count, "top5": hits5 / count, "loss": total_loss / count,
-            "images": count}
+    return {
+        "top1": hits1 / count,
+        "top5": hits5 / count,
+        "loss": total_loss / count,
+        "images": count,
+    }
 
 
-def classification_task(model: Classifier, init: Callable, train_data, *, batch_size: int,
-                        seed: int, augment: Callable | None = None, val_data=None,
-                        eval_batch_size: int = 64, compute_dtype=jnp.float32) -> Task:
+def classification_task(
+    model: Classifier,
+    init: Callable,
+    train_data,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: Callable | None = None,
+    val_data=None,
+    eval_batch_size: int = 64,
+    compute_dtype=jnp.float32,
+) -> Task:
     """A `Task`: the classifier's cross-entropy on ``train_data``, evaluated on ``val_data``."""
     from jaxheads.data import Batches
 
     if model.num_classes != train_data.num_classes:
-        fail("classification_task",
-             f"a model with {train_data.num_classes} classes (the data set's)",
-             model.num_classes)
+        fail(
+            "classification_task",
+            f"a model with {train_data.num_classes} classes (the data set's)",
+            model.num_classes,
+        )
 
     def batches(start, process_index, process_count):
-        return Batches(train_data, batch_size, seed=seed, augment=augment, start_step=start,
-                       process_index=process_index, process_count=process_count)
+        return Batches(
+            train_data,
+            batch_size,
+            seed=seed,
+            augment=augment,
+            start_step=start,
+            process_index=process_index,
+            process_count=process_count,
+        )
 
     classify = make_classify(model)
     evaluate_fn = None
     if val_data is not None:
-        def evaluate_fn(params, state):
-            return evaluate_classifier(model, params, state, val_data,
-                                       batch_size=eval_batch_size, classify=classify)
 
-    return Task(init=init, loss_fn=classification_loss(model, compute_dtype=compute_dtype),
-                batches=batches, examples_per_batch=batch_size, evaluate=evaluate_fn)
+        def evaluate_fn(params, state):
+            return evaluate_classifier(
+                model, params, state, val_data, batch_size=eval_batch_size, classify=classify
+            )
+
+    return Task(
+        init=init,
+        loss_fn=classification_loss(model, compute_dtype=compute_dtype),
+        batches=batches,
+        examples_per_batch=batch_size,
+        evaluate=evaluate_fn,
+    )

@@ -11,69 +11,131 @@ import sys
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads train`` (also used by ``jaxheads compare``)."""
-    p.add_argument("--model", default="small-yolov2",
-                   help="a trainable model: small-<head> (e.g. small-yolov2) or a darknet model "
-                        "(e.g. yolov2-tiny); an unknown name lists them all")
+    p.add_argument(
+        "--model",
+        default="small-yolov2",
+        help="a trainable model: small-<head> (e.g. small-yolov2) or a darknet model "
+        "(e.g. yolov2-tiny); an unknown name lists them all",
+    )
     p.add_argument("--dataset", default="shapes", help="shapes | digits | voc | coco")
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
     p.add_argument("--annotations", default=None, help="COCO annotation json")
-    p.add_argument("--steps", type=int, default=1000,
-                   help="the run's length; a larger value extends a finished run whose --policy "
-                   "is constant or steps (a cosine schedule's length is fixed)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="the run's length; a larger value extends a finished run whose --policy "
+        "is constant or steps (a cosine schedule's length is fixed)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
     p.add_argument("--image-size", type=int, default=96, help="square input side in pixels")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed (initialisation, data order, augmentation)")
-    p.add_argument("--devices", type=int, default=None,
-                   help="use N devices (on CPU, N host devices are forced)")
-    p.add_argument("--parallel", choices=("jit", "pmap", "shard_map"), default="jit",
-                   help="how the batch is split over the devices")
-    p.add_argument("--no-sync-bn", action="store_true",
-                   help="per-device batch-norm statistics (pmap/shard_map)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
-                   help="the optax optimiser")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed (initialisation, data order, augmentation)"
+    )
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="use N devices (on CPU, N host devices are forced)",
+    )
+    p.add_argument(
+        "--parallel",
+        choices=("jit", "pmap", "shard_map"),
+        default="jit",
+        help="how the batch is split over the devices",
+    )
+    p.add_argument(
+        "--no-sync-bn",
+        action="store_true",
+        help="per-device batch-norm statistics (pmap/shard_map)",
+    )
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adam", "adamw"), default="adam", help="the optax optimiser"
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine",
-                   help="learning-rate schedule after the burn-in")
-    p.add_argument("--burn-in", type=int, default=100,
-                   help="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)")
+    p.add_argument(
+        "--policy",
+        choices=("constant", "steps", "cosine"),
+        default="cosine",
+        help="learning-rate schedule after the burn-in",
+    )
+    p.add_argument(
+        "--burn-in",
+        type=int,
+        default=100,
+        help="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)",
+    )
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    p.add_argument("--clip-norm", type=float, default=10.0,
-                   help="clip gradients to this global norm")
+    p.add_argument(
+        "--clip-norm", type=float, default=10.0, help="clip gradients to this global norm"
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
-    p.add_argument("--no-augment", action="store_true",
-                   help="turn off the training-data augmentation")
-    p.add_argument("--train-examples", type=int, default=None,
-                   help="training examples; None: the dataset's default")
-    p.add_argument("--val-examples", type=int, default=256,
-                   help="validation examples for the evaluation")
+    p.add_argument(
+        "--no-augment", action="store_true", help="turn off the training-data augmentation"
+    )
+    p.add_argument(
+        "--train-examples",
+        type=int,
+        default=None,
+        help="training examples; None: the dataset's default",
+    )
+    p.add_argument(
+        "--val-examples", type=int, default=256, help="validation examples for the evaluation"
+    )
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
     p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--init", default=None, metavar="PATH",
-                   help="start from these weights, matched by layer name with shapes checked: "
-                        "a jaxheads work directory (e.g. of 'jaxheads pretrain'), a darknet "
-                        ".weights file (full or partial; darknet models) or a Keras file")
-    p.add_argument("--freeze", type=int, default=0, metavar="N",
-                   help="keep the first N layers fixed (their batch-norm statistics too)")
-    p.add_argument("--train-frozen-bn", action="store_true",
-                   help="with --freeze: let the frozen layers' batch-norm statistics update")
-    p.add_argument("--coordinator-address", default=None,
-                   help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)")
-    p.add_argument("--num-processes", type=int, default=None,
-                   help="multi-process: the number of processes")
-    p.add_argument("--process-id", type=int, default=None,
-                   help="multi-process: this process's index")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="PATH",
+        help="start from these weights, matched by layer name with shapes checked: "
+        "a jaxheads work directory (e.g. of 'jaxheads pretrain'), a darknet "
+        ".weights file (full or partial; darknet models) or a Keras file",
+    )
+    p.add_argument(
+        "--freeze",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the first N layers fixed (their batch-norm statistics too)",
+    )
+    p.add_argument(
+        "--train-frozen-bn",
+        action="store_true",
+        help="with --freeze: let the frozen layers' batch-norm statistics update",
+    )
+    p.add_argument(
+        "--coordinator-address",
+        default=None,
+        help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)",
+    )
+    p.add_argument(
+        "--num-processes", type=int, default=None, help="multi-process: the number of processes"
+    )
+    p.add_argument(
+        "--process-id", type=int, default=None, help="multi-process: this process's index"
+    )
 
 
 # (flag, smallest value): integers a command line must give within range.
-_INT_ARGS = (("steps", 1), ("batch_size", 1), ("image_size", 1), ("devices", 1),
-             ("train_examples", 1), ("val_examples", 1), ("checkpoint_every", 1),
-             ("log_every", 1), ("eval_every", 0), ("burn_in", 0), ("num_processes", 1),
-             ("freeze", 0),
-             ("process_id", 0))
+_INT_ARGS = (
+    ("steps", 1),
+    ("batch_size", 1),
+    ("image_size", 1),
+    ("devices", 1),
+    ("train_examples", 1),
+    ("val_examples", 1),
+    ("checkpoint_every", 1),
+    ("log_every", 1),
+    ("eval_every", 0),
+    ("burn_in", 0),
+    ("num_processes", 1),
+    ("freeze", 0),
+    ("process_id", 0),
+)
 _FLOAT_ARGS = (("lr", 0.0, False), ("weight_decay", 0.0, False), ("clip_norm", 0.0, True))
 
 
@@ -90,24 +152,37 @@ def check_train_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
     for name, lo, strict in _FLOAT_ARGS:
         value = getattr(args, name, None)
-        if value is not None and (not math.isfinite(value) or value < lo or (
-                strict and value == lo)):
+        if value is not None and (
+            not math.isfinite(value) or value < lo or (strict and value == lo)
+        ):
             flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag}: expected a finite number {'>' if strict else '>='} "
-                             f"{lo}, got {value}")
+            raise ValueError(
+                f"{flag}: expected a finite number {'>' if strict else '>='} {lo}, got {value}"
+            )
     if args.devices and args.batch_size % args.devices:
-        raise ValueError(f"--batch-size: expected a global batch size divisible by the "
-                         f"{args.devices} devices (--devices), got {args.batch_size}")
+        raise ValueError(
+            f"--batch-size: expected a global batch size divisible by the "
+            f"{args.devices} devices (--devices), got {args.batch_size}"
+        )
 
 
 def start_jax(args: argparse.Namespace) -> None:
     """Device forcing and multi-process start-up: must run before jax picks its devices."""
-    init_devices(devices=args.devices, coordinator_address=args.coordinator_address,
-                 num_processes=args.num_processes, process_id=args.process_id)
+    init_devices(
+        devices=args.devices,
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
 
 
-def init_devices(*, devices: int | None = None, coordinator_address: str | None = None,
-                 num_processes: int | None = None, process_id: int | None = None) -> None:
+def init_devices(
+    *,
+    devices: int | None = None,
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
     """Forces ``devices`` CPU devices and starts multi-process JAX; before jax picks devices."""
     import jax
 
@@ -119,8 +194,7 @@ def init_devices(*, devices: int | None = None, coordinator_address: str | None 
         # Collectives between CPU processes (only the CPU backend reads this). Nothing may
         # touch the backends before initialize(): not even jax.default_backend().
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(address, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(address, num_processes=num_processes, process_id=process_id)
 
 
 def _experiment(args: argparse.Namespace):
@@ -129,35 +203,71 @@ def _experiment(args: argparse.Namespace):
 
     from jaxheads.train.detection import build_detector, detection_task, make_dataset
 
-    common = {"image_size": args.image_size, "seed": args.seed, "data_dir": args.data_dir,
-              "annotations": args.annotations}
+    common = {
+        "image_size": args.image_size,
+        "seed": args.seed,
+        "data_dir": args.data_dir,
+        "annotations": args.annotations,
+    }
     train = make_dataset(args.dataset, "train", num_examples=args.train_examples, **common)
     val = make_dataset(args.dataset, "val", num_examples=args.val_examples, **common)
-    detector, init = build_detector(args.model, image_size=args.image_size,
-                                    num_classes=train.num_classes)
-    task = detection_task(detector, init, train, batch_size=args.batch_size, seed=args.seed,
-                          augment=not args.no_augment, val_data=val,
-                          compute_dtype=jnp.bfloat16 if args.bf16 else jnp.float32)
+    detector, init = build_detector(
+        args.model, image_size=args.image_size, num_classes=train.num_classes
+    )
+    task = detection_task(
+        detector,
+        init,
+        train,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        augment=not args.no_augment,
+        val_data=val,
+        compute_dtype=jnp.bfloat16 if args.bf16 else jnp.float32,
+    )
     return detector, task, val
 
 
 def _run_config(args: argparse.Namespace, init: dict | None = None):
     from jaxheads.train.loop import RunConfig
 
-    experiment = {k: getattr(args, k) for k in (
-        "model", "dataset", "data_dir", "annotations", "batch_size", "image_size", "bf16",
-        "no_augment", "train_examples", "val_examples")}
+    experiment = {
+        k: getattr(args, k)
+        for k in (
+            "model",
+            "dataset",
+            "data_dir",
+            "annotations",
+            "batch_size",
+            "image_size",
+            "bf16",
+            "no_augment",
+            "train_examples",
+            "val_examples",
+        )
+    }
     if init:
         experiment["init"] = {k: init[k] for k in ("path", "sha256")}
     return RunConfig(
-        workdir=args.workdir, steps=args.steps, seed=args.seed, parallel=args.parallel,
-        num_devices=args.devices, sync_batch_norm=not args.no_sync_bn,
-        optimizer=args.optimizer, learning_rate=args.lr, policy=args.policy,
-        burn_in=args.burn_in, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        eval_every=args.eval_every or args.steps, progress=not args.no_progress,
+        workdir=args.workdir,
+        steps=args.steps,
+        seed=args.seed,
+        parallel=args.parallel,
+        num_devices=args.devices,
+        sync_batch_norm=not args.no_sync_bn,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        policy=args.policy,
+        burn_in=args.burn_in,
+        weight_decay=args.weight_decay,
+        clip_norm=args.clip_norm,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        eval_every=args.eval_every or args.steps,
+        progress=not args.no_progress,
         freeze=getattr(args, "freeze", 0) or 0,
-        freeze_bn_stats=not getattr(args, "train_frozen_bn", False), extra=experiment)
+        freeze_bn_stats=not getattr(args, "train_frozen_bn", False),
+        extra=experiment,
+    )
 
 
 def print_eval(result: dict, file=None) -> None:
@@ -180,11 +290,18 @@ def train_command(args: argparse.Namespace) -> int:
     try:
         _run_config(args)  # the settings' own checks, before the weights are read
         detector, task, _ = _experiment(args)
-        task, init = with_init(task, args.init, model=args.model, image_size=args.image_size,
-                               num_classes=detector.head.num_classes)
+        task, init = with_init(
+            task,
+            args.init,
+            model=args.model,
+            image_size=args.image_size,
+            num_classes=detector.head.num_classes,
+        )
         if init:
-            print(f"--init: {init['layers_copied']} layers from {init['path']}; initialised: "
-                  f"{', '.join(init['layers_initialised']) or 'none'}")
+            print(
+                f"--init: {init['layers_copied']} layers from {init['path']}; initialised: "
+                f"{', '.join(init['layers_initialised']) or 'none'}"
+            )
         result = fit(task, _run_config(args, init))
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads train: {err}", file=sys.stderr)
@@ -193,12 +310,16 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"jaxheads train: {err}", file=sys.stderr)
         return 3
     if result["status"] == "interrupted":
-        print(f"interrupted at step {result['step']}; checkpoint saved in {args.workdir} "
-              "(run the same command to resume)")
+        print(
+            f"interrupted at step {result['step']}; checkpoint saved in {args.workdir} "
+            "(run the same command to resume)"
+        )
         return 0
     loss = result["loss"]
-    print(f"trained {result['step']} steps; final loss "
-          f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}")
+    print(
+        f"trained {result['step']} steps; final loss "
+        f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}"
+    )
     if result["eval"]:
         print_eval(result["eval"])
     return 0
@@ -210,12 +331,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
         with open(path) as f:
             saved = json.load(f)
     except (OSError, json.JSONDecodeError) as err:
-        print(f"jaxheads evaluate: expected a run's config at {path}, got {err}",
-              file=sys.stderr)
+        print(f"jaxheads evaluate: expected a run's config at {path}, got {err}", file=sys.stderr)
         return 2
-    ns = argparse.Namespace(**saved["extra"], seed=saved["seed"], devices=None,
-                            coordinator_address=None, num_processes=None, process_id=None,
-                            workdir=args.workdir)
+    ns = argparse.Namespace(
+        **saved["extra"],
+        seed=saved["seed"],
+        devices=None,
+        coordinator_address=None,
+        num_processes=None,
+        process_id=None,
+        workdir=args.workdir,
+    )
     if args.val_examples:
         ns.val_examples = args.val_examples
     start_jax(ns)
@@ -224,14 +350,18 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     try:
         detector, task, val = _experiment(ns)
-        cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                           for k, v in saved.items()} | {"workdir": args.workdir})
+        cfg = RunConfig(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()}
+            | {"workdir": args.workdir}
+        )
         params, state, step = restore_params(args.workdir, task, cfg)
         result = evaluate(detector, params, state, val)
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads evaluate: {err}", file=sys.stderr)
         return 2
-    print(f"{saved['extra']['model']} on {saved['extra']['dataset']} (val, "
-          f"{result['images']} images), checkpoint step {step}")
+    print(
+        f"{saved['extra']['model']} on {saved['extra']['dataset']} (val, "
+        f"{result['images']} images), checkpoint step {step}"
+    )
     print_eval(result)
     return 0

@@ -32,8 +32,9 @@ def model_names() -> list[str]:
     return list(zoo.names("detector"))
 
 
-def build_detector(name: str, *, image_size: int | None = None,
-                   num_classes: int = 3) -> tuple[Detector, Callable]:
+def build_detector(
+    name: str, *, image_size: int | None = None, num_classes: int = 3
+) -> tuple[Detector, Callable]:
     """A trainable detector by its registry name, and its ``init(key) -> (params, state)``.
 
     Args:
@@ -47,51 +48,68 @@ def build_detector(name: str, *, image_size: int | None = None,
     """
     from jaxheads import zoo
 
-    return zoo.detector(name, image_size=image_size, num_classes=num_classes,
-                        op="build_detector")
+    return zoo.detector(name, image_size=image_size, num_classes=num_classes, op="build_detector")
 
 
-def make_dataset(name: str, split: str, *, image_size: int, num_examples: int | None = None,
-                 num_classes: int | None = None, seed: int = 0, data_dir: str | None = None,
-                 annotations: str | None = None, max_boxes: int | None = None):
+def make_dataset(
+    name: str,
+    split: str,
+    *,
+    image_size: int,
+    num_examples: int | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    annotations: str | None = None,
+    max_boxes: int | None = None,
+):
     """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk)."""
     from jaxheads import data
 
     if num_examples is None:  # 0 is refused by the data set, not read as "the default"
         num_examples = 20_000 if split == "train" else 256
     if name == "shapes":
-        return data.ShapesDataset(num_examples,
-                                  image_size=image_size, max_boxes=max_boxes or 8,
-                                  num_classes=num_classes or 3, seed=seed, split=split)
+        return data.ShapesDataset(
+            num_examples,
+            image_size=image_size,
+            max_boxes=max_boxes or 8,
+            num_classes=num_classes or 3,
+            seed=seed,
+            split=split,
+        )
     if name == "digits":
-        return data.DigitsDataset(num_examples,
-                                  image_size=image_size, max_boxes=max_boxes or 8, seed=seed,
-                                  split=split)
+        return data.DigitsDataset(
+            num_examples, image_size=image_size, max_boxes=max_boxes or 8, seed=seed, split=split
+        )
     if name == "voc":
         if data_dir is None:
-            fail("make_dataset", "--data-dir pointing at a VOC directory for dataset 'voc'",
-                 None)
+            fail("make_dataset", "--data-dir pointing at a VOC directory for dataset 'voc'", None)
         voc_split = "trainval" if split == "train" else "test"
-        return data.VOCDataset(data_dir, split=voc_split, image_size=image_size,
-                               max_boxes=max_boxes or 64)
+        return data.VOCDataset(
+            data_dir, split=voc_split, image_size=image_size, max_boxes=max_boxes or 64
+        )
     if name == "coco":
         if data_dir is None or annotations is None:
-            fail("make_dataset", "--data-dir (images) and --annotations (json) for 'coco'",
-                 f"data_dir={data_dir!r}, annotations={annotations!r}")
-        return data.COCODataset(annotations, data_dir, image_size=image_size,
-                                max_boxes=max_boxes or 100)
+            fail(
+                "make_dataset",
+                "--data-dir (images) and --annotations (json) for 'coco'",
+                f"data_dir={data_dir!r}, annotations={annotations!r}",
+            )
+        return data.COCODataset(
+            annotations, data_dir, image_size=image_size, max_boxes=max_boxes or 100
+        )
     fail("make_dataset", f"a dataset in {list(DATASETS)}", repr(name))
 
 
-def detection_loss(detector: Detector, *, global_batch: int,
-                   compute_dtype=jnp.float32) -> Callable:
+def detection_loss(detector: Detector, *, global_batch: int, compute_dtype=jnp.float32) -> Callable:
     """``loss_fn(params, state, batch, key, axis_name, step)`` for the detector's head."""
     head = detector.head
 
     def loss_fn(params, state, batch, key, axis_name, step):
         images = batch["image"].astype(compute_dtype)
-        raw, new_state = detector.layer.apply(params, state, images, train=True, key=key,
-                                              axis_name=axis_name)
+        raw, new_state = detector.layer.apply(
+            params, state, images, train=True, key=key, axis_name=axis_name
+        )
         raw = raw.astype(jnp.float32)
         gt = (batch["boxes"], batch["labels"], batch["mask"])
         if head.kind == "yolov1":
@@ -104,22 +122,40 @@ def detection_loss(detector: Detector, *, global_batch: int,
     return loss_fn
 
 
-def make_predict(detector: Detector, *, score_threshold: float = 0.005,
-                 iou_threshold: float = 0.45, max_detections: int = 100) -> Callable:
+def make_predict(
+    detector: Detector,
+    *,
+    score_threshold: float = 0.005,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+) -> Callable:
     """Jitted ``(params, state, images) -> Detections`` (inference mode)."""
 
     @jax.jit
     def predict(params, state, images):
         raw, _ = detector.layer.apply(params, state, images)
         boxes, scores = detector.head.decode(raw.astype(jnp.float32))
-        return postprocess(boxes, scores, score_threshold=score_threshold,
-                           iou_threshold=iou_threshold, max_detections=max_detections)
+        return postprocess(
+            boxes,
+            scores,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+            max_detections=max_detections,
+        )
 
     return predict
 
 
-def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64,
-             predict: Callable | None = None, keep_predictions: bool = False) -> dict:
+def evaluate(
+    detector: Detector,
+    params,
+    state,
+    dataset,
+    *,
+    batch_size: int = 64,
+    predict: Callable | None = None,
+    keep_predictions: bool = False,
+) -> dict:
     """VOC07, VOC2010 and COCO mAP of ``detector`` on ``dataset`` (boxes in pixels).
 
     Returns a flat dict (keys as `jaxheads.train.metric_table.METRICS`): ``mAP50``
@@ -133,63 +169,94 @@ def evaluate(detector: Detector, params, state, dataset, *, batch_size: int = 64
     size = detector.input_shape[1:3]
     scale = (size[1], size[0])
     predictions, truths = [], []
-    with Batches(dataset, batch_size, seed=0, shuffle=False, drop_remainder=False,
-                 num_epochs=1) as batches:
+    with Batches(
+        dataset, batch_size, seed=0, shuffle=False, drop_remainder=False, num_epochs=1
+    ) as batches:
         for batch in batches:
             dets = to_numpy_list(predict(params, state, batch["image"]), scale=scale)
             for i, valid in enumerate(batch["valid"]):
                 if not valid:
                     continue
                 mask = batch["mask"][i]
-                truths.append({
-                    "boxes": batch["boxes"][i][mask] * np.array([*scale, *scale], np.float32),
-                    "labels": batch["labels"][i][mask],
-                    "difficult": batch.get("difficult", np.zeros_like(batch["mask"]))[i][mask],
-                })
+                truths.append(
+                    {
+                        "boxes": batch["boxes"][i][mask] * np.array([*scale, *scale], np.float32),
+                        "labels": batch["labels"][i][mask],
+                        "difficult": batch.get("difficult", np.zeros_like(batch["mask"]))[i][mask],
+                    }
+                )
                 predictions.append(dets[i])
     n = dataset.num_classes
     voc10 = evaluate_detections(predictions, truths, protocol="voc2010", num_classes=n)
     voc07 = evaluate_detections(predictions, truths, protocol="voc07", num_classes=n)
     coco = evaluate_detections(predictions, truths, protocol="coco", num_classes=n)
     result = {
-        "mAP50": voc10["mAP"], "mAP50_voc07": voc07["mAP"], "recall": voc10["recall"],
-        "mAP": coco["mAP"], "mAP50_coco": coco["mAP50"], "mAP75": coco["mAP75"],
-        "mAP_small": coco["mAP_small"], "mAP_medium": coco["mAP_medium"],
+        "mAP50": voc10["mAP"],
+        "mAP50_voc07": voc07["mAP"],
+        "recall": voc10["recall"],
+        "mAP": coco["mAP"],
+        "mAP50_coco": coco["mAP50"],
+        "mAP75": coco["mAP75"],
+        "mAP_small": coco["mAP_small"],
+        "mAP_medium": coco["mAP_medium"],
         "mAP_large": coco["mAP_large"],
         "per_class_ap50": {int(k): float(v) for k, v in voc10["per_class_ap"].items()},
         "images": len(truths),
     }
-    result = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-              for k, v in result.items()}
+    result = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
     if keep_predictions:
         result["predictions"], result["ground_truths"] = predictions, truths
         result["pr_curves"] = voc10["pr_curves"]
     return result
 
 
-def detection_task(detector: Detector, init: Callable, train_data, *, batch_size: int,
-                   seed: int, augment: bool = True, val_data=None, eval_batch_size: int = 64,
-                   compute_dtype=jnp.float32) -> Task:
+def detection_task(
+    detector: Detector,
+    init: Callable,
+    train_data,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: bool = True,
+    val_data=None,
+    eval_batch_size: int = 64,
+    compute_dtype=jnp.float32,
+) -> Task:
     """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``."""
     from jaxheads.data import Batches
     from jaxheads.data.augment import augment as augment_fn
 
     if detector.head.num_classes != train_data.num_classes:
-        fail("detection_task", f"a model with {train_data.num_classes} classes (the dataset's)",
-             detector.head.num_classes)
+        fail(
+            "detection_task",
+            f"a model with {train_data.num_classes} classes (the dataset's)",
+            detector.head.num_classes,
+        )
 
     def batches(start, process_index, process_count):
-        return Batches(train_data, batch_size, seed=seed, augment=augment_fn if augment else None,
-                       start_step=start, process_index=process_index,
-                       process_count=process_count)
+        return Batches(
+            train_data,
+            batch_size,
+            seed=seed,
+            augment=augment_fn if augment else None,
+            start_step=start,
+            process_index=process_index,
+            process_count=process_count,
+        )
 
     predict = make_predict(detector)
     evaluate_fn = None
     if val_data is not None:
-        def evaluate_fn(params, state):
-            return evaluate(detector, params, state, val_data, batch_size=eval_batch_size,
-                            predict=predict)
 
-    return Task(init=init, loss_fn=detection_loss(detector, global_batch=batch_size,
-                                                  compute_dtype=compute_dtype),
-                batches=batches, examples_per_batch=batch_size, evaluate=evaluate_fn)
+        def evaluate_fn(params, state):
+            return evaluate(
+                detector, params, state, val_data, batch_size=eval_batch_size, predict=predict
+            )
+
+    return Task(
+        init=init,
+        loss_fn=detection_loss(detector, global_batch=batch_size, compute_dtype=compute_dtype),
+        batches=batches,
+        examples_per_batch=batch_size,
+        evaluate=evaluate_fn,
+    )

@@ -176,17 +176,32 @@ def _devices(cfg: RunConfig):
         # host-device count per process on CPU).
         return devices
     if cfg.num_devices > len(devices):
-        fail("train", f"at most {len(devices)} devices (on CPU, pass --devices before jax "
-             "starts to force more)", cfg.num_devices)
+        fail(
+            "train",
+            f"at most {len(devices)} devices (on CPU, pass --devices before jax "
+            "starts to force more)",
+            cfg.num_devices,
+        )
     return devices[: cfg.num_devices]
 
 
 def _initial_state(task: Task, cfg: RunConfig):
     """The schedule, the optimizer and the step-0 train state (on the host) of a run."""
-    lr = schedule(cfg.learning_rate, total_steps=cfg.steps, policy=cfg.policy,
-                  burn_in=cfg.burn_in, steps=cfg.lr_steps, scales=cfg.lr_scales)
-    optimizer = make_optimizer(cfg.optimizer, lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+    lr = schedule(
+        cfg.learning_rate,
+        total_steps=cfg.steps,
+        policy=cfg.policy,
+        burn_in=cfg.burn_in,
+        steps=cfg.lr_steps,
+        scales=cfg.lr_scales,
+    )
+    optimizer = make_optimizer(
+        cfg.optimizer,
+        lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        clip_norm=cfg.clip_norm,
+    )
     params, state = task.init(jax.random.key(cfg.seed))
     if cfg.freeze:
         optimizer = frozen_optimizer(optimizer, params, cfg.freeze)
@@ -232,8 +247,11 @@ def _finished_run(task: Task, cfg: RunConfig, log: MetricsLog, step: int, host) 
 
 def _check_batch(task: Task, devices) -> None:
     if task.examples_per_batch % len(devices):
-        fail("train", f"a global batch size divisible by the {len(devices)} devices",
-             task.examples_per_batch)
+        fail(
+            "train",
+            f"a global batch size divisible by the {len(devices)} devices",
+            task.examples_per_batch,
+        )
 
 
 def fit(task: Task, cfg: RunConfig) -> dict:
@@ -261,8 +279,9 @@ def fit(task: Task, cfg: RunConfig) -> dict:
     loss_fn = task.loss_fn
     if cfg.freeze and cfg.freeze_bn_stats:
         loss_fn = frozen_loss(loss_fn, ts.params, ts.state, cfg.freeze)
-    runner = make_runner(cfg.parallel, loss_fn, optimizer, devices=devices,
-                         sync_batch_norm=cfg.sync_batch_norm)
+    runner = make_runner(
+        cfg.parallel, loss_fn, optimizer, devices=devices, sync_batch_norm=cfg.sync_batch_norm
+    )
     writer = jax.process_index() == 0
     open_workdir(cfg.workdir)
     with WorkdirLock(cfg.workdir) if writer else contextlib.nullcontext():
@@ -280,24 +299,32 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     if start >= cfg.steps:
         loss, result = _finished_run(task, cfg, log, start, ts)
         store.close()
-        return {"status": "completed", "step": start, "loss": loss, "params": ts.params,
-                "state": ts.state, "eval": result}
+        return {
+            "status": "completed",
+            "step": start,
+            "loss": loss,
+            "params": ts.params,
+            "state": ts.state,
+            "eval": result,
+        }
 
     device_ts = runner.place_state(ts)
     batches = task.batches(start, jax.process_index(), jax.process_count())
     key = jax.random.key(cfg.seed + 1)
     pending: list[tuple[int, dict]] = []
     last_loss, status, eval_result = math.nan, "completed", None
-    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True
+    )
     t0, steps_timed = time.perf_counter(), 0
 
     def diverged(what, step):
         good = store.latest_step()
         return TrainingDiverged(
             f"{what} at step {step}; stopped without saving — the last good checkpoint in "
-            f"{cfg.workdir} is " + (f"step {good}" if good is not None else "none (no step "
-                                    "was saved before)"))
+            f"{cfg.workdir} is "
+            + (f"step {good}" if good is not None else "none (no step was saved before)")
+        )
 
     def flush():
         nonlocal last_loss, t0, steps_timed
@@ -311,13 +338,20 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
             if not math.isfinite(loss):
                 raise diverged(f"the loss is {loss}", step)
             if not finite:
-                raise diverged(f"the loss is {loss:.6g} but the updated parameters or "
-                               "optimizer state are not finite (NaN or inf)", step)
+                raise diverged(
+                    f"the loss is {loss:.6g} but the updated parameters or "
+                    "optimizer state are not finite (NaN or inf)",
+                    step,
+                )
             last_loss = loss
             if step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"step": step, **{k: float(v) for k, v in metrics.items()},
-                       "lr": float(lr(step - 1)), "steps_per_s": rate,
-                       "images_per_s": rate * task.examples_per_batch}
+                row = {
+                    "step": step,
+                    **{k: float(v) for k, v in metrics.items()},
+                    "lr": float(lr(step - 1)),
+                    "steps_per_s": rate,
+                    "images_per_s": rate * task.examples_per_batch,
+                }
                 log.append(row)
         pending.clear()
         bar.set_postfix(loss=f"{last_loss:.4g}", img_s=f"{rate * task.examples_per_batch:.1f}")
@@ -351,8 +385,14 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
         if close:
             close()
     host = runner.host_state(device_ts)
-    return {"status": status, "step": int(host.step), "loss": last_loss,
-            "params": host.params, "state": host.state, "eval": eval_result}
+    return {
+        "status": status,
+        "step": int(host.step),
+        "loss": last_loss,
+        "params": host.params,
+        "state": host.state,
+        "eval": eval_result,
+    }
 
 
 def restore_params(workdir: str, task: Task, cfg: RunConfig):
@@ -368,8 +408,11 @@ def restore_params(workdir: str, task: Task, cfg: RunConfig):
         store.close()
     if restored is None:
         fail("evaluate", f"a checkpoint in {workdir}/checkpoints", "none readable")
-    return restored.params if hasattr(restored, "params") else restored[1], (
-        restored.state if hasattr(restored, "state") else restored[2]), step
+    return (
+        restored.params if hasattr(restored, "params") else restored[1],
+        (restored.state if hasattr(restored, "state") else restored[2]),
+        step,
+    )
 
 
 __all__ = ["MetricsLog", "RunConfig", "Task", "TrainingDiverged", "fit", "restore_params"]

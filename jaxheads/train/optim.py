@@ -17,9 +17,16 @@ import optax
 from jaxheads._checks import fail
 
 
-def schedule(learning_rate: float, *, total_steps: int, policy: str = "cosine",
-             burn_in: int = 0, burn_in_power: float = 4.0, steps: Sequence[int] = (),
-             scales: Sequence[float] = ()) -> optax.Schedule:
+def schedule(
+    learning_rate: float,
+    *,
+    total_steps: int,
+    policy: str = "cosine",
+    burn_in: int = 0,
+    burn_in_power: float = 4.0,
+    steps: Sequence[int] = (),
+    scales: Sequence[float] = (),
+) -> optax.Schedule:
     """A warm-up followed by ``"constant"``, ``"steps"`` or ``"cosine"`` decay.
 
     Args:
@@ -36,7 +43,8 @@ def schedule(learning_rate: float, *, total_steps: int, policy: str = "cosine",
         if len(steps) != len(scales):
             fail("schedule", "as many scales as steps", f"steps={steps}, scales={scales}")
         after = optax.piecewise_constant_schedule(
-            learning_rate, {int(s): float(c) for s, c in zip(steps, scales, strict=True)})
+            learning_rate, {int(s): float(c) for s, c in zip(steps, scales, strict=True)}
+        )
     elif policy == "cosine":
         after = optax.cosine_decay_schedule(learning_rate, max(total_steps - burn_in, 1))
     else:
@@ -61,12 +69,18 @@ def _float_step(fn: optax.Schedule) -> optax.Schedule:
 def _kernels_only(params):
     """Weight decay on kernels only (not biases, batch-norm scales), as darknet does."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "key", None) in ("kernel", "recurrent_kernel"), params)
+        lambda path, _: getattr(path[-1], "key", None) in ("kernel", "recurrent_kernel"), params
+    )
 
 
-def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 1e-3, *,
-                   momentum: float = 0.9, weight_decay: float = 5e-4,
-                   clip_norm: float | None = 10.0) -> optax.GradientTransformation:
+def make_optimizer(
+    name: str = "sgd",
+    learning_rate: float | optax.Schedule = 1e-3,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    clip_norm: float | None = 10.0,
+) -> optax.GradientTransformation:
     """``"sgd"`` (momentum, decoupled-from-nothing L2 like darknet), ``"adam"`` or ``"adamw"``.
 
     Args:

@@ -37,26 +37,38 @@ def backbone(name: str):
 
 def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
-    p.add_argument("--backbone", default="small", choices=BACKBONES,
-                   help="the backbone to pre-train (the small-* detectors use 'small')")
+    p.add_argument(
+        "--backbone",
+        default="small",
+        choices=BACKBONES,
+        help="the backbone to pre-train (the small-* detectors use 'small')",
+    )
     p.add_argument("--image-size", type=int, default=64, help="square image side")
     p.add_argument("--steps", type=int, default=1500, help="training steps")
     p.add_argument("--batch-size", type=int, default=64, help="the global batch size")
     p.add_argument("--seed", type=int, default=0, help="data order, augmentation and init")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
-                   help="the optimiser")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adam", "adamw"), default="adam", help="the optimiser"
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--policy", choices=("constant", "steps", "cosine"), default="cosine",
-                   help="learning-rate decay after the warm-up")
+    p.add_argument(
+        "--policy",
+        choices=("constant", "steps", "cosine"),
+        default="cosine",
+        help="learning-rate decay after the warm-up",
+    )
     p.add_argument("--burn-in", type=int, default=100, help="warm-up steps")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="sgd/adamw weight decay")
-    p.add_argument("--train-examples", type=int, default=20_000,
-                   help="distinct training images")
+    p.add_argument("--train-examples", type=int, default=20_000, help="distinct training images")
     p.add_argument("--val-examples", type=int, default=1000, help="held-out images")
     p.add_argument("--no-augment", action="store_true", help="no scale/shift/colour jitter")
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
-    p.add_argument("--init", default=None, metavar="WORKDIR",
-                   help="start from a pre-training work directory (same backbone)")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="WORKDIR",
+        help="start from a pre-training work directory (same backbone)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,9 +94,15 @@ def build_task(extra: dict, seed: int):
 
     init = jax.jit(init)
     task = classification_task(
-        model, init, train, batch_size=extra["batch_size"], seed=seed,
-        augment=None if extra["no_augment"] else classification_augment, val_data=val,
-        compute_dtype=jnp.bfloat16 if extra["bf16"] else jnp.float32)
+        model,
+        init,
+        train,
+        batch_size=extra["batch_size"],
+        seed=seed,
+        augment=None if extra["no_augment"] else classification_augment,
+        val_data=val,
+        compute_dtype=jnp.bfloat16 if extra["bf16"] else jnp.float32,
+    )
     return model, task
 
 
@@ -92,20 +110,35 @@ def _run_config(args: argparse.Namespace, extra: dict):
     from jaxheads.train.loop import RunConfig
 
     return RunConfig(
-        workdir=args.workdir, steps=args.steps, seed=args.seed, optimizer=args.optimizer,
-        learning_rate=args.lr, policy=args.policy, burn_in=args.burn_in,
-        weight_decay=args.weight_decay, checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every, eval_every=args.steps, progress=not args.no_progress,
-        extra=extra)
+        workdir=args.workdir,
+        steps=args.steps,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        policy=args.policy,
+        burn_in=args.burn_in,
+        weight_decay=args.weight_decay,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        eval_every=args.steps,
+        progress=not args.no_progress,
+        extra=extra,
+    )
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
     from jaxheads.train.loop import TrainingDiverged, fit
 
-    extra = {"kind": "pretrain", "backbone": args.backbone, "image_size": args.image_size,
-             "batch_size": args.batch_size, "train_examples": args.train_examples,
-             "val_examples": args.val_examples, "no_augment": args.no_augment,
-             "bf16": args.bf16}
+    extra = {
+        "kind": "pretrain",
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "train_examples": args.train_examples,
+        "val_examples": args.val_examples,
+        "no_augment": args.no_augment,
+        "bf16": args.bf16,
+    }
     from jaxheads.train.warm_start import with_init
 
     try:
@@ -113,8 +146,10 @@ def pretrain_command(args: argparse.Namespace) -> int:
         task, record = with_init(task, args.init)
         if record:
             extra["init"] = {k: record[k] for k in ("path", "sha256")}
-            print(f"--init: {record['layers_copied']} layers from {record['path']}; "
-                  f"initialised: {record['layers_initialised'] or 'none'}")
+            print(
+                f"--init: {record['layers_copied']} layers from {record['path']}; "
+                f"initialised: {record['layers_initialised'] or 'none'}"
+            )
         result = fit(task, _run_config(args, extra))
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads pretrain: {err}", file=sys.stderr)

@@ -59,8 +59,11 @@ FINITE = "state_finite"
 
 def all_finite(tree) -> jax.Array:
     """``True`` when every floating leaf of ``tree`` is finite (a scalar bool array)."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -76,8 +79,13 @@ def _apply_grads(ts: TrainState, grads, new_state, optimizer) -> TrainState:
     return TrainState(ts.step + 1, optax.apply_updates(ts.params, updates), new_state, opt_state)
 
 
-def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
-              mode: str = "global", axis_name: str | None = None) -> Callable:
+def make_step(
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    *,
+    mode: str = "global",
+    axis_name: str | None = None,
+) -> Callable:
     """The pure step ``(ts, batch, key) -> (ts, metrics)``.
 
     ``metrics`` holds the loss function's metrics, ``"loss"``, and ``FINITE``
@@ -110,8 +118,7 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
                 loss = lax.pmean(loss, axis_name)
             return loss, (new_state, metrics)
 
-        (loss, (new_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            ts.params)
+        (loss, (new_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(ts.params)
         metrics = {**metrics, "loss": loss}
         if mode != "global":
             if mode == "pmap":
@@ -146,20 +153,23 @@ class JitRunner:
         self.mesh = mesh
         self.replicated = NamedSharding(mesh, P())
         self.batch_sharding = NamedSharding(mesh, P(AXIS))
-        self._step = jax.jit(make_step(loss_fn, optimizer), donate_argnums=0,
-                             out_shardings=(self.replicated, self.replicated))
+        self._step = jax.jit(
+            make_step(loss_fn, optimizer),
+            donate_argnums=0,
+            out_shardings=(self.replicated, self.replicated),
+        )
 
     def place_state(self, ts: TrainState) -> TrainState:
         # A copy: the step donates its input, which must not be the caller's arrays.
         # (device_put may reuse the caller's buffer for one replica even with may_alias=False.)
-        return jax.device_put(jax.tree.map(lambda a: jnp.array(a, copy=True), ts),
-                              self.replicated)
+        return jax.device_put(jax.tree.map(lambda a: jnp.array(a, copy=True), ts), self.replicated)
 
     def place_batch(self, batch):
         _check_divisible(batch, self.mesh.size)
         if jax.process_count() > 1:
             return jax.tree.map(
-                lambda a: jax.make_array_from_process_local_data(self.batch_sharding, a), batch)
+                lambda a: jax.make_array_from_process_local_data(self.batch_sharding, a), batch
+            )
         return jax.device_put(batch, self.batch_sharding)
 
     def step(self, ts, batch, key):
@@ -180,8 +190,7 @@ class ShardMapRunner(JitRunner):
         self.batch_sharding = NamedSharding(mesh, P(AXIS))
         inner = _bn_axis(loss_fn, sync_batch_norm)
         step = make_step(inner, optimizer, mode="shard_map", axis_name=AXIS)
-        mapped = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P()),
-                               out_specs=(P(), P()))
+        mapped = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
         self._step = jax.jit(mapped, donate_argnums=0)
 
 
@@ -197,8 +206,9 @@ class PmapRunner:
         self.local = [d for d in devices if d.process_index == jax.process_index()]
         inner = _bn_axis(loss_fn, sync_batch_norm)
         step = make_step(inner, optimizer, mode="pmap", axis_name=AXIS)
-        self._step = jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, None),
-                              devices=devices, donate_argnums=0)
+        self._step = jax.pmap(
+            step, axis_name=AXIS, in_axes=(0, 0, None), devices=devices, donate_argnums=0
+        )
 
     def place_state(self, ts: TrainState) -> TrainState:
         n = len(self.local)
@@ -232,12 +242,14 @@ def _bn_axis(loss_fn: LossFn, sync: bool) -> LossFn:
 RUNNERS = {"jit": JitRunner, "pmap": PmapRunner, "shard_map": ShardMapRunner}
 
 
-def make_runner(parallel: str, loss_fn: LossFn, optimizer, *, devices=None,
-                sync_batch_norm: bool = True):
+def make_runner(
+    parallel: str, loss_fn: LossFn, optimizer, *, devices=None, sync_batch_norm: bool = True
+):
     """Builds the runner named ``parallel`` (``"jit"``, ``"pmap"`` or ``"shard_map"``)."""
     if parallel not in RUNNERS:
         fail("make_runner", f"parallel in {sorted(RUNNERS)}", repr(parallel))
     if parallel == "pmap":
         return PmapRunner(loss_fn, optimizer, devices, sync_batch_norm=sync_batch_norm)
-    return RUNNERS[parallel](loss_fn, optimizer, data_mesh(devices),
-                             sync_batch_norm=sync_batch_norm)
+    return RUNNERS[parallel](
+        loss_fn, optimizer, data_mesh(devices), sync_batch_norm=sync_batch_norm
+    )

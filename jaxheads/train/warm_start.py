@@ -109,9 +109,12 @@ def transfer(params, state, weights: Weights, *, what: str = "--init"):
                 continue
             b = src[path]
             if tuple(np.shape(a)) != tuple(np.shape(b)):
-                fail(what, f"layer {layer!r} of {weights.source} to have the model's shape "
-                     f"{tuple(np.shape(a))} for {path.rsplit(SEP, 1)[1]!r}",
-                     f"shape {tuple(np.shape(b))}")
+                fail(
+                    what,
+                    f"layer {layer!r} of {weights.source} to have the model's shape "
+                    f"{tuple(np.shape(a))} for {path.rsplit(SEP, 1)[1]!r}",
+                    f"shape {tuple(np.shape(b))}",
+                )
             flat[path] = np.asarray(b, dtype=np.asarray(a).dtype)
             copied.append(layer)
         out.append(_unflatten_like(tree, flat))
@@ -119,8 +122,11 @@ def transfer(params, state, weights: Weights, *, what: str = "--init"):
     fresh = [p for p in dict.fromkeys(fresh) if p not in copied]
     if not copied:
         example = next(iter(flatten(params)), "")
-        fail(what, f"weights sharing layer names with the model (e.g. {example!r})",
-             f"none in {weights.source} (its layers: {list(flatten(weights.params))[:3]} ...)")
+        fail(
+            what,
+            f"weights sharing layer names with the model (e.g. {example!r})",
+            f"none in {weights.source} (its layers: {list(flatten(weights.params))[:3]} ...)",
+        )
     return out[0], out[1], {"copied": copied, "initialised": fresh}
 
 
@@ -138,8 +144,12 @@ def _check_layers_whole(params, weights: Weights, what: str) -> None:
     mine, theirs = _leaves_by_layer(params), _leaves_by_layer(weights.params)
     for layer, leaves in mine.items():
         if layer in theirs and theirs[layer] != leaves:
-            fail(what, f"layer {layer!r} of {weights.source} to hold the model's parameters "
-                 f"{sorted(leaves)}", f"{sorted(theirs[layer])}")
+            fail(
+                what,
+                f"layer {layer!r} of {weights.source} to hold the model's parameters "
+                f"{sorted(leaves)}",
+                f"{sorted(theirs[layer])}",
+            )
 
 
 def layer_paths(params) -> list[str]:
@@ -181,8 +191,9 @@ def task_from_config(config: dict):
     return _experiment(argparse.Namespace(**extra, seed=config["seed"]))[1], cfg
 
 
-def load_darknet(path: str, model: str, *, image_size: int, num_classes: int,
-                 wrap: str | None = None) -> Weights:
+def load_darknet(
+    path: str, model: str, *, image_size: int, num_classes: int, wrap: str | None = None
+) -> Weights:
     """The layers a darknet ``.weights`` file (full or partial) holds, named as the model's.
 
     Args:
@@ -195,8 +206,9 @@ def load_darknet(path: str, model: str, *, image_size: int, num_classes: int,
     from jaxheads.darknet import MODELS, load
 
     if model not in MODELS:
-        fail("--init", f"a darknet model (one of {sorted(MODELS)}) for a .weights file",
-             repr(model))
+        fail(
+            "--init", f"a darknet model (one of {sorted(MODELS)}) for a .weights file", repr(model)
+        )
     net = load(MODELS[model].cfg, path, image_size=image_size, num_classes=num_classes)
     names = [layer.name for layer in net.model.layers[: net.layers_from_file]]
     params = {k: v for k, v in net.params.items() if k in names}
@@ -206,8 +218,9 @@ def load_darknet(path: str, model: str, *, image_size: int, num_classes: int,
     params, state = jax.device_get((params, state))
     with open(path, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return Weights(params, state, f"{os.path.abspath(path)} (darknet, "
-                   f"{net.layers_from_file} layers)", digest)
+    return Weights(
+        params, state, f"{os.path.abspath(path)} (darknet, {net.layers_from_file} layers)", digest
+    )
 
 
 def load_keras(path: str) -> Weights:
@@ -221,8 +234,14 @@ def load_keras(path: str) -> Weights:
     return Weights(params, state, f"{os.path.abspath(path)} (Keras)", digest)
 
 
-def with_init(task, path: str | None, *, model: str | None = None,
-              image_size: int | None = None, num_classes: int | None = None):
+def with_init(
+    task,
+    path: str | None,
+    *,
+    model: str | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+):
     """``(task, record)``: ``task`` whose init copies the weights at ``path`` in.
 
     ``path`` is a jaxheads work directory (its newest checkpoint), a darknet
@@ -240,28 +259,37 @@ def with_init(task, path: str | None, *, model: str | None = None,
         weights = load_workdir(path, task_from_config)
     elif path.endswith(".weights"):
         wrap = None
-        if isinstance(params, dict) and len(params) == 1 and not any(
-                k[0].isdigit() for k in params):
+        if (
+            isinstance(params, dict)
+            and len(params) == 1
+            and not any(k[0].isdigit() for k in params)
+        ):
             wrap = next(iter(params))
-        weights = load_darknet(path, model or "", image_size=image_size,
-                               num_classes=num_classes, wrap=wrap)
+        weights = load_darknet(
+            path, model or "", image_size=image_size, num_classes=num_classes, wrap=wrap
+        )
     elif path.endswith((".keras", ".h5")):
         weights = load_keras(path)
     elif not os.path.exists(path):
-        fail("--init", "a work directory, a .weights file or a Keras file", f"{path!r} "
-             "(no such file or directory)")
+        fail(
+            "--init",
+            "a work directory, a .weights file or a Keras file",
+            f"{path!r} (no such file or directory)",
+        )
     else:
-        fail("--init", "a work directory, a darknet .weights file or a .keras/.h5 file",
-             repr(path))
+        fail("--init", "a work directory, a darknet .weights file or a .keras/.h5 file", repr(path))
     _, _, report = transfer(params, state, weights)  # raises on a mismatch
 
     def init(key):
         params, state = task.init(key)
         return transfer(params, state, weights)[:2]
 
-    record = {"path": weights.source, "sha256": weights.sha256,
-              "layers_copied": len(report["copied"]),
-              "layers_initialised": report["initialised"]}
+    record = {
+        "path": weights.source,
+        "sha256": weights.sha256,
+        "layers_copied": len(report["copied"]),
+        "layers_initialised": report["initialised"],
+    }
     return dataclasses.replace(task, init=init), record
 
 
@@ -284,5 +312,6 @@ def load_workdir(path: str, model_init: Callable[[dict], tuple]) -> Weights:
     task, cfg = model_init(config)
     params, state, step = restore_params(path, task, cfg)
     params, state = jax.device_get((params, state))
-    return Weights(params, state, f"{os.path.abspath(path)} (step {step})",
-                   checksum(params, state), step)
+    return Weights(
+        params, state, f"{os.path.abspath(path)} (step {step})", checksum(params, state), step
+    )

@@ -27,8 +27,7 @@ from jaxheads._checks import fail
 
 # Settings that may differ between a run and its resumption (they decide nothing that is
 # computed). ``workdir`` is where the run is, not what it is.
-NOT_IDENTITY = ("workdir", "progress", "log_every", "eval_every", "checkpoint_every",
-                "max_to_keep")
+NOT_IDENTITY = ("workdir", "progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
 # Policies whose rate at a step does not depend on the run's length.
 EXTENDABLE_POLICIES = ("constant", "steps")
 
@@ -47,6 +46,7 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
     With ``workdir=False`` an empty work directory passes: a template config (a
     study's budget) names its run's folder only when a row is run.
     """
+
     def need_int(name, lo, value=None):
         value = getattr(cfg, name) if value is None else value
         if not _is_int(value) or value < lo:
@@ -54,10 +54,15 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
 
     def need_real(name, lo, *, strict=False, value=None):
         value = getattr(cfg, name) if value is None else value
-        if not _is_real(value) or not math.isfinite(value) or value < lo or (
-                strict and value == lo):
-            fail("train", f"{name} to be a finite number {'>' if strict else '>='} {lo}",
-                 repr(value))
+        if (
+            not _is_real(value)
+            or not math.isfinite(value)
+            or value < lo
+            or (strict and value == lo)
+        ):
+            fail(
+                "train", f"{name} to be a finite number {'>' if strict else '>='} {lo}", repr(value)
+            )
 
     if not isinstance(cfg.workdir, (str, os.PathLike)) or (workdir and not str(cfg.workdir)):
         fail("train", "workdir to be a non-empty path", repr(cfg.workdir))
@@ -81,8 +86,11 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
     for s in cfg.lr_scales:
         need_real("lr_scales", 0, value=s)
     if len(cfg.lr_steps) != len(cfg.lr_scales):
-        fail("train", "as many lr_scales as lr_steps",
-             f"{len(cfg.lr_scales)} scales for {len(cfg.lr_steps)} steps")
+        fail(
+            "train",
+            "as many lr_scales as lr_steps",
+            f"{len(cfg.lr_scales)} scales for {len(cfg.lr_steps)} steps",
+        )
 
 
 def jsonable(d):
@@ -130,8 +138,12 @@ class WorkdirLock:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                fail("train", f"no other run training in {os.path.dirname(self.path)} "
-                     "(wait for it to finish, or stop it first)", f"one running as {holder}")
+                fail(
+                    "train",
+                    f"no other run training in {os.path.dirname(self.path)} "
+                    "(wait for it to finish, or stop it first)",
+                    f"one running as {holder}",
+                )
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
@@ -170,23 +182,34 @@ def reconcile_config(cfg, *, writes: bool = True) -> int | None:
     a, b = _identity(theirs), _identity(mine)
     diff = sorted(k for k in set(a) | set(b) if k != "steps" and a.get(k) != b.get(k))
     if diff:
-        fail("train", f"the same settings as the run already in {cfg.workdir} "
-             "(use a new --workdir for a different run)",
-             ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff))
+        fail(
+            "train",
+            f"the same settings as the run already in {cfg.workdir} "
+            "(use a new --workdir for a different run)",
+            ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff),
+        )
     before = theirs.get("steps")
     if before == cfg.steps:
         return None
     if not _is_int(before):
         fail("train", f"an integer 'steps' in {path}", repr(before))
     if cfg.steps < before:
-        fail("train", f"steps >= {before}, the length of the run in {cfg.workdir} (a run "
-             "cannot be shortened; use a new --workdir for a shorter run)", cfg.steps)
+        fail(
+            "train",
+            f"steps >= {before}, the length of the run in {cfg.workdir} (a run "
+            "cannot be shortened; use a new --workdir for a shorter run)",
+            cfg.steps,
+        )
     if cfg.policy not in EXTENDABLE_POLICIES:
-        fail("train", f"steps {before}, the length of the run in {cfg.workdir}: its "
-             f"{cfg.policy} schedule decays to zero at step {before}, and a longer one would "
-             "change the rates of the steps already taken (train a new run with --workdir "
-             f"NEW --steps {cfg.steps}, or use --policy constant or steps, which can be "
-             "extended)", cfg.steps)
+        fail(
+            "train",
+            f"steps {before}, the length of the run in {cfg.workdir}: its "
+            f"{cfg.policy} schedule decays to zero at step {before}, and a longer one would "
+            "change the rates of the steps already taken (train a new run with --workdir "
+            f"NEW --steps {cfg.steps}, or use --policy constant or steps, which can be "
+            "extended)",
+            cfg.steps,
+        )
     if writes:
         atomic_write(path, json.dumps({**theirs, "steps": cfg.steps}, indent=2))
     return before
