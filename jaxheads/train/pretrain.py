@@ -44,7 +44,7 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
         help="the backbone to pre-train (the small-* detectors use 'small')",
     )
     p.add_argument("--image-size", type=int, default=64, help="square image side")
-    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--steps", type=int, default=1000, help="training steps")
     p.add_argument("--batch-size", type=int, default=64, help="the global batch size")
     p.add_argument("--seed", type=int, default=0, help="data order, augmentation and init")
     p.add_argument(
