@@ -25,11 +25,11 @@ NET = "[net]\nheight=8\nwidth=8\nchannels=3\n"
 
 def test_conv2d_refuses_padding_that_would_abort_xla():
     x, kernel = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 4))
-    with pytest.raises(ValueError, match=r"conv2d: expected padding of at most 5 .*got 1000000"):
+    with pytest.raises(ValueError, match=r"conv2d: expected padding of at most 18 .*got 1000000"):
         conv2d(x, kernel, padding=10**6)
-    with pytest.raises(ValueError, match=r"at most 5 .*got \(\(0, 0\), \(0, 6\)\)"):
-        conv2d(x, kernel, padding=((0, 0), (0, 6)))
-    assert conv2d(x, kernel, padding=5).shape == (1, 13, 13, 4)
+    with pytest.raises(ValueError, match=r"at most 18 .*got \(\(0, 0\), \(0, 19\)\)"):
+        conv2d(x, kernel, padding=((0, 0), (0, 19)))
+    assert conv2d(x, kernel, padding=18).shape == (1, 39, 39, 4)
 
 
 @pytest.mark.parametrize(

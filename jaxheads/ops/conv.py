@@ -107,13 +107,14 @@ def conv2d(
     )
     if not isinstance(pads, str):
         # Padding past the input and the window only adds outputs that read padding
-        # alone; far past it, XLA aborts the process allocating the padded map.
-        limit = max(*x.shape[1:3], *window)
+        # alone; far past it, XLA aborts the process allocating the padded map. The bound
+        # is generous for any real layer (and for lax's own tests of odd paddings).
+        limit = 2 * max(*x.shape[1:3], *window) + 8
         if max(p for side in pads for p in side) > limit:
             fail(
                 op,
-                f"padding of at most {limit} pixels a side (the larger of the input size "
-                "and the window)",
+                f"padding of at most {limit} pixels a side (twice the larger of the input "
+                "size and the window, plus 8)",
                 repr(padding),
             )
     if bias is not None:
