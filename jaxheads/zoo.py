@@ -9,7 +9,7 @@ entry, `detector` a trainable ``(Detector, init)`` of a detector entry.
 >>> entry("fast-yolo").image_size, entry("fast-yolo").head
 (448, 'yolov1')
 >>> sorted(names("backbone"))
-['small-backbone']
+['darknet19', 'darknet19_448', 'extraction', 'small-backbone', 'tiny']
 
 Adding a model (see docs/architecture.md): write its builders (`Entry.build`,
 `Entry.detector`) and `register` them in a registry
