@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -277,6 +278,50 @@ def print_eval(result: dict, file=None) -> None:
         print(line, file=file or sys.stdout)
 
 
+def announce_init(record: dict | None) -> None:
+    """Says what ``--init`` copied (`jaxheads.train.warm_start.with_init`'s record)."""
+    if record:
+        print(
+            f"--init: {record['layers_copied']} layers from {record['path']}; initialised: "
+            f"{', '.join(record['layers_initialised']) or 'none'}"
+        )
+
+
+def run_fit(
+    command: str, verb: str, make: Callable[[], tuple], workdir: str, report: Callable[[dict], None]
+) -> int:
+    """Builds ``(task, run_config)`` with ``make``, trains, reports; the exit status.
+
+    Errors in building or training are one line on stderr: exit 2 for bad input,
+    3 for a run that diverged.
+    """
+    from jaxheads.train.loop import TrainingDiverged, fit
+
+    try:
+        task, cfg = make()
+        result = fit(task, cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"jaxheads {command}: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"jaxheads {command}: {err}", file=sys.stderr)
+        return 3
+    if result["status"] == "interrupted":
+        print(
+            f"interrupted at step {result['step']}; checkpoint saved in {workdir} "
+            "(run the same command to resume)"
+        )
+        return 0
+    loss = result["loss"]
+    print(
+        f"{verb} {result['step']} steps; final loss "
+        f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}"
+    )
+    if result["eval"]:
+        report(result["eval"])
+    return 0
+
+
 def train_command(args: argparse.Namespace) -> int:
     try:
         check_train_arguments(args)
@@ -284,10 +329,9 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"jaxheads train: {err}", file=sys.stderr)
         return 2
     start_jax(args)
-    from jaxheads.train.loop import TrainingDiverged, fit
     from jaxheads.train.warm_start import with_init
 
-    try:
+    def make():
         _run_config(args)  # the settings' own checks, before the weights are read
         detector, task, _ = _experiment(args)
         task, init = with_init(
@@ -297,32 +341,10 @@ def train_command(args: argparse.Namespace) -> int:
             image_size=args.image_size,
             num_classes=detector.head.num_classes,
         )
-        if init:
-            print(
-                f"--init: {init['layers_copied']} layers from {init['path']}; initialised: "
-                f"{', '.join(init['layers_initialised']) or 'none'}"
-            )
-        result = fit(task, _run_config(args, init))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"jaxheads train: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"jaxheads train: {err}", file=sys.stderr)
-        return 3
-    if result["status"] == "interrupted":
-        print(
-            f"interrupted at step {result['step']}; checkpoint saved in {args.workdir} "
-            "(run the same command to resume)"
-        )
-        return 0
-    loss = result["loss"]
-    print(
-        f"trained {result['step']} steps; final loss "
-        f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}"
-    )
-    if result["eval"]:
-        print_eval(result["eval"])
-    return 0
+        announce_init(init)
+        return task, _run_config(args, init)
+
+    return run_fit("train", "trained", make, args.workdir, print_eval)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ every weight fits any image size).
 from __future__ import annotations
 
 import argparse
-import sys
 
 BACKBONES = ("small", "small-nobn")
 
@@ -127,8 +126,6 @@ def _run_config(args: argparse.Namespace, extra: dict):
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
-    from jaxheads.train.loop import TrainingDiverged, fit
-
     extra = {
         "kind": "pretrain",
         "backbone": args.backbone,
@@ -139,29 +136,18 @@ def pretrain_command(args: argparse.Namespace) -> int:
         "no_augment": args.no_augment,
         "bf16": args.bf16,
     }
+    from jaxheads.train.commands import announce_init, run_fit
     from jaxheads.train.warm_start import with_init
 
-    try:
+    def make():
         _, task = build_task(extra, args.seed)
         task, record = with_init(task, args.init)
+        announce_init(record)
         if record:
             extra["init"] = {k: record[k] for k in ("path", "sha256")}
-            print(
-                f"--init: {record['layers_copied']} layers from {record['path']}; "
-                f"initialised: {record['layers_initialised'] or 'none'}"
-            )
-        result = fit(task, _run_config(args, extra))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"jaxheads pretrain: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"jaxheads pretrain: {err}", file=sys.stderr)
-        return 3
-    if result["status"] == "interrupted":
-        print(f"interrupted at step {result['step']}; run the same command to resume")
-        return 0
-    print(f"pre-trained {result['step']} steps; final loss {result['loss']:.4f}")
-    if result["eval"]:
-        e = result["eval"]
+        return task, _run_config(args, extra)
+
+    def report(e):
         print(f"held-out ({e['images']} images): top-1 {e['top1']:.4f}, top-5 {e['top5']:.4f}")
-    return 0
+
+    return run_fit("pretrain", "pre-trained", make, args.workdir, report)
