@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compilations import compilations
 
 from jaxheads.nms import nms, nms_batched
 
@@ -207,12 +208,11 @@ def test_no_recompilation():
             boxes, scores, labels=labels, iou_threshold=iou_threshold, max_outputs=max_outputs
         )
 
-    _, boxes, scores, labels = random_case(0)
-    counted(boxes, scores, labels, 0.5, max_outputs=8)
-    _, boxes, scores, labels = random_case(1)
-    counted(boxes, scores, labels, 0.3, max_outputs=8)
-    assert len(traces) == 1
-    assert counted._cache_size() == 1
+    first, second = random_case(0)[1:], random_case(1)[1:]
+    with compilations("counted") as compiled:
+        counted(*first, 0.5, max_outputs=8)
+        counted(*second, 0.3, max_outputs=8)
+    assert len(traces) == 1 and len(compiled) == 1
 
 
 def test_gradients_through_gathered_boxes_are_finite():

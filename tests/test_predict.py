@@ -7,6 +7,7 @@ import darknet_predict_port as port
 import jax
 import numpy as np
 import pytest
+from compilations import compilations
 from PIL import Image
 from tiny_darknet import DETECTION_CFG, REGION_CFG, tiny_darknet
 
@@ -250,7 +251,8 @@ def test_detector_is_darknets_test_detector(tmp_path, kind):
         Image.fromarray((images[1] * 255).astype(np.uint8)),
         (images[2] * 255).astype(np.uint8),
     ]
-    records = det.detect(sources, thresh=thresh)
+    with compilations("predict") as compiled:
+        records = det.detect(sources, thresh=thresh)
     as_read = [images[0]] + [to_rgb_float((im * 255).astype(np.uint8)) for im in images[1:]]
     total = 0
     for record, image in zip(records, as_read, strict=True):
@@ -268,9 +270,10 @@ def test_detector_is_darknets_test_detector(tmp_path, kind):
         assert record.labels == tuple(f"class_{c}" for c in record.class_ids)
     assert total > 0
     # one compilation for every batch, the padded last one included
-    assert det._predict._cache_size() == 1
-    det.detect([images[1]] * 3, thresh=thresh)
-    assert det._predict._cache_size() == 1
+    assert len(compiled) == 1
+    with compilations("predict") as compiled:
+        det.detect([images[1]] * 3, thresh=thresh)
+    assert not compiled
 
 
 @pytest.mark.parametrize("kind", ["region", "detection"])
