@@ -104,7 +104,7 @@ class RegionCentre(NamedTuple):
     warmup: float
 
 
-# Darknet's region layer: the centre stays in its cell, σ(t) of the way across.
+#: Darknet's region layer: the centre stays in its cell, σ(t) of the way across.
 BOUNDED = RegionCentre(_bounded_centre, jax.nn.sigmoid, _bounded_target, 0.5)
 
 

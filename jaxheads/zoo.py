@@ -28,6 +28,7 @@ from jaxheads._checks import fail
 from jaxheads.darknet.detector import unknown_name
 from jaxheads.layers.base import Layer
 
+#: What an entry can be: a whole detector, a backbone or a head.
 KINDS = ("detector", "backbone", "head")
 
 
@@ -230,7 +231,8 @@ def _builtin() -> dict[str, Entry]:
     return registry
 
 
-# Read-only: a registry of one's own is ``dict(BUILTIN)`` with entries `register`ed into it.
+#: The built-in registry, read-only: a registry of one's own is ``dict(BUILTIN)`` with
+#: entries added by `register`.
 BUILTIN = MappingProxyType(_builtin())
 
 

@@ -5,7 +5,7 @@
 >>> net.head.kind, net.head.anchors.shape
 ('region', (5, 2))
 
-* `parse_cfg` / `read_cfg` — cfg text to `Section`s.
+* `parse_cfg` / `read_cfg` — cfg text to a list of `Section`.
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
   darknet layer, plus the `Head` and `NetConfig`).
 * `load` — a `DarknetNet` with weights read from a darknet file, full or partial (or

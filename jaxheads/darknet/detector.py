@@ -31,6 +31,7 @@ class Model(NamedTuple):
     description: str
 
 
+#: The packaged darknet models by name: cfg file, image size, head kind, description.
 MODELS = MappingProxyType(
     {
         "yolov1": Model(

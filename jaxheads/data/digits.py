@@ -31,6 +31,7 @@ from jaxheads.data.pipeline import DetectionDataset, pad_targets
 
 __all__ = ["DIGIT_NAMES", "DigitsDataset", "DigitsScene", "load_digit_images"]
 
+#: The class names of `DigitsDataset`: ``"0"`` to ``"9"``.
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 SPLITS = {"train": 0, "val": 1}
 

@@ -35,6 +35,7 @@ from jaxheads.data.pipeline import DetectionDataset, pad_targets
 
 __all__ = ["SHAPE_NAMES", "ShapesDataset", "ShapesScene", "draw_shapes"]
 
+#: The class names of `ShapesDataset`, in label order.
 SHAPE_NAMES = ("circle", "square", "triangle", "diamond", "cross")
 SPLITS = {"train": 0, "val": 1}
 

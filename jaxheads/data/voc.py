@@ -43,7 +43,7 @@ __all__ = [
     "read_rgb",
 ]
 
-# The devkit's order (VOCcode/VOCinit.m), which every VOC label file uses.
+#: The devkit's order (VOCcode/VOCinit.m), which every VOC label file uses.
 VOC_CLASSES = (
     "aeroplane",
     "bicycle",

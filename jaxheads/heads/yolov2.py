@@ -34,7 +34,7 @@ from jaxheads.heads.base import Head, check_feature_map, guarded, normalize_anch
 from jaxheads.layers.base import is_multi
 from jaxheads.layers.combinators import INPUT, Node
 
-# yolov2-voc.cfg ``[region] anchors=`` (widths, heights in cells of the 13×13 grid).
+#: yolov2-voc.cfg ``[region] anchors=`` (widths, heights in cells of the 13×13 grid).
 VOC_ANCHORS = (
     (1.3221, 1.73145),
     (3.19275, 4.00944),
@@ -43,6 +43,7 @@ VOC_ANCHORS = (
     (11.2364, 10.0071),
 )
 
+#: The passthrough's reorganisation layers by name (``yolov2(reorg=...)``).
 REORGS = {"darknet": L.DarknetReorg, "space_to_depth": L.SpaceToDepth}
 
 

@@ -15,6 +15,7 @@ import jax
 from jaxheads._checks import fail
 from jaxheads.layers.base import Layer
 
+#: The name by which a `graph`'s nodes refer to the graph's input.
 INPUT = "input"
 
 

@@ -55,6 +55,8 @@ def evaluate_voc(
         monotone precision envelope at every recall point (VOC2010+).
 
     Returns:
+      A dict with these keys
+
       * ``"mAP"``: mean AP over the classes with at least one non-difficult ground
         truth; NaN if there is none.
       * ``"per_class_ap"``: ``{class: AP}`` for every class; NaN for a class without

@@ -89,7 +89,7 @@ def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
 
 
-# Heads sized for the small backbone: (side, num_classes) -> Head.
+#: Heads sized for the small backbone: (side, num_classes) -> Head.
 SMALL_HEADS: dict[str, Callable[[int, int], Head]] = {
     "yolov1-fc": lambda side, c: yolov1_fc(side=side, num_classes=c, hidden=256),
     "yolov1-percell": lambda side, c: yolov1_percell(side=side, num_classes=c, hidden=256),

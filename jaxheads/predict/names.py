@@ -15,7 +15,7 @@ import os
 from jaxheads._checks import fail
 from jaxheads.data.voc import VOC_CLASSES
 
-# The 80 names of darknet's data/coco.names, in its order (the order of COCO's category ids).
+#: The 80 names of darknet's data/coco.names, in its order (the order of COCO's category ids).
 COCO_NAMES = (
     "person",
     "bicycle",
@@ -98,7 +98,7 @@ COCO_NAMES = (
     "hair drier",
     "toothbrush",
 )
-# darknet's data/voc.names: the devkit's order, as `jaxheads.data.VOC_CLASSES`.
+#: darknet's data/voc.names: the devkit's order, as `jaxheads.data.VOC_CLASSES`.
 VOC_NAMES = VOC_CLASSES
 
 __all__ = ["COCO_NAMES", "VOC_NAMES", "names_for", "read_names"]

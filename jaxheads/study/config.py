@@ -27,8 +27,8 @@ import numpy as np
 
 from jaxheads.train.loop import RunConfig
 
-# A study's training runs by default: 1000 steps, 100 of warm-up, a checkpoint every 250;
-# the work directory and seed are set per (row, seed).
+#: A study's training runs by default: 1000 steps, 100 of warm-up, a checkpoint every 250;
+#: the work directory and seed are set per (row, seed).
 STUDY_RUN = RunConfig(workdir="", steps=1000, burn_in=100, checkpoint_every=250, eval_every=0)
 
 
@@ -215,6 +215,7 @@ class StudyConfig:
 # writes every file but cannot rank the rows. The full profile is the study's own budget
 # (by default 3 seeds, 1000 steps of batch 32 at 96×96).
 QUICK_SEEDS = (0,)
+#: The ``--quick`` profile's changes to a study's budget (see `with_profile`).
 QUICK_BUDGET: Mapping[str, Any] = MappingProxyType(
     {
         "steps": 100,
