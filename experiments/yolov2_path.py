@@ -1,15 +1,20 @@
 """The YOLOv2 paper's path from YOLO to YOLOv2 (Table 2), at small scale on ``shapes``.
 
-Each row adds one step of the paper's Table 2 to the row above, on the same
-`jaxheads.models.small.small_backbone`, data and budget:
+Each row adds one step of the paper's Table 2 to the row above, on the same data
+and budget:
 
 ==================== ============================================================ =========
 row                  what changes                                                  paper
 ==================== ============================================================ =========
-yolo                 YOLOv1 FC head, backbone without batch norm                  63.4
+yolo                 YOLOv1 FC head on the YOLOv1-like backbone                    63.4
+                     (`jaxheads.models.small_extraction_backbone`), no batch norm
 batch_norm           batch norm in the backbone                                    65.8
+hi_res_classifier    the classifier fine-tuned at the detector's size before       69.5
+                     detection (pre-trained rows only)
 anchor_boxes         convolutional YOLOv2 head, 5 hand-picked anchors, unbounded   69.2
                      offsets (the paper: mAP 69.5 → 69.2, recall 81% → 88%)
+new_network          the Darknet-19-like backbone (`small_backbone`, about the     69.6
+                     same FLOPs: 86 against 89 MFLOPs at 96²)
 dimension_priors     anchors from k-means on the training boxes (still unbounded)  —
 location_prediction  bounded (sigmoid) centre offsets: darknet's region layer      74.4
 passthrough          the reorg passthrough from the fine map                       75.4
@@ -17,13 +22,16 @@ multi_scale          every 10 steps a new training size (one compiled step each)
 hi_res_detector      the multi_scale weights evaluated at a larger size            78.6
 ==================== ============================================================ =========
 
+Every row is trained from scratch (its name) and, as the paper did, from a
+classification-pre-trained backbone (``<row>@<stage>``): each backbone pre-trained
+on the embedded objects at half the detector's side (``old_nobn``, ``old``,
+``new``: 600 steps), then YOLOv2's high-resolution classifier, the same classifier
+fine-tuned 150 steps at the detector's side (``old_hires``, ``new_hires``); the
+rows before ``hi_res_classifier`` start from the half-size classifier as YOLOv1 did.
 The paper's numbers are VOC2007 mAP (11-point) of a Darknet-19 model at 416×416
 (544×544 for the last row); ours sit beside them in ``results.md`` as
-``VOC2007 mAP@0.5``. The paper's "hi-res classifier" (ImageNet fine-tuning at
-448×448) and "new network" (Darknet-19) steps are left out: there is no
-classifier pre-training here and the backbone is the same in every row. The
-paper turns dimension priors and location prediction on together (69.6 → 74.4);
-here they are two rows.
+``VOC2007 mAP@0.5``. The paper turns dimension priors and location prediction on
+together (69.6 → 74.4); here they are two rows.
 
 Hand-picked anchors are Faster R-CNN's kind of choice: squares of 1/8, 1/4 and
 1/2 of the image side and two boxes of 1/4 side's area with aspect 2:1 and 1:2
@@ -40,14 +48,15 @@ Command::
     jaxheads compare --config experiments/yolov2_path.py --quick --workdir /tmp/path_quick
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, multi-scale 48/64/80,
-hi-res at 80: 7 training runs and one evaluation): measured 2 min 38 s on the
-otherwise idle 2-core CPU.
-Full profile (96×96, batch 32, 1000 steps, 3 seeds, multi-scale 80/96/112/128,
-hi-res at 128: 21 training runs): measured 2 h 3 min on the 2-core CPU (shared
-with benchmark runs for parts of it), before `conv2d` computed wide layers on
-CPU as products of patches (faster now; not re-measured); on one TPU or GPU
-roughly 15-25 min, bounded by compilation and the host's numpy data pipeline (not
-measured).
+hi-res at 80, five 40-step pre-training stages: 17 training runs and two
+evaluations): about 6 min on the otherwise idle 2-core CPU (scaled from the
+from-scratch profile's measured 2 min 38 s; not re-measured idle).
+Full profile (96×96, batch 32, 1000 steps, 2 seeds, multi-scale 80/96/112/128,
+hi-res at 128: 34 training runs and the five stages): estimated at about 3 h 30 min
+on the 2-core CPU (the earlier 21-run from-scratch profile measured 2 h 3 min);
+on one TPU or GPU roughly 20-30 min, bounded by compilation and the host's numpy
+data pipeline (not measured). Below: the earlier from-scratch-only measurements
+(before the pre-training stages and the two new rows).
 
 Expected result. Quick profile, measured (seed 0)::
 
@@ -90,6 +99,7 @@ passthrough adds 0.09; multi-scale costs a little at 96² and its weights gain
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -101,8 +111,8 @@ from jaxheads.decode import RegionCentre, decode_yolov2
 from jaxheads.heads import yolov2
 from jaxheads.losses import region_loss
 from jaxheads.models.detector import Detector, detector
-from jaxheads.models.small import small_anchors, small_backbone
-from jaxheads.study import EvalRow, StudyConfig, TrainRow, box_sizes, with_profile
+from jaxheads.models.small import BACKBONES, small_anchors
+from jaxheads.study import EvalRow, Pretraining, StudyConfig, TrainRow, box_sizes, with_profile
 
 # Hand-picked priors in fractions of the image side: three squares and two 2:1 / 1:2 boxes.
 HAND_PICKED = (
@@ -116,7 +126,9 @@ HAND_PICKED = (
 PAPER = {
     "yolo": "63.4",
     "batch_norm": "65.8",
+    "hi_res_classifier": "69.5",
     "anchor_boxes": "69.2, recall 88% (69.5, recall 81% without)",
+    "new_network": "69.6",
     "dimension_priors": "— (74.4 with location prediction)",
     "location_prediction": "74.4",
     "passthrough": "75.4",
@@ -229,6 +241,7 @@ def small_yolov2(
     anchors: str = "kmeans",
     passthrough: bool = False,
     location: str = "bounded",
+    backbone_kind: str = "darknet",
 ) -> Detector:
     """`jaxheads.models.small_detector`'s YOLOv2 with a choice of priors and location prediction.
 
@@ -245,8 +258,10 @@ def small_yolov2(
       passthrough: darknet's reorg passthrough.
       location: ``"bounded"`` (σ offsets, darknet) or ``"unbounded"`` (`decode_unbounded`;
         train with `unbounded_loss`).
+      backbone_kind: ``"darknet"`` (`small_backbone`, the new network) or ``"extraction"``
+        (`jaxheads.models.small_extraction_backbone`, YOLOv1's).
     """
-    backbone = small_backbone()
+    backbone = BACKBONES[backbone_kind]()
     train_size = image_size if train_data is None else train_data.image_size[0]
     grid = train_size // backbone.stride
     head = yolov2(
@@ -269,38 +284,105 @@ def small_yolov2(
     return detector(backbone, head, image_size=image_size, name="small_yolov2")
 
 
-def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
-    model = functools.partial(small_yolov2, anchors="kmeans", location="bounded")
+# The backbones' classification pre-training: each backbone at half the detector's side (the
+# paper's 224² for a 448² detector), then YOLOv2's "high resolution classifier": the same
+# classifier fine-tuned at the detector's side. YOLOv1 had no hi-res step.
+def _stages(side: int) -> list[Pretraining]:
+    low = side // 2 // 16 * 16 or 16
     return [
-        TrainRow("yolo", {"head": "yolov1-fc", "batch_norm": False}),
-        TrainRow("batch_norm", {"head": "yolov1-fc"}),
-        TrainRow(
-            "anchor_boxes",
-            functools.partial(small_yolov2, anchors="hand", location="unbounded"),
-            loss=unbounded_loss,
+        Pretraining("old_nobn", backbone="small-extraction-nobn", image_size=low, steps=600),
+        Pretraining("old", backbone="small-extraction", image_size=low, steps=600),
+        Pretraining(
+            "old_hires",
+            backbone="small-extraction",
+            image_size=side,
+            steps=150,
+            learning_rate=3e-4,
+            burn_in=0,
+            init_from="old",
         ),
-        TrainRow(
-            "dimension_priors",
-            functools.partial(small_yolov2, anchors="kmeans", location="unbounded"),
-            loss=unbounded_loss,
+        Pretraining("new", backbone="small", image_size=low, steps=600),
+        Pretraining(
+            "new_hires",
+            backbone="small",
+            image_size=side,
+            steps=150,
+            learning_rate=3e-4,
+            burn_in=0,
+            init_from="new",
         ),
-        TrainRow("location_prediction", model),
-        TrainRow("passthrough", functools.partial(model, passthrough=True)),
-        TrainRow(
-            "multi_scale",
-            functools.partial(model, passthrough=True),
-            train_sizes=tuple(train_sizes),
+    ]
+
+
+def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
+    old = functools.partial(small_yolov2, backbone_kind="extraction")
+    new = functools.partial(small_yolov2, anchors="kmeans", location="bounded")
+    fc = {"head": "yolov1-fc", "backbone": "extraction"}
+    # (row, pretraining stage): the paper's Table 2, each row adding one step.
+    path = [
+        (TrainRow("yolo", {**fc, "batch_norm": False}), "old_nobn"),
+        (TrainRow("batch_norm", fc), "old"),
+        (TrainRow("hi_res_classifier", fc), "old_hires"),
+        (
+            TrainRow(
+                "anchor_boxes",
+                functools.partial(old, anchors="hand", location="unbounded"),
+                loss=unbounded_loss,
+            ),
+            "old_hires",
         ),
+        (
+            TrainRow(
+                "new_network",
+                functools.partial(small_yolov2, anchors="hand", location="unbounded"),
+                loss=unbounded_loss,
+            ),
+            "new_hires",
+        ),
+        (
+            TrainRow(
+                "dimension_priors",
+                functools.partial(small_yolov2, anchors="kmeans", location="unbounded"),
+                loss=unbounded_loss,
+            ),
+            "new_hires",
+        ),
+        (TrainRow("location_prediction", new), "new_hires"),
+        (TrainRow("passthrough", functools.partial(new, passthrough=True)), "new_hires"),
+        (
+            TrainRow(
+                "multi_scale",
+                functools.partial(new, passthrough=True),
+                train_sizes=tuple(train_sizes),
+            ),
+            "new_hires",
+        ),
+    ]
+    # From scratch under the paper's row names; pre-trained as ``<row>@<stage>``. The
+    # hi-res classifier is a pre-training step: it has no from-scratch row.
+    scratch = [row for row, _ in path if row.label != "hi_res_classifier"]
+    pre = [
+        dataclasses.replace(row, label=f"{row.label}@{stage}", init=stage) for row, stage in path
+    ]
+    return [
+        *scratch,
         EvalRow("hi_res_detector", weights_from="multi_scale", eval_image_size=hi_res),
+        *pre,
+        EvalRow(
+            "hi_res_detector@new_hires",
+            weights_from="multi_scale@new_hires",
+            eval_image_size=hi_res,
+        ),
     ]
 
 
 DESCRIPTION = (
     "The YOLOv2 paper's Table 2 path at small scale: each row adds one step to the row "
-    "above, on one small backbone, the `shapes` data and one budget. The paper column is "
-    "its VOC2007 mAP (compare with our VOC2007 mAP@0.5); 'prior IoU' is Table 1's Avg IOU of "
-    "the anchors with the training boxes. Not reproduced: the hi-res classifier (no "
-    "pre-training here) and the new network (the backbone is fixed)."
+    "above, on the same data and budget; every row trained from scratch and from a "
+    "classification-pre-trained backbone (`<row>@<stage>`), as the paper did. The first "
+    "rows use the YOLOv1-like small backbone, `new_network` and after the Darknet-19-like one "
+    "(about the same FLOPs). The paper column is its VOC2007 mAP (compare with our VOC2007 "
+    "mAP@0.5); 'prior IoU' is Table 1's Avg IOU of the anchors with the training boxes."
 )
 
 
@@ -311,8 +393,10 @@ def get_config(profile: str = "full") -> StudyConfig:
     config = StudyConfig(
         name="yolov2_path",
         rows=_rows((48, 64, 80), 80) if quick else _rows((80, 96, 112, 128), 128),
+        seeds=(0, 1),
         description=DESCRIPTION,
         paper=PAPER,
         command=f"jaxheads compare --config experiments/yolov2_path.py {workdir}",
+        pretraining=_stages(64 if quick else 96),
     )
     return with_profile(config, profile)

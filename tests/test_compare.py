@@ -19,12 +19,19 @@ from jaxheads.study import (
     steady_images_per_s,
     studies,
 )
-from jaxheads.study.config import EvalRow, StudyConfig, TrainRow
+from jaxheads.study.config import (
+    QUICK_PRETRAINING,
+    EvalRow,
+    Pretraining,
+    StudyConfig,
+    TrainRow,
+    with_profile,
+)
 from jaxheads.study.report import winner_sentence
 from jaxheads.train.metric_table import METRICS
 
 TINY = """
-from jaxheads.study import Budget, EvalRow, StudyConfig, TrainRow
+from jaxheads.study import Budget, EvalRow, Pretraining, StudyConfig, TrainRow, pretrained
 
 
 def get_config(profile="full"):
@@ -37,10 +44,16 @@ def get_config(profile="full"):
         steps=4, batch_size=8, image_size=32, train_examples=64, val_examples=8,
         eval_batch_size=8, burn_in=0, log_every=1, checkpoint_every=4, num_devices=1,
         example_images=2)
+    small = dict(steps=2, batch_size=8, train_examples=64, val_examples=16, burn_in=0)
+    stages = [
+        Pretraining("pre", image_size=32, **small),
+        Pretraining("pre_hires", image_size=48, init_from="pre", **small),
+    ]
     return StudyConfig(
-        name="tiny", rows=rows, seeds=(0,), budget=budget, paper={"fc": "63.4"})
+        name="tiny", rows=rows + pretrained(rows[:1], "pre_hires"), seeds=(0,), budget=budget,
+        paper={"fc": "63.4"}, pretraining=stages)
 """
-LABELS = ["fc", "v2", "v2_hires"]
+LABELS = ["fc", "v2", "v2_hires", "fc@pre_hires"]
 REQUIRED = [
     "params",
     "head_params",
@@ -198,6 +211,60 @@ def test_missing_config_names_the_path(tmp_path, capsys):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
+def test_pretraining_stages_and_the_rows_that_start_from_them(study):
+    _, workdir, results = study
+    stages = {s["label"]: s for s in results["pretraining"]}
+    assert list(stages) == ["pre", "pre_hires"]
+    assert stages["pre_hires"]["init_from"] == "pre" and stages["pre_hires"]["image_size"] == 48
+    for s in stages.values():
+        assert 0 <= s["top1"] <= s["top5"] <= 1 and s["images"] == 16
+    with open(workdir / "pretrain" / "pre_hires" / "config.json") as f:
+        hires = json.load(f)["extra"]
+    assert hires["init"] == {"stage": "pre", "sha256": stages["pre"]["sha256"]}
+    with open(workdir / "fc@pre_hires" / "seed0" / "config.json") as f:
+        row = json.load(f)["extra"]
+    assert row["init"] == {"stage": "pre_hires", "sha256": stages["pre_hires"]["sha256"]}
+    with open(workdir / "fc" / "seed0" / "config.json") as f:
+        assert "init" not in json.load(f)["extra"]
+    text = (workdir / "results.md").read_text()
+    assert "### From scratch" in text and "### Pre-trained" in text
+    assert "### What pre-training changes" in text
+    assert re.search(r"\| fc \| pre_hires \| [0-9.]+ \| [0-9.]+ \| [-+]?[0-9.]+ \|", text)
+    # the paper's number sits beside both variants of its row
+    assert text.count("| 63.4 |") == 2
+
+
+def test_pretraining_checks():
+    with pytest.raises(ValueError, match="init to name a pretraining stage among \\['p'\\]"):
+        StudyConfig("x", [TrainRow("a", init="q")], pretraining=[Pretraining("p")])
+    with pytest.raises(ValueError, match="init_from to name an earlier stage"):
+        StudyConfig("x", [TrainRow("a")], pretraining=[Pretraining("p", init_from="p")])
+    with pytest.raises(ValueError, match="backbone in .*got 'big'"):
+        StudyConfig("x", [TrainRow("a")], pretraining=[Pretraining("p", backbone="big")])
+    with pytest.raises(ValueError, match="'pretrain' is the stages' directory"):
+        StudyConfig("x", [TrainRow("pretrain")])
+    config = with_profile(
+        StudyConfig("x", [TrainRow("a")], pretraining=[Pretraining("p", image_size=96)]), "quick"
+    )
+    assert config.pretraining[0].steps == QUICK_PRETRAINING["steps"]
+    assert config.pretraining[0].image_size == 96  # sizes kept: a hi-res stage stays hi-res
+
+
+def test_the_packaged_studies_pretrain_as_the_papers_did():
+    heads = studies.load_study("heads").get_config()
+    scratch = [r.label for r in heads.rows if r.init is None]
+    assert [r.label for r in heads.rows if r.init] == [f"{x}@pre64" for x in scratch]
+    assert len(scratch) == 6
+    path = studies.load_study("yolov2_path").get_config()
+    stages = {s.label: s for s in path.pretraining}
+    assert stages["old_hires"].init_from == "old" and stages["new_hires"].init_from == "new"
+    assert stages["new_hires"].image_size == path.budget.image_size  # YOLOv2's hi-res step
+    labels = [r.label for r in path.rows]
+    assert "hi_res_classifier@old_hires" in labels and "hi_res_classifier" not in labels
+    assert "new_network" in labels and "new_network@new_hires" in labels
+
+
 def test_config_checks():
     with pytest.raises(ValueError, match="unique row labels"):
         StudyConfig("x", [TrainRow("a"), TrainRow("a")])
@@ -250,7 +317,7 @@ def test_a_name_is_a_packaged_study_and_the_current_folder_is_never_read(tmp_pat
         studies.load_study("experiments/heads.py")
     with pytest.raises(
         ValueError,
-        match=r"\['heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
+        match=r"\['fc_head', 'heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
         r"did you mean 'heads'",
     ):
         studies.load_study("hedas")

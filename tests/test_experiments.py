@@ -26,7 +26,7 @@ from jaxheads.train.detection import make_dataset, model_names
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem != "__init__")
-TRAINING_STUDIES = ["heads", "yolov2_path"]
+TRAINING_STUDIES = ["fc_head", "heads", "yolov2_path"]
 
 
 def _load(name):
@@ -34,7 +34,7 @@ def _load(name):
 
 
 def test_every_study_is_tested():
-    assert STUDIES == ["heads", "seeds", "yolov2_path"] == packaged_studies()
+    assert STUDIES == ["fc_head", "heads", "seeds", "yolov2_path"] == packaged_studies()
 
 
 @pytest.mark.parametrize("name", TRAINING_STUDIES)
@@ -52,20 +52,26 @@ def test_study_loads_and_its_configs_are_valid(name):
         module.get_config("huge")
 
 
-@pytest.mark.parametrize("name", ["heads", "yolov2_path"])
-def test_training_studies_share_the_profiles_their_docstrings_state(name):
+@pytest.mark.parametrize(
+    ("name", "seeds"), [("fc_head", (0,)), ("heads", (0, 1)), ("yolov2_path", (0, 1))]
+)
+def test_training_studies_share_the_profiles_their_docstrings_state(name, seeds):
     module = _load(name)
     full, quick = module.get_config("full"), module.get_config("quick")
     b, run = full.budget, full.budget.run
     assert (full.seeds, run.steps, b.batch_size, b.image_size, b.val_examples, run.burn_in) == (
-        (0, 1, 2),
+        seeds,
         1000,
         32,
         96,
         256,
         100,
     )
-    assert "96×96, batch 32, 1000" in module.__doc__ and "3 seeds" in module.__doc__
+    shown = "one seed" if len(seeds) == 1 else f"{len(seeds)} seeds"
+    assert "96×96, batch 32, 1000" in module.__doc__ and shown in module.__doc__
+    assert full.pretraining and [p.label for p in quick.pretraining] == [
+        p.label for p in full.pretraining
+    ]
     assert quick.seeds == (0,) and quick.budget == full.budget.replace(**QUICK_BUDGET)
     assert "--quick" in quick.command and "--quick" not in full.command
 
@@ -73,18 +79,13 @@ def test_training_studies_share_the_profiles_their_docstrings_state(name):
 def test_heads_study_is_the_six_heads_on_one_budget():
     module = _load("heads")
     full, quick = module.get_config("full"), module.get_config("quick")
-    assert [r.label for r in full.rows] == [
-        "yolov1_fc",
-        "yolov1_percell",
-        "yolov1_local",
-        "gap",
-        "yolov2",
-        "yolov2_passthrough",
-    ]
+    heads = ["yolov1_fc", "yolov1_percell", "yolov1_local", "gap", "yolov2", "yolov2_passthrough"]
+    assert [r.label for r in full.rows] == [x for h in heads for x in (h, f"{h}@pre64")]
+    assert [r.init for r in full.rows] == [None, "pre64"] * 6
     assert all(isinstance(r, TrainRow) for r in full.rows)
     assert all(r.model in model_names() and not r.changes for r in full.rows)
-    assert len(full.seeds) >= 3 and full.budget.run.steps >= 1000
-    # --quick must fit in 5 minutes on 2 CPU cores for all six heads.
+    assert len(full.seeds) >= 2 and full.budget.run.steps >= 1000
+    # --quick must fit in a few minutes on 2 CPU cores for all six heads, twice.
     assert quick.seeds == (0,) and quick.budget.run.steps * quick.budget.batch_size <= 2000
     assert quick.budget.image_size == 64 and quick.budget.val_examples <= 32
 
@@ -127,20 +128,30 @@ def test_yolov2_path_rows_and_paper_numbers():
     module = _load("yolov2_path")
     config = module.get_config("full")
     labels = [r.label for r in config.rows]
-    assert labels == [
+    path = [
         "yolo",
         "batch_norm",
         "anchor_boxes",
+        "new_network",
         "dimension_priors",
         "location_prediction",
         "passthrough",
         "multi_scale",
         "hi_res_detector",
     ]
-    assert set(config.paper) == set(labels) and config.paper["batch_norm"] == "65.8"
+    stages = ["old_nobn", "old", "old_hires", "new_hires", "new_hires", "new_hires", "new_hires"]
+    stages += ["new_hires", "new_hires"]
+    pre = [f"{row}@{stage}" for row, stage in zip(path, stages, strict=True)]
+    assert labels == path + pre[:2] + ["hi_res_classifier@old_hires"] + pre[2:]
+    assert set(config.paper) == set(path) | {"hi_res_classifier"}
+    assert config.paper["batch_norm"] == "65.8" and config.paper["new_network"] == "69.6"
     assert "69.2" in config.paper["anchor_boxes"] and "88%" in config.paper["anchor_boxes"]
     specs = {r.label: r for r in config.rows}
-    assert specs["yolo"].model == {"head": "yolov1-fc", "batch_norm": False}
+    extraction = {"head": "yolov1-fc", "backbone": "extraction"}
+    assert specs["yolo"].model == {**extraction, "batch_norm": False}
+    assert specs["hi_res_classifier@old_hires"].model == extraction
+    assert specs["anchor_boxes"].model.keywords["backbone_kind"] == "extraction"
+    assert "backbone_kind" not in specs["new_network"].model.keywords
     assert specs["anchor_boxes"].loss is module.unbounded_loss
     assert specs["location_prediction"].loss is None
     assert len(specs["multi_scale"].train_sizes) > 1
@@ -154,18 +165,21 @@ def test_yolov2_path_detectors_and_priors():
     wh = box_sizes(train) * 4
     quick = {r.label: r for r in module.get_config("quick").rows}
     params = {}
-    for label in ("yolo", "batch_norm", "anchor_boxes", "dimension_priors", "passthrough"):
+    labels = ("yolo", "batch_norm", "anchor_boxes", "new_network", "dimension_priors")
+    for label in (*labels, "passthrough"):
         det, _ = build_model(quick[label].model, image_size=64, num_classes=3, train_data=train)
         params[label] = measure_params(det)
-        if label in ("anchor_boxes", "dimension_priors"):
+        if label in ("new_network", "dimension_priors"):
             anchors = np.asarray(det.head.anchors)
             assert anchors.shape == (5, 2)
             params[label]["iou"] = mean_best_iou(wh, anchors)
     # Without batch norm the convs get biases and lose the BN statistics.
     assert params["yolo"]["params"] != params["batch_norm"]["params"]
     # Same head, other priors: the same parameters; k-means priors fit the boxes better.
-    assert params["anchor_boxes"]["params"] == params["dimension_priors"]["params"]
-    assert params["dimension_priors"]["iou"] > params["anchor_boxes"]["iou"]
+    assert params["new_network"]["params"] == params["dimension_priors"]["params"]
+    assert params["dimension_priors"]["iou"] > params["new_network"]["iou"]
+    # The old network: the same head on the YOLOv1-like backbone, other parameters.
+    assert params["anchor_boxes"]["params"] != params["new_network"]["params"]
     assert params["passthrough"]["params"] > params["dimension_priors"]["params"]
     # Priors stay in cells of the training grid when built at another size.
     big, _ = build_model(quick["passthrough"].model, image_size=96, num_classes=3, train_data=train)

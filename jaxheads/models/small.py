@@ -84,6 +84,61 @@ def small_backbone(
     return Backbone(layer, 2**stages, width * 2**stages, width * 2 ** (stages - 1))
 
 
+# (1×1 reduction, 3×3 expansion) filters per pair, in multiples of the stem's width, per stage.
+_EXTRACTION_STAGES = (((2, 4),), ((4, 8),), ((8, 16), (8, 16)))
+
+
+def small_extraction_backbone(
+    *, width: int = 16, batch_norm: bool = True, name: str = "small_backbone"
+) -> Backbone:
+    """YOLOv1's network (darknet ``extraction.cfg``) in miniature, the "old network".
+
+    GoogLeNet-like as YOLOv1's: a 7×7 stride-2 convolution and a 2×2 pool, then
+    stages of 1×1 reductions followed by 3×3 convolutions, each stage but the
+    last ending in a 2×2 max pool; leaky ReLU 0.1 throughout (batch norm as in
+    `small_backbone`). Same stride (16), same output widths and, at 96×96, about
+    the same FLOPs as `small_backbone` (the stand-in for Darknet-19), so
+    YOLOv2's "new network" row changes the architecture alone.
+
+    Args:
+      width: the stem's filters; the stages' 1×1 reductions and 3×3 expansions
+        are multiples of it (``_EXTRACTION_STAGES``), the last expanding to ``width·16``.
+      batch_norm: batch norm after every convolution (False: a bias instead).
+      name: the layer's name (the same as `small_backbone`'s by default, so a
+        detector's parameters are addressed alike).
+
+    Returns:
+      A `Backbone`: ``[B, H, W, 3]`` to ``(coarse [B, H/16, W/16, width·16],
+      fine [B, H/8, W/8, width·8])``.
+    """
+    op = "small_extraction_backbone"
+    check_positive_int(op, "width", width)
+
+    def block(prefix, filters, size, strides=1):
+        conv = L.Conv2D(filters, size, strides=strides, padding="same", use_bias=not batch_norm)
+        nodes = [Node(f"{prefix}_conv", conv)]
+        if batch_norm:
+            nodes.append(Node(f"{prefix}_bn", L.BatchNormalization()))
+        return nodes + [Node(f"{prefix}_leaky", L.LeakyReLU(0.1))]
+
+    nodes = block("stem", width, 7, strides=2) + [Node("stem_pool", L.MaxPooling2D(2))]
+    for i, pairs in enumerate(_EXTRACTION_STAGES):
+        for j, (reduce, expand) in enumerate(pairs):
+            nodes += block(f"stage{i + 1}_{j + 1}_reduce", width * reduce, 1)
+            nodes += block(f"stage{i + 1}_{j + 1}_expand", width * expand, 3)
+        if i < len(_EXTRACTION_STAGES) - 1:
+            nodes.append(Node(f"stage{i + 1}_pool", L.MaxPooling2D(2)))
+    fine = f"stage2_{len(_EXTRACTION_STAGES[1])}_expand_leaky"
+    layer = graph(nodes, outputs=(nodes[-1].name, fine), name=name)
+    return Backbone(layer, 16, width * 16, width * 8)
+
+
+BACKBONES: dict[str, Callable[..., Backbone]] = {
+    "darknet": small_backbone,
+    "extraction": small_extraction_backbone,
+}
+
+
 def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     """``yolov2-voc.cfg``'s anchors rescaled from its 13×13 grid to a ``side × side`` one."""
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
@@ -113,6 +168,7 @@ def small_detector(
     num_classes: int = 3,
     width: int = 16,
     batch_norm: bool = True,
+    backbone: str = "darknet",
 ) -> Detector:
     """A small backbone with one of ``SMALL_HEADS`` on it.
 
@@ -123,6 +179,8 @@ def small_detector(
       num_classes: ``C``.
       width: the backbone's first-stage filters.
       batch_norm: batch norm in the backbone (see `small_backbone`).
+      backbone: ``"darknet"`` (`small_backbone`, Darknet-19-like) or ``"extraction"``
+        (`small_extraction_backbone`, YOLOv1-like).
 
     Returns:
       A `Detector` on ``[B, image_size, image_size, 3]`` images.
@@ -131,12 +189,14 @@ def small_detector(
     if head not in SMALL_HEADS:
         fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
     check_positive_int(op, "image_size", image_size)
-    backbone = small_backbone(width=width, batch_norm=batch_norm)
-    if image_size % backbone.stride:
-        fail(op, f"image_size divisible by {backbone.stride}", image_size)
-    side = image_size // backbone.stride
+    if backbone not in BACKBONES:
+        fail(op, f"backbone in {sorted(BACKBONES)}", repr(backbone))
+    net = BACKBONES[backbone](width=width, batch_norm=batch_norm)
+    if image_size % net.stride:
+        fail(op, f"image_size divisible by {net.stride}", image_size)
+    side = image_size // net.stride
     return detector(
-        backbone,
+        net,
         SMALL_HEADS[head](side, num_classes),
         image_size=image_size,
         name=f"small_{head.replace('-', '_')}",

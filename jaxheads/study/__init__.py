@@ -2,8 +2,10 @@
 
 A study is a `StudyConfig`: rows (`TrainRow`: a detector and what it trains
 differently; `EvalRow`: another row's weights evaluated otherwise) and the
-`Budget` they share (a `jaxheads.train.RunConfig` and the data). `run_study`
-trains each (row, seed) with `jaxheads.train.fit` in ``WORKDIR/<label>/seed<k>``,
+`Budget` they share (a `jaxheads.train.RunConfig` and the data), and the
+`Pretraining` stages rows may start from (``TrainRow.init``; `pretrained` copies
+rows so). `run_study` runs the stages first (``WORKDIR/pretrain/<stage>``, once
+each), then trains each (row, seed) with `jaxheads.train.fit` in ``WORKDIR/<label>/seed<k>``,
 evaluates it with `jaxheads.train.detection.evaluate`, measures it
 (`jaxheads.study.measure`) and writes::
 
@@ -26,8 +28,11 @@ from jaxheads.study.config import (
     STUDY_RUN,
     Budget,
     EvalRow,
+    Pretraining,
     StudyConfig,
     TrainRow,
+    pretrained,
+    variant_of,
     with_profile,
 )
 from jaxheads.study.measure import (
@@ -47,6 +52,7 @@ __all__ = [
     "STUDY_RUN",
     "Budget",
     "EvalRow",
+    "Pretraining",
     "RunRecord",
     "StudyConfig",
     "TrainRow",
@@ -58,10 +64,12 @@ __all__ = [
     "load_study",
     "measure_params",
     "packaged_studies",
+    "pretrained",
     "prior_iou",
     "run_row",
     "run_study",
     "steady_images_per_s",
+    "variant_of",
     "winners",
     "with_profile",
     "write_report",

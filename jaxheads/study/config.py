@@ -102,6 +102,8 @@ class TrainRow:
         these image sizes (darknet's ``random=1``); one compiled step per size.
       eval_image_size: evaluate (and count FLOPs) at this size; None: the training size.
       changes: `Budget` or `RunConfig` fields this row sets otherwise (`Budget.replace`).
+      init: the label of a `Pretraining` stage of the study whose backbone weights the
+        detector starts from (matched by name, shapes checked); None: from scratch.
     """
 
     label: str
@@ -110,6 +112,46 @@ class TrainRow:
     train_sizes: tuple[int, ...] = ()
     eval_image_size: int | None = None
     changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    init: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretraining:
+    """A backbone's classification pre-training (`jaxheads pretrain`) that rows start from.
+
+    Each stage trains once (with ``seed``), as a paper pre-trains its backbone
+    once: the detector seeds of the rows that start from it vary what is trained
+    after it (the head's init, the data order, dropout). It classifies the
+    embedded `jaxheads.data.objects.ObjectsDataset` (15 classes, one object an image).
+
+    Attributes:
+      label: the stage's name: its directory ``WORKDIR/pretrain/<label>``, and what
+        `TrainRow.init` and ``init_from`` name.
+      backbone: a `jaxheads.train.pretrain.BACKBONES` name, the backbone of the rows
+        that start from it (``"small"``, ``"small-nobn"``, ``"small-extraction"``...).
+      image_size: the classifier's image side (a multiple of 16).
+      steps: training steps (Adam, cosine decay after ``burn_in`` warm-up steps).
+      batch_size: the global batch.
+      learning_rate: the peak learning rate.
+      burn_in: warm-up steps.
+      train_examples: distinct training images.
+      val_examples: held-out images for top-1/top-5.
+      init_from: an earlier stage whose weights it starts from: YOLOv2's "high
+        resolution classifier" is a stage at the detector's size from one at half of it.
+      seed: init, data order and augmentation.
+    """
+
+    label: str
+    backbone: str = "small"
+    image_size: int = 64
+    steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    burn_in: int = 100
+    train_examples: int = 20_000
+    val_examples: int = 1000
+    init_from: str | None = None
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +185,7 @@ class StudyConfig:
       command: the command that runs the study, quoted in ``results.md``.
       paper: ``{label: text}``, published numbers shown beside ours.
       paper_metric: the key of ours the ``paper`` column compares with.
+      pretraining: the `Pretraining` stages rows start from (run first, in order).
     """
 
     name: str
@@ -153,10 +196,14 @@ class StudyConfig:
     command: str = ""
     paper: Mapping[str, str] = dataclasses.field(default_factory=dict)
     paper_metric: str = "mAP50_voc07"
+    pretraining: Sequence[Pretraining] = ()
 
     def __post_init__(self):
         labels = [r.label for r in self.rows]
         where = f"StudyConfig {self.name!r}"
+        self._check_pretraining(where)
+        if "pretrain" in labels:
+            raise ValueError(f"{where}: 'pretrain' is the stages' directory, not a row label")
         if not labels:
             raise ValueError(f"{where}: expected at least one row, got none")
         if len(set(labels)) != len(labels):
@@ -169,6 +216,12 @@ class StudyConfig:
         for i, row in enumerate(self.rows):
             if isinstance(row, TrainRow):
                 self.budget.replace(**row.changes)  # raises on an unknown field
+                stages = [p.label for p in self.pretraining]
+                if row.init is not None and row.init not in stages:
+                    raise ValueError(
+                        f"row {row.label!r}: expected init to name a pretraining stage "
+                        f"among {stages}, got {row.init!r}"
+                    )
             elif isinstance(row, EvalRow):
                 earlier = [r.label for r in self.rows[:i] if isinstance(r, TrainRow)]
                 if row.weights_from not in earlier:
@@ -180,6 +233,33 @@ class StudyConfig:
                 raise ValueError(
                     f"{where}: expected TrainRow or EvalRow rows, got {type(row).__name__}"
                 )
+
+    def _check_pretraining(self, where: str) -> None:
+        from jaxheads.train.pretrain import BACKBONES
+
+        seen: list[str] = []
+        for p in self.pretraining:
+            if not isinstance(p, Pretraining):
+                raise ValueError(f"{where}: expected Pretraining stages, got {type(p).__name__}")
+            if not p.label or "/" in p.label or p.label.startswith(".") or p.label in seen:
+                raise ValueError(
+                    f"{where}: expected unique stage labels usable as directory names, "
+                    f"got {p.label!r}"
+                )
+            if p.backbone not in BACKBONES:
+                raise ValueError(
+                    f"stage {p.label!r}: expected backbone in {list(BACKBONES)}, got {p.backbone!r}"
+                )
+            if p.init_from is not None and p.init_from not in seen:
+                raise ValueError(
+                    f"stage {p.label!r}: expected init_from to name an earlier stage among "
+                    f"{seen}, got {p.init_from!r}"
+                )
+            seen.append(p.label)
+
+    def stage(self, label: str) -> Pretraining:
+        """The pretraining stage called ``label``."""
+        return next(p for p in self.pretraining if p.label == label)
 
     def row(self, label: str) -> Row:
         """The row called ``label``."""
@@ -211,10 +291,40 @@ class StudyConfig:
         return dataclasses.replace(self, rows=[r for r in self.rows if norm(r.label) in wanted])
 
 
+def pretrained(rows: Sequence[Row], stage: str) -> list[TrainRow]:
+    """Each `TrainRow` of ``rows`` again, starting from the pretraining stage ``stage``.
+
+    The copies are labelled ``<label>@<stage>`` (`variant_of` reads the label back),
+    so a report sets each beside its from-scratch row.
+
+    >>> [r.label for r in pretrained([TrainRow("yolov2")], "pre64")]
+    ['yolov2@pre64']
+    """
+    return [
+        dataclasses.replace(r, label=f"{r.label}@{stage}", init=stage)
+        for r in rows
+        if isinstance(r, TrainRow)
+    ]
+
+
+def variant_of(label: str) -> tuple[str, str | None]:
+    """``(base label, stage)`` of a `pretrained` row's label; ``(label, None)`` otherwise.
+
+    >>> variant_of("yolov2@pre64"), variant_of("yolov2")
+    (('yolov2', 'pre64'), ('yolov2', None))
+    """
+    base, _, stage = label.partition("@")
+    return base, stage or None
+
+
 # Every study's ``--quick`` profile: a smoke run of a few minutes on a 2-core CPU that
 # writes every file but cannot rank the rows. The full profile is the study's own budget
 # (by default 3 seeds, 1000 steps of batch 32 at 96×96).
 QUICK_SEEDS = (0,)
+#: The ``--quick`` profile's changes to the stages of `Pretraining` (image sizes kept).
+QUICK_PRETRAINING: Mapping[str, Any] = MappingProxyType(
+    {"steps": 40, "batch_size": 32, "burn_in": 4, "train_examples": 1024, "val_examples": 128}
+)
 #: The ``--quick`` profile's changes to a study's budget (see `with_profile`).
 QUICK_BUDGET: Mapping[str, Any] = MappingProxyType(
     {
@@ -246,7 +356,10 @@ def with_profile(config: StudyConfig, profile: str) -> StudyConfig:
         return config
     if profile == "quick":
         return dataclasses.replace(
-            config, seeds=QUICK_SEEDS, budget=config.budget.replace(**QUICK_BUDGET)
+            config,
+            seeds=QUICK_SEEDS,
+            budget=config.budget.replace(**QUICK_BUDGET),
+            pretraining=[dataclasses.replace(p, **QUICK_PRETRAINING) for p in config.pretraining],
         )
     raise ValueError(f"{config.name}: expected profile in {list(PROFILES)}, got {profile!r}")
 

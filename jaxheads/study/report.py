@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxheads.study.config import StudyConfig, describe
+from jaxheads.study.config import EvalRow, StudyConfig, describe, variant_of
 from jaxheads.study.run import RunRecord, write_json
 from jaxheads.train.metric_table import METRIC, METRICS
 
@@ -117,6 +117,66 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
+def init_of(config: StudyConfig, label: str) -> str | None:
+    """The pretraining stage the row ``label`` starts from (None: from scratch)."""
+    row = config.row(label)
+    if isinstance(row, EvalRow):
+        row = config.row(row.weights_from)
+    return row.init
+
+
+def _groups(config: StudyConfig, heads: Sequence[Mapping]) -> dict[str, list]:
+    """The aggregated rows from scratch, then those that start from a pretraining stage."""
+    groups: dict[str, list] = {}
+    for h in heads:
+        stage = init_of(config, h["head"])
+        title = "From scratch" if stage is None else "Pre-trained (`<row>@<stage>`)"
+        groups.setdefault(title, []).append(h)
+    return groups
+
+
+def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
+    return _table(
+        ["stage", "backbone", "image", "steps", "starts from", "top-1", "top-5"],
+        [
+            [
+                s["label"],
+                s["backbone"],
+                f"{s['image_size']}²",
+                str(s["steps"]),
+                s.get("init_from") or "—",
+                f"{s['top1']:.3f}",
+                f"{s['top5']:.3f}",
+            ]
+            for s in stages.values()
+        ],
+    )
+
+
+def _effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
+    """Each row beside its `pretrained` copies: ``key`` from scratch, pre-trained, the gain."""
+    by_label = {h["head"]: h for h in heads}
+    metric = METRIC[key]
+    rows = []
+    for h in heads:
+        base, stage = variant_of(h["head"])
+        scratch = by_label.get(base)
+        if stage is None or scratch is None:
+            continue
+        cells = [base, stage]
+        for agg in (scratch, h):
+            cells.append(metric.format(agg.get(key), agg.get(f"{key}_std")))
+        gain = None
+        if h.get(key) is not None and scratch.get(key) is not None:
+            gain = h[key] - scratch[key]
+        cells.append(metric.format_one(gain) if gain is not None else "—")
+        rows.append(cells)
+    if not rows:
+        return []
+    header = ["row", "stage", f"{metric.label} from scratch", f"{metric.label} pre-trained"]
+    return _table(header + ["gain"], rows)
+
+
 def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
     keys = [k for k in SUMMARY_COLUMNS if not METRIC[k].optional or any(k in h for h in heads)]
     header = ["head"] + [METRIC[k].label for k in keys]
@@ -126,7 +186,7 @@ def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
     for h in heads:
         cells = [h["head"]] + [METRIC[k].format(h.get(k), h.get(f"{k}_std")) for k in keys]
         if config.paper:
-            cells.append(config.paper.get(h["head"], "—"))
+            cells.append(config.paper.get(variant_of(h["head"])[0], "—"))
         rows.append(cells)
     return _table(header, rows)
 
@@ -137,6 +197,7 @@ def markdown(
     rows: Sequence[Mapping],
     best: Mapping,
     plots: Sequence[str],
+    stages: Mapping[str, Mapping] | None = None,
 ) -> str:
     """``results.md``: the study, its summary table, the winners, the per-seed table, the plots."""
     budget, run = config.budget, config.budget.run
@@ -156,8 +217,21 @@ def markdown(
         "training rate.",
         "",
     ]
-    lines += _summary_table(config, heads)
-    lines += ["", "**Which head won on what** (computed from the table):", ""]
+    stages = stages or {}
+    if stages:
+        lines += ["Pre-training stages (held-out top-1/top-5 on the embedded objects):", ""]
+        lines += _stages_table(stages) + [""]
+    groups = _groups(config, heads)
+    if len(groups) == 1:
+        lines += _summary_table(config, heads)
+    else:
+        for title, members in groups.items():
+            lines += [f"### {title}", ""]
+            lines += _summary_table(config, members) + [""]
+        effect = _effect_table(heads)
+        if effect:
+            lines += ["### What pre-training changes", ""] + effect
+    lines += ["", "**Which head won on what** (computed from the tables):", ""]
     lines += [winner_sentence(key, entry) for key, entry in best.items()]
     lines += ["", "## Per seed", ""]
     lines += _table(
@@ -171,8 +245,17 @@ def markdown(
     return "\n".join(lines)
 
 
-def write_report(config: StudyConfig, records: Sequence[RunRecord], workdir: str) -> list[dict]:
-    """Writes results.json, results.md and the PNG plots from the records; returns aggregates."""
+def write_report(
+    config: StudyConfig,
+    records: Sequence[RunRecord],
+    workdir: str,
+    stages: Mapping[str, Mapping] | None = None,
+) -> list[dict]:
+    """Writes results.json, results.md and the PNG plots from the records; returns aggregates.
+
+    ``stages``: the pretraining stages' records (`jaxheads.study.pretraining.run_stages`).
+    """
+    stages = {k: {f: v for f, v in r.items() if f != "skipped"} for k, r in (stages or {}).items()}
     from jaxheads.study.plots import plot_all
 
     rows = [r.row for r in records]
@@ -191,7 +274,9 @@ def write_report(config: StudyConfig, records: Sequence[RunRecord], workdir: str
                 "command": config.command,
                 "paper": describe(config.paper),
                 "paper_metric": config.paper_metric,
+                "pretraining": describe(list(config.pretraining)),
             },
+            "pretraining": list(stages.values()),
             "rows": [{"type": type(r).__name__, **describe(r)} for r in config.rows],
             "heads": heads,
             "runs": rows,
@@ -200,5 +285,5 @@ def write_report(config: StudyConfig, records: Sequence[RunRecord], workdir: str
         },
     )
     with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(markdown(config, heads, rows, best, plots))
+        f.write(markdown(config, heads, rows, best, plots, stages))
     return heads

@@ -138,9 +138,26 @@ def multiscale_batches(
     return batches
 
 
-def training(config: StudyConfig, plan: RowPlan, seed: int, rundir: str, progress: bool):
-    """``(detector, task, RunConfig)`` of the row's training run; nothing is written."""
+def _stage_weights(workdir: str, label: str) -> dict:
+    """``{"stage", "sha256", "dir"}`` of a finished pretraining stage of the study."""
+    from jaxheads.study.pretraining import stage_dir, stored
+
+    rundir = stage_dir(workdir, label)
+    found = stored(rundir)
+    if found is None:
+        raise ValueError(f"expected pretraining stage {label!r} finished in {rundir}, found none")
+    return {"stage": label, "sha256": found["record"]["sha256"], "dir": rundir}
+
+
+def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progress: bool):
+    """``(detector, task, RunConfig)`` of the row's training run; nothing is written.
+
+    A row with ``init`` records its stage's weights' checksum in the run's settings
+    (so a new pre-training makes its results stale); the weights themselves are
+    copied in by `run_row` when the row trains.
+    """
     source, budget = plan.source, plan.budget
+    rundir = os.path.join(workdir, source.label, f"seed{seed}")
     detector, init = build_model(
         source.model,
         image_size=budget.image_size,
@@ -169,6 +186,9 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, rundir: str, progres
         "train_sizes": describe(source.train_sizes or None),
         **{k: getattr(budget, k) for k in data_keys},
     }
+    if source.init is not None:
+        stage = _stage_weights(workdir, source.init)
+        extra["init"] = {k: stage[k] for k in ("stage", "sha256")}
     run = dataclasses.replace(
         budget.run,
         workdir=rundir,
@@ -341,7 +361,7 @@ def run_row(
     """
     rundir = os.path.join(workdir, plan.label, f"seed{seed}")
     sourcedir = os.path.join(workdir, plan.source.label, f"seed{seed}")
-    detector, task, run = training(config, plan, seed, sourcedir, progress)
+    detector, task, run = training(config, plan, seed, workdir, progress)
     budget = plan.budget
     evaluation = {
         "val_examples": budget.val_examples,
@@ -358,6 +378,10 @@ def run_row(
     record = _cached(path, fingerprint)
     if record is not None:
         return record
+    if plan.source.init is not None:
+        from jaxheads.train.warm_start import with_init
+
+        task, _ = with_init(task, _stage_weights(workdir, plan.source.init)["dir"])
     trained = fit(task, run)
     if trained["status"] != "completed":
         raise KeyboardInterrupt(
@@ -396,10 +420,12 @@ def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> li
     """
     from tqdm.auto import tqdm
 
+    from jaxheads.study.pretraining import run_stages
     from jaxheads.study.report import write_report
     from jaxheads.train.metric_table import METRIC
 
     os.makedirs(workdir, exist_ok=True)
+    stages = run_stages(config, workdir, progress=progress)
     records = []
     bar = tqdm(
         total=len(config.rows) * len(config.seeds),
@@ -425,4 +451,4 @@ def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> li
                     + (" (already done)" if record.skipped else "")
                 )
     bar.close()
-    return write_report(config, records, workdir)
+    return write_report(config, records, workdir, stages)

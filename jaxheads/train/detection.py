@@ -101,8 +101,15 @@ def make_dataset(
     fail("make_dataset", f"a dataset in {list(DATASETS)}", repr(name))
 
 
-def detection_loss(detector: Detector, *, global_batch: int, compute_dtype=jnp.float32) -> Callable:
-    """``loss_fn(params, state, batch, key, axis_name, step)`` for the detector's head."""
+def detection_loss(
+    detector: Detector, *, global_batch: int, compute_dtype=jnp.float32, **loss_options
+) -> Callable:
+    """``loss_fn(params, state, batch, key, axis_name, step)`` for the detector's head.
+
+    ``loss_options``: keyword arguments of the head's loss beyond the head's own
+    (``lambda_coord=1.0`` for `jaxheads.losses.yolov1_loss`, ``noobject_scale`` for
+    `jaxheads.losses.region_loss`, ...).
+    """
     head = detector.head
 
     def loss_fn(params, state, batch, key, axis_name, step):
@@ -113,10 +120,10 @@ def detection_loss(detector: Detector, *, global_batch: int, compute_dtype=jnp.f
         raw = raw.astype(jnp.float32)
         gt = (batch["boxes"], batch["labels"], batch["mask"])
         if head.kind == "yolov1":
-            per_image = yolov1_loss(raw, *gt, **head.loss_kwargs())
+            per_image = yolov1_loss(raw, *gt, **head.loss_kwargs(), **loss_options)
         else:
             seen = step.astype(jnp.float32) * global_batch
-            per_image = region_loss(raw, *gt, seen=seen, **head.loss_kwargs())
+            per_image = region_loss(raw, *gt, seen=seen, **head.loss_kwargs(), **loss_options)
         return jnp.mean(per_image), (new_state, {})
 
     return loss_fn

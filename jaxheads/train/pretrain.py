@@ -19,19 +19,25 @@ from __future__ import annotations
 
 import argparse
 
-BACKBONES = ("small", "small-nobn")
+# name -> (small_detector's ``backbone``, ``batch_norm``): the small detectors' backbones.
+BACKBONES = {
+    "small": ("darknet", True),
+    "small-nobn": ("darknet", False),
+    "small-extraction": ("extraction", True),
+    "small-extraction-nobn": ("extraction", False),
+}
 
 
 def backbone(name: str):
-    """A backbone by name: ``small`` (the small detectors'), ``small-nobn`` (no batch norm)."""
+    """A backbone by name: ``small`` (the small detectors', Darknet-19-like),
+    ``small-extraction`` (YOLOv1-like), each with ``-nobn`` for no batch norm."""
     from jaxheads._checks import fail
-    from jaxheads.models import small_backbone
+    from jaxheads.models.small import BACKBONES as BUILDERS
 
-    if name == "small":
-        return small_backbone()
-    if name == "small-nobn":
-        return small_backbone(batch_norm=False)
-    fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(name))
+    if name not in BACKBONES:
+        fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(name))
+    kind, batch_norm = BACKBONES[name]
+    return BUILDERS[kind](batch_norm=batch_norm)
 
 
 def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +45,7 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone",
         default="small",
-        choices=BACKBONES,
+        choices=list(BACKBONES),
         help="the backbone to pre-train (the small-* detectors use 'small')",
     )
     p.add_argument("--image-size", type=int, default=64, help="square image side")

@@ -1,0 +1,205 @@
+"""Why does YOLOv1's Flatten + Dense head not learn here? One factor per row, with runs.
+
+The heads study trains ``yolov1_fc`` (Flatten → Dense 256 → Dense S·S·(2·5 + C) on
+the small backbone) to mAP50 ≈ 0 where the same Dense layers applied per cell
+learn. This study changes one thing at a time against that baseline, on the
+same data and budget as the heads study:
+
+==================== =====================================================================
+row                  what changes
+==================== =====================================================================
+baseline             nothing (the heads study's ``yolov1_fc``)
+percell              the same Dense layers per cell (the heads study's ``yolov1_percell``)
+pretrained           the backbone pre-trained on the embedded objects (the heads study's)
+no_dropout           no dropout after the hidden Dense (0.5 in the paper)
+lr_3e-4, lr_3e-3     the peak learning rate (1e-3 elsewhere)
+warmup_0, warmup_300 the warm-up steps (100 elsewhere)
+small_init           the output Dense's initial kernel ×0.01 (initial outputs near 0)
+coord_1              λ_coord 1 (5 in the paper)
+noobj_0.1, noobj_1   λ_noobj 0.1 / 1 (0.5 in the paper)
+==================== =====================================================================
+
+Beside the runs, ``python experiments/fc_head.py gradients`` measures what
+dominates the head's gradient at initialisation: the global norm of the
+gradient of each loss term (coordinates, object confidence, no-object
+confidence, classes; each with the paper's λ) with respect to the head's
+parameters, for the FC head and the per-cell head, from scratch and from the
+pre-trained backbone (a training batch of the study's data; seeds 0-2).
+
+Command::
+
+    jaxheads compare --config experiments/fc_head.py --workdir runs/fc_head
+    python experiments/fc_head.py gradients --workdir runs/fc_head
+    jaxheads compare --config experiments/fc_head.py --quick --workdir /tmp/fc_quick
+
+Run time: ``--quick`` (12 training runs of 100 steps at 64² and a 40-step
+pre-training) a few minutes on the 2-core CPU. Full profile (96×96, batch 32, 1000
+steps, one seed: 12 runs and the heads study's 600-step pre-training): estimated
+at about 1 h 15 min there (5-6 min a run), not yet measured.
+
+Expected result: not yet measured; README's "The FC head, explained" states
+what the runs show once they have run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxheads.heads import yolov1_fc
+from jaxheads.models import detector, small_backbone
+from jaxheads.study import Pretraining, StudyConfig, TrainRow, with_profile
+from jaxheads.train.detection import detection_loss
+
+# The heads study's pre-training stage (the same settings, so the same weights).
+PRETRAIN = Pretraining("pre64", backbone="small", image_size=64, steps=600)
+
+
+def fc_detector(
+    *,
+    image_size: int,
+    num_classes: int,
+    train_data=None,
+    dropout: float = 0.5,
+    output_scale: float = 1.0,
+):
+    """The heads study's ``small-yolov1-fc`` with a choice of dropout and initial output scale.
+
+    ``output_scale`` multiplies the output Dense's initial kernel (its bias starts at 0),
+    so the head's initial outputs shrink by that factor.
+    """
+    del train_data
+    backbone = small_backbone()
+    side = image_size // backbone.stride
+    head = yolov1_fc(side=side, num_classes=num_classes, hidden=256, dropout=dropout)
+    det = detector(backbone, head, image_size=image_size, name="small_yolov1_fc")
+    if output_scale == 1.0:
+        return det
+    layer = det.layer
+
+    def init(key, input_shape):
+        shape, params, state = layer.init(key, input_shape)
+        out = params["head"]["dense_1"]
+        params["head"]["dense_1"] = {**out, "kernel": out["kernel"] * output_scale}
+        return shape, params, state
+
+    return det._replace(layer=layer._replace(init=init))
+
+
+def _rows() -> list[TrainRow]:
+    fc = "small-yolov1-fc"
+    return [
+        TrainRow("baseline", fc),
+        TrainRow("percell", "small-yolov1-percell"),
+        TrainRow("pretrained", fc, init=PRETRAIN.label),
+        TrainRow("no_dropout", functools.partial(fc_detector, dropout=0.0)),
+        TrainRow("lr_3e-4", fc, changes={"learning_rate": 3e-4}),
+        TrainRow("lr_3e-3", fc, changes={"learning_rate": 3e-3}),
+        TrainRow("warmup_0", fc, changes={"burn_in": 0}),
+        TrainRow("warmup_300", fc, changes={"burn_in": 300}),
+        TrainRow("small_init", functools.partial(fc_detector, output_scale=0.01)),
+        TrainRow("coord_1", fc, loss=functools.partial(detection_loss, lambda_coord=1.0)),
+        TrainRow("noobj_0.1", fc, loss=functools.partial(detection_loss, lambda_noobj=0.1)),
+        TrainRow("noobj_1", fc, loss=functools.partial(detection_loss, lambda_noobj=1.0)),
+    ]
+
+
+DESCRIPTION = (
+    "The YOLOv1 Flatten + Dense head against one change at a time (the heads study's data "
+    "and budget): the per-cell head, pre-training, dropout, learning rate, warm-up, the "
+    "initial output scale and the loss terms' balance."
+)
+
+
+def get_config(profile: str = "full") -> StudyConfig:
+    """The FC-head study; ``profile`` is ``"full"`` or ``"quick"``."""
+    where = "--quick --workdir /tmp/fc_quick" if profile == "quick" else "--workdir runs/fc_head"
+    config = StudyConfig(
+        name="fc_head",
+        rows=_rows(),
+        seeds=(0,),
+        description=DESCRIPTION,
+        command=f"jaxheads compare --config experiments/fc_head.py {where}",
+        pretraining=[PRETRAIN],
+    )
+    return with_profile(config, profile)
+
+
+# ---------------------------------------------------------------------------
+# What dominates the head's gradient at initialisation.
+# ---------------------------------------------------------------------------
+
+# Each loss term alone, with the paper's weight: `yolov1_loss`'s λs, the others set to 0.
+_PAPER = {"lambda_coord": 5.0, "lambda_obj": 1.0, "lambda_noobj": 0.5, "lambda_class": 1.0}
+TERMS = {
+    f"{name} (λ {_PAPER[key]:g})": {k: (v if k == key else 0.0) for k, v in _PAPER.items()}
+    for name, key in [
+        ("coord", "lambda_coord"),
+        ("object", "lambda_obj"),
+        ("no-object", "lambda_noobj"),
+        ("class", "lambda_class"),
+    ]
+}
+
+
+def term_gradients(det, params, state, batch, key) -> dict[str, float]:
+    """``{term: global norm of d(term)/d(head parameters)}`` on ``batch`` (training mode)."""
+    out = {}
+    for name, weights in TERMS.items():
+        loss_fn = detection_loss(det, global_batch=batch["image"].shape[0], **weights)
+
+        def head_loss(head, loss_fn=loss_fn):
+            value, _ = loss_fn({**params, "head": head}, state, batch, key, None, jnp.asarray(0))
+            return value
+
+        grad = jax.grad(head_loss)(params["head"])
+        out[name] = float(optax.global_norm(grad))
+    return out
+
+
+def gradients_table(workdir: str, seeds=(0, 1, 2)) -> str:
+    """The Markdown table of `term_gradients` for the FC and per-cell heads, both inits.
+
+    The pre-trained backbone is the study's stage in ``workdir`` (run the study first).
+    """
+    from jaxheads.data.pipeline import stack_examples
+    from jaxheads.study.pretraining import stage_dir
+    from jaxheads.study.run import build_model
+    from jaxheads.train.detection import make_dataset
+    from jaxheads.train.warm_start import load_workdir, task_from_config, transfer
+
+    budget = get_config().budget
+    data = make_dataset("shapes", "train", image_size=budget.image_size, seed=budget.data_seed)
+    batch = stack_examples([data.example(i) for i in range(32)])
+    batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
+    weights = load_workdir(stage_dir(workdir, PRETRAIN.label), task_from_config)
+    lines = ["| head | init | seed | " + " | ".join(TERMS) + " |", "|" + "---|" * (3 + len(TERMS))]
+    for model in ("small-yolov1-fc", "small-yolov1-percell"):
+        det, init = build_model(model, image_size=budget.image_size, num_classes=data.num_classes)
+        for start in ("scratch", PRETRAIN.label):
+            for seed in seeds:
+                params, state = init(jax.random.key(seed))
+                if start != "scratch":
+                    params, state, _ = transfer(params, state, weights)
+                norms = term_gradients(det, params, state, batch, jax.random.key(100 + seed))
+                cells = " | ".join(f"{norms[t]:.3g}" for t in TERMS)
+                lines.append(f"| {model} | {start} | {seed} | {cells} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="the FC head's gradient terms at init")
+    parser.add_argument("command", choices=["gradients"])
+    parser.add_argument("--workdir", default="runs/fc_head", help="the study's work directory")
+    args = parser.parse_args(argv)
+    print(gradients_table(args.workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
