@@ -185,9 +185,12 @@ def export_command(args: argparse.Namespace) -> int:
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``jaxheads export``."""
-    p.add_argument("workdir", help="a 'jaxheads train' work directory of a darknet model")
+    p.add_argument(
+        "workdir", metavar="WORKDIR", help="a 'jaxheads train' work directory of a darknet model"
+    )
     p.add_argument(
         "out",
+        metavar="OUT",
         help="the .weights file to write; the cfg goes beside it (OUT.weights -> OUT.cfg)",
     )
     p.add_argument("--force", action="store_true", help="replace OUT and its .cfg when they exist")
