@@ -130,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=evaluate_command)
 
+    from jaxheads.train.export import add_export_arguments, export_command
+
+    p = _command(
+        sub,
+        "export",
+        "write a trained darknet model as darknet's .cfg and .weights",
+        "Write the newest checkpoint of a 'jaxheads train' run of a darknet model "
+        "(e.g. --model yolov2-tiny-voc) as files darknet loads: OUT (.weights: darknet's "
+        "header 0.2.0 with seen = steps x batch size, then each layer's floats in "
+        "darknet's order) and the cfg beside it (OUT.weights -> OUT.cfg: the model's cfg "
+        "with the run's image size and classes). Only darknet models can be exported; "
+        "another is refused, naming those that can. E.g. jaxheads export runs/tiny "
+        "tiny.weights, then ./darknet detector test DATA tiny.cfg tiny.weights IMAGE",
+    )
+    add_export_arguments(p)
+    p.set_defaults(run=export_command)
+
     from jaxheads.train.pretrain import add_pretrain_arguments, pretrain_command
 
     p = _command(

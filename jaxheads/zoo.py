@@ -12,8 +12,8 @@ entry, `detector` a trainable ``(Detector, init)`` of a detector entry.
 ['darknet19', 'darknet19_448', 'extraction', 'small-backbone', 'tiny']
 
 Adding a model (see docs/architecture.md): write its builders (`Entry.build`,
-`Entry.detector`) and `register` them in a registry
-of one's own (``dict(BUILTIN)``), passed as ``registry=``.
+`Entry.detector`), or name its darknet cfg (`darknet_entry`), and `register` the
+entry in a registry of one's own (``dict(BUILTIN)``), passed as ``registry=``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class Entry:
         it is (what ``jaxheads summary`` shows). None arguments mean the defaults.
       detector: a detector's ``(image_size, num_classes) -> (Detector, init)``, with
         ``init(key) -> (params, state)``: what training builds; None for the others.
+      cfg: the darknet cfg it is built from (a packaged cfg's name or a path; see
+        `darknet_entry`), None for a model built otherwise. ``--init`` reads darknet
+        ``.weights`` files and ``jaxheads export`` writes them for such models only.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Entry:
     head: str | None
     build: Callable[..., tuple[Layer, tuple]]
     detector: Callable[..., tuple] | None = None
+    cfg: str | None = None
 
 
 def register(registry: dict[str, Entry], entry: Entry) -> Entry:
@@ -134,19 +138,44 @@ def _small_backbone(image_size=None, num_classes=None):
     return small_backbone().layer, (None, size, size, 3)
 
 
-def _darknet(name: str):
+def darknet_entry(
+    name: str,
+    cfg: str,
+    *,
+    kind: str = "detector",
+    description: str,
+    image_size: int,
+    head: str | None = None,
+) -> Entry:
+    """An entry built from a darknet cfg: ``cfg`` is a packaged cfg's name or a ``.cfg`` path.
+
+    ``image_size`` and ``num_classes`` given to its builders override the cfg's
+    (`jaxheads.darknet.build_model`). A detector's cfg ends in ``[region]`` or
+    ``[detection]`` (`jaxheads.darknet.as_detector`); ``head`` is then ``"yolov2"`` or
+    ``"yolov1"``.
+    """
+
     def build(image_size=None, num_classes=None):
         from jaxheads.darknet import from_cfg
 
-        model = from_cfg(name, image_size=image_size, num_classes=num_classes)
+        model = from_cfg(cfg, image_size=image_size, num_classes=num_classes)
         return model.layer, model.input_shape
 
     def detector(image_size=None, num_classes=None):
         from jaxheads.darknet import as_detector, from_cfg
 
-        return as_detector(from_cfg(name, image_size=image_size, num_classes=num_classes))
+        return as_detector(from_cfg(cfg, image_size=image_size, num_classes=num_classes))
 
-    return build, detector
+    return Entry(
+        name,
+        kind,
+        description,
+        image_size,
+        head,
+        build,
+        detector if kind == "detector" else None,
+        cfg=cfg,
+    )
 
 
 def _builtin() -> dict[str, Entry]:
@@ -209,8 +238,12 @@ def _builtin() -> dict[str, Entry]:
     for name, model in MODELS.items():
         register(
             registry,
-            Entry(
-                name, "detector", model.description, model.image_size, model.head, *_darknet(name)
+            darknet_entry(
+                name,
+                model.cfg,
+                description=model.description,
+                image_size=model.image_size,
+                head=model.head,
             ),
         )
     # Darknet's ImageNet classifiers, whose first layers are the detectors' backbones
@@ -227,7 +260,10 @@ def _builtin() -> dict[str, Entry]:
         ("tiny", 224, "darknet tiny.cfg: the small ImageNet classifier"),
     ]
     for name, size, description in classifiers:
-        register(registry, Entry(name, "backbone", description, size, None, _darknet(name)[0]))
+        register(
+            registry,
+            darknet_entry(name, name, kind="backbone", description=description, image_size=size),
+        )
     return registry
 
 
@@ -259,6 +295,18 @@ def entry(
     if name not in known:
         unknown_name(op, "a model" if kind in (None, "detector") else f"a {kind}", name, known)
     return registry[name]
+
+
+def darknet_names(
+    kind: str | None = "detector", registry: Mapping[str, Entry] | None = None
+) -> list[str]:
+    """The entries (of ``kind``; all for None) built from a darknet cfg, sorted.
+
+    >>> darknet_names()[:3]
+    ['fast-yolo', 'yolov1', 'yolov1-paper']
+    """
+    registry = BUILTIN if registry is None else registry
+    return [n for n, e in sorted(registry.items()) if e.cfg and kind in (None, e.kind)]
 
 
 def build(

@@ -16,7 +16,7 @@ def _subcommands(parser):
 def test_every_subcommand_has_a_description_and_every_flag_help():
     parser = build_parser()
     subs = _subcommands(parser)
-    assert {"summary", "train", "evaluate", "compare", "bench"} <= set(subs)
+    assert {"summary", "train", "evaluate", "compare", "bench", "export"} <= set(subs)
     for name, sub in subs.items():
         assert sub.description, name
         assert sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter, name
@@ -26,7 +26,7 @@ def test_every_subcommand_has_a_description_and_every_flag_help():
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
 
 
-@pytest.mark.parametrize("name", ["summary", "train", "evaluate", "compare", "bench"])
+@pytest.mark.parametrize("name", ["summary", "train", "evaluate", "compare", "bench", "export"])
 def test_help_shows_defaults(name, capsys):
     with pytest.raises(SystemExit) as done:
         main([name, "--help"])

@@ -252,6 +252,36 @@ def test_overrides_resize_input_crop_and_the_layer_feeding_the_head():
         )
 
 
+@pytest.mark.parametrize("name", sorted(darknet.MODELS))
+def test_with_options_writes_the_overrides_into_the_cfg_text(name):
+    path = darknet.cfg_path(darknet.MODELS[name].cfg)
+    text = darknet.cfg.read_cfg_text(path)
+    model = darknet.from_cfg(path, image_size=(64, 96), num_classes=3)
+    written = darknet.with_options(text, model.sections)
+    again = darknet.parse_cfg(written)
+    assert [s.options for s in again] == [s.options for s in model.sections]
+    assert [s.line for s in again] == [s.line for s in darknet.parse_cfg(text)]  # lines kept
+    # Only the lines of the options the overrides changed differ.
+    want = {
+        f"{k}={v}"
+        for old, new in zip(darknet.parse_cfg(text), model.sections, strict=True)
+        for k, v in new.options.items()
+        if old.options.get(k) != v
+    }
+    assert {"width=96", "height=64", "classes=3"} <= want
+    assert set(written.splitlines()) - set(text.splitlines()) == want
+    # Windows line endings stay, and an option the section lacked is added under its header.
+    crlf = "[net]\r\n# size\r\nwidth=8\r\n[region]\r\n"
+    sections = darknet.parse_cfg(crlf)
+    sections[0].options.update(width="16", height="16")
+    sections[1].options["classes"] = "3"
+    assert darknet.with_options(crlf, sections) == (
+        "[net]\r\nheight=16\r\n# size\r\nwidth=16\r\n[region]\r\nclasses=3\r\n"
+    )
+    with pytest.raises(ValueError, match="with_options: expected the sections of the text"):
+        darknet.with_options(crlf, sections[:1])
+
+
 # --- weightless layers against darknet's loops ------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""`jaxheads.interop.from_keras` against Keras 3 itself (JAX backend), same weights.
+"""`jaxheads.interop.from_keras` and `to_keras` against Keras 3 itself (JAX backend), same weights.
 
 Tolerances: relative error (max |ours − Keras| / max |Keras|) 1e-5, 1e-4 for
 models with convolutions or ConvLSTM2D (float32 sums in another order).
@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from jaxheads.interop import from_keras
+from jaxheads import layers as L
+from jaxheads.interop import from_keras, to_keras
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,11 @@ def _x(shape, seed=1):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-def test_sequential_convolutional_model():
+# --- random models (each layer's weights and batch-norm statistics drawn), with the input
+# shape they are checked on and the tolerance.
+
+
+def sequential_conv_model():
     model = keras.Sequential(
         [
             keras.Input((12, 12, 4)),
@@ -76,15 +81,10 @@ def test_sequential_convolutional_model():
         ]
     )
     _randomize(model)
-    layer, params, state = _check(model, _x((3, 12, 12, 4)), 1e-4)
-    assert layer.kind == "Functional"
-    # Keras numbers its default names process-wide: read them off the model.
-    bn = [lyr.name for lyr in model.layers if isinstance(lyr, keras.layers.BatchNormalization)]
-    assert set(state) == set(bn)
-    assert set(params[bn[1]]) == {"scale"}  # center=False: no beta
+    return model
 
 
-def test_dense_model_is_within_1e_5():
+def dense_model():
     model = keras.Sequential(
         [
             keras.Input((7,)),
@@ -96,10 +96,10 @@ def test_dense_model_is_within_1e_5():
         ]
     )
     _randomize(model, seed=3)
-    _check(model, _x((4, 7)), 1e-5)
+    return model
 
 
-def test_functional_model_with_branches():
+def branching_model():
     inp = keras.Input((8, 8, 3))
     a = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem")(inp)
     b = keras.layers.MaxPooling2D(2)(a)
@@ -115,12 +115,10 @@ def test_functional_model_with_branches():
     out = keras.layers.Dense(3, activation="softmax")(out)
     model = keras.Model(inp, out)
     _randomize(model, seed=4)
-    layer, _, _ = _check(model, _x((2, 8, 8, 3)), 1e-4)
-    names = [n.name for n in layer.nodes]
-    assert names[:2] == ["stem", "stem_activation"]
+    return model
 
 
-def test_conv_lstm_model():
+def conv_lstm_model():
     model = keras.Sequential(
         [
             keras.Input((2, 4, 4, 2)),
@@ -128,7 +126,39 @@ def test_conv_lstm_model():
         ]
     )
     _randomize(model, seed=5)
-    _check(model, _x((2, 2, 4, 4, 2)), 1e-4)
+    return model
+
+
+RANDOM_MODELS = {
+    "sequential_conv": (sequential_conv_model, (3, 12, 12, 4), 1e-4),
+    "dense": (dense_model, (4, 7), 1e-5),
+    "branching": (branching_model, (2, 8, 8, 3), 1e-4),
+    "conv_lstm": (conv_lstm_model, (2, 2, 4, 4, 2), 1e-4),
+}
+
+
+def test_sequential_convolutional_model():
+    model = sequential_conv_model()
+    layer, params, state = _check(model, _x((3, 12, 12, 4)), 1e-4)
+    assert layer.kind == "Functional"
+    # Keras numbers its default names process-wide: read them off the model.
+    bn = [lyr.name for lyr in model.layers if isinstance(lyr, keras.layers.BatchNormalization)]
+    assert set(state) == set(bn)
+    assert set(params[bn[1]]) == {"scale"}  # center=False: no beta
+
+
+def test_dense_model_is_within_1e_5():
+    _check(dense_model(), _x((4, 7)), 1e-5)
+
+
+def test_functional_model_with_branches():
+    layer, _, _ = _check(branching_model(), _x((2, 8, 8, 3)), 1e-4)
+    names = [n.name for n in layer.nodes]
+    assert names[:2] == ["stem", "stem_activation"]
+
+
+def test_conv_lstm_model():
+    _check(conv_lstm_model(), _x((2, 2, 4, 4, 2)), 1e-4)
 
 
 def test_keras_file_path(tmp_path):
@@ -202,3 +232,98 @@ def test_unsupported_model_shapes():
         from_keras(twice)
     with pytest.raises(ValueError, match=r"a keras.Model or the path of a .keras file"):
         from_keras(42)
+
+
+# --- to_keras: back to Keras.
+
+
+def _keras_layers(model):
+    return [lyr for lyr in model.layers if type(lyr).__name__ != "InputLayer"]
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_MODELS))
+def test_keras_from_keras_to_keras_is_the_same_model(name):
+    make, shape, tol = RANDOM_MODELS[name]
+    model = make()
+    layer, params, state = from_keras(model)
+    back = to_keras(layer, params, state)
+    x = _x(shape)
+    theirs = np.asarray(model(x, training=False))
+    again = np.asarray(back(x, training=False))
+    assert again.shape == theirs.shape and rel_err(again, theirs) <= tol, rel_err(again, theirs)
+    # The same layers, names, options and weights (bitwise), activations folded back in.
+    for a, b in zip(_keras_layers(model), _keras_layers(back), strict=True):
+        assert type(a) is type(b) and a.name == b.name
+        for option in ("activation", "strides", "padding", "groups", "negative_slope", "axis"):
+            assert a.get_config().get(option) == b.get_config().get(option), (a.name, option)
+        assert [w.name for w in a.weights] == [w.name for w in b.weights]
+        for u, v in zip(a.get_weights(), b.get_weights(), strict=True):
+            assert np.array_equal(u, v), a.name
+    # And once more into jaxheads: the same tree.
+    layer2, params2, state2 = from_keras(back)
+    assert [n.name for n in layer2.nodes] == [n.name for n in layer.nodes]
+    same = jax.tree.map(np.array_equal, (params, state), (params2, state2))
+    assert all(jax.tree.leaves(same))
+
+
+def test_jaxheads_layers_nested_into_one_keras_model():
+    """A model written with `jaxheads.layers` (a nested block, batch-norm state), no Keras first."""
+    block = L.serial(L.Conv2D(6, 3, padding="same"), L.BatchNormalization(), L.LeakyReLU(0.1))
+    layer = L.serial(
+        block,
+        L.MaxPooling2D(2),
+        L.Conv2D(4, 1),
+        L.GlobalAveragePooling2D(),
+        L.Dense(3),
+        name="net",
+    )
+    shape = (None, 8, 8, 3)
+    _, params, state = layer.init(jax.random.key(0), shape)
+    rng = np.random.default_rng(7)
+    state = jax.tree.map(lambda a: jnp.asarray(rng.uniform(0.5, 2.0, a.shape), jnp.float32), state)
+    model = to_keras(layer, params, state, input_shape=shape)
+    x = _x((2, 8, 8, 3))
+    ours, _ = layer.apply(params, state, jnp.asarray(x))
+    assert rel_err(model(x, training=False), ours) <= 1e-4
+    names = [lyr.name for lyr in _keras_layers(model)]
+    assert names[:3] == [
+        "sequential_conv2d",
+        "sequential_batch_normalization",
+        "sequential_leaky_re_lu",
+    ]
+    assert model.name == "net"
+
+
+@pytest.mark.parametrize(
+    "layer,match",
+    [
+        (
+            L.serial(L.Conv2D(4, 3, padding="same"), L.DarknetReorg(2)),
+            r"to_keras: expected a layer with a Keras equivalent .*got DarknetReorg layer 'reorg'",
+        ),
+        (
+            L.serial(L.LocallyConnected2D(2, 3, name="local")),
+            r"got LocallyConnected2D layer 'local'",
+        ),
+        (
+            L.serial(L.Conv2D(4, 3, padding=1, name="pad1")),
+            r"padding 'same' or 'valid' for Conv2D layer 'pad1'.*got \(\(1, 1\), \(1, 1\)\)",
+        ),
+        (
+            L.serial(L.Activation(lambda x: x * 2, name="twice")),
+            r"an activation Keras names .* for Activation layer 'twice'.*got <lambda>",
+        ),
+    ],
+)
+def test_layers_without_a_keras_equivalent_are_named(layer, match):
+    _, params, state = layer.init(jax.random.key(0), (None, 6, 6, 2))
+    with pytest.raises(ValueError, match=match):
+        to_keras(layer, params, state, input_shape=(None, 6, 6, 2))
+
+
+def test_a_graph_without_an_input_shape_asks_for_one():
+    layer = L.serial(L.Dense(2), name="mlp")
+    _, params, state = layer.init(jax.random.key(0), (None, 3))
+    with pytest.raises(ValueError, match=r"input_shape .* for Sequential layer 'mlp'"):
+        to_keras(layer, params, state)
+    assert to_keras(layer, params, state, input_shape=(None, 3)).output_shape == (None, 2)

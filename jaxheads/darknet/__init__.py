@@ -11,10 +11,13 @@
 * `load` — a `DarknetNet` with weights read from a darknet file, full or partial (or
   random); a packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a
   cfg path.
-* `as_detector` — a built model as a trainable `jaxheads.models.Detector`.
+* `as_detector` — a built model as a trainable `jaxheads.models.Detector`;
+  `model_params` — that detector's params as the model's.
+* `with_options` — cfg text with a built model's options (its overrides) written in.
 * `load_weights` / `save_weights` — the ``.weights`` format; `load_weights_upto`
   reads a file of the first layers only (darknet's ``partial``, see
-  `jaxheads.darknet.commands.partial`).
+  `jaxheads.darknet.commands.partial`); ``jaxheads export`` writes a trained
+  run's (`jaxheads.train.export`).
 """
 
 from jaxheads.darknet.build import (
@@ -29,8 +32,16 @@ from jaxheads.darknet.build import (
     from_cfg,
     load,
 )
-from jaxheads.darknet.cfg import CFG_NAMES, SUPPORTED, Section, cfg_path, parse_cfg, read_cfg
-from jaxheads.darknet.detector import MODELS, as_detector, detection_cells
+from jaxheads.darknet.cfg import (
+    CFG_NAMES,
+    SUPPORTED,
+    Section,
+    cfg_path,
+    parse_cfg,
+    read_cfg,
+    with_options,
+)
+from jaxheads.darknet.detector import MODELS, as_detector, detection_cells, model_params
 from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
@@ -62,8 +73,10 @@ __all__ = [
     "load",
     "load_weights",
     "load_weights_upto",
+    "model_params",
     "parse_cfg",
     "read_cfg",
     "read_header",
     "save_weights",
+    "with_options",
 ]

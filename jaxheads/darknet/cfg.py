@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jaxheads._checks import fail
@@ -219,12 +220,8 @@ def parse_cfg(text: str) -> list[Section]:
     return sections
 
 
-def read_cfg(path: str | os.PathLike) -> list[Section]:
-    """Reads and parses a cfg file (see `parse_cfg`).
-
-    At most `MAX_CFG_BYTES` + 1 bytes are read: a larger file, one with NUL
-    bytes or one that is not UTF-8 is refused before parsing.
-    """
+def read_cfg_text(path: str | os.PathLike) -> str:
+    """The text of a cfg file, read as `read_cfg` reads it (bounded, UTF-8, no NUL bytes)."""
     with open(path, "rb") as f:
         data = f.read(MAX_CFG_BYTES + 1)
     where = os.fspath(path)
@@ -233,11 +230,81 @@ def read_cfg(path: str | os.PathLike) -> list[Section]:
     if b"\0" in data:
         fail("read_cfg", f"{where}: a text file", f"a NUL byte at offset {data.index(0)}")
     try:
-        text = data.decode("utf-8-sig")  # a BOM, as Windows editors write, is not text
+        return data.decode("utf-8-sig")  # a BOM, as Windows editors write, is not text
     except UnicodeDecodeError as err:
         got = f"byte {data[err.start]:#04x} at offset {err.start}"
         fail("read_cfg", f"{where}: UTF-8 text", got)
-    return parse_cfg(text)
+
+
+def read_cfg(path: str | os.PathLike) -> list[Section]:
+    """Reads and parses a cfg file (see `parse_cfg`).
+
+    At most `MAX_CFG_BYTES` + 1 bytes are read: a larger file, one with NUL
+    bytes or one that is not UTF-8 is refused before parsing.
+    """
+    return parse_cfg(read_cfg_text(path))
+
+
+def _line_end(raw: str) -> str:
+    return raw[len(raw.rstrip("\r\n")) :] or "\n"
+
+
+def with_options(text: str, sections: Sequence[Section]) -> str:
+    """``text`` rewritten with the option values of ``sections``, everything else kept.
+
+    ``sections`` are the sections of ``text`` with options changed or added, e.g.
+    a built model's (`jaxheads.darknet.DarknetModel.sections`, the image size and
+    classes overridden). A changed option's line becomes ``key=value`` (its first
+    occurrence, the one darknet reads); an added option gets a line after its
+    section's header; comments, blank lines and every other line stay as written.
+    `parse_cfg` of the result gives the options of ``sections``.
+
+    >>> text = "[net]\\n# the input\\nwidth = 416\\n\\n[region]\\nclasses=20\\n"
+    >>> built = parse_cfg(text)
+    >>> built[0].options.update(width="64", height="64")
+    >>> built[1].options["classes"] = "3"
+    >>> print(with_options(text, built), end="")
+    [net]
+    height=64
+    # the input
+    width=64
+    <BLANKLINE>
+    [region]
+    classes=3
+
+    Raises:
+      ValueError: ``sections`` are not those of ``text`` (other types or count).
+    """
+    original = parse_cfg(text)
+    if [s.type for s in original] != [s.type for s in sections]:
+        fail(
+            "with_options",
+            f"the sections of the text, {[s.type for s in original]}",
+            [s.type for s in sections],
+        )
+    pending = [
+        {k: v for k, v in new.options.items() if old.options.get(k) != v}
+        for old, new in zip(original, sections, strict=True)
+    ]
+    out, current = [], -1
+    for raw in text.splitlines(keepends=True):
+        line = re.sub(r"\s+", "", raw)
+        if line.startswith("["):
+            current += 1
+            out.append(raw if raw.endswith(("\n", "\r")) else raw + "\n")
+            added = {
+                k: v for k, v in pending[current].items() if k not in original[current].options
+            }
+            out += [f"{k}={v}{_line_end(raw)}" for k, v in added.items()]
+            for k in added:
+                del pending[current][k]
+            continue
+        key, sep, _ = line.partition("=")
+        if line and line[0] not in "#;" and sep and key in pending[current]:
+            out.append(f"{key}={pending[current].pop(key)}{_line_end(raw)}")
+            continue
+        out.append(raw)
+    return "".join(out)
 
 
 def cfg_path(name: str) -> str:

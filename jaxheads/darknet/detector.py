@@ -167,3 +167,21 @@ def as_detector(model) -> tuple:
         return params, state
 
     return Detector(layer, out, model.input_shape), init
+
+
+def model_params(model, params, state) -> tuple:
+    """The params and state of `as_detector`'s detector as ``model``'s own (keyed by layer).
+
+    A ``[detection]`` detector holds the model's graph as its one node with params
+    (named after the cfg file); a ``[region]`` detector is the graph itself.
+    """
+    if model.head is None or model.head.kind == "region":
+        return params, state
+    if len(params) != 1:
+        fail(
+            "darknet.model_params",
+            "a [detection] detector's params: one node, the darknet graph",
+            f"nodes {sorted(params)}",
+        )
+    (name,) = params
+    return params[name], state.get(name, {})

@@ -1,4 +1,5 @@
-"""Keras 3 models to `jaxheads.layers` graphs, and back.
+"""Keras 3 models to `jaxheads.layers` graphs (`to_keras` in `jaxheads.interop.keras_export`
+goes back).
 
 Every Keras layer becomes one node of a `jaxheads.layers.graph` named as in
 Keras (a layer with an ``activation=`` other than ``linear`` adds a node
@@ -47,6 +48,11 @@ def _keras():
 
 def _mish(x):
     return x * jnp.tanh(jax.nn.softplus(x))
+
+
+def identity(x):
+    """Keras' ``linear`` activation."""
+    return x
 
 
 #: Keras activation names and the JAX functions that compute them (``linear``: none).
@@ -125,20 +131,18 @@ def ZeroPadding2D(padding, *, name: str | None = None):
     def fn(p, x, ctx):
         return jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
 
-    return stateless("ZeroPadding2D", fn, name=name)
+    config = {"padding": ((t, b), (left, r))}
+    return stateless("ZeroPadding2D", fn, name=name, config=config)
 
 
-def _relu(max_value, negative_slope, threshold):
+def keras_relu(x, *, max_value, negative_slope, threshold):
     """Keras' ``ReLU`` layer: ``x`` above ``threshold`` (else 0), clipped at ``max_value``,
-    minus ``negative_slope·relu(threshold − x)``."""
-
-    def fn(x):
-        y = jnp.where(x > threshold, x, jnp.zeros_like(x))
-        if max_value is not None:
-            y = jnp.clip(y, 0.0, max_value)
-        return y - negative_slope * jax.nn.relu(threshold - x)
-
-    return fn
+    minus ``negative_slope·relu(threshold − x)``. `from_keras` binds the options with
+    `functools.partial`, whose keywords `to_keras` reads back."""
+    y = jnp.where(x > threshold, x, jnp.zeros_like(x))
+    if max_value is not None:
+        y = jnp.clip(y, 0.0, max_value)
+    return y - negative_slope * jax.nn.relu(threshold - x)
 
 
 # --- one converter per Keras class: reader -> (layer, params, state, activation name) ------
@@ -191,14 +195,17 @@ def _leaky_relu(r):
 
 
 def _relu_layer(r):
-    fn = _relu(
-        r.get("max_value"), float(r.get("negative_slope", 0.0)), float(r.get("threshold", 0.0))
+    fn = functools.partial(
+        keras_relu,
+        max_value=r.get("max_value"),
+        negative_slope=float(r.get("negative_slope", 0.0)),
+        threshold=float(r.get("threshold", 0.0)),
     )
     return L.Activation(fn, name=r.layer.name), {}, {}, "linear"
 
 
 def _activation(r):
-    fn = ACTIVATIONS[r.activation()] or (lambda x: x)
+    fn = ACTIVATIONS[r.activation()] or identity
     return L.Activation(fn, name=r.layer.name), {}, {}, "linear"
 
 
@@ -376,4 +383,5 @@ def from_keras(model_or_path):
     outputs = None
     if not sequential:
         outputs = names[model.outputs[0]._keras_history.operation.name]
-    return L.graph(nodes, outputs=outputs, name=model.name), params, state
+    shape = tuple(model.input_shape)
+    return L.graph(nodes, outputs=outputs, name=model.name, input_shape=shape), params, state

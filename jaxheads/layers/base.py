@@ -45,6 +45,11 @@ class Layer(NamedTuple):
       name: the layer's name, its key in a parent's params.
       kind: the type shown by `jaxheads.summary` (Keras' class name where one exists).
       nodes: for combinators, the `Node`s inside, else ``()``.
+      config: the options the layer computes with, as ``(option, value)`` pairs
+        (Keras' names, normalised: ``kernel_size`` a pair, ``padding`` ``"SAME"``,
+        ``"VALID"`` or explicit pairs): what rebuilding it elsewhere needs
+        (`jaxheads.interop.to_keras`); ``()`` for layers that record none. A tuple,
+        so that a layer stays hashable.
     """
 
     init: Callable
@@ -52,6 +57,7 @@ class Layer(NamedTuple):
     name: str
     kind: str
     nodes: tuple = ()
+    config: tuple = ()
 
 
 def snake_case(kind: str) -> str:
@@ -82,7 +88,14 @@ def _batch_of(shape):
     return shape[0][0] if is_multi(shape) else shape[0]
 
 
-def leaf(kind: str, make_params: Callable, forward: Callable, *, name: str | None) -> Layer:
+def leaf(
+    kind: str,
+    make_params: Callable,
+    forward: Callable,
+    *,
+    name: str | None,
+    config: dict[str, Any] | None = None,
+) -> Layer:
     """Builds a `Layer` from a parameter maker and a forward function.
 
     Args:
@@ -90,6 +103,7 @@ def leaf(kind: str, make_params: Callable, forward: Callable, *, name: str | Non
       make_params: ``(key, input_shape) -> (params, state)``.
       forward: ``(params, state, x, ctx: Context) -> (y, new_state)``.
       name: the layer name; defaults to ``snake_case(kind)``.
+      config: the options to record as `Layer.config`.
 
     The output shape is inferred by tracing ``forward`` abstractly
     (`jax.eval_shape`), so init and apply can never disagree on it.
@@ -111,11 +125,16 @@ def leaf(kind: str, make_params: Callable, forward: Callable, *, name: str | Non
     def apply(params, state, x, *, train=False, key=None, axis_name=None):
         return forward(params, state, x, Context(train, key, axis_name))
 
-    return Layer(init, apply, name or snake_case(kind), kind)
+    return Layer(init, apply, name or snake_case(kind), kind, (), tuple((config or {}).items()))
 
 
 def stateless(
-    kind: str, fn: Callable, *, name: str | None, make_params: Callable | None = None
+    kind: str,
+    fn: Callable,
+    *,
+    name: str | None,
+    make_params: Callable | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Layer:
     """A layer whose forward is ``fn(params, x, ctx) -> y`` and that keeps no state."""
 
@@ -125,7 +144,7 @@ def stateless(
     def forward(params, state, x, ctx):
         return fn(params, x, ctx), state
 
-    return leaf(kind, make, forward, name=name)
+    return leaf(kind, make, forward, name=name, config=config)
 
 
 def abstract_init(layer: Layer, input_shape, key: jax.Array | None = None):

@@ -90,6 +90,7 @@ def graph(
     *,
     outputs: str | Sequence[str] | None = None,
     name: str = "model",
+    input_shape: tuple | None = None,
 ) -> Layer:
     """A directed acyclic graph of layers as one `Layer`.
 
@@ -98,6 +99,9 @@ def graph(
       outputs: the node(s) whose values the model returns; the last node by
         default. Several names return a tuple.
       name: the model's name.
+      input_shape: the input's shape (batch first) when the model has one, as a
+        Keras model does; only recorded (`Layer.config`), for
+        `jaxheads.interop.to_keras`.
 
     Params and state are dicts keyed by node name (nodes without any are left
     out). Dropout keys are derived per node with `jax.random.fold_in`.
@@ -135,7 +139,10 @@ def graph(
                 new_state[node.name] = s
         return pick(values), new_state
 
-    return Layer(init, apply, name, "Functional", nodes)
+    config = (("outputs", outputs if isinstance(outputs, str) else names),)
+    if input_shape is not None:
+        config += (("input_shape", tuple(input_shape)),)
+    return Layer(init, apply, name, "Functional", nodes, config)
 
 
 def serial(*layers: Layer, name: str = "sequential") -> Layer:

@@ -62,6 +62,7 @@ def Dense(
         lambda p, x, ctx: ops.dense(x, p["kernel"], p.get("bias")),
         name=name,
         make_params=make,
+        config={"units": features, "use_bias": use_bias},
     )
 
 
@@ -88,7 +89,7 @@ def Reshape(target_shape: tuple[int, ...], *, name: str | None = None) -> Layer:
             )
         return jnp.reshape(x, (x.shape[0], *target_shape))
 
-    return stateless("Reshape", fn, name=name)
+    return stateless("Reshape", fn, name=name, config={"target_shape": target_shape})
 
 
 def GlobalAveragePooling2D(*, keepdims: bool = False, name: str | None = None) -> Layer:
@@ -97,6 +98,7 @@ def GlobalAveragePooling2D(*, keepdims: bool = False, name: str | None = None) -
         "GlobalAveragePooling2D",
         lambda p, x, ctx: ops.global_avg_pool2d(x, keepdims=keepdims),
         name=name,
+        config={"keepdims": keepdims},
     )
 
 
@@ -106,6 +108,7 @@ def GlobalMaxPooling2D(*, keepdims: bool = False, name: str | None = None) -> La
         "GlobalMaxPooling2D",
         lambda p, x, ctx: ops.global_max_pool2d(x, keepdims=keepdims),
         name=name,
+        config={"keepdims": keepdims},
     )
 
 
@@ -128,12 +131,16 @@ def Conv2D(
     """
     check_positive_int("Conv2D", "filters", filters)
     kh, kw = pair("Conv2D", "kernel_size", kernel_size)
-    pair("Conv2D", "strides", strides)
-    pair("Conv2D", "dilation_rate", dilation_rate)
+    config = {
+        "filters": filters,
+        "kernel_size": (kh, kw),
+        "strides": pair("Conv2D", "strides", strides),
+        "dilation_rate": pair("Conv2D", "dilation_rate", dilation_rate),
+    }
     check_positive_int("Conv2D", "groups", groups)
     if filters % groups:
         fail("Conv2D", f"filters divisible by groups={groups}", filters)
-    normalize_padding("Conv2D", padding)
+    config.update(padding=normalize_padding("Conv2D", padding), groups=groups, use_bias=use_bias)
 
     def make(key, input_shape):
         c = _channels("Conv2D", input_shape)
@@ -152,31 +159,38 @@ def Conv2D(
             groups=groups,
         )
 
-    return stateless("Conv2D", fn, name=name, make_params=make)
+    return stateless("Conv2D", fn, name=name, make_params=make, config=config)
 
 
-def _check_pooling(op: str, pool_size, strides, padding) -> None:
-    pair(op, "pool_size", pool_size)
-    if strides is not None:
-        pair(op, "strides", strides)
-    normalize_padding(op, padding)
+def _pooling_config(op: str, pool_size, strides, padding) -> dict:
+    """The checked options of a pooling layer (``strides`` None: the pool size, as Keras)."""
+    size = pair(op, "pool_size", pool_size)
+    return {
+        "pool_size": size,
+        "strides": size if strides is None else pair(op, "strides", strides),
+        "padding": normalize_padding(op, padding),
+    }
 
 
 def MaxPooling2D(pool_size=2, strides=None, padding="valid", *, name: str | None = None) -> Layer:
     """Keras ``MaxPooling2D`` (see `jaxheads.ops.max_pool2d` for darknet's 2×2/1)."""
-    _check_pooling("MaxPooling2D", pool_size, strides, padding)
+    config = _pooling_config("MaxPooling2D", pool_size, strides, padding)
     return stateless(
-        "MaxPooling2D", lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding), name=name
+        "MaxPooling2D",
+        lambda p, x, ctx: ops.max_pool2d(x, pool_size, strides, padding),
+        name=name,
+        config=config,
     )
 
 
 def AveragePooling2D(pool_size, strides=None, padding="valid", *, name: str | None = None) -> Layer:
     """Keras ``AveragePooling2D`` (``pool_size`` is required, as in Keras 3)."""
-    _check_pooling("AveragePooling2D", pool_size, strides, padding)
+    config = _pooling_config("AveragePooling2D", pool_size, strides, padding)
     return stateless(
         "AveragePooling2D",
         lambda p, x, ctx: ops.avg_pool2d(x, pool_size, strides, padding),
         name=name,
+        config=config,
     )
 
 
@@ -221,13 +235,19 @@ def BatchNormalization(
         )
         return y, {"mean": new_mean, "var": new_var}
 
-    return leaf("BatchNormalization", make, forward, name=name)
+    config = {"momentum": momentum, "epsilon": epsilon, "center": center, "scale": scale}
+    return leaf("BatchNormalization", make, forward, name=name, config=config)
 
 
 def LeakyReLU(negative_slope: float = 0.3, *, name: str | None = None) -> Layer:
     """Keras ``LeakyReLU``; 0.3 is Keras' default slope (darknet's ``leaky`` is 0.1)."""
     check_real("LeakyReLU", "negative_slope", negative_slope)
-    return stateless("LeakyReLU", lambda p, x, ctx: ops.leaky_relu(x, negative_slope), name=name)
+    return stateless(
+        "LeakyReLU",
+        lambda p, x, ctx: ops.leaky_relu(x, negative_slope),
+        name=name,
+        config={"negative_slope": negative_slope},
+    )
 
 
 def Activation(fn: Callable, *, name: str | None = None) -> Layer:
@@ -235,7 +255,10 @@ def Activation(fn: Callable, *, name: str | None = None) -> Layer:
     if not callable(fn):
         fail("Activation", "a callable fn, e.g. jax.nn.relu", repr(fn))
     return stateless(
-        "Activation", lambda p, x, ctx: fn(x), name=name or getattr(fn, "__name__", "activation")
+        "Activation",
+        lambda p, x, ctx: fn(x),
+        name=name or getattr(fn, "__name__", "activation"),
+        config={"fn": fn},
     )
 
 
@@ -247,6 +270,7 @@ def Dropout(rate: float, *, name: str | None = None) -> Layer:
         "Dropout",
         lambda p, x, ctx: ops.dropout(x, rate, key=ctx.key, deterministic=not ctx.train),
         name=name,
+        config={"rate": rate},
     )
 
 
@@ -277,7 +301,7 @@ def Concatenate(axis: int = -1, *, name: str | None = None) -> Layer:
             fail("Concatenate", "inputs of equal rank", [tuple(x.shape) for x in xs])
         return jnp.concatenate(xs, axis=axis)
 
-    return stateless("Concatenate", fn, name=name)
+    return stateless("Concatenate", fn, name=name, config={"axis": axis})
 
 
 def LocallyConnected2D(
@@ -351,9 +375,16 @@ def ConvLSTM2D(
     """
     check_positive_int("ConvLSTM2D", "filters", filters)
     kh, kw = pair("ConvLSTM2D", "kernel_size", kernel_size)
-    pair("ConvLSTM2D", "strides", strides)
-    pair("ConvLSTM2D", "dilation_rate", dilation_rate)
-    normalize_padding("ConvLSTM2D", padding)
+    config = {
+        "filters": filters,
+        "kernel_size": (kh, kw),
+        "strides": pair("ConvLSTM2D", "strides", strides),
+        "padding": normalize_padding("ConvLSTM2D", padding),
+        "dilation_rate": pair("ConvLSTM2D", "dilation_rate", dilation_rate),
+        "return_sequences": return_sequences,
+        "go_backwards": go_backwards,
+        "use_bias": use_bias,
+    }
 
     def make(key, input_shape):
         c = _channels("ConvLSTM2D", input_shape)
@@ -384,4 +415,4 @@ def ConvLSTM2D(
             go_backwards=go_backwards,
         )
 
-    return stateless("ConvLSTM2D", fn, name=name, make_params=make)
+    return stateless("ConvLSTM2D", fn, name=name, make_params=make, config=config)

@@ -395,10 +395,11 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     }
 
 
-def restore_params(workdir: str, task: Task, cfg: RunConfig):
+def restore_params(workdir: str, task: Task, cfg: RunConfig, *, op: str = "evaluate"):
     """The newest readable, verified checkpoint's ``(params, state, step)`` (for evaluation).
 
     Nothing is moved or written: an unusable checkpoint is only skipped, with a warning.
+    ``op`` names the caller in the error raised when no checkpoint is readable.
     """
     _, _, template = _initial_state(task, cfg)
     store = CheckpointStore(workdir, writes=False)
@@ -407,7 +408,7 @@ def restore_params(workdir: str, task: Task, cfg: RunConfig):
     finally:
         store.close()
     if restored is None:
-        fail("evaluate", f"a checkpoint in {workdir}/checkpoints", "none readable")
+        fail(op, f"a checkpoint in {workdir}/checkpoints", "none readable")
     return (
         restored.params if hasattr(restored, "params") else restored[1],
         (restored.state if hasattr(restored, "state") else restored[2]),

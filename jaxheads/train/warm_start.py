@@ -173,8 +173,12 @@ def frozen_state_mask(state, frozen_layers: set[str]):
     return _unflatten_like(state, flat)
 
 
-def task_from_config(config: dict):
-    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
+def experiment_from_config(config: dict):
+    """``(model, task, run_config)`` of the run that wrote ``config`` (a work directory's).
+
+    ``model`` is the `jaxheads.models.Detector` of a ``jaxheads train`` run, the
+    classifier of a ``jaxheads pretrain`` run.
+    """
     import argparse
 
     from jaxheads.train.loop import RunConfig
@@ -185,10 +189,30 @@ def task_from_config(config: dict):
     if extra.get("kind") == "pretrain":
         from jaxheads.train.pretrain import build_task
 
-        return build_task(extra, config["seed"])[1], cfg
+        return (*build_task(extra, config["seed"]), cfg)
     from jaxheads.train.commands import _experiment
 
-    return _experiment(argparse.Namespace(**extra, seed=config["seed"]))[1], cfg
+    detector, task, _ = _experiment(argparse.Namespace(**extra, seed=config["seed"]))
+    return detector, task, cfg
+
+
+def task_from_config(config: dict):
+    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
+    _, task, cfg = experiment_from_config(config)
+    return task, cfg
+
+
+def read_run_config(path: str, *, op: str = "--init") -> dict:
+    """``config.json`` of the work directory ``path``; ``op`` names the caller in errors."""
+    config_path = os.path.join(path, "config.json")
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        fail(op, f"a jaxheads work directory with a readable {config_path}", str(err))
+    if not isinstance(config, dict) or not isinstance(config.get("extra"), dict):
+        fail(op, f"a jaxheads run's settings in {config_path}", type(config).__name__)
+    return config
 
 
 def load_darknet(
@@ -198,18 +222,19 @@ def load_darknet(
 
     Args:
       path: the file.
-      model: a darknet model of `jaxheads.darknet.MODELS` (its cfg reads the file).
+      model: a detector of `jaxheads.zoo` built from a darknet cfg (its cfg reads the file).
       image_size, num_classes: the model's, as it will be trained.
       wrap: the node name under which the detector holds the darknet graph's params
         (``[detection]`` models), or None.
     """
-    from jaxheads.darknet import MODELS, load
+    from jaxheads import zoo
+    from jaxheads.darknet import load
 
-    if model not in MODELS:
-        fail(
-            "--init", f"a darknet model (one of {sorted(MODELS)}) for a .weights file", repr(model)
-        )
-    net = load(MODELS[model].cfg, path, image_size=image_size, num_classes=num_classes)
+    darknet = zoo.darknet_names()
+    if model not in darknet:
+        fail("--init", f"a darknet model (one of {darknet}) for a .weights file", repr(model))
+    cfg = zoo.entry(model).cfg
+    net = load(cfg, path, image_size=image_size, num_classes=num_classes)
     names = [layer.name for layer in net.model.layers[: net.layers_from_file]]
     params = {k: v for k, v in net.params.items() if k in names}
     state = {k: v for k, v in net.state.items() if k in names}
@@ -303,14 +328,8 @@ def load_workdir(path: str, model_init: Callable[[dict], tuple]) -> Weights:
     """
     from jaxheads.train.loop import restore_params
 
-    config_path = os.path.join(path, "config.json")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        fail("--init", f"a jaxheads work directory with a readable {config_path}", str(err))
-    task, cfg = model_init(config)
-    params, state, step = restore_params(path, task, cfg)
+    task, cfg = model_init(read_run_config(path))
+    params, state, step = restore_params(path, task, cfg, op="--init")
     params, state = jax.device_get((params, state))
     return Weights(
         params, state, f"{os.path.abspath(path)} (step {step})", checksum(params, state), step
