@@ -774,6 +774,8 @@ def part_pytest(ctx: Context, timeout: float) -> dict:
         sys.executable,
         "-m",
         "pytest",
+        "-o",
+        "addopts=",  # one process: jax takes most of the accelerator's memory per process
         "-q",
         "-m",
         "not slow",
