@@ -77,23 +77,6 @@ def crop_reference(x, crop_h, crop_w, noadjust):
     return x[:, dh : dh + crop_h, dw : dw + crop_w] * scale + trans
 
 
-ACTIVATION_REFERENCE = {
-    "logistic": lambda x: 1 / (1 + np.exp(-x)),
-    "loggy": lambda x: 2 / (1 + np.exp(-x)) - 1,
-    "relu": lambda x: x * (x > 0),
-    "elu": lambda x: (x >= 0) * x + (x < 0) * (np.exp(x) - 1),
-    "selu": lambda x: (x >= 0) * 1.0507 * x + (x < 0) * 1.0507 * 1.6732 * (np.exp(x) - 1),
-    "relie": lambda x: np.where(x > 0, x, 0.01 * x),
-    "ramp": lambda x: x * (x > 0) + 0.1 * x,
-    "tanh": lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1),
-    "plse": lambda x: np.where(
-        x < -4, 0.01 * (x + 4), np.where(x > 4, 0.01 * (x - 4) + 1, 0.125 * x + 0.5)
-    ),
-    "hardtan": lambda x: np.clip(x, -1, 1),
-    "lhtan": lambda x: np.where(x < 0, 0.001 * x, np.where(x > 1, 0.001 * (x - 1) + 1, x)),
-}
-
-
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -332,19 +315,6 @@ def test_avgpool_and_softmax():
     expected = np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
     np.testing.assert_allclose(_run(model, x), expected[:, None, None], rtol=1e-5)
     assert model.layers[1].output_shape == (1, 1, 5)
-
-
-def test_activations_match_darknet_formulas():
-    x = np.linspace(-6, 6, 241, dtype=np.float32)
-    assert set(darknet.ACTIVATIONS) == set(ACTIVATION_REFERENCE)
-    for name, fn in darknet.ACTIVATIONS.items():
-        np.testing.assert_allclose(
-            np.asarray(fn(jnp.asarray(x))),
-            ACTIVATION_REFERENCE[name](x),
-            rtol=1e-5,
-            atol=1e-6,
-            err_msg=name,
-        )
 
 
 def test_summary_shows_darknet_layers_or_keras_rows():

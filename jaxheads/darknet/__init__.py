@@ -17,20 +17,11 @@
   `jaxheads.darknet.commands.partial`).
 """
 
-from jaxheads.darknet.build import (
-    ACTIVATIONS,
-    DARKNET_BN_EPSILON,
-    DarknetLayer,
-    DarknetModel,
-    DarknetNet,
-    Head,
-    NetConfig,
-    build_model,
-    from_cfg,
-    load,
-)
+from jaxheads.darknet.build import DarknetLayer, DarknetModel, Head, build_model, from_cfg
 from jaxheads.darknet.cfg import CFG_NAMES, SUPPORTED, Section, cfg_path, parse_cfg, read_cfg
 from jaxheads.darknet.detector import MODELS, as_detector, detection_cells
+from jaxheads.darknet.net import DarknetNet, load
+from jaxheads.darknet.sections import DARKNET_BN_EPSILON, NetConfig
 from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
@@ -41,7 +32,6 @@ from jaxheads.darknet.weights import (
 )
 
 __all__ = [
-    "ACTIVATIONS",
     "CFG_NAMES",
     "DARKNET_BN_EPSILON",
     "SUPPORTED",

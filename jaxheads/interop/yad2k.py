@@ -25,8 +25,9 @@ import numpy as np
 
 from jaxheads import layers as L
 from jaxheads._checks import fail
-from jaxheads.darknet.build import DarknetNet, build_model
+from jaxheads.darknet.build import build_model
 from jaxheads.darknet.cfg import cfg_path, read_cfg
+from jaxheads.darknet.net import DarknetNet
 
 OP = "from_yad2k"
 #: Keras' BatchNormalization default, which YAD2K keeps.
