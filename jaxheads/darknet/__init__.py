@@ -2,12 +2,12 @@
 
 >>> from jaxheads import darknet
 >>> net = darknet.load("yolov2-tiny-voc", image_size=64)
->>> net.head.kind, net.head.anchors.shape
-('region', (5, 2))
+>>> net.head.kind, len(net.head.anchors)
+('yolov2', 5)
 
 * `parse_cfg` / `read_cfg` — cfg text to `Section`s.
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
-  darknet layer, plus the `Head` and `NetConfig`).
+  darknet layer, plus its `jaxheads.heads.Head` and `NetConfig`).
 * `load` — a `DarknetNet` with weights read from a darknet file, full or partial (or
   random); a packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a
   cfg path.
@@ -17,9 +17,10 @@
   `jaxheads.darknet.commands.partial`).
 """
 
-from jaxheads.darknet.build import DarknetLayer, DarknetModel, Head, build_model, from_cfg
+from jaxheads.darknet.build import DarknetLayer, DarknetModel, build_model, from_cfg
 from jaxheads.darknet.cfg import CFG_NAMES, SUPPORTED, Section, cfg_path, parse_cfg, read_cfg
-from jaxheads.darknet.detector import MODELS, as_detector, detection_cells
+from jaxheads.darknet.detector import MODELS, as_detector
+from jaxheads.darknet.head import detection_cells
 from jaxheads.darknet.net import DarknetNet, load
 from jaxheads.darknet.sections import DARKNET_BN_EPSILON, NetConfig
 from jaxheads.darknet.weights import (
@@ -39,7 +40,6 @@ __all__ = [
     "DarknetModel",
     "DarknetNet",
     "MODELS",
-    "Head",
     "NetConfig",
     "Section",
     "WeightsHeader",

@@ -28,45 +28,10 @@ import numpy as np
 from jaxheads import layers as L
 from jaxheads._checks import fail
 from jaxheads.darknet.cfg import Section, read_cfg
-from jaxheads.darknet.sections import BUILDERS, NetConfig, check_positive, net_config, route
+from jaxheads.darknet.head import KINDS, check_head, detection_cells, section_head
+from jaxheads.darknet.sections import BUILDERS, NetConfig, net_config, route
+from jaxheads.heads import Head
 from jaxheads.layers.base import Layer
-
-
-@dataclass(frozen=True, eq=False)
-class Head:
-    """A ``[region]`` or ``[detection]`` section: how to decode and train the output.
-
-    Attributes:
-      kind: ``"region"`` (YOLOv2) or ``"detection"`` (YOLOv1).
-      classes, num, coords: darknet's ``classes``, ``num`` (anchors / boxes per
-        cell) and ``coords``.
-      anchors: region only: ``[num, 2]`` prior (w, h) in grid cells, float32.
-      side: detection only: the grid size ``S``.
-      sqrt, softmax, rescore, bias_match, absolute, random: darknet's flags.
-      jitter, thresh, object_scale, noobject_scale, class_scale, coord_scale:
-        darknet's training settings.
-      options: every option of the section as written.
-    """
-
-    kind: str
-    classes: int
-    num: int
-    coords: int
-    anchors: np.ndarray | None = None
-    side: int | None = None
-    sqrt: bool = False
-    softmax: bool = False
-    rescore: bool = False
-    bias_match: bool = False
-    absolute: bool = False
-    random: bool = False
-    jitter: float = 0.2
-    thresh: float = 0.5
-    object_scale: float = 1.0
-    noobject_scale: float = 1.0
-    class_scale: float = 1.0
-    coord_scale: float = 1.0
-    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,20 +72,31 @@ class DarknetModel:
         the ``[region]``/``[detection]`` section.
       input_shape: ``(None, height, width, channels)``.
       layers: one `DarknetLayer` per darknet layer, in order.
-      head: the `Head`, or None when the cfg has no region/detection section.
       net: the `NetConfig`.
       sections: the sections it was built from (overrides applied).
 
-    Its jitted forward and detection functions live here, so every
-    `DarknetNet` sharing a model shares their compilations.
+    Its `head` and its jitted forward and detection functions are derived from
+    these fields once, so every `DarknetNet` sharing a model shares their
+    compilations, and a copy with another ``layer`` (`dataclasses.replace`)
+    derives its own.
     """
 
     layer: Layer
     input_shape: tuple
     layers: tuple[DarknetLayer, ...]
-    head: Head | None
     net: NetConfig
     sections: tuple[Section, ...]
+
+    @functools.cached_property
+    def head(self) -> Head | None:
+        """The `jaxheads.heads.Head` of the closing ``[region]``/``[detection]`` on `layer`.
+
+        None when the cfg has neither. Its ``layer`` is `layer` itself for
+        ``[region]`` and `layer` then a ``cells`` node for ``[detection]``
+        (see `jaxheads.darknet.head`).
+        """
+        last = self.sections[-1]
+        return section_head(last, self.layer) if last.type in KINDS else None
 
     @functools.cached_property
     def forward(self) -> Callable:
@@ -154,28 +130,17 @@ class DarknetModel:
     def decode(self, raw: jax.Array):
         """Raw output to ``(boxes [B, N, 4] xyxy in [0, 1], scores [B, N, C])``.
 
-        ``[region]`` uses `jaxheads.decode.decode_yolov2` with the cfg's
-        anchors (it always applies darknet's ``softmax=1``); ``[detection]``
-        reorders darknet's flat output (`jaxheads.losses.yolov1_from_darknet_layout`)
-        and uses `jaxheads.decode.decode_yolov1`.
+        The head's decoder: `jaxheads.decode.decode_yolov2` with the cfg's anchors
+        for ``[region]`` (it always applies darknet's ``softmax=1``);
+        `jaxheads.decode.decode_yolov1` of `jaxheads.darknet.detection_cells` for
+        ``[detection]``.
         """
-        from jaxheads.darknet.detector import detection_cells
-        from jaxheads.decode import decode_yolov1, decode_yolov2
-
         head = self.head
         if head is None:
             fail("DarknetModel.decode", "a cfg ending in [region] or [detection]", "neither")
-        if head.coords != 4:
-            fail("DarknetModel.decode", f"coords=4 in the [{head.kind}] section", head.coords)
-        if head.kind == "region":
-            return decode_yolov2(raw, head.anchors, num_classes=head.classes)
-        return decode_yolov1(
-            detection_cells(raw, head),
-            num_boxes=head.num,
-            num_classes=head.classes,
-            sqrt=head.sqrt,
-            softmax_classes=head.softmax,
-        )
+        if head.kind == "yolov1" and head.coords == 4:
+            raw = detection_cells(raw, head)
+        return head.decode(raw)
 
     def init(self, seed: int = 0):
         """Darknet-style random ``(params, state)``, drawn with NumPy (no compilation).
@@ -206,59 +171,6 @@ class DarknetModel:
             jax.tree_util.tree_map_with_path(fill, params),
             jax.tree_util.tree_map_with_path(fill, state),
         )
-
-
-def _head(s: Section, shape) -> Head:
-    """A `Head` from a region/detection section, checked against its input like darknet."""
-    common = dict(
-        sqrt=bool(s.get_int("sqrt", 0)),
-        softmax=bool(s.get_int("softmax", 0)),
-        rescore=bool(s.get_int("rescore", 0)),
-        random=bool(s.get_int("random", 0)),
-        jitter=s.get_float("jitter", 0.2),
-        object_scale=s.get_float("object_scale", 1.0),
-        noobject_scale=s.get_float("noobject_scale", 1.0),
-        class_scale=s.get_float("class_scale", 1.0),
-        coord_scale=s.get_float("coord_scale", 1.0),
-        options=dict(s.options),
-    )
-    if s.type == "region":
-        coords, classes, num = s.get_int("coords", 4), s.get_int("classes", 20), s.get_int("num", 1)
-        check_positive(s, classes=classes, num=num)
-        values = s.get_list("anchors", float, (0.5,) * (2 * num))
-        if len(values) != 2 * num:
-            fail("darknet cfg", f"2*num = {2 * num} anchor values in {s.where}", len(values))
-        want = num * (coords + 1 + classes)
-        if len(shape) != 3 or shape[2] != want:
-            fail(
-                "darknet cfg",
-                f"an input map with num*(coords+1+classes) = {want} channels for {s.where}",
-                f"input {shape}",
-            )
-        return Head(
-            "region",
-            classes,
-            num,
-            coords,
-            anchors=np.asarray(values, np.float32).reshape(num, 2),
-            bias_match=bool(s.get_int("bias_match", 0)),
-            absolute=bool(s.get_int("absolute", 0)),
-            thresh=s.get_float("thresh", 0.5),
-            **common,
-        )
-    coords, classes = s.get_int("coords", 1), s.get_int("classes", 1)
-    num, side = s.get_int("num", 1), s.get_int("side", 7)
-    check_positive(s, classes=classes, num=num, side=side)
-    if coords < 0:
-        fail("darknet cfg", f"coords >= 0 in {s.where}", coords)
-    want = side * side * ((1 + coords) * num + classes)
-    if math.prod(shape) != want:
-        fail(
-            "darknet cfg",
-            f"an input of side*side*((1+coords)*num+classes) = {want} values for {s.where}",
-            f"input {shape} ({math.prod(shape)} values)",
-        )
-    return Head("detection", classes, num, coords, side=side, **common)
 
 
 # ---------------------------------------------------------------------------
@@ -352,16 +264,17 @@ def build_model(
     shapes: list[tuple] = []
     names: list[str] = []
     nodes, records = [], []
-    head = None
+    closing = None
     for s in sections[1:]:
-        if head is not None:
+        if closing is not None:
             fail(
                 "darknet.build_model",
                 "[region]/[detection] as the last section",
                 f"{s.where} after it",
             )
-        if s.type in ("region", "detection"):
-            head = _head(s, shape)
+        if s.type in KINDS:
+            check_head(s, shape)
+            closing = s
             continue
         node = f"{s.index}_{s.type}"
         if s.type == "route":
@@ -382,12 +295,7 @@ def build_model(
         fail("darknet.build_model", "at least one layer after [net]", "none")
     graph = L.graph(nodes, name=name)
     return DarknetModel(
-        graph,
-        (None, net.height, net.width, net.channels),
-        tuple(records),
-        head,
-        net,
-        tuple(sections),
+        graph, (None, net.height, net.width, net.channels), tuple(records), net, tuple(sections)
     )
 
 

@@ -11,9 +11,10 @@ import jax
 from jaxheads import layers as L
 from jaxheads._checks import check_floating, check_rank, check_shape
 from jaxheads.darknet import weights as weights_io
-from jaxheads.darknet.build import DarknetLayer, DarknetModel, Head, from_cfg
+from jaxheads.darknet.build import DarknetLayer, DarknetModel, from_cfg
 from jaxheads.darknet.cfg import Section
 from jaxheads.darknet.sections import NetConfig
+from jaxheads.heads import Head
 from jaxheads.layers.base import Layer
 
 

@@ -156,4 +156,5 @@ def yolov2(
         num_classes,
         anchors=anchors,
         passthrough=bool(passthrough),
+        softmax=True,
     )
