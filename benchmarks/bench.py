@@ -43,8 +43,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.figures import FIELDS, Figure, Figures
-
-SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
+from jaxheads.cli import BENCH_SECTIONS, add_bench_arguments
 
 
 @dataclass(frozen=True)
@@ -361,16 +360,16 @@ def targets(figures: Figures) -> list[dict]:
     return out
 
 
-def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=print) -> dict:
+def run(cfg: Config, *, sections=BENCH_SECTIONS, json_path: str | None = None, log=print) -> dict:
     """Runs the benchmark; returns ``{"machine", "config", "sections", "figures", "targets"}``.
 
     ``figures`` is the `Figures` of the run; the JSON holds each record as an object.
     """
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(BENCH_SECTIONS)
     if unknown:
         raise ValueError(
-            f"jaxheads bench: expected sections among {SECTIONS}, got {sorted(unknown)}"
+            f"jaxheads bench: expected sections among {BENCH_SECTIONS}, got {sorted(unknown)}"
         )
     from benchmarks import evaluation, inference, scaling
     from benchmarks import networks as nw
@@ -686,18 +685,8 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    parser.add_argument(
-        "--only", metavar="SECTIONS", help=f"comma-separated subset of {','.join(SECTIONS)}"
-    )
-
-
 def run_from_args(args: argparse.Namespace) -> int:
-    sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
+    sections = tuple(s.strip() for s in args.only.split(",")) if args.only else BENCH_SECTIONS
     try:
         run(
             QUICK if args.quick else FULL,
@@ -715,7 +704,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.splitlines()[0]
     )
-    add_arguments(parser)
+    add_bench_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 
 
