@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench  # noqa: E402
+from benchmarks.figures import FIELDS  # noqa: E402
 from jaxheads.cli import build_parser  # noqa: E402
 
 NET = "yolov1_fc"
@@ -83,14 +84,14 @@ def test_json_has_every_figure_finite_and_positive(smoke):
     missing = [fields for fields in EXPECTED if len(_select(records, **fields)) != 1]
     assert not missing
     for record in records:
-        assert set(record) == {*bench.FIELDS, "value"}, record
+        assert set(record) == {*FIELDS, "value"}, record
         assert math.isfinite(record["value"]), record
         if record["metric"] in DIFFERENCES:
             assert record["value"] >= 0, record
         else:
             assert record["value"] > 0, record
     # One record per figure: no two share every field but the value.
-    keys = [tuple(r[k] for k in bench.FIELDS) for r in records]
+    keys = [tuple(r[k] for k in FIELDS) for r in records]
     assert len(set(keys)) == len(keys)
     assert records == result["figures"].to_json()
 
