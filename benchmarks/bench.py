@@ -42,7 +42,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
+from benchmarks.figures import Figure, Figures
+from benchmarks.report import report
+from jaxheads.cli import BENCH_SECTIONS, add_bench_arguments
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,44 @@ SMOKE = Config(
     detect_image_size=64,
 )
 
-# (figure, target, what it says) checked by `targets`; {n} is a network name.
+
+@dataclass(frozen=True)
+class Target:
+    """A figure the benchmark aims at: the records it applies to, and the bar."""
+
+    section: str
+    metric: str
+    target: float
+    what: str
+    framework: str | None = None
+    model: str | None = None  # None: every network
+
+    def matches(self, figures: Figures) -> list[Figure]:
+        fields = {"framework": self.framework, "model": self.model}
+        return figures.select(
+            section=self.section,
+            metric=self.metric,
+            **{k: v for k, v in fields.items() if v is not None},
+        )
+
+
 TARGETS = (
-    ("speedup_vs_keras_{n}", 1.0, "training step not slower than Keras 3 (best of its two)"),
-    ("speedup_vs_flax_{n}", 1.0, "training step not slower than hand-written Flax NNX"),
-    ("e2e_speedup_vs_keras_fit_{n}", 1.3, "end to end ≥ 1.3× Keras model.fit"),
-    ("e2e_fraction_of_step_{n}", 0.9, "input pipeline never starves the step"),
-    ("mfu_yolov2_tiny", 0.25, "YOLOv2-tiny step ≥ 25% of the measured matmul peak (CPU)"),
-    ("evaluate_speedup_vs_pycocotools", 5.0, "evaluate_detections ≥ 5× pycocotools"),
+    Target(
+        "train", "speedup", 1.0, "training step not slower than Keras 3 (best of its two)", "keras"
+    ),
+    Target(
+        "train", "speedup", 1.0, "training step not slower than hand-written Flax NNX", "flax_nnx"
+    ),
+    Target("e2e", "speedup", 1.3, "end to end ≥ 1.3× Keras model.fit", "keras_fit"),
+    Target("e2e", "fraction_of_step", 0.9, "input pipeline never starves the step", "jaxheads"),
+    Target(
+        "train",
+        "mfu",
+        0.25,
+        "YOLOv2-tiny step ≥ 25% of the measured matmul peak (CPU)",
+        model="yolov2_tiny",
+    ),
+    Target("evaluate", "speedup", 5.0, "evaluate_detections ≥ 5× pycocotools", "pycocotools"),
 )
 NOISE = 0.05  # ratios within 5% of a 1.0 target are "noise" on a shared machine
 
@@ -192,7 +224,7 @@ def machine() -> dict:
     }
 
 
-def _train(cfg: Config, sections, figures: dict, log) -> None:
+def _train(cfg: Config, sections, figures: Figures, log) -> None:
     """The ``train`` and/or ``e2e`` sections for every network, into ``figures``."""
     import jax
     import jax.numpy as jnp
@@ -207,19 +239,22 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
     matmul, matmul_flops = peak.matmul(n)
     datasheet = peak.datasheet_peak(kind) if accelerator else None
     if datasheet:
-        figures["datasheet_bf16_peak_flops_per_s"] = datasheet
+        figures.add("peak", "datasheet_flops_per_s", datasheet, dtype="bfloat16")
     if accelerator:  # the bf16 matmul the datasheet figure is for, measured once
         run_bf16, flops_bf16 = peak.matmul(n, jnp.bfloat16)
         run_bf16()
-        figures["matmul_peak_bf16_flops_per_s"] = flops_bf16 / timing.median(
-            [timing.wall(run_bf16) for _ in range(5)]
-        )
+        seconds = timing.median([timing.wall(run_bf16) for _ in range(5)])
+        figures.add("peak", "matmul_flops_per_s", flops_bf16 / seconds, dtype="bfloat16")
     for net_name, size in cfg.networks:
         network = nw.NETWORKS[net_name](size, cfg.num_classes)
         name, b = network.name, cfg.train_batch
         log(f"[train] {network.title}, batch {b}: building and compiling ...")
         c = Contenders(network, b)
-        figures.update(c.figures)
+        figures.extend(c.figures)
+
+        def add(section, metric, value, framework=None, name=name, b=b):
+            figures.add(section, metric, value, model=name, framework=framework, batch=b)
+
         if "train" in sections:
             runs = c.step_runners(cfg.train_steps)
             runs["matmul"] = matmul
@@ -230,51 +265,48 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
                 step_s = timing.median(times[fw]) / cfg.train_steps
                 ips[fw] = b / step_s
                 cpu_per_image[fw] = timing.median(cpu[fw]) / (cfg.train_steps * b)
-                figures[f"train_step_ms_{fw}_{name}"] = step_s * 1e3
-                figures[f"train_images_per_s_{fw}_{name}"] = ips[fw]
-                figures[f"train_cpu_ms_per_image_{fw}_{name}"] = cpu_per_image[fw] * 1e3
+                add("train", "step_ms", step_s * 1e3, fw)
+                add("train", "images_per_s", ips[fw], fw)
+                add("train", "cpu_ms_per_image", cpu_per_image[fw] * 1e3, fw)
             keras_best = max(ips["keras_train_on_batch"], ips["keras_stateless"])
-            figures[f"speedup_vs_keras_{name}"] = ips["jaxheads"] / keras_best
-            figures[f"speedup_vs_flax_{name}"] = ips["jaxheads"] / ips["flax_nnx"]
-            for fw, label in (
-                ("keras_train_on_batch", "keras_train_on_batch"),
-                ("keras_stateless", "keras_stateless"),
-                ("flax_nnx", "flax"),
-            ):
-                if fw != "flax_nnx":
-                    figures[f"speedup_vs_{label}_{name}"] = ips["jaxheads"] / ips[fw]
+            add("train", "speedup", ips["jaxheads"] / keras_best, "keras")
+            for fw in ("keras_train_on_batch", "keras_stateless", "flax_nnx"):
+                add("train", "speedup", ips["jaxheads"] / ips[fw], fw)
                 # CPU time per image: the work done, whatever share of the cores we got.
-                figures[f"speedup_vs_{label}_cpu_{name}"] = (
-                    cpu_per_image[fw] / cpu_per_image["jaxheads"]
-                )
+                add("train", "speedup_cpu", cpu_per_image[fw] / cpu_per_image["jaxheads"], fw)
                 # Ratios within one repeat are paired in time: steadier under drifting load.
                 paired = sorted(t / j for j, t in zip(times["jaxheads"], times[fw], strict=True))
-                figures[f"speedup_vs_{label}_paired_median_{name}"] = timing.median(paired)
-                figures[f"speedup_vs_{label}_paired_min_{name}"] = paired[0]
-                figures[f"speedup_vs_{label}_paired_max_{name}"] = paired[-1]
+                add("train", "speedup_paired_median", timing.median(paired), fw)
+                add("train", "speedup_paired_min", paired[0], fw)
+                add("train", "speedup_paired_max", paired[-1], fw)
 
             step_s = b / ips["jaxheads"]
             peak_flops = matmul_flops / timing.median(times["matmul"])
-            xla = figures[f"xla_flops_per_step_jaxheads_{name}"]
+            xla = figures.value(
+                "train", "xla_flops_per_step", model=name, framework="jaxheads", batch=b
+            )
             model_flops = nw.training_flops(network, b)
-            figures[f"matmul_peak_flops_per_s_{name}"] = peak_flops
-            figures[f"model_flops_per_step_{name}"] = model_flops
-            figures[f"achieved_flops_per_s_{name}"] = xla / step_s
-            figures[f"mfu_{name}"] = xla / step_s / peak_flops
-            figures[f"mfu_model_flops_{name}"] = model_flops / step_s / peak_flops
+            mfu = xla / step_s / peak_flops
+            add("train", "matmul_peak_flops_per_s", peak_flops)
+            add("train", "model_flops_per_step", model_flops)
+            add("train", "achieved_flops_per_s", xla / step_s, "jaxheads")
+            add("train", "mfu", mfu, "jaxheads")
+            add("train", "mfu_model_flops", model_flops / step_s / peak_flops, "jaxheads")
             if datasheet:
-                figures[f"mfu_vs_datasheet_bf16_{name}"] = xla / step_s / datasheet
+                add("train", "mfu_vs_datasheet_bf16", xla / step_s / datasheet, "jaxheads")
             log(
                 f"[train] {name}: "
                 + ", ".join(f"{k} {v:.1f} img/s" for k, v in ips.items())
-                + f"; matmul {peak_flops / 1e9:.1f} GFLOP/s, MFU {figures[f'mfu_{name}']:.1%}"
+                + f"; matmul {peak_flops / 1e9:.1f} GFLOP/s, MFU {mfu:.1%}"
             )
         if "e2e" in sections:
             steps = cfg.e2e_steps
-            step_ips = figures.get(f"train_images_per_s_jaxheads_{name}")
-            if step_ips:
+            step_ips = figures.value(
+                "train", "images_per_s", model=name, framework="jaxheads", batch=b
+            )
+            if math.isfinite(step_ips):
                 steps = max(steps, min(64, round(cfg.e2e_seconds * step_ips / b)))
-            figures[f"e2e_steps_{name}"] = float(steps)
+            add("e2e", "steps", steps)
             for run in c.end_to_end_runners(2).values():  # warm-up: Keras' data adapter
                 run()
             # The step alone, interleaved with the fed runs: the same load for all three.
@@ -285,21 +317,18 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
             times = timing.interleaved(runs, repeats=cfg.e2e_repeats, cpu=cpu)
             e2e = {fw: b * steps / timing.median(t) for fw, t in times.items()}
             cpu_s = {fw: timing.median(t) for fw, t in cpu.items()}
-            figures[f"e2e_images_per_s_jaxheads_{name}"] = e2e["jaxheads"]
-            figures[f"e2e_images_per_s_keras_fit_{name}"] = e2e["keras_fit"]
-            figures[f"e2e_images_per_s_step_only_{name}"] = e2e["step_only"]
-            figures[f"e2e_speedup_vs_keras_fit_{name}"] = e2e["jaxheads"] / e2e["keras_fit"]
-            figures[f"e2e_fraction_of_step_{name}"] = e2e["jaxheads"] / e2e["step_only"]
-            figures[f"e2e_speedup_vs_keras_fit_cpu_{name}"] = cpu_s["keras_fit"] / cpu_s["jaxheads"]
-            figures[f"e2e_fraction_of_step_cpu_{name}"] = cpu_s["step_only"] / cpu_s["jaxheads"]
+            for fw in ("jaxheads", "keras_fit", "step_only", "jaxheads_predrawn"):
+                add("e2e", "images_per_s", e2e[fw], fw)
+            add("e2e", "speedup", e2e["jaxheads"] / e2e["keras_fit"], "keras_fit")
+            add("e2e", "speedup_cpu", cpu_s["keras_fit"] / cpu_s["jaxheads"], "keras_fit")
+            add("e2e", "fraction_of_step", e2e["jaxheads"] / e2e["step_only"], "jaxheads")
+            add("e2e", "fraction_of_step_cpu", cpu_s["step_only"] / cpu_s["jaxheads"], "jaxheads")
             # What the drawing costs and what the pipeline itself costs, told apart.
-            figures[f"e2e_images_per_s_jaxheads_predrawn_{name}"] = e2e["jaxheads_predrawn"]
-            figures[f"e2e_fraction_of_step_predrawn_{name}"] = (
-                e2e["jaxheads_predrawn"] / e2e["step_only"]
-            )
+            predrawn = e2e["jaxheads_predrawn"] / e2e["step_only"]
+            add("e2e", "fraction_of_step", predrawn, "jaxheads_predrawn")
             for fw in ("jaxheads", "jaxheads_predrawn"):
                 wait = timing.median([w / t for w, t in zip(waits[fw], times[fw], strict=True)])
-                figures[f"e2e_data_wait_fraction_{fw}_{name}"] = wait
+                add("e2e", "data_wait_fraction", wait, fw)
             log(
                 f"[e2e] {name}: jaxheads {e2e['jaxheads']:.1f} img/s, "
                 f"keras fit {e2e['keras_fit']:.1f} img/s"
@@ -307,33 +336,41 @@ def _train(cfg: Config, sections, figures: dict, log) -> None:
         del c
 
 
-def targets(figures: dict, networks) -> dict:
-    """Each target of the issue: value, target and whether it is met."""
-    out = {}
-    for pattern, target, what in TARGETS:
-        names = [pattern.format(n=n) for n in networks] if "{n}" in pattern else [pattern]
-        for key in names:
-            if key not in figures or not math.isfinite(figures[key]):
+def targets(figures: Figures) -> list[dict]:
+    """Each target's figures: the figure's fields, its value, the target and the status."""
+    out = []
+    for target in TARGETS:
+        for figure in target.matches(figures):
+            if not math.isfinite(figure.value):
                 continue
-            value = figures[key]
             status = (
                 "met"
-                if value >= target
+                if figure.value >= target.target
                 else "noise"
-                if target == 1.0 and value >= target - NOISE
+                if target.target == 1.0 and figure.value >= target.target - NOISE
                 else "missed"
             )
-            out[key] = {"value": value, "target": target, "status": status, "what": what}
+            out.append(
+                {
+                    **dataclasses.asdict(figure),
+                    "target": target.target,
+                    "status": status,
+                    "what": target.what,
+                }
+            )
     return out
 
 
-def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=print) -> dict:
-    """Runs the benchmark; returns ``{"machine", "config", "figures", "targets"}``."""
+def run(cfg: Config, *, sections=BENCH_SECTIONS, json_path: str | None = None, log=print) -> dict:
+    """Runs the benchmark; returns ``{"machine", "config", "sections", "figures", "targets"}``.
+
+    ``figures`` is the `Figures` of the run; the JSON holds each record as an object.
+    """
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(BENCH_SECTIONS)
     if unknown:
         raise ValueError(
-            f"jaxheads bench: expected sections among {SECTIONS}, got {sorted(unknown)}"
+            f"jaxheads bench: expected sections among {BENCH_SECTIONS}, got {sorted(unknown)}"
         )
     from benchmarks import evaluation, inference, scaling
     from benchmarks import networks as nw
@@ -349,34 +386,35 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
         f"jaxheads bench ({cfg.name}) on {info['platform']} ({info['device_kind']}, "
         f"{info['cpu_count']} CPUs: {info['cpu']}), load average {info['load_average_start']}"
     )
-    figures: dict[str, float] = {}
+    figures = Figures()
     if "train" in sections or "e2e" in sections:
         _train(cfg, sections, figures, say)
     if "infer" in sections:
         for net_name, size in cfg.networks:
             network = nw.NETWORKS[net_name](size, cfg.num_classes)
-            figures.update(
-                inference.measure(
-                    network, cfg.infer_batches, calls=cfg.infer_calls, repeats=cfg.repeats
-                )
+            found = inference.measure(
+                network, cfg.infer_batches, calls=cfg.infer_calls, repeats=cfg.repeats
             )
+            figures.extend(found)
             say(
                 f"[infer] {net_name}: "
                 + ", ".join(
-                    f"b{b} {figures[f'infer_latency_ms_b{b}_{net_name}']:.1f} ms"
-                    for b in cfg.infer_batches
+                    f"b{f.batch} {f.value:.1f} ms" for f in found if f.metric == "latency_ms"
                 )
             )
     if "evaluate" in sections:
-        figures.update(
+        figures.extend(
             evaluation.measure(
                 cfg.eval_images, num_classes=cfg.num_classes, repeats=cfg.eval_repeats
             )
         )
+        seconds = {
+            fw: figures.value("evaluate", "seconds", framework=fw)
+            for fw in ("jaxheads", "pycocotools")
+        }
         say(
             f"[evaluate] {cfg.eval_images} images: jaxheads "
-            f"{figures['evaluate_s_jaxheads']:.3f} s, pycocotools "
-            f"{figures['evaluate_s_pycocotools']:.3f} s, equal stats"
+            f"{seconds['jaxheads']:.3f} s, pycocotools {seconds['pycocotools']:.3f} s, equal stats"
         )
     if "detect" in sections:
         from benchmarks import detect
@@ -388,14 +426,14 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
             darknet=os.environ.get("JAXHEADS_DARKNET"),
             log=lambda m: None,
         )
-        figures.update({f"detect_{k}": v for k, v in found.items() if k != "load_average_end"})
+        figures.extend(found)
         say(
             "[detect] JPEG files to boxes, yolov2-tiny-voc "
             f"{cfg.detect_image_size}²: "
             + ", ".join(
-                f"{k[len('detect_images_per_s_') :]} {v:.2f} img/s"
-                for k, v in figures.items()
-                if k.startswith("detect_images_per_s_")
+                f"{f.framework}{'' if f.batch is None else f' b{f.batch}'} {f.value:.2f} img/s"
+                for f in found
+                if f.metric == "images_per_s"
             )
         )
     if "scaling" in sections:
@@ -403,7 +441,7 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
             f"[scaling] {cfg.scaling_network} over {cfg.scaling_devices} devices "
             "(fresh processes) ..."
         )
-        figures.update(
+        figures.extend(
             scaling.measure(
                 cfg.scaling_network,
                 cfg.scaling_image_size,
@@ -420,196 +458,19 @@ def run(cfg: Config, *, sections=SECTIONS, json_path: str | None = None, log=pri
         "config": dataclasses.asdict(cfg),
         "sections": list(sections),
         "figures": figures,
-        "targets": targets(figures, [n for n, _ in cfg.networks]),
+        "targets": targets(figures),
     }
     log(report(result))
     if json_path:
         with open(json_path, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=False)
+            json.dump({**result, "figures": figures.to_json()}, f, indent=1, sort_keys=False)
             f.write("\n")
         log(f"wrote {json_path}")
     return result
 
 
-def _fmt(value, spec: str = ".1f") -> str:
-    return "—" if value is None or not math.isfinite(value) else format(value, spec)
-
-
-def report(result: dict) -> str:
-    """Markdown tables of a `run` result (what ``docs/benchmarks.md`` pastes)."""
-    f, cfg = result["figures"], result["config"]
-    nets = [n for n, _ in cfg["networks"]]
-    sizes = dict((n, s) for n, s in cfg["networks"])
-    lines = []
-    if any(f"train_images_per_s_jaxheads_{n}" in f for n in nets):
-        lines += [
-            "",
-            f"Training step, images/s (batch {cfg['train_batch']}, float32; speedups "
-            "are jaxheads ÷ theirs, paired = median of per-repeat ratios):",
-            "",
-            "| network | jaxheads | Keras train_on_batch | Keras stateless jit | "
-            "Flax NNX | vs Keras (best) | vs Flax | paired vs Keras t_o_b / stateless / "
-            "Flax | CPU time vs Keras t_o_b / stateless / Flax |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for n in nets:
-            g = lambda k, n=n: f.get(f"{k}_{n}", math.nan)  # noqa: E731
-            fws = ("keras_train_on_batch", "keras_stateless", "flax")
-            paired = " / ".join(_fmt(g(f"speedup_vs_{fw}_paired_median"), ".2f") for fw in fws)
-            cpu = " / ".join(_fmt(g(f"speedup_vs_{fw}_cpu"), ".2f") for fw in fws)
-            lines.append(
-                f"| {n} {sizes[n]}² | {_fmt(g('train_images_per_s_jaxheads'))} | "
-                f"{_fmt(g('train_images_per_s_keras_train_on_batch'))} | "
-                f"{_fmt(g('train_images_per_s_keras_stateless'))} | "
-                f"{_fmt(g('train_images_per_s_flax_nnx'))} | {_fmt(g('speedup_vs_keras'), '.2f')}× "
-                f"| {_fmt(g('speedup_vs_flax'), '.2f')}× | {paired} | {cpu} |"
-            )
-        lines += [
-            "",
-            "Compilation and FLOPs:",
-            "",
-            "| network | lower s | compile s | first step s: jaxheads / Keras stateless / "
-            "Keras t_o_b / Flax | XLA GFLOP/step | model GFLOP/step | achieved GFLOP/s | "
-            "matmul GFLOP/s | MFU (XLA) | MFU (model) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for n in nets:
-            g = lambda k, n=n: f.get(f"{k}_{n}", math.nan)  # noqa: E731
-            first = " / ".join(
-                _fmt(g(f"first_step_s_{fw}"))
-                for fw in ("jaxheads", "keras_stateless", "keras_train_on_batch", "flax_nnx")
-            )
-            lines.append(
-                f"| {n} | {_fmt(g('lower_s_jaxheads'))} | {_fmt(g('compile_s_jaxheads'))} | "
-                f"{first} | {_fmt(g('xla_flops_per_step_jaxheads') / 1e9, '.2f')} | "
-                f"{_fmt(g('model_flops_per_step') / 1e9, '.2f')} | "
-                f"{_fmt(g('achieved_flops_per_s') / 1e9)} | "
-                f"{_fmt(g('matmul_peak_flops_per_s') / 1e9)} | {_fmt(g('mfu') * 100)}% | "
-                f"{_fmt(g('mfu_model_flops') * 100)}% |"
-            )
-    if any(f"e2e_images_per_s_jaxheads_{n}" in f for n in nets):
-        lines += [
-            "",
-            "End to end with the input pipeline (images/s; runs of about "
-            f"{cfg['e2e_seconds']:.0f} s):",
-            "",
-            "| network | steps per run | jaxheads step only | jaxheads Batches | "
-            "Keras fit + PyDataset | vs Keras fit (CPU time) | e2e / step-only (CPU time) | "
-            "pre-drawn data: e2e / step-only | time waiting for data: drawn / pre-drawn |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for n in nets:
-            g = lambda k, n=n: f.get(f"{k}_{n}", math.nan)  # noqa: E731
-            lines.append(
-                f"| {n} | {_fmt(g('e2e_steps'), '.0f')} | "
-                f"{_fmt(g('e2e_images_per_s_step_only'))} | "
-                f"{_fmt(g('e2e_images_per_s_jaxheads'))} | "
-                f"{_fmt(g('e2e_images_per_s_keras_fit'))} | "
-                f"{_fmt(g('e2e_speedup_vs_keras_fit'), '.2f')}× "
-                f"({_fmt(g('e2e_speedup_vs_keras_fit_cpu'), '.2f')}×) | "
-                f"{_fmt(g('e2e_fraction_of_step') * 100)}% "
-                f"({_fmt(g('e2e_fraction_of_step_cpu') * 100)}%) | "
-                f"{_fmt(g('e2e_fraction_of_step_predrawn') * 100)}% | "
-                f"{_fmt(g('e2e_data_wait_fraction_jaxheads') * 100)}% / "
-                f"{_fmt(g('e2e_data_wait_fraction_jaxheads_predrawn') * 100)}% |"
-            )
-    if any(k.startswith("infer_") for k in f):
-        bs = cfg["infer_batches"]
-        lines += [
-            "",
-            "Inference (forward + decode + NMS, from host images):",
-            "",
-            "| network | " + " | ".join(f"batch {b}: ms / img/s" for b in bs) + " |",
-            "|---|" + "---|" * len(bs),
-        ]
-        for n in nets:
-            cells = [
-                f"{_fmt(f.get(f'infer_latency_ms_b{b}_{n}', math.nan))} / "
-                f"{_fmt(f.get(f'infer_images_per_s_b{b}_{n}', math.nan))}"
-                for b in bs
-            ]
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    if "evaluate_s_jaxheads" in f:
-        lines += [
-            "",
-            f"COCO evaluation of {int(f['evaluate_images'])} images "
-            f"({int(f['evaluate_detections_count'])} detections):",
-            "",
-            "| evaluate_detections s | pycocotools s | speedup | max |Δ stats| |",
-            "|---|---|---|---|",
-            f"| {_fmt(f['evaluate_s_jaxheads'], '.3f')} | "
-            f"{_fmt(f['evaluate_s_pycocotools'], '.3f')} | "
-            f"{_fmt(f['evaluate_speedup_vs_pycocotools'])}× | "
-            f"{f['evaluate_stats_max_abs_diff']:.1g} |",
-        ]
-    if "detect_images_per_s_b1" in f:
-        bs = sorted(int(k.rsplit("_b", 1)[1]) for k in f if k.startswith("detect_images_per_s_b"))
-        darknet = f.get("detect_darknet_images_per_s")
-        lines += [
-            "",
-            f"`jaxheads detect`, JPEG files to boxes ({int(f['detect_images'])} images, "
-            f"yolov2-tiny-voc at {int(f['detect_image_size'])}²):",
-            "",
-            "| " + " | ".join(f"batch {b} img/s" for b in bs) + " | darknet img/s | "
-            "decode ms/img | resize ms/img | host share at the largest batch |",
-            "|" + "---|" * (len(bs) + 4),
-            "| "
-            + " | ".join(_fmt(f[f"detect_images_per_s_b{b}"], ".2f") for b in bs)
-            + f" | {_fmt(darknet if darknet else math.nan, '.2f')} | "
-            f"{_fmt(f.get('detect_decode_s_per_image', math.nan) * 1e3)} | "
-            f"{_fmt(f.get('detect_resize_s_per_image', math.nan) * 1e3)} | "
-            f"{_fmt(f.get(f'detect_host_fraction_b{bs[-1]}', math.nan) * 100)}% |",
-        ]
-    scal = sorted(
-        (
-            (int(k.rsplit("_", 1)[1][:-3]), v)
-            for k, v in f.items()
-            if k.startswith("scaling_images_per_s_")
-        )
-    )
-    if scal:
-        net = cfg["scaling_network"]
-        lines += [
-            "",
-            f"Scaling, {net} {cfg['scaling_image_size']}², global batch "
-            f"{cfg['scaling_batch']}, jit + NamedSharding:",
-            "",
-            "| devices | images/s | speedup | compile s |",
-            "|---|---|---|---|",
-        ]
-        for d, v in scal:
-            lines.append(
-                f"| {d} | {_fmt(v)} | "
-                f"{_fmt(f.get(f'scaling_speedup_{net}_{d}dev', math.nan), '.2f')}× | "
-                f"{_fmt(f.get(f'scaling_compile_s_{net}_{d}dev', math.nan))} |"
-            )
-    if result["targets"]:
-        lines += ["", "Targets:", "", "| figure | value | target | status |", "|---|---|---|---|"]
-        for key, t in result["targets"].items():
-            lines.append(f"| {key} | {t['value']:.2f} | {t['target']} | {t['status']} |")
-    m = result["machine"]
-    lines += [
-        "",
-        f"Machine: {m['platform']} ({m['device_kind']}), {m['cpu_count']} CPUs "
-        f"({m['cpu']}), jax {m['jax']}, keras {m['keras']}, flax {m['flax']}; load "
-        f"average {m['load_average_start']} at start, {m.get('load_average_end')} at end; "
-        f"{m.get('wall_s', math.nan):.0f} s in all.",
-    ]
-    return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    parser.add_argument(
-        "--only", metavar="SECTIONS", help=f"comma-separated subset of {','.join(SECTIONS)}"
-    )
-
-
 def run_from_args(args: argparse.Namespace) -> int:
-    sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
+    sections = tuple(s.strip() for s in args.only.split(",")) if args.only else BENCH_SECTIONS
     try:
         run(
             QUICK if args.quick else FULL,
@@ -627,7 +488,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.splitlines()[0]
     )
-    add_arguments(parser)
+    add_bench_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 
 

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import timing
+from benchmarks.figures import Figure, Figures
 
 
 def write_jpegs(folder: str, count: int, *, seed: int = 0) -> list[str]:
@@ -105,8 +106,8 @@ def _darknet(binary: str, cfg: str, weights: str, paths: list[str]) -> dict[str,
             f"{len(paths) + 1} images:\n{out.stdout[-2000:]}{out.stderr[-2000:]}"
         )
     return {
-        "darknet_s_per_image": total / (len(paths) + 1),
-        "darknet_network_s_per_image": float(np.median(predicted[1:])),
+        "s_per_image": total / (len(paths) + 1),
+        "network_s_per_image": float(np.median(predicted[1:])),
     }
 
 
@@ -118,20 +119,25 @@ def measure(
     repeats: int = 3,
     darknet: str | None = None,
     log=print,
-) -> dict[str, float]:
-    """Images/s from JPEG files to boxes, and where the time goes.
+) -> list[Figure]:
+    """Images/s from JPEG files to boxes, and where the time goes (``detect`` figures).
 
     Returns:
-      ``images_per_s_b{B}`` for each batch size, ``decode_s_per_image``,
-      ``resize_s_per_image``, ``host_s_per_image``, ``host_fraction_b{B}`` (host work
-      over the end-to-end time per image: the share a single-threaded pipeline would
-      spend off the network), and with ``darknet``: ``darknet_images_per_s``,
-      ``darknet_network_s_per_image`` and ``speedup_vs_darknet_b{B}``.
+      For jaxheads at each batch size: ``images_per_s``, ``s_per_image`` and
+      ``host_fraction`` (host work over the end-to-end time per image: the share a
+      single-threaded pipeline would spend off the network); ``decode_s_per_image``,
+      ``resize_s_per_image`` and ``host_s_per_image``; with ``darknet``, darknet's
+      ``s_per_image``, ``network_s_per_image`` and ``images_per_s``, and the
+      ``speedup`` against it at each batch size.
     """
     from jaxheads import Detector
     from jaxheads import darknet as dn
 
-    figures: dict[str, float] = {"images": count, "image_size": image_size}
+    figures = Figures()
+
+    def add(metric, value, **fields):
+        figures.add("detect", metric, value, model="yolov2-tiny-voc", **fields)
+
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_jpegs(tmp, count)
         net = dn.load("yolov2-tiny-voc", image_size=image_size, seed=0)
@@ -146,31 +152,35 @@ def measure(
         for b, det in detectors.items():  # compile, outside the timing
             det.detect(paths[: min(b, count)])
         times = timing.interleaved(
-            {f"b{b}": (lambda det=det: det.detect(paths)) for b, det in detectors.items()},
+            {b: (lambda det=det: det.detect(paths)) for b, det in detectors.items()},
             repeats=repeats,
         )
+        per_image = {b: timing.median(times[b]) / count for b in batch_sizes}
+        host = _host_times(detectors[batch_sizes[0]], paths)
         for b in batch_sizes:
-            per_image = timing.median(times[f"b{b}"]) / count
-            figures[f"images_per_s_b{b}"] = 1.0 / per_image
-            figures[f"s_per_image_b{b}"] = per_image
-        figures.update(_host_times(detectors[batch_sizes[0]], paths))
-        for b in batch_sizes:
-            figures[f"host_fraction_b{b}"] = (
-                figures["host_s_per_image"] / figures[f"s_per_image_b{b}"]
+            add("images_per_s", 1.0 / per_image[b], framework="jaxheads", batch=b)
+            add("s_per_image", per_image[b], framework="jaxheads", batch=b)
+            add(
+                "host_fraction",
+                host["host_s_per_image"] / per_image[b],
+                framework="jaxheads",
+                batch=b,
             )
+        for metric, value in host.items():
+            add(metric, value, framework="jaxheads")
         if darknet:
             from jaxheads.darknet import cfg_path
 
-            figures.update(_darknet(darknet, cfg_path("yolov2-tiny-voc"), weights, paths))
-            figures["darknet_images_per_s"] = 1.0 / figures["darknet_s_per_image"]
+            found = _darknet(darknet, cfg_path("yolov2-tiny-voc"), weights, paths)
+            for metric, value in found.items():
+                add(metric, value, framework="darknet")
+            darknet_ips = 1.0 / found["s_per_image"]
+            add("images_per_s", darknet_ips, framework="darknet")
             for b in batch_sizes:
-                figures[f"speedup_vs_darknet_b{b}"] = (
-                    figures[f"images_per_s_b{b}"] / figures["darknet_images_per_s"]
-                )
-    figures["load_average_end"] = timing.load_average()[0]
-    for key, value in figures.items():
-        log(f"{key:32s} {value:.4g}" if isinstance(value, float) else f"{key:32s} {value}")
-    return figures
+                add("speedup", 1.0 / per_image[b] / darknet_ips, framework="darknet", batch=b)
+    for figure in figures:
+        log(f"{figure.label:56s} {figure.value:.4g}")
+    return list(figures)
 
 
 def main(argv=None) -> int:
@@ -184,15 +194,25 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, default=416)
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args(argv)
+    count = 8 if args.quick else 32
     figures = measure(
-        count=8 if args.quick else 32,
+        count=count,
         repeats=2 if args.quick else 3,
         image_size=args.image_size,
         darknet=args.darknet,
     )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+            json.dump(
+                {
+                    "images": count,
+                    "image_size": args.image_size,
+                    "figures": Figures(figures).to_json(),
+                    "load_average_end": timing.load_average()[0],
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 

@@ -17,6 +17,7 @@ import io
 import numpy as np
 
 from benchmarks import timing
+from benchmarks.figures import Figure
 from jaxheads.metrics import evaluate_detections
 
 
@@ -110,7 +111,7 @@ def pycocotools_stats(dataset: dict, results: list[dict]) -> np.ndarray:
     return np.asarray(evaluator.stats)
 
 
-def measure(num_images: int, *, num_classes: int = 20, repeats: int = 3) -> dict[str, float]:
+def measure(num_images: int, *, num_classes: int = 20, repeats: int = 3) -> list[Figure]:
     """Seconds of each side (median of interleaved repeats), speedup, and the agreement."""
     preds, gts = synthetic(num_images, num_classes)
     dataset, results = to_coco(preds, gts, num_classes)
@@ -132,12 +133,11 @@ def measure(num_images: int, *, num_classes: int = 20, repeats: int = 3) -> dict
             f"{out['ours']} vs {out['pycocotools']}"
         )
     ours_s, ref_s = timing.median(times["jaxheads"]), timing.median(times["pycocotools"])
-    return {
-        "evaluate_images": float(num_images),
-        "evaluate_detections_count": float(len(results)),
-        "evaluate_s_jaxheads": ours_s,
-        "evaluate_s_pycocotools": ref_s,
-        "evaluate_speedup_vs_pycocotools": ref_s / ours_s,
-        "evaluate_stats_max_abs_diff": diff,
-        "evaluate_mAP": float(out["ours"][0]),
-    }
+    return [
+        Figure("evaluate", "detections", len(results)),
+        Figure("evaluate", "seconds", ours_s, framework="jaxheads"),
+        Figure("evaluate", "seconds", ref_s, framework="pycocotools"),
+        Figure("evaluate", "speedup", ref_s / ours_s, framework="pycocotools"),
+        Figure("evaluate", "stats_max_abs_diff", diff, framework="pycocotools"),
+        Figure("evaluate", "mAP", float(out["ours"][0]), framework="jaxheads"),
+    ]

@@ -12,13 +12,14 @@ import numpy as np
 
 from benchmarks import networks as nw
 from benchmarks import timing
+from benchmarks.figures import Figure
 from jaxheads.train.detection import make_predict
 
 
 def measure(
     network: nw.Network, batch_sizes: tuple[int, ...], *, calls: int, repeats: int
-) -> dict[str, float]:
-    """Latency (median seconds per call) and images/s at each batch size, interleaved.
+) -> list[Figure]:
+    """Latency (median milliseconds per call) and images/s at each batch size, interleaved.
 
     Args:
       network: the network (random weights: NMS then sees many low-score boxes,
@@ -32,7 +33,6 @@ def measure(
     predict = make_predict(network.detector)
     rng = np.random.default_rng(0)
     side = network.image_size
-    figures: dict[str, float] = {}
     runs = {}
     for b in batch_sizes:
         images = rng.random((b, side, side, 3), dtype=np.float32)
@@ -47,8 +47,10 @@ def measure(
 
         runs[f"b{b}"] = (run, n, b)
     times = timing.interleaved({k: v[0] for k, v in runs.items()}, repeats=repeats)
+    figures = []
     for key, (_, n, b) in runs.items():
         latency = timing.median(times[key]) / n
-        figures[f"infer_latency_ms_{key}_{network.name}"] = latency * 1e3
-        figures[f"infer_images_per_s_{key}_{network.name}"] = b / latency
+        on = dict(model=network.name, batch=b)
+        figures.append(Figure("infer", "latency_ms", latency * 1e3, **on))
+        figures.append(Figure("infer", "images_per_s", b / latency, **on))
     return figures

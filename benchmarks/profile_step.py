@@ -41,6 +41,7 @@ from jax import lax
 import jaxheads.ops as jops
 from benchmarks import networks as nw
 from benchmarks import timing
+from benchmarks.figures import Figures
 from benchmarks.training import Contenders, JaxheadsTrainer, foreign_code
 from jaxheads.ops import conv, normalization, pooling
 
@@ -322,10 +323,10 @@ def main(argv=None) -> int:
     print("\n| HLO op | jaxheads | Keras stateless |\n|---|---|---|")
     for op in HLO_OPS:
         print(f"| {op} | {ours[op]} | {theirs[op]} |")
-    flops = (
-        contenders.figures[f"xla_flops_per_step_jaxheads_{network.name}"],
-        contenders.figures[f"xla_flops_per_step_keras_stateless_{network.name}"],
-    )
+    flops = [
+        Figures(contenders.figures).value("train", "xla_flops_per_step", framework=fw)
+        for fw in ("jaxheads", "keras_stateless")
+    ]
     print(f"| XLA GFLOP | {flops[0] / 1e9:.3f} | {flops[1] / 1e9:.3f} |")
 
     print("\n| forward + backward, all layers of the kind | ms | CPU ms |\n|---|---|---|")

@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.figures import Figure, Figures
+
 
 def _worker(args: argparse.Namespace) -> int:
     import jax
@@ -77,8 +79,8 @@ def measure(
     steps: int,
     repeats: int,
     timeout: float = 600.0,
-) -> dict[str, float]:
-    """``scaling_*`` figures: images/s, speedup and efficiency per device count."""
+) -> list[Figure]:
+    """Images/s, compile seconds, speedup and efficiency per device count (``scaling``)."""
     root = str(Path(__file__).resolve().parents[1])
     env = {
         **os.environ,
@@ -133,18 +135,18 @@ def measure(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    figures: dict[str, float] = {}
+    figures = Figures()
     base = results.get(devices[0], {}).get("images_per_s")
     for n, r in results.items():
         if "images_per_s" not in r:
             continue
-        key = f"{network}_{n}dev"
-        figures[f"scaling_images_per_s_{key}"] = r["images_per_s"]
-        figures[f"scaling_compile_s_{key}"] = r["compile_s"]
+        on = dict(model=network, batch=batch, devices=n)
+        figures.add("scaling", "images_per_s", r["images_per_s"], **on)
+        figures.add("scaling", "compile_s", r["compile_s"], **on)
         if base:
-            figures[f"scaling_speedup_{key}"] = r["images_per_s"] / base
-            figures[f"scaling_efficiency_{key}"] = r["images_per_s"] / (base * n / devices[0])
-    return figures
+            figures.add("scaling", "speedup", r["images_per_s"] / base, **on)
+            figures.add("scaling", "efficiency", r["images_per_s"] / (base * n / devices[0]), **on)
+    return list(figures)
 
 
 def main(argv=None) -> int:

@@ -24,6 +24,7 @@ import optax
 
 from benchmarks import networks as nw
 from benchmarks import peak, timing
+from benchmarks.figures import Figures
 from jaxheads.data import Batches
 from jaxheads.train.step import JitRunner, data_mesh, init_train_state
 
@@ -97,7 +98,7 @@ class Contenders:
       batch_size: B.
       host_batch: the numpy batch (``image``, ``boxes``, ``labels``, ``mask``, ``valid``).
       figures: what building and warming them up measured (compile and first-step
-        times, XLA FLOPs, the agreement checks), named for the JSON.
+        times, XLA FLOPs, the agreement checks), as ``train`` `Figure` records.
     """
 
     def __init__(self, network: nw.Network, batch_size: int):
@@ -108,8 +109,10 @@ class Contenders:
         self.host_batch = nw.example_batch(network, batch_size)
         params, state = nw.numpy_init(network)
         weights = nw.layer_weights(network, params, state)
-        name = network.name
-        f: dict[str, float] = {}
+        f = Figures()
+
+        def add(metric, value, framework):
+            f.add("train", metric, value, model=network.name, framework=framework, batch=batch_size)
 
         images = self.host_batch["image"]
         with foreign_code():
@@ -130,10 +133,10 @@ class Contenders:
             scale = max(1.0, float(np.max(np.abs(ours))))
             for fw, out in outputs.items():
                 diff = float(np.max(np.abs(out - ours)))
-                f[f"same_function_max_abs_diff_{fw}_{name}"] = diff
+                add("same_function_max_abs_diff", diff, fw)
                 if not diff <= 1e-3 * scale:
                     raise AssertionError(
-                        f"{fw} {name} computes another function: max |diff| "
+                        f"{fw} {network.name} computes another function: max |diff| "
                         f"{diff:.3g} against outputs up to {scale:.3g}"
                     )
 
@@ -141,12 +144,12 @@ class Contenders:
         self.jaxheads = JaxheadsTrainer(network, params, state)
         self.device_batch = self.jaxheads.place(self.host_batch)
         self.jaxheads.compile(self.device_batch)
-        f[f"lower_s_jaxheads_{name}"] = self.jaxheads.lower_s
-        f[f"compile_s_jaxheads_{name}"] = self.jaxheads.compile_s
-        f[f"xla_flops_per_step_jaxheads_{name}"] = peak.cost_flops(self.jaxheads.compiled)
-        losses = {}
+        add("lower_s", self.jaxheads.lower_s, "jaxheads")
+        add("compile_s", self.jaxheads.compile_s, "jaxheads")
+        add("xla_flops_per_step", peak.cost_flops(self.jaxheads.compiled), "jaxheads")
+        losses, first_s = {}, {}
         losses["jaxheads"], first = timing.timed(lambda: float(self.jaxheads(self.device_batch)))
-        f[f"first_step_s_jaxheads_{name}"] = self.jaxheads.lower_s + self.jaxheads.compile_s + first
+        first_s["jaxheads"] = self.jaxheads.lower_s + self.jaxheads.compile_s + first
 
         self.x = jnp.asarray(images)
         self.y_host = nw.pack_targets(self.host_batch)
@@ -154,30 +157,32 @@ class Contenders:
         self.flax_batch = {k: jnp.asarray(v) for k, v in self.host_batch.items()}
         with foreign_code():
             compiled, compile_s = timing.timed(lambda: self.keras_stateless.compile(self.x, self.y))
-            f[f"compile_s_keras_stateless_{name}"] = compile_s
-            f[f"xla_flops_per_step_keras_stateless_{name}"] = peak.cost_flops(compiled)
+            add("compile_s", compile_s, "keras_stateless")
+            add("xla_flops_per_step", peak.cost_flops(compiled), "keras_stateless")
             losses["keras_stateless"], first = timing.timed(
                 lambda: float(self.keras_stateless(self.x, self.y))
             )
-            f[f"first_step_s_keras_stateless_{name}"] = compile_s + first
-            losses["keras_train_on_batch"], f[f"first_step_s_keras_train_on_batch_{name}"] = (
-                timing.timed(lambda: float(self.keras_model.train_on_batch(images, self.y_host)))
+            first_s["keras_stateless"] = compile_s + first
+            losses["keras_train_on_batch"], first_s["keras_train_on_batch"] = timing.timed(
+                lambda: float(self.keras_model.train_on_batch(images, self.y_host))
             )
-            losses["flax_nnx"], f[f"first_step_s_flax_nnx_{name}"] = timing.timed(
+            losses["flax_nnx"], first_s["flax_nnx"] = timing.timed(
                 lambda: float(self.flax(self.flax_batch))
             )
+        for fw, seconds in first_s.items():
+            add("first_step_s", seconds, fw)
         for fw, loss in losses.items():
-            f[f"first_loss_{fw}_{name}"] = loss
+            add("first_loss", loss, fw)
         if not dropout:
             # Without dropout the first step is the same computation in all four.
             ref = losses["jaxheads"]
             for fw, loss in losses.items():
-                f[f"first_loss_rel_diff_{fw}_{name}"] = abs(loss - ref) / max(1.0, abs(ref))
+                add("first_loss_rel_diff", abs(loss - ref) / max(1.0, abs(ref)), fw)
                 if not abs(loss - ref) <= 1e-3 * max(1.0, abs(ref)):
                     raise AssertionError(
-                        f"first-step loss of {fw} on {name}: {loss} against jaxheads' {ref}"
+                        f"first-step loss of {fw} on {network.name}: {loss} against jaxheads' {ref}"
                     )
-        self.figures = f
+        self.figures = list(f)
 
     def step_runners(self, steps: int) -> dict:
         """``name -> run()``: ``steps`` training steps of each trainer, waited for."""

@@ -58,6 +58,27 @@ def _bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+#: The sections of ``jaxheads bench`` (``benchmarks/bench.py`` runs them, in this order).
+BENCH_SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``jaxheads bench``, which ``python -m benchmarks.bench`` takes too.
+
+    They live here because the package cannot import ``benchmarks/`` (a source
+    checkout's folder) to build its command line.
+    """
+    parser.add_argument(
+        "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
+    )
+    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated subset of {','.join(BENCH_SECTIONS)}",
+    )
+
+
 def _command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` shows every flag's default."""
     return sub.add_parser(
@@ -203,13 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Measure training and inference throughput against Keras 3 and Flax NNX "
         "(needs the benchmarks/ folder of a source checkout).",
     )
-    p.add_argument("--quick", action="store_true", help="reduced sizes: minutes on a CPU")
-    p.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    p.add_argument(
-        "--only",
-        metavar="SECTIONS",
-        help="comma-separated subset of train,e2e,infer,evaluate,scaling,detect",
-    )
+    add_bench_arguments(p)
     p.set_defaults(run=_bench)
     return parser
 

@@ -41,3 +41,10 @@ def _maker(kind, args, kwargs):
 
 
 CASES = [(rid, _maker(kind, args, kwargs), shape) for rid, kind, args, kwargs, shape in ROWS]
+
+# Darknet's own layers, with no NNX or Linen module: the pure-layer tests only.
+CASES += [
+    ("identity", L.Identity, (2, 3, 3, 4)),
+    ("flat_softmax", lambda: L.FlatSoftmax(0.5), (2, 3, 3, 4)),
+    ("darknet_crop", lambda: L.DarknetCrop(3, 2), (2, 6, 5, 3)),
+]

@@ -16,47 +16,59 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench  # noqa: E402
+from benchmarks.figures import FIELDS  # noqa: E402
 from jaxheads.cli import build_parser  # noqa: E402
 
 NET = "yolov1_fc"
 FRAMEWORKS = ("jaxheads", "keras_train_on_batch", "keras_stateless", "flax_nnx")
+# Each figure the smoke run must write, by its record's fields.
 EXPECTED = [
-    "detect_images_per_s_b1",
-    "detect_decode_s_per_image",
-    *(f"train_images_per_s_{fw}_{NET}" for fw in FRAMEWORKS),
-    *(f"first_step_s_{fw}_{NET}" for fw in FRAMEWORKS),
-    f"speedup_vs_keras_{NET}",
-    f"speedup_vs_flax_{NET}",
-    f"speedup_vs_flax_paired_median_{NET}",
-    f"compile_s_jaxheads_{NET}",
-    f"lower_s_jaxheads_{NET}",
-    f"compile_s_keras_stateless_{NET}",
-    f"xla_flops_per_step_jaxheads_{NET}",
-    f"model_flops_per_step_{NET}",
-    f"achieved_flops_per_s_{NET}",
-    f"matmul_peak_flops_per_s_{NET}",
-    f"mfu_{NET}",
-    f"e2e_images_per_s_jaxheads_{NET}",
-    f"e2e_images_per_s_keras_fit_{NET}",
-    f"e2e_speedup_vs_keras_fit_{NET}",
-    f"e2e_fraction_of_step_{NET}",
-    f"e2e_fraction_of_step_predrawn_{NET}",
-    f"e2e_images_per_s_jaxheads_predrawn_{NET}",
-    f"e2e_data_wait_fraction_jaxheads_{NET}",
-    f"e2e_data_wait_fraction_jaxheads_predrawn_{NET}",
-    f"infer_latency_ms_b1_{NET}",
-    f"infer_images_per_s_b1_{NET}",
-    f"infer_latency_ms_b2_{NET}",
-    f"infer_images_per_s_b2_{NET}",
-    "evaluate_s_jaxheads",
-    "evaluate_s_pycocotools",
-    "evaluate_speedup_vs_pycocotools",
-    f"scaling_images_per_s_{NET}_1dev",
-    f"scaling_images_per_s_{NET}_2dev",
-    f"scaling_speedup_{NET}_2dev",
+    dict(section="detect", metric="images_per_s", framework="jaxheads", batch=1),
+    dict(section="detect", metric="decode_s_per_image"),
+    *(dict(section="train", metric="images_per_s", model=NET, framework=fw) for fw in FRAMEWORKS),
+    *(dict(section="train", metric="first_step_s", model=NET, framework=fw) for fw in FRAMEWORKS),
+    dict(section="train", metric="speedup", model=NET, framework="keras"),
+    dict(section="train", metric="speedup", model=NET, framework="flax_nnx"),
+    dict(section="train", metric="speedup_paired_median", model=NET, framework="flax_nnx"),
+    dict(section="train", metric="compile_s", model=NET, framework="jaxheads"),
+    dict(section="train", metric="lower_s", model=NET, framework="jaxheads"),
+    dict(section="train", metric="compile_s", model=NET, framework="keras_stateless"),
+    dict(section="train", metric="xla_flops_per_step", model=NET, framework="jaxheads"),
+    dict(section="train", metric="model_flops_per_step", model=NET),
+    dict(section="train", metric="achieved_flops_per_s", model=NET),
+    dict(section="train", metric="matmul_peak_flops_per_s", model=NET),
+    dict(section="train", metric="mfu", model=NET),
+    dict(section="e2e", metric="images_per_s", model=NET, framework="jaxheads"),
+    dict(section="e2e", metric="images_per_s", model=NET, framework="keras_fit"),
+    dict(section="e2e", metric="images_per_s", model=NET, framework="jaxheads_predrawn"),
+    dict(section="e2e", metric="speedup", model=NET, framework="keras_fit"),
+    dict(section="e2e", metric="fraction_of_step", model=NET, framework="jaxheads"),
+    dict(section="e2e", metric="fraction_of_step", model=NET, framework="jaxheads_predrawn"),
+    dict(section="e2e", metric="data_wait_fraction", model=NET, framework="jaxheads"),
+    dict(section="e2e", metric="data_wait_fraction", model=NET, framework="jaxheads_predrawn"),
+    *(
+        dict(section="infer", metric=metric, model=NET, batch=b)
+        for metric in ("latency_ms", "images_per_s")
+        for b in (1, 2)
+    ),
+    dict(section="evaluate", metric="seconds", framework="jaxheads"),
+    dict(section="evaluate", metric="seconds", framework="pycocotools"),
+    dict(section="evaluate", metric="speedup", framework="pycocotools"),
+    dict(section="scaling", metric="images_per_s", model=NET, devices=1),
+    dict(section="scaling", metric="images_per_s", model=NET, devices=2),
+    dict(section="scaling", metric="speedup", model=NET, devices=2),
 ]
 # Agreement checks and time waiting for data: zero is their best value.
-DIFFERENCES = ("same_function_max_abs_diff_", "evaluate_stats_max_abs_diff", "e2e_data_wait_")
+DIFFERENCES = (
+    "same_function_max_abs_diff",
+    "first_loss_rel_diff",
+    "stats_max_abs_diff",
+    "data_wait_fraction",
+)
+
+
+def _select(records, **fields):
+    return [r for r in records if all(r[k] == v for k, v in fields.items())]
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +80,20 @@ def smoke(tmp_path_factory):
 
 def test_json_has_every_figure_finite_and_positive(smoke):
     result, written = smoke
-    figures = written["figures"]
-    missing = [k for k in EXPECTED if k not in figures]
+    records = written["figures"]
+    missing = [fields for fields in EXPECTED if len(_select(records, **fields)) != 1]
     assert not missing
-    for key, value in figures.items():
-        assert math.isfinite(value), key
-        if key.startswith(DIFFERENCES):
-            assert value >= 0, key
+    for record in records:
+        assert set(record) == {*FIELDS, "value"}, record
+        assert math.isfinite(record["value"]), record
+        if record["metric"] in DIFFERENCES:
+            assert record["value"] >= 0, record
         else:
-            assert value > 0, key
-    assert written["figures"] == pytest.approx(result["figures"])
+            assert record["value"] > 0, record
+    # One record per figure: no two share every field but the value.
+    keys = [tuple(r[k] for k in FIELDS) for r in records]
+    assert len(set(keys)) == len(keys)
+    assert records == result["figures"].to_json()
 
 
 def test_json_describes_the_machine(smoke):
@@ -98,17 +114,17 @@ def test_json_describes_the_machine(smoke):
 
 
 def test_evaluate_equals_pycocotools(smoke):
-    figures = smoke[1]["figures"]
-    assert figures["evaluate_stats_max_abs_diff"] <= 1e-6
+    figures = smoke[0]["figures"]
+    assert figures.value("evaluate", "stats_max_abs_diff") <= 1e-6
     for fw in ("keras", "flax_nnx"):
-        assert figures[f"same_function_max_abs_diff_{fw}_{NET}"] <= 1e-3
+        assert figures.value("train", "same_function_max_abs_diff", model=NET, framework=fw) <= 1e-3
 
 
 def test_targets_are_reported(smoke):
     targets = smoke[1]["targets"]
-    assert f"speedup_vs_keras_{NET}" in targets
-    assert "evaluate_speedup_vs_pycocotools" in targets
-    for t in targets.values():
+    assert _select(targets, section="train", metric="speedup", model=NET, framework="keras")
+    assert _select(targets, section="evaluate", metric="speedup", framework="pycocotools")
+    for t in targets:
         assert t["status"] in ("met", "noise", "missed")
 
 

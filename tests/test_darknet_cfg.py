@@ -77,23 +77,6 @@ def crop_reference(x, crop_h, crop_w, noadjust):
     return x[:, dh : dh + crop_h, dw : dw + crop_w] * scale + trans
 
 
-ACTIVATION_REFERENCE = {
-    "logistic": lambda x: 1 / (1 + np.exp(-x)),
-    "loggy": lambda x: 2 / (1 + np.exp(-x)) - 1,
-    "relu": lambda x: x * (x > 0),
-    "elu": lambda x: (x >= 0) * x + (x < 0) * (np.exp(x) - 1),
-    "selu": lambda x: (x >= 0) * 1.0507 * x + (x < 0) * 1.0507 * 1.6732 * (np.exp(x) - 1),
-    "relie": lambda x: np.where(x > 0, x, 0.01 * x),
-    "ramp": lambda x: x * (x > 0) + 0.1 * x,
-    "tanh": lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1),
-    "plse": lambda x: np.where(
-        x < -4, 0.01 * (x + 4), np.where(x > 4, 0.01 * (x - 4) + 1, 0.125 * x + 0.5)
-    ),
-    "hardtan": lambda x: np.clip(x, -1, 1),
-    "lhtan": lambda x: np.where(x < 0, 0.001 * x, np.where(x > 1, 0.001 * (x - 1) + 1, x)),
-}
-
-
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -179,18 +162,20 @@ def test_net_config_and_region_head():
     assert net.steps == (-1, 100, 20000, 30000) and net.scales == (0.1, 10, 0.1, 0.1)
     assert net.max_batches == 40200 and net.policy == "steps" and net.learning_rate == 0.001
     head = model.head
-    assert (head.kind, head.classes, head.num, head.coords) == ("region", 20, 5, 4)
-    assert head.anchors.shape == (5, 2) and head.anchors.dtype == np.float32
-    np.testing.assert_allclose(head.anchors[0], [1.08, 1.19])
-    assert head.softmax and head.bias_match and head.rescore and head.thresh == 0.6
-    assert head.object_scale == 5 and head.noobject_scale == 1
+    assert (head.kind, head.num_classes, head.num_boxes, head.coords) == ("yolov2", 20, 5, 4)
+    assert head.layer is model.layer and head.side is None and len(head.anchors) == 5
+    # The anchors as darknet reads them: float32.
+    assert head.anchors[0] == (float(np.float32(1.08)), float(np.float32(1.19)))
+    assert head.softmax and head.options["bias_match"] == "1" and head.options["thresh"] == ".6"
+    assert head.options["object_scale"] == "5" and head.options["noobject_scale"] == "1"
 
 
 def test_detection_head():
     head = darknet.from_cfg("yolov1").head
-    assert (head.kind, head.side, head.num, head.classes, head.coords) == ("detection", 7, 3, 20, 4)
-    assert head.sqrt and not head.softmax and head.rescore and head.anchors is None
-    assert (head.coord_scale, head.noobject_scale) == (5, 0.5)
+    sizes = (head.side, head.num_boxes, head.num_classes, head.coords)
+    assert head.kind == "yolov1" and sizes == (7, 3, 20, 4)
+    assert head.sqrt and not head.softmax and head.anchors is None
+    assert (head.options["coord_scale"], head.options["noobject_scale"]) == ("5", ".5")
 
 
 @pytest.mark.parametrize(
@@ -242,10 +227,10 @@ def test_overrides_resize_input_crop_and_the_layer_feeding_the_head():
     assert model.input_shape == (None, 64, 64, 3)
     crop = model.sections[1]
     assert crop.type == "crop" and crop.get_int("crop_height") == crop.get_int("crop_width") == 64
-    assert model.head.classes == 3 and model.layers[-1].output_shape == (7 * 7 * (2 * 5 + 3),)
+    assert model.head.num_classes == 3 and model.layers[-1].output_shape == (7 * 7 * (2 * 5 + 3),)
     region = darknet.from_cfg("yolov2-voc", image_size=(96, 64), num_classes=2)
     assert region.input_shape == (None, 96, 64, 3)
-    assert region.layers[-1].output_shape == (3, 2, 5 * (5 + 2)) and region.head.classes == 2
+    assert region.layers[-1].output_shape == (3, 2, 5 * (5 + 2)) and region.head.num_classes == 2
     with pytest.raises(ValueError, match="num_classes"):
         darknet.build_model(
             darknet.parse_cfg(NET.format(h=2, w=2, c=1) + "[maxpool]\n"), num_classes=3
@@ -362,19 +347,6 @@ def test_avgpool_and_softmax():
     expected = np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
     np.testing.assert_allclose(_run(model, x), expected[:, None, None], rtol=1e-5)
     assert model.layers[1].output_shape == (1, 1, 5)
-
-
-def test_activations_match_darknet_formulas():
-    x = np.linspace(-6, 6, 241, dtype=np.float32)
-    assert set(darknet.ACTIVATIONS) == set(ACTIVATION_REFERENCE)
-    for name, fn in darknet.ACTIVATIONS.items():
-        np.testing.assert_allclose(
-            np.asarray(fn(jnp.asarray(x))),
-            ACTIVATION_REFERENCE[name](x),
-            rtol=1e-5,
-            atol=1e-6,
-            err_msg=name,
-        )
 
 
 def test_summary_shows_darknet_layers_or_keras_rows():

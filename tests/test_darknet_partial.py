@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxheads import darknet
+from jaxheads import layers as L
 from jaxheads.cli import main
 from jaxheads.darknet.commands import partial
 
@@ -226,7 +227,7 @@ def test_partial_refuses_bad_arguments_and_writes_nothing(small, tmp_path, capsy
 def test_classification_cfgs_build(name):
     """The classifiers darknet ships end in [avgpool] and [softmax]: a 1000-way distribution."""
     model = darknet.from_cfg(name)
-    out, _, _ = darknet.build.L.abstract_init(model.layer, model.input_shape)
+    out, _, _ = L.abstract_init(model.layer, model.input_shape)
     assert out == (None, 1, 1, 1000) and model.head is None
     assert [r.type for r in model.layers[-2:]] == ["avgpool", "softmax"]
 

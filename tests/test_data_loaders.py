@@ -192,7 +192,7 @@ def test_voc_missing_image_and_wrong_size(voc_root):
         VOCDataset(voc_root)
     save_array(voc_root / "JPEGImages" / "000002.jpg", np.zeros((5, 5, 3), np.uint8))
     ds = VOCDataset(voc_root, read_image=np.load)
-    with pytest.raises(ValueError, match="000002.jpg"):
+    with pytest.raises(ValueError, match=r"000002\.jpg to be \d+x\d+ as <size> says, got 5x5"):
         ds.example(1)
 
 
@@ -309,6 +309,13 @@ def test_coco_bad_annotation(coco_files, key, value, message):
     write_json(coco_files, data)
     with pytest.raises(ValueError, match=rf"annotations\[0\]\.{message} in .*instances.json"):
         COCODataset(*coco_files)
+
+
+def test_coco_wrong_image_size_names_file_and_sizes(coco_files):
+    save_array(coco_files[1] / "c.jpg", np.zeros((5, 6, 3), np.uint8))
+    ds = COCODataset(*coco_files, read_image=np.load)
+    with pytest.raises(ValueError, match=r"c\.jpg to be 32x32 as the json says, got 6x5"):
+        ds.example(2)
 
 
 def test_coco_missing_files(coco_files, tmp_path):

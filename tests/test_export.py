@@ -93,7 +93,7 @@ def test_trained_run_exports_what_darknet_load_reads_back_bitwise(tiny_models, t
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
     ours = jax.jit(lambda p, s, x: detector.layer.apply(p, s, x)[0])(params, state, x)
     raw = net(x)
-    if net.head.kind == "detection":
+    if net.head.kind == "yolov1":
         raw = darknet.detection_cells(raw, net.head)
     np.testing.assert_array_equal(np.asarray(raw), np.asarray(ours))
 

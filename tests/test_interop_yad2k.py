@@ -159,7 +159,7 @@ def test_yad2k_file_equals_the_keras_build(yolov2, tmp_path):
     write_yad2k_h5(model, path)
     net = from_yad2k(path)
     assert net.input_shape == (None, SIZE, SIZE, 3)
-    assert net.head.kind == "region" and net.head.classes == CLASSES
+    assert net.head.kind == "yolov2" and net.head.num_classes == CLASSES
     assert [n.layer.kind for n in net.layer.nodes if n.name == "27_reorg"] == ["SpaceToDepth"]
     assert L.count(net.params) + L.count(net.state) == model.count_params()
     ours = np.asarray(net(jnp.asarray(x)))

@@ -117,9 +117,9 @@ def test_op_defaults_are_keras_ops_defaults():
     leaky = inspect.signature(keras.ops.leaky_relu).parameters["negative_slope"].default
     assert inspect.signature(ops.leaky_relu).parameters["negative_slope"].default == leaky
     # The darknet models keep darknet's 0.1 whatever the default.
-    from jaxheads.darknet import build
+    from jaxheads.darknet import sections
 
-    assert build.LEAKY_SLOPE == 0.1
+    assert sections.LEAKY_SLOPE == 0.1
 
 
 X = jnp.ones((2, 8, 8, 4))

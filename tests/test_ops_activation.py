@@ -1,10 +1,12 @@
-"""Tests for `jaxheads.ops.activation`: `leaky_relu` and `dropout`.
+"""Tests for `jaxheads.ops.activation`: `leaky_relu`, `dropout`, darknet's activations and softmax.
 
 `leaky_relu` is compared with Keras 3 ``LeakyReLU(negative_slope=...)``
 (relative error ``max|ours - keras| / max(max|keras|, 1e-6)`` ≤ 1e-5; both
 compute one float32 product, so it is 0 in practice). `dropout` is compared
 with Keras ``Dropout`` as an identity at inference and by its statistics in
 training: Keras draws its mask from its own RNG, so masks are not compared.
+Darknet's activations are compared with the formulas of its ``activations.h``,
+`flat_softmax` with NumPy.
 """
 
 import functools
@@ -17,7 +19,7 @@ import pytest
 from compilations import compilations
 from op_properties import keras_numerics, property_tests, raises, rel_err
 
-from jaxheads.ops import dropout, leaky_relu
+from jaxheads.ops import DARKNET_ACTIVATIONS, dropout, flat_softmax, leaky_relu
 
 SEEDS = range(4)
 RTOL = 1e-5
@@ -181,3 +183,45 @@ def test_dropout_rejects_rate_outside_unit_interval(rate):
 def test_dropout_rejects_missing_key():
     with raises("dropout", "a PRNG `key`", "key=None"):
         dropout(jnp.ones(3), 0.5)
+
+
+# ------------------------------------------------------------------- darknet
+
+# activations.h, written with NumPy.
+ACTIVATION_REFERENCE = {
+    "logistic": lambda x: 1 / (1 + np.exp(-x)),
+    "loggy": lambda x: 2 / (1 + np.exp(-x)) - 1,
+    "relu": lambda x: x * (x > 0),
+    "elu": lambda x: (x >= 0) * x + (x < 0) * (np.exp(x) - 1),
+    "selu": lambda x: (x >= 0) * 1.0507 * x + (x < 0) * 1.0507 * 1.6732 * (np.exp(x) - 1),
+    "relie": lambda x: np.where(x > 0, x, 0.01 * x),
+    "ramp": lambda x: x * (x > 0) + 0.1 * x,
+    "tanh": lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1),
+    "plse": lambda x: np.where(
+        x < -4, 0.01 * (x + 4), np.where(x > 4, 0.01 * (x - 4) + 1, 0.125 * x + 0.5)
+    ),
+    "hardtan": lambda x: np.clip(x, -1, 1),
+    "lhtan": lambda x: np.where(x < 0, 0.001 * x, np.where(x > 1, 0.001 * (x - 1) + 1, x)),
+}
+
+
+def test_activations_match_darknet_formulas():
+    x = np.linspace(-6, 6, 241, dtype=np.float32)
+    assert set(DARKNET_ACTIVATIONS) == set(ACTIVATION_REFERENCE)
+    for name, fn in DARKNET_ACTIVATIONS.items():
+        np.testing.assert_allclose(
+            np.asarray(fn(jnp.asarray(x))),
+            ACTIVATION_REFERENCE[name](x),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=name,
+        )
+
+
+def test_flat_softmax_is_one_softmax_per_example(maybe_jit):
+    x = np.random.default_rng(0).standard_normal((2, 3, 2, 4)).astype(np.float32)
+    y = maybe_jit(flat_softmax, static_argnames="temperature")(x, temperature=0.5)
+    flat = x.reshape(2, -1) / 0.5
+    want = np.exp(flat - flat.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(y, want.reshape(x.shape), rtol=1e-6, atol=1e-7)

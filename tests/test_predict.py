@@ -196,30 +196,36 @@ def _darknet_reference(net, image, thresh, nms):
     sized = port.letterbox_image(_chw(image), net_w, net_h)
     raw = np.asarray(net(np.transpose(sized, (1, 2, 0))[None]))
     head = net.head
-    if head.kind == "region":
+    if head.kind == "yolov2":
         pred = port.forward_region_layer(
             _chw(raw[0]).reshape(-1),
             raw.shape[2],
             raw.shape[1],
-            head.num,
-            head.classes,
+            head.num_boxes,
+            head.num_classes,
             head.softmax,
         )
         dets = port.get_region_detections(
             pred,
             raw.shape[2],
             raw.shape[1],
-            head.num,
-            head.classes,
-            head.anchors.reshape(-1),
+            head.num_boxes,
+            head.num_classes,
+            np.asarray(head.anchors, np.float32).reshape(-1),
             thresh,
         )
     else:
         dets = port.get_detection_detections(
-            raw.reshape(-1), head.side, head.num, head.classes, head.sqrt, head.softmax, thresh
+            raw.reshape(-1),
+            head.side,
+            head.num_boxes,
+            head.num_classes,
+            head.sqrt,
+            head.softmax,
+            thresh,
         )
     port.correct_region_boxes(dets, w, h, net_w, net_h)
-    port.do_nms_sort(dets, head.classes, nms)
+    port.do_nms_sort(dets, head.num_classes, nms)
     out = []
     for d in dets:
         b = d["bbox"]

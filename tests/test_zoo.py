@@ -24,7 +24,7 @@ def test_every_packaged_darknet_model_is_registered_and_loads_by_name():
     # README's name for yolov1-paper-tiny.cfg: a raw FileNotFoundError before.
     net = darknet.load("fast-yolo", image_size=64, num_classes=3)
     by_cfg = darknet.load("yolov1-paper-tiny", image_size=64, num_classes=3)
-    assert net.head.kind == "detection" and net.layers == by_cfg.layers
+    assert net.head.kind == "yolov1" and net.layers == by_cfg.layers
     for name, model in darknet.MODELS.items():
         entry = zoo.entry(name)
         assert (entry.kind, entry.head, entry.image_size) == (

@@ -2,12 +2,12 @@
 
 >>> from jaxheads import darknet
 >>> net = darknet.load("yolov2-tiny-voc", image_size=64)
->>> net.head.kind, net.head.anchors.shape
-('region', (5, 2))
+>>> net.head.kind, len(net.head.anchors)
+('yolov2', 5)
 
 * `parse_cfg` / `read_cfg` — cfg text to a list of `Section`.
 * `build_model` / `from_cfg` — sections to a `DarknetModel` (a graph, one node per
-  darknet layer, plus the `Head` and `NetConfig`).
+  darknet layer, plus its `jaxheads.heads.Head` and `NetConfig`).
 * `load` — a `DarknetNet` with weights read from a darknet file, full or partial (or
   random); a packaged model by name (`MODELS`: ``"fast-yolo"``, ``"yolov2-voc"``, ...) or a
   cfg path.
@@ -20,18 +20,7 @@
   run's (`jaxheads.train.export`).
 """
 
-from jaxheads.darknet.build import (
-    ACTIVATIONS,
-    DARKNET_BN_EPSILON,
-    DarknetLayer,
-    DarknetModel,
-    DarknetNet,
-    Head,
-    NetConfig,
-    build_model,
-    from_cfg,
-    load,
-)
+from jaxheads.darknet.build import DarknetLayer, DarknetModel, build_model, from_cfg
 from jaxheads.darknet.cfg import (
     CFG_NAMES,
     SUPPORTED,
@@ -41,7 +30,10 @@ from jaxheads.darknet.cfg import (
     read_cfg,
     with_options,
 )
-from jaxheads.darknet.detector import MODELS, as_detector, detection_cells, model_params
+from jaxheads.darknet.detector import MODELS, as_detector, model_params
+from jaxheads.darknet.head import detection_cells
+from jaxheads.darknet.net import DarknetNet, load
+from jaxheads.darknet.sections import DARKNET_BN_EPSILON, NetConfig
 from jaxheads.darknet.weights import (
     WeightsHeader,
     float_count,
@@ -52,7 +44,6 @@ from jaxheads.darknet.weights import (
 )
 
 __all__ = [
-    "ACTIVATIONS",
     "CFG_NAMES",
     "DARKNET_BN_EPSILON",
     "SUPPORTED",
@@ -60,7 +51,6 @@ __all__ = [
     "DarknetModel",
     "DarknetNet",
     "MODELS",
-    "Head",
     "NetConfig",
     "Section",
     "WeightsHeader",

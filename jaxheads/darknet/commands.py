@@ -33,12 +33,12 @@ def partial(
     Returns:
       The number of floats written after the header.
     """
-    from jaxheads.darknet import build
     from jaxheads.darknet import weights as weights_io
+    from jaxheads.darknet.net import load
 
     if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
         fail("darknet partial", "N: a layer count >= 0", repr(upto))
-    net = build.load(cfg, weights)
+    net = load(cfg, weights)
     kept = [r for r in net.layers if r.index < upto]
     weights_io.save_weights(out, net.layers, net.params, net.state, seen=0, upto=upto)
     return weights_io.float_count(kept, net.params, net.state)

@@ -3,21 +3,16 @@
 `MODELS` names every packaged detector cfg (the names the README and
 ``jaxheads summary --list`` use: ``fast-yolo`` is ``yolov1-paper-tiny.cfg``);
 `jaxheads.zoo` registers them from here and `jaxheads.darknet.load` accepts them.
-`detection_cells` is the one place that reads a ``[detection]`` section's input
-(darknet's NCHW memory) as the per-cell layout of `jaxheads.losses.yolov1_loss`.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import math
 import os
 from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxheads._checks import fail
 
@@ -93,35 +88,17 @@ def resolve_cfg(cfg: str | os.PathLike) -> str:
     unknown_name("darknet", "a cfg path or a packaged model", path, set(MODELS) | set(CFG_NAMES))
 
 
-def detection_cells(raw: jax.Array, head) -> jax.Array:
-    """A ``[detection]`` section's input as ``[B, S, S, nb·5 + C]`` cells.
-
-    Args:
-      raw: the last layer's output, ``[B, S·S·(C + 5·nb)]`` from a ``[connected]``
-        layer, or ``[B, h, w, c]`` from a map, which darknet reads as its NCHW memory.
-      head: the section (`jaxheads.darknet.Head`: ``side``, ``num``, ``classes``).
-    """
-    from jaxheads.losses import yolov1_from_darknet_layout
-
-    if raw.ndim == 4:
-        nchw = jnp.transpose(raw, (0, 3, 1, 2))
-        raw = jnp.reshape(nchw, (raw.shape[0], math.prod(raw.shape[1:])))
-    return yolov1_from_darknet_layout(raw, head.side, head.num, head.classes)
-
-
 def as_detector(model) -> tuple:
     """A built cfg as ``(Detector, init)`` for `jaxheads.train`; ``init(key) -> (params, state)``.
 
-    A ``[region]`` model is a YOLOv2 head as it is; a ``[detection]`` model gets a
-    last node, ``cells``, giving the loss `detection_cells`'s layout.
+    The detector is the model's `jaxheads.heads.Head` (`DarknetModel.head`) on its
+    input: for ``[detection]``, the network then a ``cells`` node giving the loss
+    `jaxheads.darknet.detection_cells`'s layout.
 
     Args:
       model: a `jaxheads.darknet.DarknetModel` ending in ``[region]`` or
         ``[detection]`` with ``coords=4``.
     """
-    from jaxheads import layers as L
-    from jaxheads.decode import decode_yolov1
-    from jaxheads.heads import Head
     from jaxheads.models import Detector
 
     head = model.head
@@ -131,42 +108,15 @@ def as_detector(model) -> tuple:
             "a cfg ending in [region] or [detection] with coords=4",
             "neither" if head is None else f"coords={head.coords}",
         )
-    layer = model.layer
-    if head.kind == "region":
-        anchors = tuple((float(w), float(h)) for w, h in head.anchors)
-        out = Head(
-            layer,
-            functools.partial(model.decode),
-            "yolov2",
-            head.num,
-            head.classes,
-            anchors=anchors,
-        )
-    else:
-        layer = L.serial(
-            layer,
-            L.stateless(
-                "DetectionLayout", lambda p, x, ctx: detection_cells(x, head), name="cells"
-            ),
-            name=layer.name,
-        )
-        decode = functools.partial(
-            decode_yolov1,
-            num_boxes=head.num,
-            num_classes=head.classes,
-            sqrt=head.sqrt,
-            softmax_classes=head.softmax,
-        )
-        out = Head(layer, decode, "yolov1", head.num, head.classes, side=head.side, sqrt=head.sqrt)
 
     def init(key):
         params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-        if head.kind != "region":
-            first = layer.nodes[0].name
+        if head.kind == "yolov1":
+            first = head.layer.nodes[0].name
             return {first: params}, ({first: state} if state else {})
         return params, state
 
-    return Detector(layer, out, model.input_shape), init
+    return Detector(head.layer, head, model.input_shape), init
 
 
 def model_params(model, params, state) -> tuple:
@@ -175,7 +125,7 @@ def model_params(model, params, state) -> tuple:
     A ``[detection]`` detector holds the model's graph as its one node with params
     (named after the cfg file); a ``[region]`` detector is the graph itself.
     """
-    if model.head is None or model.head.kind == "region":
+    if model.head is None or model.head.kind == "yolov2":
         return params, state
     if len(params) != 1:
         fail(

@@ -41,12 +41,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxheads._checks import check_positive_int, pair
-from jaxheads.data.augment import resize
-from jaxheads.data.pipeline import DetectionDataset, pad_targets
+from jaxheads.data.pipeline import DetectionDataset
 from jaxheads.data.voc import (
     ImageReader,
+    annotated_example,
     check_relative_name,
-    image_to_float,
     is_file,
     read_rgb,
 )
@@ -278,15 +277,12 @@ class COCODataset(DetectionDataset):
     def example(self, i: int) -> dict[str, np.ndarray]:
         record = self.records[self._index(i)]
         path = self.image_dir / record.file_name
-        image = image_to_float(_OP, path, self.read_image(path))
-        if image.shape[:2] != (record.height, record.width):
-            raise ValueError(
-                f"{_OP}: expected the image {path} to be {record.width}x{record.height} as the "
-                f"json says, got {image.shape[1]}x{image.shape[0]}"
-            )
-        scale = np.array([record.width, record.height] * 2, np.float32)
-        out = pad_targets(
-            record.boxes / scale, record.labels, self.max_boxes, difficult=record.difficult, op=_OP
+        return annotated_example(
+            _OP,
+            path,
+            self.read_image(path),
+            record,
+            max_boxes=self.max_boxes,
+            image_size=self.image_size,
+            size_from="the json says",
         )
-        out["image"] = resize(image, self.image_size)
-        return out

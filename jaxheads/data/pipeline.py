@@ -21,8 +21,8 @@ permutation of epoch ``k // steps_per_epoch``, and example ``i`` of epoch ``e``
 is augmented with ``np.random.default_rng([seed, e, i])``. Nothing depends on
 what was read before, so ``Batches(..., start_step=k)`` yields exactly the
 batches that skipping ``k`` from the start would: a run resumed from a
-checkpoint that stored `Batches.state` sees the same data as one that never
-stopped. Every data set in `jaxheads.data` is random access (``example(i)`` is
+checkpoint that stored its step (`Batches.step`) sees the same data as one that
+never stopped. Every data set in `jaxheads.data` is random access (``example(i)`` is
 a function of its seed and ``i``), which is what makes this cheap.
 """
 
@@ -171,7 +171,7 @@ class Batches(Iterator[Example]):
         `jaxheads.data.augment.augment` or a ``functools.partial`` of it.
       drop_remainder: True drops the last ``len(dataset) % B`` examples of each
         epoch; False pads the last batch with blank examples (``valid`` False).
-      start_step: the global step to start at (from `Batches.state`).
+      start_step: the global step to start at (a checkpoint's `Batches.step`).
       num_epochs: stop after this many epochs; None iterates for ever.
       prefetch: how many batches a background thread prepares ahead; 0 loads
         each batch in the caller's thread when it is asked for.
@@ -274,10 +274,6 @@ class Batches(Iterator[Example]):
     def epoch(self) -> int:
         return self._step // self.steps_per_epoch
 
-    def state(self) -> dict[str, int]:
-        """What a checkpoint stores; ``Batches(..., seed=s, start_step=step)`` resumes."""
-        return {"step": self._step, "epoch": self.epoch, "seed": self.seed}
-
     def _permutation(self, epoch: int) -> np.ndarray:
         perm = self._permutations.get(epoch)
         if perm is None:
@@ -368,7 +364,7 @@ class Batches(Iterator[Example]):
             try:
                 return self._queue.get(timeout=0.1)
             except queue.Empty:
-                if self._thread is not None and self._thread.is_alive():
+                if self.running:
                     continue
                 try:  # it may have put its last item just before it ended
                     return self._queue.get_nowait()
@@ -453,7 +449,7 @@ def shard_batch(batch: Mapping[str, Any], sharding: jax.sharding.Sharding) -> di
     """
     if jax.process_count() == 1:
         return jax.device_put(dict(batch), sharding)
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), dict(batch))
 
 
 def per_device(batch: Mapping[str, Any], n: int) -> dict[str, Any]:

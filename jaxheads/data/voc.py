@@ -145,6 +145,48 @@ def image_to_float(op: str, path: Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
+def annotated_example(
+    op: str,
+    path: Path,
+    image: np.ndarray,
+    record,
+    *,
+    max_boxes: int,
+    image_size: int | tuple[int, int],
+    size_from: str,
+) -> dict[str, np.ndarray]:
+    """The example of an image on disk and its annotation (VOC's and COCO's ``example``).
+
+    Args:
+      op: the data set, for errors.
+      path: the image file; ``image`` is what was read from it.
+      record: its annotation: ``width``, ``height`` (pixels), ``boxes`` [N, 4] xyxy in
+        pixels, ``labels`` [N], ``difficult`` [N].
+      max_boxes: the objects an example holds, padded.
+      image_size: the side (or ``(height, width)``) the image is resized to.
+      size_from: where the annotated size comes from, for errors.
+
+    Returns:
+      ``image`` float32 resized to ``image_size``, and the targets of
+      `pad_targets`: boxes normalised to the image, padded to ``max_boxes``.
+
+    Raises:
+      ValueError: the image is not the size its annotation gives.
+    """
+    image = image_to_float(op, path, image)
+    if image.shape[:2] != (record.height, record.width):
+        raise ValueError(
+            f"{op}: expected the image {path} to be {record.width}x{record.height} as "
+            f"{size_from}, got {image.shape[1]}x{image.shape[0]}"
+        )
+    scale = np.array([record.width, record.height] * 2, np.float32)
+    out = pad_targets(
+        record.boxes / scale, record.labels, max_boxes, difficult=record.difficult, op=op
+    )
+    out["image"] = resize(image, image_size)
+    return out
+
+
 class VOCRecord(NamedTuple):
     """One parsed annotation file.
 
@@ -383,19 +425,12 @@ class VOCDataset(DetectionDataset):
     def example(self, i: int) -> dict[str, np.ndarray]:
         record = self.records[self._index(i)]
         path = self.image_path(record)
-        image = image_to_float("VOCDataset", path, self.read_image(path))
-        if image.shape[:2] != (record.height, record.width):
-            raise ValueError(
-                f"VOCDataset: expected the image {path} to be {record.width}x{record.height} as "
-                f"<size> says, got {image.shape[1]}x{image.shape[0]}"
-            )
-        scale = np.array([record.width, record.height] * 2, np.float32)
-        out = pad_targets(
-            record.boxes / scale,
-            record.labels,
-            self.max_boxes,
-            difficult=record.difficult,
-            op="VOCDataset",
+        return annotated_example(
+            "VOCDataset",
+            path,
+            self.read_image(path),
+            record,
+            max_boxes=self.max_boxes,
+            image_size=self.image_size,
+            size_from="<size> says",
         )
-        out["image"] = resize(image, self.image_size)
-        return out

@@ -8,7 +8,8 @@ the configuration the matching loss in `jaxheads.losses` needs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
@@ -22,22 +23,34 @@ from jaxheads.layers.base import Layer, is_multi, stateless
 class Head(NamedTuple):
     """A detection head: its layer, the decoder of its output, and what its loss needs.
 
+    The one head description of the library: the heads of `jaxheads.heads` return
+    it, and a darknet cfg's closing ``[region]`` or ``[detection]`` section is read
+    into it (`jaxheads.darknet.DarknetModel.head`).
+
     Attributes:
       layer: the head as one `Layer`. Input: the backbone's map ``[B, H, W, C]``,
-        or ``[coarse [B, H, W, C], fine [B, 2H, 2W, C']]`` when ``passthrough``.
+        or ``[coarse [B, H, W, C], fine [B, 2H, 2W, C']]`` when ``passthrough``
+        (for a darknet cfg: the images, the layer being the whole network).
         Output: the raw prediction, ``[B, S, S, nb·5 + C]`` (``kind="yolov1"``) or
         ``[B, H, W, A·(5 + C)]`` (``kind="yolov2"``), laid out as in `jaxheads.decode`.
       decode: ``raw -> (boxes [B, N, 4], scores [B, N, C])``, boxes xyxy
         normalised to the image, ``N = S·S·nb`` or ``H·W·A``.
-      kind: ``"yolov1"`` (train with `jaxheads.losses.yolov1_loss`) or
-        ``"yolov2"`` (`jaxheads.losses.region_loss`).
-      num_boxes: boxes per cell ``nb`` (YOLOv1) or anchors ``A`` (YOLOv2).
-      num_classes: ``C``.
+      kind: ``"yolov1"`` (darknet's ``[detection]``; train with
+        `jaxheads.losses.yolov1_loss`) or ``"yolov2"`` (darknet's ``[region]``;
+        `jaxheads.losses.region_loss`).
+      num_boxes: boxes per cell ``nb`` (YOLOv1) or anchors ``A`` (YOLOv2): darknet's ``num``.
+      num_classes: ``C``: darknet's ``classes``.
       side: the grid ``S`` a YOLOv1 head is built for; ``None`` for YOLOv2,
         whose grid follows its input.
       anchors: YOLOv2 priors ``((pw, ph), ...)`` in grid cells; ``None`` for YOLOv1.
       sqrt: YOLOv1 predicts the square roots of ``w, h`` (the paper, darknet ``sqrt=1``).
       passthrough: the layer takes ``[coarse, fine]`` rather than one map.
+      softmax: the class scores go through a softmax (darknet ``softmax=1``);
+        YOLOv2's decoder always applies one.
+      coords: numbers per box before its objectness (darknet ``coords``); the
+        decoders and losses here take 4.
+      options: for a head read from a darknet cfg, every option of its section as
+        written (``thresh``, ``object_scale``, ...); empty otherwise.
     """
 
     layer: Layer
@@ -49,6 +62,9 @@ class Head(NamedTuple):
     anchors: tuple[tuple[float, float], ...] | None = None
     sqrt: bool = True
     passthrough: bool = False
+    softmax: bool = False
+    coords: int = 4
+    options: Mapping[str, str] = MappingProxyType({})
 
     def loss_kwargs(self) -> dict:
         """The head's configuration as keyword arguments of its loss.

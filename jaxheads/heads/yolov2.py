@@ -157,4 +157,5 @@ def yolov2(
         num_classes,
         anchors=anchors,
         passthrough=bool(passthrough),
+        softmax=True,
     )

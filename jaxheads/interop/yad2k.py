@@ -25,8 +25,9 @@ import numpy as np
 
 from jaxheads import layers as L
 from jaxheads._checks import fail
-from jaxheads.darknet.build import DarknetNet, build_model
+from jaxheads.darknet.build import build_model
 from jaxheads.darknet.cfg import cfg_path, read_cfg
+from jaxheads.darknet.net import DarknetNet
 
 OP = "from_yad2k"
 #: Keras' BatchNormalization default, which YAD2K keeps.
@@ -209,13 +210,15 @@ def from_yad2k(
         )
     size = _image_size(config, image_size, where)
     sections = _sections(weights, convs, num_anchors=5)
-    model = build_model(sections, image_size=size, name="yolov2_yad2k")
-    head = model.head
     if anchors is not None:
         anchors = np.asarray(anchors, np.float32)
-        if anchors.shape != head.anchors.shape:
-            fail(OP, f"anchors of shape {head.anchors.shape}", anchors.shape)
-        head = dataclasses.replace(head, anchors=anchors)
+        if anchors.shape != (5, 2):
+            fail(OP, "anchors of shape (5, 2)", anchors.shape)
+        region = sections[-1]
+        # float32's shortest repr reads back to the same float32.
+        written = ",".join(str(a) for a in anchors.ravel())
+        sections[-1] = dataclasses.replace(region, options={**region.options, "anchors": written})
+    model = build_model(sections, image_size=size, name="yolov2_yad2k")
     layer = _graph(model, _epsilon(config))
     _, template, template_state = L.abstract_init(layer, model.input_shape)
     params, state = {}, {}
@@ -239,7 +242,7 @@ def from_yad2k(
         params[record.name] = _as_jax(got_p)
         if got_s:
             state[record.name] = _as_jax(got_s)
-    return DarknetNet(dataclasses.replace(model, layer=layer, head=head), params, state)
+    return DarknetNet(dataclasses.replace(model, layer=layer), params, state)
 
 
 def _check_tree(got, want, what, conv, norms, where, prefix=""):

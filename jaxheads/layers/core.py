@@ -262,6 +262,38 @@ def Activation(fn: Callable, *, name: str | None = None) -> Layer:
     )
 
 
+def Identity(*, name: str | None = None) -> Layer:
+    """Keras ``Identity``: ``x -> x`` (darknet's ``[route]`` of one layer, its ``[cost]``)."""
+    return stateless("Identity", lambda p, x, ctx: x, name=name)
+
+
+def FlatSoftmax(temperature: float = 1.0, *, name: str | None = None) -> Layer:
+    """Darknet's ``[softmax]`` (``groups=1``): `jaxheads.ops.flat_softmax`, ``[B, ...]`` kept."""
+    check_real("FlatSoftmax", "temperature", temperature, low=0, low_open=True)
+    return stateless(
+        "Softmax", lambda p, x, ctx: ops.flat_softmax(x, temperature), name=name or "softmax"
+    )
+
+
+def DarknetCrop(
+    crop_height: int, crop_width: int, *, adjust: bool = True, name: str | None = None
+) -> Layer:
+    """Darknet's ``[crop]`` at inference: the centre window, then ``x·2 − 1`` (``adjust``).
+
+    ``[B, H, W, C] -> [B, crop_height, crop_width, C]`` (see `jaxheads.ops.center_crop`).
+    Darknet's training-time random crop, flip and colour jitter are augmentation and
+    are not reproduced.
+    """
+    check_positive_int("DarknetCrop", "crop_height", crop_height)
+    check_positive_int("DarknetCrop", "crop_width", crop_width)
+
+    def fn(p, x, ctx):
+        y = ops.center_crop(x, crop_height, crop_width)
+        return y * 2 - 1 if adjust else y
+
+    return stateless("DarknetCrop", fn, name=name or "crop")
+
+
 def Dropout(rate: float, *, name: str | None = None) -> Layer:
     """Keras ``Dropout``; ``rate`` is the DROP probability. Active only with ``train=True``."""
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:

@@ -1,6 +1,9 @@
-"""Activations and dropout."""
+"""Activations and dropout: Keras' leaky ReLU, darknet's activations, darknet's softmax."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -58,3 +61,71 @@ def dropout(
     # to the compiler.
     scale = jnp.asarray(1.0 / (1.0 - rate), x.dtype)
     return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+
+
+def _loggy(x):
+    return 2 * jax.nn.sigmoid(x) - 1
+
+
+def _relie(x):
+    return jnp.where(x > 0, x, 0.01 * x)
+
+
+def _ramp(x):
+    return jnp.where(x > 0, x, jnp.zeros_like(x)) + 0.1 * x
+
+
+def _elu(x):
+    return jnp.where(x >= 0, x, jnp.expm1(x))
+
+
+def _selu(x):
+    return 1.0507 * jnp.where(x >= 0, x, 1.6732 * jnp.expm1(x))
+
+
+def _plse(x):
+    return jnp.where(x < -4, 0.01 * (x + 4), jnp.where(x > 4, 0.01 * (x - 4) + 1, 0.125 * x + 0.5))
+
+
+def _hardtan(x):
+    return jnp.clip(x, -1, 1)
+
+
+def _lhtan(x):
+    return jnp.where(x < 0, 0.001 * x, jnp.where(x > 1, 0.001 * (x - 1) + 1, x))
+
+
+#: Darknet's ``activation=`` names (``activations.h``) and their elementwise functions,
+#: with darknet's own constants (its ``selu`` rounds to 1.0507 and 1.6732). ``linear``
+#: is no function and ``leaky`` is `leaky_relu` with slope 0.1, so neither is listed.
+DARKNET_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "logistic": jax.nn.sigmoid,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "loggy": _loggy,
+    "relie": _relie,
+    "ramp": _ramp,
+    "elu": _elu,
+    "selu": _selu,
+    "plse": _plse,
+    "hardtan": _hardtan,
+    "lhtan": _lhtan,
+}
+
+
+def flat_softmax(x: jax.Array, temperature: float = 1.0) -> jax.Array:
+    """One softmax over all values of each example (darknet's ``[softmax]``, ``groups=1``).
+
+    Args:
+      x: ``[B, ...]``.
+      temperature: divides ``x`` first (darknet's ``temperature=``).
+
+    Returns:
+      an array like ``x`` whose values sum to 1 per example.
+
+    >>> import jax.numpy as jnp
+    >>> flat_softmax(jnp.zeros((2, 1, 1, 4)))[0, 0, 0]
+    Array([0.25, 0.25, 0.25, 0.25], dtype=float32)
+    """
+    flat = jnp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+    return jnp.reshape(jax.nn.softmax(flat / temperature, axis=-1), x.shape)

@@ -230,11 +230,12 @@ class Detector:
         op = "Detector.from_darknet"
         if head is None:
             fail(op, "a cfg ending in [region] or [detection]", f"{cfg} with neither")
+        kind = "region" if head.kind == "yolov2" else "detection"  # the darknet section
         if head.coords != 4:
-            fail(op, f"coords=4 in [{head.kind}]", head.coords)
+            fail(op, f"coords=4 in [{kind}]", head.coords)
         if net.input_shape[3] != 3:
             fail(op, "a cfg with channels=3 (RGB images)", f"channels={net.input_shape[3]}")
-        if head.kind == "region":
+        if kind == "region":
             for option in ("tree", "map"):
                 if option in head.options:
                     fail(
@@ -245,12 +246,14 @@ class Detector:
             if int(head.options.get("background", "0")):
                 fail(op, "a [region] without background=1", "background=1")
         layer = net.layer
-        if head.kind == "region":
+        if kind == "region":
             anchors = np.asarray(head.anchors, np.float32)
 
             def predict(params, state, images):
                 raw = layer.apply(params, state, images)[0]
-                return region_outputs(raw, anchors, num_classes=head.classes, softmax=head.softmax)
+                return region_outputs(
+                    raw, anchors, num_classes=head.num_classes, softmax=head.softmax
+                )
         else:
 
             def predict(params, state, images):
@@ -258,8 +261,8 @@ class Detector:
                 return detection_outputs(
                     raw,
                     side=head.side,
-                    num=head.num,
-                    num_classes=head.classes,
+                    num=head.num_boxes,
+                    num_classes=head.num_classes,
                     sqrt=head.sqrt,
                     softmax=head.softmax,
                 )
@@ -273,12 +276,11 @@ class Detector:
             net.params,
             net.state,
             input_size=(h, w),
-            class_names=names_for(head.classes, names),
-            kind=head.kind,
+            class_names=names_for(head.num_classes, names),
+            kind=kind,
             resize="letterbox",
             batch_size=batch_size,
-            description=f"{name} [{head.kind}]"
-            + ("" if weights is not None else " (random weights)"),
+            description=f"{name} [{kind}]" + ("" if weights is not None else " (random weights)"),
         )
 
     @classmethod

@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxheads._checks import fail
+from jaxheads.data.pipeline import per_device, shard_batch
 
 AXIS = "data"
 
@@ -166,11 +167,7 @@ class JitRunner:
 
     def place_batch(self, batch):
         _check_divisible(batch, self.mesh.size)
-        if jax.process_count() > 1:
-            return jax.tree.map(
-                lambda a: jax.make_array_from_process_local_data(self.batch_sharding, a), batch
-            )
-        return jax.device_put(batch, self.batch_sharding)
+        return shard_batch(batch, self.batch_sharding)
 
     def step(self, ts, batch, key):
         return self._step(ts, batch, key)
@@ -217,7 +214,7 @@ class PmapRunner:
     def place_batch(self, batch):
         n = len(self.local)
         _check_divisible(batch, n)
-        return jax.tree.map(lambda a: np.reshape(a, (n, a.shape[0] // n, *a.shape[1:])), batch)
+        return per_device(batch, n)
 
     def step(self, ts, batch, key):
         ts, metrics = self._step(ts, batch, key)
