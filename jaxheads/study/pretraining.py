@@ -57,9 +57,7 @@ def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: boo
     return task, run
 
 
-def run_stage(
-    config: StudyConfig, stage: Pretraining, workdir: str, *, progress: bool = True
-) -> dict:
+def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dict:
     """Trains (or finds) one pre-training stage; returns its record.
 
     The record: ``{"label", "backbone", "image_size", "steps", "init_from", "top1",
@@ -128,7 +126,7 @@ def run_stages(config: StudyConfig, workdir: str, *, progress: bool = True) -> d
     """Runs every stage of ``config`` in order; ``{label: record}``."""
     records = {}
     for stage in config.pretraining:
-        record = run_stage(config, stage, workdir, progress=progress)
+        record = run_stage(stage, workdir, progress=progress)
         records[stage.label] = record
         if progress:
             print(
