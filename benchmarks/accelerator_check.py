@@ -69,6 +69,10 @@ TOL_F32 = 1e-4
 TOL_BF16 = 3e-2
 # A training step's gradients, norm-wise, at "highest" precision.
 TOL_GRAD = 1e-3
+# A step's gradients may differ from the CPU's by this many times what a one-ulp change of
+# every parameter does to them on the CPU itself; a bfloat16 result by this many times the
+# CPU's own bfloat16 error. A defect (a wrong layout, a lost term) is off by order one.
+NOISE_FACTOR = 10.0
 
 
 class Context:
@@ -130,6 +134,7 @@ def _compare_cases(ctx: Context, cases: dict) -> dict:
     import jax.numpy as jnp
 
     out, worst = {}, {"f32_highest": 0.0, "f32_default": 0.0, "bf16": 0.0}
+    passed = True
     for name, (fn, args) in cases.items():
         with jax.default_matmul_precision("highest"):
             ref = _on(ctx, ctx.cpu, fn, *args)
@@ -143,20 +148,30 @@ def _compare_cases(ctx: Context, cases: dict) -> dict:
             "f32_highest": _tree_max(_rel, hi, ref),
             "f32_default": _tree_max(_rel, default, ref),
             "bf16": _tree_max(_rel, bf16, ref),
+            # What bfloat16 costs on the CPU itself: long reductions (a kernel's gradient
+            # sums over every pixel of the batch) lose more than 2^-8.
+            "bf16_cpu": _tree_max(_rel, _on(ctx, ctx.cpu, fn, *low), ref),
         }
+        row["passed"] = row["f32_highest"] <= TOL_F32 and row["bf16"] <= max(
+            TOL_BF16, NOISE_FACTOR * row["bf16_cpu"]
+        )
+        passed &= row["passed"]
         for k in worst:
             worst[k] = max(worst[k], row[k])
         out[name] = row
         ctx.log(
             f"  {name:28s} f32 highest {row['f32_highest']:.1e}, default "
-            f"{row['f32_default']:.1e}, bf16 {row['bf16']:.1e}"
+            f"{row['f32_default']:.1e}, bf16 {row['bf16']:.1e} (CPU {row['bf16_cpu']:.1e})"
+            + ("" if row["passed"] else "  FAILED")
         )
-    ok = worst["f32_highest"] <= TOL_F32 and worst["bf16"] <= TOL_BF16
     return {
         "cases": out,
         "worst": worst,
-        "tolerance": {"f32_highest": TOL_F32, "bf16": TOL_BF16},
-        "passed": bool(ok),
+        "tolerance": {
+            "f32_highest": TOL_F32,
+            "bf16": f"max({TOL_BF16}, {NOISE_FACTOR} x the CPU's own bfloat16 error)",
+        },
+        "passed": bool(passed),
     }
 
 
@@ -164,6 +179,27 @@ def _tree_max(metric, a, b) -> float:
     import jax
 
     return max(metric(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def _untied_windows(shape, seed: int = 6):
+    """Values exact in bfloat16 and distinct within every 2x2 window.
+
+    A max-pool gradient goes to the window's largest value; random normals rounded to
+    bfloat16 tie often, and a tie broken the other way moves the whole gradient, which
+    says nothing about the accelerator. Each window holds ``(4 r + p) / 32`` with ``r``
+    random below 64 and ``p`` a permutation of 0..3: integers below 256, scaled by a power
+    of two.
+    """
+    import jax.numpy as jnp
+    import numpy as np
+
+    b, h, w, c = shape
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 64, (b, h // 2, w // 2, c))
+    perm = rng.permuted(np.broadcast_to(np.arange(4), (b, h // 2, w // 2, c, 4)), axis=-1)
+    cells = 4 * base[..., None] + perm  # (b, h/2, w/2, c, 4)
+    cells = cells.reshape(b, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+    return jnp.asarray(cells.reshape(b, h, w, c) / 32.0, jnp.float32)
 
 
 def _rng_arrays(seed: int, *shapes, scale: float = 1.0):
@@ -291,7 +327,10 @@ def _op_cases(ctx: Context) -> dict:
         ),
         "grad conv2d": (jax.grad(conv_loss, argnums=(0, 1)), (x, k3)),
         "grad batch_norm_train": (jax.grad(bn_loss, argnums=(0, 1, 2)), (x, scale, shift)),
-        "grad max_pool2d": (jax.grad(lambda x: jnp.sum(jnp.sin(ops.max_pool2d(x, 2, 2)))), (x,)),
+        "grad max_pool2d": (
+            jax.grad(lambda x: jnp.sum(jnp.sin(ops.max_pool2d(x, 2, 2)))),
+            (_untied_windows(x.shape),),
+        ),
     }
 
 
@@ -445,6 +484,24 @@ def _train_parts(name: str, size: int, batch: int, num_classes: int, dtype):
     return detector, params, state, loss_fn
 
 
+def _nudge(params, seed: int = 7):
+    """Every float parameter moved by one ulp up or down (a random sign per element)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def one(p):
+        p = np.asarray(p)
+        if not np.issubdtype(p.dtype, np.floating):
+            return p
+        up = rng.random(p.shape) < 0.5
+        return jnp.asarray(np.where(up, np.nextafter(p, np.inf), np.nextafter(p, -np.inf)))
+
+    return jax.tree.map(one, params)
+
+
 def part_train_step(ctx: Context) -> dict:
     import jax
     import jax.numpy as jnp
@@ -474,6 +531,11 @@ def part_train_step(ctx: Context) -> dict:
             with jax.default_matmul_precision("highest"):
                 lc, gc, sc = _on(ctx, ctx.cpu, grads, params, state, host)
                 la, ga, sa = _on(ctx, ctx.device, grads, params, state, host)
+                # The step's own float32 noise floor: the CPU's gradients after every
+                # parameter moves by about one ulp. Deep batch-normed nets with the
+                # region loss's IoU decisions amplify rounding; a defect exceeds this.
+                nudged = _nudge(params)
+                _, gn, _ = _on(ctx, ctx.cpu, grads, nudged, state, host)
             ld, gd, _ = _on(ctx, ctx.device, grads, params, state, host)
             row = {
                 "image_size": size,
@@ -481,13 +543,14 @@ def part_train_step(ctx: Context) -> dict:
                 "loss_rel_err": abs(float(la) - float(lc)) / max(abs(float(lc)), 1e-12),
                 "grad_rel_err": _tree_rel(ga, gc),
                 "grad_rel_err_default_precision": _tree_rel(gd, gc),
+                "grad_noise_floor_cpu": _tree_rel(gn, gc),
                 "bn_state_rel_err": _tree_rel(sa, sc) if jax.tree.leaves(sc) else 0.0,
                 "finite": bool(np.isfinite(float(la))),
                 "seconds": time.perf_counter() - t0,
             }
             row["passed"] = (
                 row["loss_rel_err"] <= TOL_F32
-                and row["grad_rel_err"] <= TOL_GRAD
+                and row["grad_rel_err"] <= max(TOL_GRAD, NOISE_FACTOR * row["grad_noise_floor_cpu"])
                 and row["bn_state_rel_err"] <= TOL_F32
                 and row["finite"]
             )
@@ -496,7 +559,8 @@ def part_train_step(ctx: Context) -> dict:
             ctx.log(
                 f"  {name:18s} {size}²: loss {row['loss_cpu']:.4g} (rel err "
                 f"{row['loss_rel_err']:.1e}), grads {row['grad_rel_err']:.1e} (default "
-                f"precision {row['grad_rel_err_default_precision']:.1e}), "
+                f"precision {row['grad_rel_err_default_precision']:.1e}; CPU one-ulp "
+                f"noise {row['grad_noise_floor_cpu']:.1e}), "
                 f"{row['seconds']:.1f} s"
             )
         except Exception as err:  # noqa: BLE001 - one model's failure is a finding, not a stop
@@ -505,7 +569,8 @@ def part_train_step(ctx: Context) -> dict:
             ctx.log(f"  {name}: FAILED {type(err).__name__}: {str(err)[:300]}")
     if not ctx.accelerator:
         return {"status": "skipped", "reason": "no accelerator", "models": rows}
-    return {"models": rows, "tolerance": {"loss": TOL_F32, "grads": TOL_GRAD}, "passed": passed}
+    tolerance = {"loss": TOL_F32, "grads": f"max({TOL_GRAD}, {NOISE_FACTOR} x CPU one-ulp noise)"}
+    return {"models": rows, "tolerance": tolerance, "passed": passed}
 
 
 def part_runners(ctx: Context) -> dict:
@@ -596,12 +661,22 @@ def _bench_train(ctx, name, size, batch, dtype_name, steps, repeats, peaks) -> d
     run()  # warm-up (autotuning, allocation)
     seconds = _time(run, repeats) / steps
     flops = _flops(lowered)  # the model's count, before XLA's rewrites
+    if not math.isfinite(flops):
+        # XLA:GPU does not analyse a lowered program; the CPU's lowering of the same step
+        # is the same program before any backend rewrite.
+        cpu = JitRunner(loss_fn, opt, data_mesh([ctx.cpu]))
+        flops = _flops(
+            cpu._step.lower(
+                cpu.place_state(init_train_state(params, state, opt)), cpu.place_batch(host), key
+            )
+        )
     row = {
         "lower_s": t1 - t0,
         "compile_s": t2 - t1,
         "step_ms": seconds * 1e3,
         "images_per_s": batch / seconds,
         "flops_per_step": flops,
+        # On a GPU this misses the convolutions (cuDNN custom calls): kept, not used.
         "flops_per_step_compiled": _flops(compiled),
         "achieved_tflops": flops / seconds / 1e12,
         "loss_finite": bool(jnp.isfinite(jax.device_get(box["loss"]))),
@@ -752,7 +827,11 @@ def _run(cmd: list[str], timeout: float, ctx: Context, env: dict | None = None) 
 
 
 def _pytest_files() -> list[str]:
-    """Test files that import neither Keras nor pycocotools (absent on the GPU image)."""
+    """Test files whose imports are all installed, and which use neither Keras, pycocotools
+    nor subprocesses (absent or slow on the GPU image)."""
+    import ast
+    import importlib.util
+
     tests = os.path.join(_repo_root(), "tests")
     files = []
     for name in sorted(os.listdir(tests)):
@@ -762,7 +841,20 @@ def _pytest_files() -> list[str]:
             text = f.read()
         if "keras" in text or "pycocotools" in text or "subprocess" in text:
             continue
-        files.append(os.path.join("tests", name))
+        roots = set()
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.Import):
+                roots.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                roots.add(node.module.split(".")[0])
+        local = set(os.listdir(tests)) | {"jaxheads", "benchmarks", "experiments"}
+        missing = [
+            r
+            for r in roots
+            if r + ".py" not in local and r not in local and importlib.util.find_spec(r) is None
+        ]
+        if not missing:
+            files.append(os.path.join("tests", name))
     return files
 
 
@@ -786,6 +878,7 @@ def part_pytest(ctx: Context, timeout: float) -> dict:
     ]
     res = _run(cmd, timeout, ctx)
     res["files"] = files
+    res["passed"] = res["returncode"] == 0
     return res
 
 

@@ -42,8 +42,8 @@ group() {  # group NAME PARTS SECONDS
     ${TINY:+--tiny} 2>&1 | tee -a "$log"
   echo "[$1] exit ${PIPESTATUS[0]} after $(($(date +%s) - start)) s" | tee -a "$log"
 }
-# NAME:PARTS:SECONDS, most wanted first; GROUPS overrides (the tests run a few parts).
-for g in ${GROUPS:-correctness:env,ops,losses,postprocess,train_step,runners:110 \
+# NAME:PARTS:SECONDS, most wanted first; CHECK_GROUPS overrides (the tests run a few parts).
+for g in ${CHECK_GROUPS:-correctness:env,ops,losses,postprocess,train_step,runners:110 \
   bench:bench:150 study:study:80 pytest:pytest:45 keras:keras_bench:120}; do
   IFS=: read -r name parts secs <<<"$g"
   group "$name" "$parts" "$secs"

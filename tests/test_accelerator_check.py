@@ -57,7 +57,7 @@ def test_script_end_to_end_on_cpu(tmp_path):
         **os.environ,
         "TINY": "1",
         "PYTHON": sys.executable,
-        "GROUPS": "correctness:env,ops,postprocess:150 bench:bench:150 "
+        "CHECK_GROUPS": "correctness:env,ops,postprocess:150 bench:bench:150 "
         "rest:pytest,study,keras_bench:60 late:env:1",
     }
     out = tmp_path / "out"
