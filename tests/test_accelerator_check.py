@@ -85,3 +85,31 @@ def test_script_end_to_end_on_cpu(tmp_path):
     assert infer["images_per_s"] > 0
     log = (out / "accelerator_check.log").read_text()
     assert "[late] skipped: out of time" in log
+
+
+def test_max_pool_gradient_inputs_have_no_ties_in_bfloat16():
+    """A tie broken the other way moves a max-pool gradient: the inputs must have none."""
+    x = np.asarray(ac._untied_windows((2, 6, 8, 3)))
+    windows = x.reshape(2, 3, 2, 4, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(-1, 4)
+    assert all(len(set(w)) == 4 for w in windows)
+    as_bf16 = np.asarray(jax.numpy.asarray(x, jax.numpy.bfloat16).astype(np.float32))
+    np.testing.assert_array_equal(as_bf16, x)
+
+
+def test_one_ulp_nudge_moves_every_float_parameter():
+    params = {"w": jax.numpy.linspace(-2.0, 3.0, 64), "n": jax.numpy.arange(3)}
+    nudged = ac._nudge(params)
+    w, n = np.asarray(params["w"]), np.asarray(nudged["w"])
+    assert np.all(n != w)
+    up, down = np.nextafter(w, np.inf), np.nextafter(w, -np.inf)
+    assert np.all((n == up) | (n == down)) and np.any(n == up) and np.any(n == down)
+    np.testing.assert_array_equal(np.asarray(nudged["n"]), [0, 1, 2])
+
+
+def test_test_files_with_missing_imports_are_left_out(tmp_path, monkeypatch):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("import numpy\n")
+    (tmp_path / "tests" / "test_b.py").write_text("import no_such_module_here\n")
+    (tmp_path / "tests" / "test_c.py").write_text("from jaxheads import ops\n")
+    monkeypatch.setattr(ac, "_repo_root", lambda: str(tmp_path))
+    assert ac._pytest_files() == ["tests/test_a.py", "tests/test_c.py"]
