@@ -86,13 +86,21 @@ def test_dropout_rate_one_drops_everything():
 def _dropout_stats(y, x, rate):
     """Fraction dropped, and the largest deviation of kept units from x · (1 / (1 - rate)).
 
-    The scale is 1 / (1 - rate) rounded once to x's dtype. (Keras writes
-    x / (1 - rate), which XLA compiles into this same multiplication.)
+    The scale is 1 / (1 - rate) rounded once to x's dtype. (Keras writes x / (1 - rate):
+    newer XLA compiles it into this same multiplication, jax 0.10.0's keeps the
+    division; `_divided_err` compares with that.)
     """
     y, x = np.asarray(y), np.asarray(x)
     kept = y != 0
     scaled = x * np.asarray(1.0 / (1.0 - rate), x.dtype)
     return 1.0 - kept.mean(), float(np.max(np.abs(y[kept] - scaled[kept]), initial=0.0))
+
+
+def _divided_err(y, x, rate):
+    y, x = np.asarray(y), np.asarray(x)
+    kept = y != 0
+    divided = x / np.asarray(1.0 - rate, x.dtype)
+    return float(np.max(np.abs(y[kept] - divided[kept]), initial=0.0))
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.7])
@@ -108,7 +116,8 @@ def test_dropout_training_statistics_match_keras(rate, maybe_jit):
     for out in (y, keras_y):
         dropped, scale_err = _dropout_stats(out, x, rate)
         assert abs(dropped - rate) <= tol
-        assert scale_err == 0.0
+        # Ours multiplies by the rounded scale; Keras' division is exact one way or the other.
+        assert scale_err == 0.0 or (out is keras_y and _divided_err(out, x, rate) == 0.0)
 
 
 def test_dropout_keys_give_different_masks():
