@@ -252,3 +252,28 @@ def test_unbounded_targets_decode_to_the_truth():
     np.testing.assert_allclose(with_coords, without, atol=1e-6)  # the coordinates are exact
     grad = jax.grad(lambda x: module.unbounded_region_loss(x, *args[1:], seen=0).sum())(pred)
     assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_fc_head_gradient_terms_add_up_to_the_loss_gradient():
+    """The four per-term gradients of `fc_head.py gradients` are the whole loss's, split."""
+    module = _load("fc_head")
+    from jaxheads.data.pipeline import stack_examples
+    from jaxheads.train.detection import detection_loss
+
+    data = make_dataset("shapes", "train", image_size=64, num_examples=4)
+    batch = stack_examples([data.example(i) for i in range(4)])
+    batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
+    det, init = build_model("small-yolov1-fc", image_size=64, num_classes=data.num_classes)
+    params, state = init(jax.random.key(0))
+    key = jax.random.key(1)
+    terms = module.term_grads(det, params, state, batch, key)
+    assert len(terms) == 4
+    loss_fn = detection_loss(det, global_batch=4, **module._PAPER)
+    whole = jax.grad(
+        lambda head: loss_fn({**params, "head": head}, state, batch, key, None, jnp.asarray(0))[0]
+    )(params["head"])
+    summed = jax.tree.map(lambda *g: sum(g), *terms.values())
+    for a, b in zip(jax.tree.leaves(summed), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    norms = module.term_gradients(det, params, state, batch, key)
+    assert set(norms) == set(terms) and all(v > 0 for v in norms.values()), norms
