@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 
 from jaxheads import layers
-from jaxheads.layers.base import Layer, abstract_init
+from jaxheads.layers.base import Layer, abstract_init, from_attributes
 from jaxheads.layers.core import glorot_uniform
 from jaxheads.ops._padding import Padding
 
@@ -87,11 +87,7 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(
-            self,
-            layers.Dense(self.features, use_bias=self.use_bias, kernel_init=self.kernel_init),
-            x,
-        )
+        return _apply(self, from_attributes(layers.Dense, self), x)
 
 
 class Conv2D(nn.Module):
@@ -108,20 +104,7 @@ class Conv2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(
-            self,
-            layers.Conv2D(
-                self.filters,
-                self.kernel_size,
-                strides=self.strides,
-                padding=self.padding,
-                dilation_rate=self.dilation_rate,
-                groups=self.groups,
-                use_bias=self.use_bias,
-                kernel_init=self.kernel_init,
-            ),
-            x,
-        )
+        return _apply(self, from_attributes(layers.Conv2D, self), x)
 
 
 class LocallyConnected2D(nn.Module):
@@ -136,18 +119,7 @@ class LocallyConnected2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(
-            self,
-            layers.LocallyConnected2D(
-                self.filters,
-                self.kernel_size,
-                strides=self.strides,
-                padding=self.padding,
-                use_bias=self.use_bias,
-                kernel_init=self.kernel_init,
-            ),
-            x,
-        )
+        return _apply(self, from_attributes(layers.LocallyConnected2D, self), x)
 
 
 class ConvLSTM2D(nn.Module):
@@ -165,21 +137,7 @@ class ConvLSTM2D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return _apply(
-            self,
-            layers.ConvLSTM2D(
-                self.filters,
-                self.kernel_size,
-                strides=self.strides,
-                padding=self.padding,
-                dilation_rate=self.dilation_rate,
-                return_sequences=self.return_sequences,
-                go_backwards=self.go_backwards,
-                use_bias=self.use_bias,
-                unit_forget_bias=self.unit_forget_bias,
-            ),
-            x,
-        )
+        return _apply(self, from_attributes(layers.ConvLSTM2D, self), x)
 
 
 class BatchNormalization(nn.Module):
@@ -203,9 +161,7 @@ class BatchNormalization(nn.Module):
         running = nn.merge_param(
             "use_running_average", self.use_running_average, use_running_average
         )
-        layer = layers.BatchNormalization(
-            momentum=self.momentum, epsilon=self.epsilon, center=self.center, scale=self.scale
-        )
+        layer = from_attributes(layers.BatchNormalization, self)
         return _apply(self, layer, x, train=not running, axis_name=self.axis_name)
 
 
@@ -224,9 +180,8 @@ class Dropout(nn.Module):
     def __call__(self, x, deterministic: bool | None = None):
         off = nn.merge_param("deterministic", self.deterministic, deterministic)
         train = not off and self.rate > 0
-        return _apply(
-            self, layers.Dropout(self.rate), x, train=train, rng_collection=self.rng_collection
-        )
+        layer = from_attributes(layers.Dropout, self)
+        return _apply(self, layer, x, train=train, rng_collection=self.rng_collection)
 
 
 class LayerModule(nn.Module):
@@ -255,7 +210,7 @@ class LeakyReLU(nn.Module):
     negative_slope: float = 0.3
 
     def __call__(self, x):
-        return layers.LeakyReLU(self.negative_slope).apply({}, {}, x)[0]
+        return from_attributes(layers.LeakyReLU, self).apply({}, {}, x)[0]
 
 
 class Activation(nn.Module):
@@ -264,14 +219,14 @@ class Activation(nn.Module):
     fn: Callable
 
     def __call__(self, x):
-        return layers.Activation(self.fn).apply({}, {}, x)[0]
+        return from_attributes(layers.Activation, self).apply({}, {}, x)[0]
 
 
 class Flatten(nn.Module):
     """`jaxheads.layers.Flatten`: ``[B, ...] -> [B, prod(...)]``."""
 
     def __call__(self, x):
-        return layers.Flatten().apply({}, {}, x)[0]
+        return from_attributes(layers.Flatten, self).apply({}, {}, x)[0]
 
 
 class Reshape(nn.Module):
@@ -280,7 +235,7 @@ class Reshape(nn.Module):
     target_shape: tuple[int, ...]
 
     def __call__(self, x):
-        return layers.Reshape(self.target_shape).apply({}, {}, x)[0]
+        return from_attributes(layers.Reshape, self).apply({}, {}, x)[0]
 
 
 class GlobalAveragePooling2D(nn.Module):
@@ -289,7 +244,7 @@ class GlobalAveragePooling2D(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x):
-        return layers.GlobalAveragePooling2D(keepdims=self.keepdims).apply({}, {}, x)[0]
+        return from_attributes(layers.GlobalAveragePooling2D, self).apply({}, {}, x)[0]
 
 
 class GlobalMaxPooling2D(nn.Module):
@@ -298,7 +253,7 @@ class GlobalMaxPooling2D(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x):
-        return layers.GlobalMaxPooling2D(keepdims=self.keepdims).apply({}, {}, x)[0]
+        return from_attributes(layers.GlobalMaxPooling2D, self).apply({}, {}, x)[0]
 
 
 class MaxPooling2D(nn.Module):
@@ -309,7 +264,7 @@ class MaxPooling2D(nn.Module):
     padding: Padding = "valid"
 
     def __call__(self, x):
-        return layers.MaxPooling2D(self.pool_size, self.strides, self.padding).apply({}, {}, x)[0]
+        return from_attributes(layers.MaxPooling2D, self).apply({}, {}, x)[0]
 
 
 class AveragePooling2D(nn.Module):
@@ -320,9 +275,7 @@ class AveragePooling2D(nn.Module):
     padding: Padding = "valid"
 
     def __call__(self, x):
-        return layers.AveragePooling2D(self.pool_size, self.strides, self.padding).apply({}, {}, x)[
-            0
-        ]
+        return from_attributes(layers.AveragePooling2D, self).apply({}, {}, x)[0]
 
 
 class SpaceToDepth(nn.Module):
@@ -331,7 +284,7 @@ class SpaceToDepth(nn.Module):
     block_size: int = 2
 
     def __call__(self, x):
-        return layers.SpaceToDepth(self.block_size).apply({}, {}, x)[0]
+        return from_attributes(layers.SpaceToDepth, self).apply({}, {}, x)[0]
 
 
 class DarknetReorg(nn.Module):
@@ -340,7 +293,7 @@ class DarknetReorg(nn.Module):
     stride: int = 2
 
     def __call__(self, x):
-        return layers.DarknetReorg(self.stride).apply({}, {}, x)[0]
+        return from_attributes(layers.DarknetReorg, self).apply({}, {}, x)[0]
 
 
 class Concatenate(nn.Module):
@@ -349,7 +302,7 @@ class Concatenate(nn.Module):
     axis: int = -1
 
     def __call__(self, xs):
-        return layers.Concatenate(self.axis).apply({}, {}, xs)[0]
+        return from_attributes(layers.Concatenate, self).apply({}, {}, xs)[0]
 
 
 __all__ = [

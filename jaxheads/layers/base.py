@@ -16,9 +16,10 @@ Layers without params or state use empty dicts.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -145,6 +146,45 @@ def stateless(
         return fn(params, x, ctx), state
 
     return leaf(kind, make, forward, name=name, config=config)
+
+
+def from_attributes(
+    make_layer: Callable[..., Layer], owner: Any, renames: Mapping[str, str] | None = None
+) -> Layer:
+    """Calls the layer constructor ``make_layer`` with ``owner``'s attributes as its arguments.
+
+    Each parameter of ``make_layer``'s signature takes the attribute of the same
+    name (or the one ``renames`` maps it to); a parameter ``owner`` lacks keeps
+    its default. ``name`` is never read: a Flax module's own name is its scope,
+    not the pure layer's. This is how the Flax wrappers forward hyperparameters
+    without listing them twice.
+
+    >>> class Hyper:
+    ...     features, use_bias = 8, False
+    >>> from jaxheads.layers import Dense
+    >>> dict(from_attributes(Dense, Hyper()).config)["use_bias"]
+    False
+    """
+    renames = renames or {}
+    args, kwargs = [], {}
+    for param in inspect.signature(make_layer).parameters.values():
+        if param.name == "name" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        attribute = renames.get(param.name, param.name)
+        if hasattr(owner, attribute):
+            value = getattr(owner, attribute)
+        elif param.default is not param.empty:
+            value = param.default
+        else:
+            raise TypeError(
+                f"{type(owner).__name__} has no attribute {attribute!r} "
+                f"for {make_layer.__name__}'s {param.name!r}"
+            )
+        if param.kind is param.POSITIONAL_ONLY:
+            args.append(value)
+        else:
+            kwargs[param.name] = value
+    return make_layer(*args, **kwargs)
 
 
 def abstract_init(layer: Layer, input_shape, key: jax.Array | None = None):

@@ -15,7 +15,6 @@ from flax import nnx
 
 from jaxheads import layers
 from jaxheads._checks import check_positive_int, pair
-from jaxheads.layers.base import Layer
 from jaxheads.layers.core import glorot_uniform
 from jaxheads.nnx._module import LeafModule as _Leaf
 from jaxheads.nnx._module import RngsLike, _first, dropout_key, dropout_stream
@@ -49,6 +48,8 @@ class Dense(_Leaf):
     ((1024, 4096), (4096,))
     """
 
+    _pure_layer = layers.Dense
+
     def __init__(
         self,
         in_features: int,
@@ -62,9 +63,6 @@ class Dense(_Leaf):
         self.in_features, self.features = in_features, features
         self.use_bias, self.kernel_init = use_bias, kernel_init
         self._init_variables(rngs, (None, in_features), optional=("bias",))
-
-    def _make_layer(self) -> Layer:
-        return layers.Dense(self.features, use_bias=self.use_bias, kernel_init=self.kernel_init)
 
 
 class Conv2D(_Leaf):
@@ -90,6 +88,8 @@ class Conv2D(_Leaf):
     (1, 16, 16, 8)
     """
 
+    _pure_layer = layers.Conv2D
+
     def __init__(
         self,
         in_features: int,
@@ -113,18 +113,6 @@ class Conv2D(_Leaf):
         window = _window("Conv2D", kernel_size, dilation_rate)
         self._init_variables(rngs, (None, *window, in_features), optional=("bias",))
 
-    def _make_layer(self) -> Layer:
-        return layers.Conv2D(
-            self.filters,
-            self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            groups=self.groups,
-            use_bias=self.use_bias,
-            kernel_init=self.kernel_init,
-        )
-
 
 class LocallyConnected2D(_Leaf):
     """`jaxheads.layers.LocallyConnected2D` (darknet ``[local]``): unshared weights per cell.
@@ -142,6 +130,8 @@ class LocallyConnected2D(_Leaf):
       kernel_init: initialiser of ``kernel [out_h, out_w, in_features·kh·kw, filters]``.
       rngs: ``params`` (or the default stream) initialises the kernel.
     """
+
+    _pure_layer = layers.LocallyConnected2D
 
     def __init__(
         self,
@@ -164,16 +154,6 @@ class LocallyConnected2D(_Leaf):
         self.use_bias, self.kernel_init = use_bias, kernel_init
         self._init_variables(rngs, (None, *self.input_size, in_features), optional=("bias",))
 
-    def _make_layer(self) -> Layer:
-        return layers.LocallyConnected2D(
-            self.filters,
-            self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            use_bias=self.use_bias,
-            kernel_init=self.kernel_init,
-        )
-
 
 class ConvLSTM2D(_Leaf):
     """`jaxheads.layers.ConvLSTM2D` (Keras ``ConvLSTM2D``) on ``[B, T, H, W, in_features]``.
@@ -188,6 +168,8 @@ class ConvLSTM2D(_Leaf):
       unit_forget_bias: start the forget gate's bias at one.
       rngs: ``params`` (or the default stream) initialises the kernels.
     """
+
+    _pure_layer = layers.ConvLSTM2D
 
     def __init__(
         self,
@@ -213,19 +195,6 @@ class ConvLSTM2D(_Leaf):
         window = _window("ConvLSTM2D", kernel_size, dilation_rate)
         self._init_variables(rngs, (None, 1, *window, in_features), optional=("bias",))
 
-    def _make_layer(self) -> Layer:
-        return layers.ConvLSTM2D(
-            self.filters,
-            self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            return_sequences=self.return_sequences,
-            go_backwards=self.go_backwards,
-            use_bias=self.use_bias,
-            unit_forget_bias=self.unit_forget_bias,
-        )
-
 
 class BatchNormalization(_Leaf):
     """`jaxheads.layers.BatchNormalization` (Keras' momentum and epsilon) over the last axis.
@@ -249,6 +218,10 @@ class BatchNormalization(_Leaf):
     Array([0.01, 0.02], dtype=float32)
     """
 
+    _pure_layer = layers.BatchNormalization
+    # The flags keep `flax.nnx.BatchNorm`'s names; ``scale`` and ``bias`` are the params.
+    _layer_renames = {"center": "use_bias", "scale": "use_scale"}
+
     def __init__(
         self,
         num_features: int,
@@ -267,11 +240,6 @@ class BatchNormalization(_Leaf):
         self.use_running_average, self.axis_name = use_running_average, axis_name
         self._init_variables(
             nnx.Rngs(0) if rngs is None else rngs, (None, num_features), optional=("scale", "bias")
-        )
-
-    def _make_layer(self) -> Layer:
-        return layers.BatchNormalization(
-            momentum=self.momentum, epsilon=self.epsilon, center=self.use_bias, scale=self.use_scale
         )
 
     def __call__(self, x, use_running_average: bool | None = None):
@@ -306,6 +274,8 @@ class Dropout(_Leaf):
       rngs: an `nnx.Rngs` or `nnx.RngStream`, or ``None``.
     """
 
+    _pure_layer = layers.Dropout
+
     def __init__(
         self,
         rate: float,
@@ -317,9 +287,6 @@ class Dropout(_Leaf):
         layers.Dropout(rate)  # checks the rate
         self.rate, self.deterministic, self.rng_collection = rate, deterministic, rng_collection
         self.rngs = nnx.data(dropout_stream(rngs, rng_collection))
-
-    def _make_layer(self) -> Layer:
-        return layers.Dropout(self.rate)
 
     def __call__(self, x, *, deterministic: bool | None = None, rngs: RngsLike = None):
         """Drops units of ``x`` (any shape) unless deterministic; ``rngs`` overrides the stream."""
@@ -336,61 +303,55 @@ class Dropout(_Leaf):
 class LeakyReLU(_Leaf):
     """`jaxheads.layers.LeakyReLU`; 0.3 is Keras' default (darknet's ``leaky`` is 0.1)."""
 
+    _pure_layer = layers.LeakyReLU
+
     def __init__(self, negative_slope: float = 0.3):
         self.negative_slope = negative_slope
-
-    def _make_layer(self) -> Layer:
-        return layers.LeakyReLU(self.negative_slope)
 
 
 class Activation(_Leaf):
     """`jaxheads.layers.Activation`: applies ``fn`` elementwise (e.g. ``jax.nn.relu``)."""
 
+    _pure_layer = layers.Activation
+
     def __init__(self, fn: Callable[[jax.Array], jax.Array]):
         self.fn = fn
-
-    def _make_layer(self) -> Layer:
-        return layers.Activation(self.fn)
 
 
 class Flatten(_Leaf):
     """`jaxheads.layers.Flatten`: ``[B, ...] -> [B, prod(...)]`` in H, W, C order."""
 
+    _pure_layer = layers.Flatten
+
     def __init__(self):
         pass
-
-    def _make_layer(self) -> Layer:
-        return layers.Flatten()
 
 
 class Reshape(_Leaf):
     """`jaxheads.layers.Reshape`: ``[B, ...] -> [B, *target_shape]``."""
 
+    _pure_layer = layers.Reshape
+
     def __init__(self, target_shape: Sequence[int]):
         self.target_shape = tuple(target_shape)
-
-    def _make_layer(self) -> Layer:
-        return layers.Reshape(self.target_shape)
 
 
 class GlobalAveragePooling2D(_Leaf):
     """`jaxheads.layers.GlobalAveragePooling2D`: ``[B, H, W, C] -> [B, C]``."""
 
+    _pure_layer = layers.GlobalAveragePooling2D
+
     def __init__(self, *, keepdims: bool = False):
         self.keepdims = keepdims
-
-    def _make_layer(self) -> Layer:
-        return layers.GlobalAveragePooling2D(keepdims=self.keepdims)
 
 
 class GlobalMaxPooling2D(_Leaf):
     """`jaxheads.layers.GlobalMaxPooling2D`: ``[B, H, W, C] -> [B, C]``."""
 
+    _pure_layer = layers.GlobalMaxPooling2D
+
     def __init__(self, *, keepdims: bool = False):
         self.keepdims = keepdims
-
-    def _make_layer(self) -> Layer:
-        return layers.GlobalMaxPooling2D(keepdims=self.keepdims)
 
 
 class MaxPooling2D(_Leaf):
@@ -401,23 +362,21 @@ class MaxPooling2D(_Leaf):
     (1, 13, 13, 8)
     """
 
+    _pure_layer = layers.MaxPooling2D
+
     def __init__(
         self, pool_size: Size = 2, strides: Size | None = None, padding: Padding = "valid"
     ):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
 
-    def _make_layer(self) -> Layer:
-        return layers.MaxPooling2D(self.pool_size, self.strides, self.padding)
-
 
 class AveragePooling2D(_Leaf):
     """`jaxheads.layers.AveragePooling2D` (Keras' defaults: strides = pool_size, valid)."""
 
+    _pure_layer = layers.AveragePooling2D
+
     def __init__(self, pool_size: Size, strides: Size | None = None, padding: Padding = "valid"):
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
-
-    def _make_layer(self) -> Layer:
-        return layers.AveragePooling2D(self.pool_size, self.strides, self.padding)
 
 
 class SpaceToDepth(_Leaf):
@@ -426,28 +385,25 @@ class SpaceToDepth(_Leaf):
     ``[B, H, W, C] -> [B, H/b, W/b, b²C]``.
     """
 
+    _pure_layer = layers.SpaceToDepth
+
     def __init__(self, block_size: int = 2):
         self.block_size = block_size
-
-    def _make_layer(self) -> Layer:
-        return layers.SpaceToDepth(self.block_size)
 
 
 class DarknetReorg(_Leaf):
     """`jaxheads.layers.DarknetReorg` (darknet's ``[reorg]`` order)."""
 
+    _pure_layer = layers.DarknetReorg
+
     def __init__(self, stride: int = 2):
         self.stride = stride
-
-    def _make_layer(self) -> Layer:
-        return layers.DarknetReorg(self.stride)
 
 
 class Concatenate(_Leaf):
     """`jaxheads.layers.Concatenate`: joins a list of arrays along ``axis``."""
 
+    _pure_layer = layers.Concatenate
+
     def __init__(self, axis: int = -1):
         self.axis = axis
-
-    def _make_layer(self) -> Layer:
-        return layers.Concatenate(self.axis)

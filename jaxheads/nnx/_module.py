@@ -9,14 +9,14 @@ statistics as `nnx.BatchStat`. The math is the pure layer's ``apply``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import jax
 from flax import nnx
 
 from jaxheads._checks import fail
-from jaxheads.layers.base import Layer
+from jaxheads.layers.base import Layer, from_attributes
 
 RngsLike = nnx.Rngs | nnx.RngStream | jax.Array | None
 
@@ -199,17 +199,23 @@ class LayerModule(nnx.Module):
 class LeafModule(nnx.Module):
     """Base of the named modules: hyperparameters as attributes, variables by leaf name.
 
-    A subclass stores its hyperparameters, builds the pure layer from them in
-    `_make_layer`, and calls `_init_variables` when it has params. The variables
-    are attributes named as the pure layer's leaves (``kernel``, ``bias``,
-    ``scale``, ``mean``, ``var``), ``None`` where a flag turns one off.
+    A subclass names the pure layer's constructor in ``_pure_layer``, stores its
+    hyperparameters as attributes named as that constructor's parameters
+    (``_layer_renames`` maps the ones named otherwise), and calls
+    `_init_variables` when it has params. The variables are attributes named as
+    the pure layer's leaves (``kernel``, ``bias``, ``scale``, ``mean``,
+    ``var``), ``None`` where a flag turns one off.
     """
 
+    # Private: `nnx.tabulate` wraps every public function on the class as a method.
+    _pure_layer: ClassVar[Callable[..., Layer]]
+    _layer_renames: ClassVar[dict[str, str]] = {}
     param_names: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
 
     def _make_layer(self) -> Layer:
-        raise NotImplementedError
+        # Read from the class: a plain function stored on it would bind as a method.
+        return from_attributes(type(self)._pure_layer, self, type(self)._layer_renames)
 
     @property
     def layer(self) -> Layer:
