@@ -434,9 +434,11 @@ def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> li
         disable=not progress,
         dynamic_ncols=True,
     )
-    for row in config.rows:
-        plan = plan_row(config, row)
-        for seed in config.seeds:
+    # Seed by seed: a study stopped part-way has every row for its first seeds, not every
+    # seed of its first rows.
+    plans = [(row, plan_row(config, row)) for row in config.rows]
+    for seed in config.seeds:
+        for row, plan in plans:
             bar.set_postfix_str(f"{row.label} seed {seed}")
             record = run_row(config, plan, seed, workdir, progress=progress)
             records.append(record)
