@@ -40,6 +40,29 @@ at about 1 h 15 min there (5-6 min a run), not yet measured.
 Expected result: the full profile has not been run yet; until it has, this study
 states only its design. What is known from the heads study: from scratch at this
 budget the baseline stays at mAP50 ≈ 0.001 while ``percell`` reaches ≈ 0.45.
+
+Measured, ``gradients`` (run 2026-12-04 on the heads study's ``pre64`` stage, which
+has this study's settings: ``python experiments/fc_head.py gradients --workdir
+runs/heads``; about 10 minutes on the 2-core CPU beside other work; mean ± std
+over seeds 0-2): the global norm of each term's gradient with respect to the
+head's parameters at initialisation is
+
+=================== ======== ========= ============ ==========
+head, init          coord    object    no-object    class
+=================== ======== ========= ============ ==========
+FC, scratch         503 ± 23 42 ± 4    184 ± 4      90 ± 6
+FC, pre64           533 ± 12 39 ± 3    183 ± 10     95 ± 5
+per-cell, scratch   298 ± 64 25 ± 8    150 ± 67     54 ± 4
+per-cell, pre64     372 ± 23 42 ± 17   176 ± 54     83 ± 21
+=================== ======== ========= ============ ==========
+
+λ_coord's term carries 85-87% of the squared gradient norm for the FC head and
+78% for the per-cell head, with or without pre-training: the coordinate term
+dominates both heads alike at the start, so the balance of terms at
+initialisation does not by itself tell the head that learns from the one that
+does not (the FC head's coordinate gradient is 1.4-1.7× the per-cell head's; the
+other terms 0.9-1.7×). The rows
+``coord_1``, ``noobj_*`` and ``small_init`` test what that leaves open.
 """
 
 from __future__ import annotations
