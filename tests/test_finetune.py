@@ -10,6 +10,7 @@ import os
 import jax
 import numpy as np
 import pytest
+import tiny_pretrain
 
 from jaxheads.train import warm_start
 
@@ -30,17 +31,7 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
                 pre,
                 "--image-size",
                 "32",
-                "--steps",
-                "2",
-                "--batch-size",
-                "8",
-                "--train-examples",
-                "16",
-                "--val-examples",
-                "8",
-                "--no-progress",
-                "--burn-in",
-                "0",
+                *tiny_pretrain.ARGS,
             ]
         )
         == 0

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny_pretrain
 
 from jaxheads.data.digits import DIGIT_NAMES, split_indices
 from jaxheads.data.objects import OBJECT_NAMES, ObjectsDataset, classification_augment
@@ -160,19 +161,7 @@ def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
     from jaxheads.train.loop import restore_params
     from jaxheads.train.warm_start import task_from_config, with_init
 
-    common = [
-        "--steps",
-        "2",
-        "--batch-size",
-        "8",
-        "--train-examples",
-        "16",
-        "--val-examples",
-        "8",
-        "--no-progress",
-        "--burn-in",
-        "0",
-    ]
+    common = tiny_pretrain.ARGS
     low, high = str(tmp_path / "pre32"), str(tmp_path / "pre48")
     assert main(["pretrain", "--workdir", low, "--image-size", "32", *common]) == 0
     assert "top-1" in capsys.readouterr().out
