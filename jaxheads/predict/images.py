@@ -72,7 +72,8 @@ def _pil():
         from PIL import Image, ImageOps
     except ImportError as err:
         raise ImportError(
-            "jaxheads.predict: expected Pillow to read images, got none: pip install Pillow"
+            "jaxheads.predict: expected Pillow to read images, got none: pip install Pillow "
+            "(or the data extra: pip install 'jaxheads[data]')"
         ) from err
     return Image, ImageOps
 
