@@ -164,6 +164,23 @@ def test_nan_update_on_the_first_step_names_no_checkpoint(tmp_path):
     assert _steps(tmp_path / "run") == []
 
 
+def test_a_diverged_run_exits_3_with_one_line_and_keeps_the_good_checkpoint(tmp_path, capsys):
+    """The command line's side of the guard: exit status 3, one line naming the step."""
+    from jaxheads.train.commands import run_fit
+
+    workdir = tmp_path / "run"
+
+    def make():
+        config = {**SETTINGS, "checkpoint_every": 1}
+        return toy_task(nan_update_at_step=3), RunConfig(workdir=str(workdir), **config)
+
+    status = run_fit("train", "trained", make, str(workdir), lambda result: None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 3
+    assert len(err) == 1 and err[0].startswith("jaxheads train: ") and "step 3" in err[0], err
+    assert _steps(workdir) == [1, 2]
+
+
 @pytest.mark.parametrize(
     "field,value",
     [
