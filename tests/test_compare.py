@@ -338,3 +338,24 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
     monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)
     assert main(["compare", "--quick", "--steps", "7", "--workdir", "w", "--no-progress"]) == 0
     assert ran == {"name": "heads", "steps": 7, "workdir": "w"}
+
+
+def test_a_study_runs_seed_by_seed(tmp_path, monkeypatch):
+    """Every row for the first seed before any row's second: a stopped study is one seed short."""
+    import jaxheads.study.pretraining as pretraining_module
+    import jaxheads.study.report as report_module
+    import jaxheads.study.run as run_module
+
+    order = []
+    monkeypatch.setattr(pretraining_module, "run_stages", lambda *a, **k: [])
+    monkeypatch.setattr(run_module, "plan_row", lambda config, row: row.label)
+    monkeypatch.setattr(
+        run_module,
+        "run_row",
+        lambda config, plan, seed, workdir, progress: order.append((plan, seed)) or plan,
+    )
+    monkeypatch.setattr(report_module, "write_report", lambda config, records, *a: records)
+    config = StudyConfig("x", [TrainRow("a"), TrainRow("b"), TrainRow("c")], seeds=(0, 1))
+    records = run_module.run_study(config, str(tmp_path), progress=False)
+    assert order == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1)]
+    assert records == ["a", "b", "c", "a", "b", "c"]
