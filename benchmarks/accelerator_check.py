@@ -833,8 +833,10 @@ def _pytest_files() -> list[str]:
     import importlib.util
 
     tests = os.path.join(_repo_root(), "tests")
+    names = sorted(os.listdir(tests))
+    local = set(names) | {"jaxheads", "benchmarks", "experiments"}
     files = []
-    for name in sorted(os.listdir(tests)):
+    for name in names:
         if not (name.startswith("test_") and name.endswith(".py")):
             continue
         with open(os.path.join(tests, name)) as f:
@@ -847,7 +849,6 @@ def _pytest_files() -> list[str]:
                 roots.update(a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 roots.add(node.module.split(".")[0])
-        local = set(os.listdir(tests)) | {"jaxheads", "benchmarks", "experiments"}
         missing = [
             r
             for r in roots

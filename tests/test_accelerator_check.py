@@ -44,6 +44,16 @@ def test_comparison_of_two_devices_finds_a_difference(monkeypatch):
     assert not worse["passed"]
     assert worse["worst"]["f32_highest"] == pytest.approx(1e-3, rel=1e-3)
 
+    def off_in_bf16(ctx_, device, fn, *args):
+        out = on(ctx_, device, fn, *args)
+        low = out.dtype == jax.numpy.bfloat16
+        return out * 1.5 if device != ctx.cpu and low else out
+
+    monkeypatch.setattr(ac, "_on", off_in_bf16)
+    bf16 = ac._compare_cases(ctx, cases)
+    assert not bf16["passed"] and bf16["worst"]["f32_highest"] == 0.0
+    assert bf16["worst"]["bf16"] > ac.NOISE_FACTOR * bf16["cases"]["max"]["bf16_cpu"]
+
 
 def test_unknown_part_is_refused(tmp_path):
     with pytest.raises(ValueError, match="expected parts among"):
