@@ -5,11 +5,13 @@ In-process runs use the toy task of ``train_toy.py``; the kill tests start it as
 subprocess. Runs are tiny (6x6 inputs, a few steps) so that the module stays quick.
 """
 
+import contextlib
 import errno
 import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -350,6 +352,69 @@ def test_read_only_workdir_is_a_clear_error_and_keeps_everything(tmp_path, refer
     finally:
         os.chmod(workdir, stat.S_IRWXU)
     assert _steps(workdir) == [2, 4, 6] and _losses(workdir) == reference["losses"]
+
+
+# 5. a full disk during a save
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit):
+    """Writes past ``limit`` bytes per file fail (EFBIG) through the real write path, as a
+    full disk fails them (ENOSPC): orbax's and tensorstore's writes, the checksum's."""
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+# After a failed write orbax's pending coroutines are collected with their event loop
+# closed ("Event loop is closed"): orbax's noise at garbage collection, not this test's.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(
+    "limit,what", [(20, "the checksum's write"), (600, "the arrays' write (tensorstore)")]
+)
+def test_full_disk_during_a_save_removes_the_partial_keeps_the_rest_and_resumes(
+    tmp_path, reference, monkeypatch, capsys, limit, what
+):
+    from jaxheads.train import checkpoints
+    from jaxheads.train.commands import run_fit
+
+    save = checkpoints.CheckpointStore.save
+
+    def failing_at_4(self, step, tree):
+        if step != 4:
+            return save(self, step, tree)
+        with _file_size_limit(limit):
+            return save(self, step, tree)
+
+    monkeypatch.setattr(checkpoints.CheckpointStore, "save", failing_at_4)
+    workdir = tmp_path / "run"
+    status = run_fit(
+        "train",
+        "trained",
+        lambda: (toy_task(evaluate=_evaluate), RunConfig(workdir=str(workdir), **SETTINGS)),
+        str(workdir),
+        lambda result: None,
+    )
+    # orbax may log its own error first (absl); the command's is one line
+    (err,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("jaxheads")]
+    assert status == 4, what
+    assert re.fullmatch(
+        r"jaxheads train: could not write checkpoint 4 to \S+/checkpoints \(File too large\); "
+        r"its partial files were removed and checkpoints 2 are kept: make room and run the "
+        r"same command to resume",
+        err,
+    ), err
+    # nothing of checkpoint 4 is left to fill the disk further; checkpoint 2 untouched
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["2"]
+    assert os.listdir(workdir / "checksums") == ["2.json"]
+    monkeypatch.setattr(checkpoints.CheckpointStore, "save", save)
+    _assert_reference(_run(workdir), workdir, reference)
+    assert _set_aside(workdir) == []
 
 
 # Subprocess faults: kill -9 (also during a save), SIGTERM, a second run at once.

@@ -123,6 +123,7 @@ def compare_command(args: argparse.Namespace) -> int:
     init_devices(devices=args.devices)
     from jaxheads.study.run import run_study
     from jaxheads.study.studies import load_study
+    from jaxheads.train.checkpoints import CheckpointWriteError
     from jaxheads.train.loop import TrainingDiverged
 
     try:
@@ -148,6 +149,9 @@ def compare_command(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"jaxheads compare: {err}", file=sys.stderr)
         return 3
+    except CheckpointWriteError as err:
+        print(f"jaxheads compare: {err}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt as err:
         print(f"jaxheads compare: {err or 'interrupted'}", file=sys.stderr)
         return 130

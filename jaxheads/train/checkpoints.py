@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import warnings
@@ -35,6 +36,14 @@ class ChecksumMismatch(RuntimeError):
     """A checkpoint's arrays differ from the checksum written with them."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a quota, a failing device).
+
+    The partial files of that checkpoint were removed; every earlier checkpoint is
+    kept, so the same command resumes from the newest one once there is room.
+    """
+
+
 def tree_checksum(tree) -> str:
     """SHA-256 over every leaf's path, dtype, shape and bytes (host arrays)."""
     digest = hashlib.sha256()
@@ -47,11 +56,26 @@ def tree_checksum(tree) -> str:
 
 def _write_json(path: str, value) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(value, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: str) -> None:
+    """Removes a file or folder if it is there; never raises."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 class CheckpointStore:
@@ -91,14 +115,51 @@ class CheckpointStore:
         return steps[-1] if steps else None
 
     def save(self, step: int, tree) -> None:
-        """Writes ``tree`` (host arrays) as checkpoint ``step``, its checksum first."""
-        if self.writes:
-            os.makedirs(self.checksums, exist_ok=True)
-            _write_json(self._checksum_path(step), {"step": step, "sha256": tree_checksum(tree)})
-        self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
-        self._manager.wait_until_finished()
+        """Writes ``tree`` (host arrays) as checkpoint ``step``, its checksum first.
+
+        Raises:
+          CheckpointWriteError: the write failed (e.g. no space left); the checkpoint's
+            partial files were removed and the earlier checkpoints are untouched.
+        """
+        try:
+            if self.writes:
+                os.makedirs(self.checksums, exist_ok=True)
+                _write_json(
+                    self._checksum_path(step), {"step": step, "sha256": tree_checksum(tree)}
+                )
+            self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:  # noqa: BLE001 — orbax and tensorstore raise many kinds
+            raise self._write_failed(step, err) from err
         if self.writes:
             self._prune_checksums()
+
+    def _write_failed(self, step: int, err: Exception) -> CheckpointWriteError:
+        """Removes what a failed save of ``step`` left (never a committed checkpoint)."""
+        self._manager.close()
+        self._manager = self._new_manager()
+        if self.writes and step not in self._manager.all_steps():
+            _remove(self._checksum_path(step))
+            # orbax writes into "<step>.orbax-checkpoint-tmp…" and renames it when complete
+            for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
+                if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+                    _remove(os.path.join(self.directory, name))
+        kept = self.steps()
+        # tensorstore's errors carry the OS's code in their text only
+        found = re.search(r"os_error_code='(\d+)'", str(err))
+        code = getattr(err, "errno", None) or (int(found.group(1)) if found else None)
+        cause = os.strerror(code) if code else f"{type(err).__name__}: {str(err)[:300]}"
+        error = CheckpointWriteError(
+            f"could not write checkpoint {step} to {self.directory} ({cause}); "
+            + (
+                f"its partial files were removed and checkpoints {', '.join(map(str, kept))} "
+                "are kept: make room and run the same command to resume"
+                if kept
+                else "its partial files were removed; no checkpoint was written yet"
+            )
+        )
+        error.errno = code
+        return error
 
     def _prune_checksums(self) -> None:
         # Checksums of checkpoints that orbax retired (max_to_keep) or never committed.
@@ -164,4 +225,4 @@ class CheckpointStore:
         self._manager.close()
 
 
-__all__ = ["ChecksumMismatch", "CheckpointStore", "tree_checksum"]
+__all__ = ["CheckpointStore", "CheckpointWriteError", "ChecksumMismatch", "tree_checksum"]

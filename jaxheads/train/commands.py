@@ -293,8 +293,10 @@ def run_fit(
     """Builds ``(task, run_config)`` with ``make``, trains, reports; the exit status.
 
     Errors in building or training are one line on stderr: exit 2 for bad input,
-    3 for a run that diverged.
+    3 for a run that diverged, 4 for a checkpoint that could not be written (a full
+    disk: the earlier checkpoints are kept and the same command resumes).
     """
+    from jaxheads.train.checkpoints import CheckpointWriteError
     from jaxheads.train.loop import TrainingDiverged, fit
 
     try:
@@ -306,6 +308,9 @@ def run_fit(
     except TrainingDiverged as err:
         print(f"jaxheads {command}: {err}", file=sys.stderr)
         return 3
+    except CheckpointWriteError as err:
+        print(f"jaxheads {command}: {err}", file=sys.stderr)
+        return 4
     if result["status"] == "interrupted":
         print(
             f"interrupted at step {result['step']}; checkpoint saved in {workdir} "
