@@ -102,6 +102,13 @@ def check_min_rank(op: str, name: str, x, rank: int) -> None:
         fail(op, f"{name} of rank >= {rank}", f"shape {shape_of(x)} (rank {np.ndim(x)})")
 
 
+def check_nonempty(op: str, name: str, x, axes: Sequence[int], what: str) -> None:
+    """Checks that the axes ``axes`` of ``x`` (e.g. the batch, the map) are not empty."""
+    shape = shape_of(x)
+    if any(shape[a] == 0 for a in axes):
+        fail(op, f"{name} with a non-empty {what}", f"shape {shape}")
+
+
 def check_floating(op: str, name: str, x) -> None:
     """Checks that ``x`` has a floating dtype (float16/bfloat16/float32/float64)."""
     dtype = jnp.result_type(x)
@@ -141,8 +148,12 @@ def check_real(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    dtype=None,
 ) -> float:
-    """Checks a finite real number within ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    """Checks a finite real number within ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    With ``dtype`` (a floating dtype the value will be cast to) it must also be finite there.
+    """
     bounds = ""
     if low is not None or high is not None:
         lo = "-inf" if low is None else low
@@ -156,6 +167,8 @@ def check_real(
         or (high is not None and value > high)
     ):
         fail(op, f"{name} to be a finite number{bounds}", repr(value))
+    if dtype is not None and abs(float(value)) > float(jnp.finfo(dtype).max):
+        fail(op, f"{name} to be a finite number in {jnp.dtype(dtype).name}", repr(value))
     return float(value)
 
 

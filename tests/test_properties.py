@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -335,3 +336,61 @@ def test_layer_constructors_refuse_bad_arguments_with_value_error(
             build()
         except ValueError as error:
             assert ": expected " in str(error), error
+
+
+# Every public op, given arrays of any rank and size and any scalar arguments: a result,
+# or the library's ValueError naming the op, what it expected and what it got.
+shapes = st.lists(st.integers(0, 4), min_size=0, max_size=5).map(tuple)
+small_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=5).map(tuple)
+scalars = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-3, 5),
+    st.none(),
+    st.text(max_size=2),
+    st.booleans(),
+)
+
+
+def _ones(shape):
+    return jnp.ones(shape, jnp.float32)
+
+
+def _assert_value_error_or_result(name, call):
+    try:
+        out = call()
+    except ValueError as error:
+        assert f"{name}: expected " in str(error) or ": expected " in str(error), (name, error)
+        return None
+    return out
+
+
+@OP_SETTINGS
+@given(x=shapes, a=shapes, b=shapes, c=shapes, d=shapes, s=scalars, t=scalars, flag=st.booleans())
+def test_every_public_op_refuses_bad_arrays_and_scalars_with_value_error(x, a, b, c, d, s, t, flag):
+    X, A, B_, C, D = (_ones(v) for v in (x, a, b, c, d))
+    calls = {
+        "dense": lambda: ops.dense(X, A, B_ if flag else None),
+        "flatten": lambda: ops.flatten(X),
+        "global_avg_pool2d": lambda: ops.global_avg_pool2d(X, keepdims=flag),
+        "global_max_pool2d": lambda: ops.global_max_pool2d(X, keepdims=flag),
+        "leaky_relu": lambda: ops.leaky_relu(X, s),
+        "flat_softmax": lambda: ops.flat_softmax(X, s),
+        "center_crop": lambda: ops.center_crop(X, s, t),
+        "batch_moments": lambda: ops.batch_moments(X),
+        "batch_norm": lambda: ops.batch_norm(X, A, B_, C, D, epsilon=s),
+        "batch_norm_train": lambda: ops.batch_norm_train(X, A, B_, epsilon=s),
+        "update_moving_stats": lambda: ops.update_moving_stats(A, B_, C, D, momentum=s),
+        "locally_connected2d": lambda: ops.locally_connected2d(
+            X, A, B_ if flag else None, kernel_size=s, strides=t
+        ),
+        "conv_lstm2d": lambda: ops.conv_lstm2d(X, A, B_, C if flag else None, strides=s),
+        "conv2d": lambda: ops.conv2d(X, A, B_ if flag else None, strides=s, dilation=t),
+        "max_pool2d": lambda: ops.max_pool2d(X, s, t),
+        "avg_pool2d": lambda: ops.avg_pool2d(X, s, t),
+        "space_to_depth": lambda: ops.space_to_depth(X, s),
+        "darknet_reorg": lambda: ops.darknet_reorg(X, s),
+        "dropout": lambda: ops.dropout(X, s, deterministic=flag, key=jax.random.key(0)),
+    }
+    assert sorted(calls) == sorted(n for n in ops.__all__ if n != "DARKNET_ACTIVATIONS")
+    for name, call in calls.items():
+        _assert_value_error_or_result(name, call)

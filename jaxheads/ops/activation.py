@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads._checks import check_floating, check_real, check_static, fail
+from jaxheads._checks import check_floating, check_min_rank, check_real, check_static, fail
 
 
 def leaky_relu(x: jax.Array, negative_slope: float = 0.2) -> jax.Array:
@@ -20,7 +20,7 @@ def leaky_relu(x: jax.Array, negative_slope: float = 0.2) -> jax.Array:
     """
     check_floating("leaky_relu", "x", x)
     if not isinstance(negative_slope, jax.Array):
-        check_real("leaky_relu", "negative_slope", negative_slope)
+        check_real("leaky_relu", "negative_slope", negative_slope, dtype=x.dtype)
     return jnp.where(x >= 0, x, x * jnp.asarray(negative_slope, x.dtype))
 
 
@@ -127,5 +127,9 @@ def flat_softmax(x: jax.Array, temperature: float = 1.0) -> jax.Array:
     >>> flat_softmax(jnp.zeros((2, 1, 1, 4)))[0, 0, 0]
     Array([0.25, 0.25, 0.25, 0.25], dtype=float32)
     """
+    check_min_rank("flat_softmax", "x", x, 1)
+    check_floating("flat_softmax", "x", x)
+    if not isinstance(temperature, jax.Array):
+        check_real("flat_softmax", "temperature", temperature, low=0, low_open=True, dtype=x.dtype)
     flat = jnp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
     return jnp.reshape(jax.nn.softmax(flat / temperature, axis=-1), x.shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxheads._checks import check_rank, fail
+from jaxheads._checks import check_positive_int, check_rank, fail
 
 
 def center_crop(x: jax.Array, height: int, width: int) -> jax.Array:
@@ -19,6 +19,8 @@ def center_crop(x: jax.Array, height: int, width: int) -> jax.Array:
     """
     op = "center_crop"
     check_rank(op, "x", x, 4, "[B, H, W, C]")
+    check_positive_int(op, "height", height)
+    check_positive_int(op, "width", width)
     h, w = x.shape[1:3]
     if height > h or width > w:
         fail(op, f"an input at least {height}x{width}", f"shape {x.shape}")

@@ -13,6 +13,7 @@ from jaxheads._checks import (
     check_dim,
     check_floating,
     check_min_rank,
+    check_nonempty,
     check_rank,
     check_real,
     check_shape,
@@ -34,12 +35,12 @@ def _check(op, x, **params):
             check_dim(op, name, value, 0, channels, "the channel axis of x")
 
 
-def _check_epsilon(op, epsilon):
+def _check_epsilon(op, epsilon, dtype):
     # A negative epsilon takes the root of a negative number wherever a channel is
     # constant (0 is allowed here for closed forms; the layer asks for > 0); a traced
     # value cannot be checked here.
     if not isinstance(epsilon, jax.Array):
-        check_real(op, "epsilon", epsilon, low=0)
+        check_real(op, "epsilon", epsilon, low=0, dtype=dtype)
 
 
 def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -> jax.Array:
@@ -62,7 +63,7 @@ def batch_norm(x: jax.Array, scale, bias, mean, var, *, epsilon: float = 1e-3) -
         if value is None:
             fail("batch_norm", f"{name} of shape [C] (Keras moving_{name})", "None")
     _check("batch_norm", x, scale=scale, bias=bias, mean=mean, var=var)
-    _check_epsilon("batch_norm", epsilon)
+    _check_epsilon("batch_norm", epsilon, x.dtype)
     scale, bias, mean, var = cast_like(x, scale, bias, mean, var)
     inv = lax.rsqrt(var + jnp.asarray(epsilon, x.dtype))
     if scale is not None:
@@ -94,6 +95,7 @@ def batch_moments(x: jax.Array, *, axis_name=None) -> tuple[jax.Array, jax.Array
     (10002.0, 1.0)
     """
     _check("batch_moments", x)
+    check_nonempty("batch_moments", "x", x, range(x.ndim - 1), "batch (every axis but C)")
     axes = tuple(range(x.ndim - 1))
     x32 = x.astype(jnp.float32)
     shift = lax.stop_gradient(x32[(0,) * len(axes)])
@@ -127,7 +129,8 @@ def batch_norm_train(
       batch moments (biased variance, as Keras uses for both).
     """
     _check("batch_norm_train", x, scale=scale, bias=bias)
-    _check_epsilon("batch_norm_train", epsilon)
+    check_nonempty("batch_norm_train", "x", x, range(x.ndim - 1), "batch (every axis but C)")
+    _check_epsilon("batch_norm_train", epsilon, jnp.float32)
     mean, var = batch_moments(x, axis_name=axis_name)
     y = batch_norm(
         x.astype(jnp.float32),

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxheads._checks import check_floating, check_nhwc, check_static, pair
+from jaxheads._checks import check_floating, check_nhwc, check_nonempty, check_static, pair
 from jaxheads.ops._padding import (
     Padding,
     check_window_fits,
@@ -39,6 +39,7 @@ def global_avg_pool2d(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     (16, 64)
     """
     _check_map("global_avg_pool2d", x)
+    check_nonempty("global_avg_pool2d", "x", x, (1, 2), "map (H, W >= 1)")
     check_static("global_avg_pool2d", "keepdims", keepdims)
     return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
 
@@ -46,6 +47,7 @@ def global_avg_pool2d(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
 def global_max_pool2d(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     """Keras ``GlobalMaxPooling2D``: max over H and W; ``[B, H, W, C] -> [B, C]``."""
     _check_map("global_max_pool2d", x)
+    check_nonempty("global_max_pool2d", "x", x, (1, 2), "map (H, W >= 1)")
     check_static("global_max_pool2d", "keepdims", keepdims)
     return jnp.max(x, axis=(1, 2), keepdims=keepdims)
 
