@@ -282,6 +282,53 @@ def test_detector_is_darknets_test_detector(tmp_path, kind):
     assert not compiled
 
 
+REFERENCE = os.path.join(os.path.dirname(__file__), "darknet_reference")
+
+
+@pytest.mark.parametrize("model", ["region", "detection"])
+def test_detector_gives_darknets_own_boxes(model):
+    """Against darknet itself: darknet.json is what darknet's C gave for these files
+    (tests/darknet_reference/make.py), not a port written here."""
+    import json
+
+    with open(os.path.join(REFERENCE, "darknet.json")) as f:
+        want = json.load(f)[model]
+    det = Detector.from_darknet(
+        os.path.join(REFERENCE, f"{model}.cfg"), os.path.join(REFERENCE, f"{model}.weights")
+    )
+    files = [os.path.join(REFERENCE, image["file"]) for image in want["images"]]
+    records = det.detect(files, thresh=want["thresh"], nms=want["nms"])
+    total = 0
+    for record, image in zip(records, want["images"], strict=True):
+        w, h = image["width"], image["height"]
+        assert (record.width, record.height) == (w, h)
+        boxes = np.array([d["bbox"] for d in image["detections"]], np.float64).reshape(-1, 4)
+        if model == "detection":  # get_detection_detections scales its boxes by (w, h) itself
+            boxes /= [w, h, w, h]
+        corners = np.clip(
+            np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], 1)
+            * [w, h, w, h],
+            0,
+            [w, h, w, h],
+        )
+        theirs = sorted(
+            (d["class_id"], d["prob"], tuple(c))
+            for d, c in zip(image["detections"], corners, strict=True)
+        )
+        ours = sorted(
+            (int(c), float(p), tuple(b))
+            for c, p, b in zip(record.class_ids, record.scores, record.boxes, strict=True)
+        )
+        assert len(ours) == len(theirs), (image["file"], len(ours), len(theirs))
+        assert [c for c, _, _ in ours] == [c for c, _, _ in theirs]
+        np.testing.assert_allclose([p for _, p, _ in ours], [p for _, p, _ in theirs], rtol=1e-5)
+        np.testing.assert_allclose(
+            [b for *_, b in ours], [b for *_, b in theirs], rtol=1e-5, atol=1e-3
+        )
+        total += len(ours)
+    assert total == {"region": 167, "detection": 7}[model]
+
+
 @pytest.mark.parametrize("kind", ["region", "detection"])
 def test_detector_maps_letterboxed_boxes_back_to_the_image(kind):
     # An 80x40 image letterboxed into 32x32 is 32x16 at dy = 8. The object at pixels
