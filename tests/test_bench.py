@@ -124,8 +124,22 @@ def test_targets_are_reported(smoke):
     targets = smoke[1]["targets"]
     assert _select(targets, section="train", metric="speedup", model=NET, framework="keras")
     assert _select(targets, section="evaluate", metric="speedup", framework="pycocotools")
+    (host,) = _select(targets, section="detect", metric="host_fraction", framework="jaxheads")
+    assert host["batch"] == 16 and host["target"] == 0.2
     for t in targets:
         assert t["status"] in ("met", "noise", "missed")
+
+
+def test_an_at_most_target_is_met_below_and_missed_above():
+    from benchmarks.figures import Figures
+
+    for value, status in ((0.1, "met"), (0.2, "met"), (0.3, "missed")):
+        figures = Figures()
+        figures.add("detect", "host_fraction", value, framework="jaxheads", batch=16)
+        figures.add("detect", "host_fraction", 0.9, framework="jaxheads", batch=1)  # not aimed at
+        figures.add("detect", "speedup", 2.5, framework="darknet", batch=1)
+        got = {(t["metric"], t["batch"]): t["status"] for t in bench.targets(figures)}
+        assert got == {("host_fraction", 16): status, ("speedup", 1): "met"}
 
 
 def test_report_has_a_table_per_section(smoke):
