@@ -26,7 +26,7 @@ from jaxheads.train.detection import make_dataset, model_names
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem != "__init__")
-TRAINING_STUDIES = ["fc_head", "heads", "yolov2_path"]
+TRAINING_STUDIES = ["fc_head", "heads", "heads_digits", "yolov2_path"]
 
 
 def _load(name):
@@ -34,7 +34,8 @@ def _load(name):
 
 
 def test_every_study_is_tested():
-    assert STUDIES == ["fc_head", "heads", "seeds", "yolov2_path"] == packaged_studies()
+    assert STUDIES == ["fc_head", "heads", "heads_digits", "seeds", "yolov2_path"]
+    assert STUDIES == packaged_studies()
 
 
 @pytest.mark.parametrize("name", TRAINING_STUDIES)
@@ -53,7 +54,8 @@ def test_study_loads_and_its_configs_are_valid(name):
 
 
 @pytest.mark.parametrize(
-    ("name", "seeds"), [("fc_head", (0,)), ("heads", (0, 1)), ("yolov2_path", (0, 1))]
+    ("name", "seeds"),
+    [("fc_head", (0,)), ("heads", (0, 1)), ("heads_digits", (0, 1)), ("yolov2_path", (0, 1))],
 )
 def test_training_studies_share_the_profiles_their_docstrings_state(name, seeds):
     module = _load(name)
@@ -88,6 +90,15 @@ def test_heads_study_is_the_six_heads_on_one_budget():
     # --quick must fit in a few minutes on 2 CPU cores for all six heads, twice.
     assert quick.seeds == (0,) and quick.budget.run.steps * quick.budget.batch_size <= 2000
     assert quick.budget.image_size == 64 and quick.budget.val_examples <= 32
+
+
+def test_digits_study_is_the_heads_study_on_digits():
+    heads, digits = _load("heads"), _load("heads_digits")
+    for profile in ("full", "quick"):
+        a, b = heads.get_config(profile), digits.get_config(profile)
+        assert b.budget == a.budget.replace(dataset="digits") and a.budget.dataset == "shapes"
+        assert (b.rows, b.seeds, b.pretraining) == (a.rows, a.seeds, a.pretraining)
+    assert make_dataset("digits", "val", image_size=96).num_classes == 10
 
 
 def test_default_study_is_heads():
