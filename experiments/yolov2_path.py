@@ -54,10 +54,10 @@ from-scratch profile's measured 2 min 38 s; not re-measured idle).
 Full profile (96×96, batch 32, 1000 steps, 2 seeds, multi-scale 80/96/112/128,
 hi-res at 128: 34 training runs and the five stages): estimated at about 3 h 15 min
 on the 2-core CPU (the earlier 21-run from-scratch profile measured 2 h 3 min; the
-heads study's runs take 4-6 min each), in two parts of under two hours: the runner
-goes seed by seed, so the five stages and seed 0 (17 runs, about 1 h 40 min) give
-every row, and a second invocation of the same command (or the same one resumed
-after an interruption) adds seed 1 and the ± columns;
+heads study's runs take 4-6 min each), in two parts of under two hours: the command with
+``--seeds 1`` trains the five stages and seed 0 (17 runs, about 1 h 40 min) and
+reports every row; the command without it then adds seed 1 (the runs done are
+found, not retrained) and the ± columns;
 on one TPU or GPU roughly 20-30 min, bounded by compilation and the host's numpy
 data pipeline (not measured). Below: the earlier from-scratch-only measurements
 (before the pre-training stages and the two new rows).
