@@ -104,6 +104,15 @@ DESCRIPTION = (
 )
 
 
+# Published VOC2007 test mAP of the full-size models the heads come from, beside our
+# VOC2007 mAP@0.5 (11-point) on `shapes`: a direction to read, not a target at this scale.
+PAPER = {
+    "yolov1_fc": "63.4 (YOLO, Table 1)",
+    "yolov2": "74.4 (YOLOv2 Table 2: priors + location)",
+    "yolov2_passthrough": "75.4 (YOLOv2 Table 2: passthrough)",
+}
+
+
 def get_config(profile: str = "full") -> StudyConfig:
     """The heads study; ``profile`` is ``"full"`` (the experiment) or ``"quick"`` (a smoke run)."""
     command = "jaxheads compare --config experiments/heads.py --workdir runs/heads"
@@ -119,6 +128,7 @@ def get_config(profile: str = "full") -> StudyConfig:
         seeds=(0, 1),
         description=DESCRIPTION,
         command=command,
+        paper=PAPER,
         pretraining=[PRETRAIN],
     )
     return with_profile(config, profile)

@@ -53,5 +53,6 @@ def get_config(profile: str = "full") -> StudyConfig:
         description=DESCRIPTION,
         command=f"jaxheads compare --config heads_digits {where}",
         budget=heads.budget.replace(dataset="digits"),
+        paper={},  # the papers' VOC numbers say nothing about digits
     )
     return with_profile(config, profile)
