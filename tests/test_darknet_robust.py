@@ -20,6 +20,9 @@ from jaxheads import darknet
 from jaxheads.darknet.cfg import MAX_CFG_BYTES, MAX_ECHO
 from jaxheads.ops import conv2d
 
+# Fault injection and property tests are bounded: a hang is a failure, not a stuck CI.
+pytestmark = pytest.mark.timeout(300)
+
 NET = "[net]\nheight=8\nwidth=8\nchannels=3\n"
 
 

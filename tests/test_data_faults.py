@@ -19,6 +19,9 @@ from jaxheads.data.voc import parse_voc_xml, read_rgb
 
 Image = pytest.importorskip("PIL.Image")
 
+# Fault injection and property tests are bounded: a hang is a failure, not a stuck CI.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.mark.parametrize(
     "text,expected",

@@ -30,6 +30,9 @@ from jaxheads.train.checkpoints import CheckpointStore
 from jaxheads.train.loop import RunConfig, TrainingDiverged, fit
 from jaxheads.train.workdir import WorkdirLock
 
+# Fault injection and property tests are bounded: a hang is a failure, not a stuck CI.
+pytestmark = pytest.mark.timeout(300)
+
 HERE = os.path.dirname(__file__)
 ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
 STEPS = 6

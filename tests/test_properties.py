@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,9 @@ from jaxheads import ops
 from jaxheads.data import COCODataset
 from jaxheads.data.voc import VOC_CLASSES, parse_voc_xml
 from jaxheads.nms import nms
+
+# Fault injection and property tests are bounded: a hang is a failure, not a stuck CI.
+pytestmark = pytest.mark.timeout(300)
 
 SETTINGS = settings(
     max_examples=50,

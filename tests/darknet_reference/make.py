@@ -1,10 +1,11 @@
 """Writes this folder: two tiny darknet models, three PNGs and darknet's own detections.
 
-``darknet.json`` is what darknet itself (pjreddie/darknet, built with ``make OPTS="-O2 -fcommon"``) gives for
-each model and image: ``boxes.c`` (beside this file) runs the steps of darknet's
-``test_detector`` (``load_image_color``, ``letterbox_image``, ``network_predict``,
-``get_network_boxes(..., relative=1)``, ``do_nms_sort``) and prints every box and class
-above the threshold at full precision instead of drawing it. tests/test_predict.py
+``darknet.json`` is what darknet itself (pjreddie/darknet, built with
+``make OPTS="-O2 -fcommon"``) gives for each model and image: ``boxes.c`` (beside
+this file) runs the steps of darknet's ``test_detector`` (``load_image_color``,
+``letterbox_image``, ``network_predict``, ``get_network_boxes(..., relative=1)``,
+``do_nms_sort``) and prints every box and class above the threshold at full
+precision instead of drawing it. tests/test_predict.py
 compares `jaxheads.Detector` with it.
 
     gcc -O2 -I$DARKNET/include boxes.c -L$DARKNET -ldarknet -lm -pthread -o /tmp/boxes
