@@ -14,7 +14,10 @@ Command::
     jaxheads compare --config heads_digits --quick --workdir /tmp/digits_quick
 
 Run time: ``--quick`` (the heads study's quick budget: 12 runs of 100 steps at
-64² and a 40-step pre-training) about 4 min on the 2-core CPU. Full profile
+64² and a 40-step pre-training) measured 5 min 56 s on the 2-core CPU with two
+training runs beside it at ``nice 19`` (2026-12-04); every row trained, was
+evaluated and reported, all near mAP50 0 (0.000-0.004) as on ``shapes``: 100 steps
+rank nothing. Full profile
 (96×96, batch 32, 1000 steps, 2 seeds: 24 runs and the 600-step pre-training):
 estimated at about 2 h 10 min there from the heads study's runs (4-6 min a run
 alone; a digits scene costs what a shapes scene costs), not yet measured.
