@@ -163,3 +163,28 @@ def test_layer_module_wraps_a_model():
     )
     assert not np.array_equal(a, b) and 0 < int(jnp.sum(a == 0)) < a.size
     np.testing.assert_array_equal(dropping.apply(v, x[:, 0, 0]), dropping.apply(v, x[:, 0, 0]))
+
+
+def test_every_hyperparameter_of_the_pure_layer_is_a_field_of_the_module():
+    """`from_attributes` keeps a layer's default where a module lacks the attribute."""
+    import dataclasses
+    import inspect
+
+    checked = 0
+    for name in dir(jlinen):
+        module = getattr(jlinen, name)
+        if not (isinstance(module, type) and issubclass(module, nn.Module)):
+            continue
+        if not hasattr(L, name):
+            continue
+        fields = {f.name for f in dataclasses.fields(module)}
+        missing = [
+            p.name
+            for p in inspect.signature(getattr(L, name)).parameters.values()
+            if p.name != "name"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.name not in fields
+        ]
+        assert not missing, (name, missing)
+        checked += 1
+    assert checked >= 17

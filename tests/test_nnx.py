@@ -194,3 +194,29 @@ def test_heads_wrap_as_nnx_modules():
     module.eval()
     _, params, state = module.pure()
     np.testing.assert_array_equal(module(x), layer.apply(params, state, x)[0])
+
+
+def _hyperparameters(make_layer):
+    return [
+        p.name
+        for p in inspect.signature(make_layer).parameters.values()
+        if p.name != "name" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def test_every_hyperparameter_of_the_pure_layer_can_be_set_on_the_module():
+    """`from_attributes` keeps a layer's default where a module lacks the attribute: a
+    module that forgot one would silently ignore the user's setting."""
+    modules = [
+        getattr(jnnx, n) for n in dir(jnnx) if getattr(getattr(jnnx, n), "_pure_layer", None)
+    ]
+    assert len(modules) >= 17
+    for module in modules:
+        accepted = set(inspect.signature(module.__init__).parameters)
+        renames = module._layer_renames
+        missing = [
+            p
+            for p in _hyperparameters(module._pure_layer)
+            if p not in accepted and renames.get(p) not in accepted
+        ]
+        assert not missing, (module.__name__, missing)
