@@ -75,8 +75,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         metavar="SECTIONS",
-        help=f"comma-separated subset of {','.join(BENCH_SECTIONS)}",
+        help=f"comma-separated subset of {','.join(BENCH_SECTIONS)}; default: all of them",
     )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, but not a required flag's or a ``None``: those flags' help
+    says what leaving them out means (``(default: None)`` says nothing)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.required:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -85,7 +95,7 @@ def _command(sub, name: str, summary: str, description: str) -> argparse.Argumen
         name,
         help=summary,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 
@@ -95,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxheads",
         description="Detection heads and layers as pure JAX functions.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"jaxheads {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -114,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=int,
         default=None,
-        help="square input side in pixels; None: the model's own",
+        help="square input side in pixels; default: the model's own",
     )
     p.add_argument(
         "--num-classes",
         type=int,
         default=None,
-        help="classes the head predicts; None: the model's own",
+        help="classes the head predicts; default: the model's own",
     )
     p.add_argument(
         "--expand-nested", action="store_true", help="list the layers inside nested models"
@@ -147,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", required=True, help="the training run's --workdir")
     p.add_argument(
-        "--val-examples", type=int, default=None, help="validation examples; None: the run's own"
+        "--val-examples", type=int, default=None, help="validation examples; default: the run's own"
     )
     p.set_defaults(run=evaluate_command)
 

@@ -56,6 +56,8 @@ def _partial_command(args: argparse.Namespace) -> int:
 
 def add_darknet_arguments(p: argparse.ArgumentParser) -> None:
     """The subcommands of ``jaxheads darknet``."""
+    from jaxheads.cli import HelpFormatter
+
     sub = p.add_subparsers(
         dest="darknet_command",
         required=True,
@@ -71,7 +73,7 @@ def add_darknet_arguments(p: argparse.ArgumentParser) -> None:
             "version 0.2.0 with seen 0. E.g. YOLOv2's backbone: jaxheads darknet partial "
             "darknet19_448 darknet19_448.weights darknet19_448.conv.23 23"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     q.add_argument("cfg", help="a .cfg file, or a packaged cfg's name (e.g. darknet19_448)")
     q.add_argument("weights", help="the .weights file to cut (full or partial)")

@@ -27,7 +27,9 @@ _SAVE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads detect``."""
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from jaxheads.cli import HelpFormatter
+
+    p.formatter_class = HelpFormatter
     p.add_argument(
         "inputs",
         nargs="+",

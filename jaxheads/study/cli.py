@@ -23,9 +23,11 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="the study's quick profile (a few minutes on a CPU)"
     )
     p.add_argument("--workdir", default=None, help="default: runs/compare-<study>[-quick]")
-    p.add_argument("--seed", type=int, default=None, help="the first seed")
-    p.add_argument("--seeds", type=int, default=None, help="how many seeds")
-    p.add_argument("--heads", default=None, help="comma-separated row labels to keep")
+    p.add_argument("--seed", type=int, default=None, help="the first seed; default: the study's")
+    p.add_argument("--seeds", type=int, default=None, help="how many seeds; default: the study's")
+    p.add_argument(
+        "--heads", default=None, help="comma-separated row labels to keep; default: every row"
+    )
     p.add_argument(
         "--dataset", choices=("shapes", "digits"), default=None, help="override the study's dataset"
     )
@@ -40,7 +42,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         "--devices",
         type=int,
         default=None,
-        help="use N devices (on CPU, N host devices are forced)",
+        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
     )
     p.add_argument(
         "--parallel",

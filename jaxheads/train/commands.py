@@ -20,8 +20,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dataset", default="shapes", help="shapes | digits | voc | coco")
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
-    p.add_argument("--data-dir", default=None, help="VOC root, or COCO image directory")
-    p.add_argument("--annotations", default=None, help="COCO annotation json")
+    p.add_argument(
+        "--data-dir", default=None, help="VOC root, or COCO image directory (--dataset voc or coco)"
+    )
+    p.add_argument("--annotations", default=None, help="COCO annotation json (--dataset coco)")
     p.add_argument(
         "--steps",
         type=int,
@@ -38,7 +40,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--devices",
         type=int,
         default=None,
-        help="use N devices (on CPU, N host devices are forced)",
+        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
     )
     p.add_argument(
         "--parallel",
@@ -79,7 +81,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--train-examples",
         type=int,
         default=None,
-        help="training examples; None: the dataset's default",
+        help="training examples; default: the data set's own (20,000 for shapes and digits)",
     )
     p.add_argument(
         "--val-examples", type=int, default=256, help="validation examples for the evaluation"
@@ -94,7 +96,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="start from these weights, matched by layer name with shapes checked: "
         "a jaxheads work directory (e.g. of 'jaxheads pretrain'), a darknet "
-        ".weights file (full or partial; darknet models) or a Keras file",
+        ".weights file (full or partial; darknet models) or a Keras file; default: random "
+        "weights",
     )
     p.add_argument(
         "--freeze",
@@ -111,13 +114,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--coordinator-address",
         default=None,
-        help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS)",
+        help="multi-process: host:port of process 0 (or JAX_COORDINATOR_ADDRESS); "
+        "default: one process",
     )
     p.add_argument(
-        "--num-processes", type=int, default=None, help="multi-process: the number of processes"
+        "--num-processes",
+        type=int,
+        default=None,
+        help="multi-process: the number of processes; default: as jax.distributed finds it",
     )
     p.add_argument(
-        "--process-id", type=int, default=None, help="multi-process: this process's index"
+        "--process-id",
+        type=int,
+        default=None,
+        help="multi-process: this process's index; default: as jax.distributed finds it",
     )
 
 

@@ -72,7 +72,7 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
         "--init",
         default=None,
         metavar="WORKDIR",
-        help="start from a pre-training work directory (same backbone)",
+        help="start from a pre-training work directory (same backbone); default: random weights",
     )
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
