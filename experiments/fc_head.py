@@ -17,6 +17,7 @@ warmup_0, warmup_300 the warm-up steps (100 elsewhere)
 small_init           the output Dense's initial kernel ×0.01 (initial outputs near 0)
 coord_1              λ_coord 1 (5 in the paper)
 noobj_0.1, noobj_1   λ_noobj 0.1 / 1 (0.5 in the paper)
+hidden_1024          a hidden Dense of 1024 units, not 256 (the paper: 4096 on 7×7×1024)
 ==================== =====================================================================
 
 Beside the runs, ``python experiments/fc_head.py gradients`` measures what
@@ -69,10 +70,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxheads.heads import yolov1_fc
 from jaxheads.models import detector, small_backbone
@@ -90,8 +93,10 @@ def fc_detector(
     train_data=None,
     dropout: float = 0.5,
     output_scale: float = 1.0,
+    hidden: int = 256,
 ):
-    """The heads study's ``small-yolov1-fc`` with a choice of dropout and initial output scale.
+    """The heads study's ``small-yolov1-fc`` with a choice of dropout, initial output scale
+    and hidden width.
 
     ``output_scale`` multiplies the output Dense's initial kernel (its bias starts at 0),
     so the head's initial outputs shrink by that factor.
@@ -99,7 +104,7 @@ def fc_detector(
     del train_data
     backbone = small_backbone()
     side = image_size // backbone.stride
-    head = yolov1_fc(side=side, num_classes=num_classes, hidden=256, dropout=dropout)
+    head = yolov1_fc(side=side, num_classes=num_classes, hidden=hidden, dropout=dropout)
     det = detector(backbone, head, image_size=image_size, name="small_yolov1_fc")
     if output_scale == 1.0:
         return det
@@ -129,6 +134,7 @@ def _rows() -> list[TrainRow]:
         TrainRow("coord_1", fc, loss=functools.partial(detection_loss, lambda_coord=1.0)),
         TrainRow("noobj_0.1", fc, loss=functools.partial(detection_loss, lambda_noobj=0.1)),
         TrainRow("noobj_1", fc, loss=functools.partial(detection_loss, lambda_noobj=1.0)),
+        TrainRow("hidden_1024", functools.partial(fc_detector, hidden=1024)),
     ]
 
 
@@ -227,12 +233,95 @@ def gradients_table(workdir: str, seeds=(0, 1, 2)) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# After training: do the head's boxes depend on the image?
+# ---------------------------------------------------------------------------
+
+
+def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -> dict:
+    """Where a trained head's best box lands, image by image: the right cell, the right box?
+
+    Args:
+      boxes: ``[N, K, 4]`` xyxy in ``[0, 1]``: the decoded boxes of ``N`` images, ``K =
+        side·side·num_boxes`` slots each, cell-major (`jaxheads.decode.decode_yolov1`).
+      scores: ``[N, K, C]`` class scores.
+      truth, mask: ``[N, M, 4]`` xyxy ground-truth boxes and ``[N, M]`` which are real.
+      side, num_boxes: the grid and the boxes per cell.
+
+    Returns:
+      ``top_slots``: how many slots hold some image's best-scoring box; ``cell_hit``: the
+      fraction of images whose best box comes from a cell holding an object's centre
+      (the cell the loss makes responsible); ``iou``: the mean IoU of the best box with
+      that object (0 where the cell holds none); ``iou50``: the fraction with IoU ≥ 0.5.
+    """
+    from jaxheads.boxes import iou as box_iou
+
+    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
+    truth, mask = np.asarray(truth, np.float64), np.asarray(mask, bool)
+    best = scores.max(-1).argmax(-1)  # [N]
+    cell = best // num_boxes
+    centre = (truth[..., :2] + truth[..., 2:]) / 2
+    truth_cell = np.floor(centre[..., 1] * side) * side + np.floor(centre[..., 0] * side)
+    hits = (truth_cell == cell[:, None]) & mask  # [N, M]
+    top = boxes[np.arange(len(best)), best]  # [N, 4]
+    overlap = np.asarray(box_iou(top[:, None], truth))  # [N, M]
+    fit = np.where(hits, overlap, 0.0).max(-1)
+    return {
+        "top_slots": int(len(np.unique(best))),
+        "cell_hit": float(hits.any(-1).mean()),
+        "iou": float(fit.mean()),
+        "iou50": float((fit >= 0.5).mean()),
+    }
+
+
+def dependence_table(workdir: str, labels=None, seed: int = 0) -> str:
+    """The Markdown table of `image_dependence` for the study's trained runs in ``workdir``.
+
+    Each row's trained weights (seed ``seed``) on the study's 256 validation images.
+    """
+    from jaxheads.data.pipeline import stack_examples
+    from jaxheads.study.run import plan_row, training
+    from jaxheads.train.loop import restore_params
+
+    config = get_config()
+    lines = [
+        "| row | slots holding a best box | best box in an object's cell | its IoU with the "
+        "object | IoU ≥ 0.5 |",
+        "|---|---|---|---|---|",
+    ]
+    for row in config.rows:
+        rundir = os.path.join(workdir, row.label, f"seed{seed}")
+        if (labels and row.label not in labels) or not os.path.exists(
+            os.path.join(rundir, "result.json")
+        ):
+            continue
+        plan = plan_row(config, row)
+        det, task, run = training(config, plan, seed, workdir, False)
+        params, state, _ = restore_params(rundir, task, run, op="dependence")
+        val = stack_examples([plan.val.example(i) for i in range(len(plan.val))])
+        raw, _ = jax.jit(det.layer.apply)(params, state, jnp.asarray(val["image"]))
+        boxes, scores = det.head.decode(raw.astype(jnp.float32))
+        side = raw.shape[1]
+        d = image_dependence(
+            boxes, scores, val["boxes"], val["mask"], side=side, num_boxes=det.head.num_boxes
+        )
+        lines.append(
+            f"| {row.label} | {d['top_slots']} of {side * side * det.head.num_boxes} | "
+            f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="the FC head's gradient terms at init")
-    parser.add_argument("command", choices=["gradients"])
+    parser = argparse.ArgumentParser(
+        description="the FC head's gradient terms at init; how its trained boxes depend "
+        "on the image"
+    )
+    parser.add_argument("command", choices=["gradients", "dependence"])
     parser.add_argument("--workdir", default="runs/fc_head", help="the study's work directory")
     args = parser.parse_args(argv)
-    print(gradients_table(args.workdir))
+    table = gradients_table if args.command == "gradients" else dependence_table
+    print(table(args.workdir))
     return 0
 
 
