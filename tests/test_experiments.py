@@ -288,3 +288,20 @@ def test_fc_head_gradient_terms_add_up_to_the_loss_gradient():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     norms = module.term_gradients(det, params, state, batch, key)
     assert set(norms) == set(terms) and all(v > 0 for v in norms.values()), norms
+
+
+def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
+    module = _load("fc_head")
+    # a 2×2 grid, one box per cell; image 0 has an object in cell 3 (bottom right),
+    # image 1 one in cell 0 (top left) and a padded slot
+    truth = np.array([[[0.6, 0.6, 0.9, 0.9], [0, 0, 0, 0]], [[0.1, 0.1, 0.3, 0.3], [0, 0, 0, 0]]])
+    mask = np.array([[True, False], [True, False]])
+    boxes = np.tile(np.array([[0.0, 0.0, 0.5, 0.5]]), (2, 4, 1))
+    boxes[0, 3] = truth[0, 0]  # image 0: the right cell, the exact box
+    scores = np.full((2, 4, 1), 0.1)
+    scores[0, 3] = scores[1, 2] = 0.9  # image 1's best box sits in an empty cell
+    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
+    assert got == {"top_slots": 2, "cell_hit": 0.5, "iou": 0.5, "iou50": 0.5}
+    scores[1, 2], scores[1, 0] = 0.1, 0.9  # now image 1's best is in its object's cell
+    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
+    assert got["cell_hit"] == 1.0 and got["iou"] == pytest.approx((1 + 0.04 / 0.25) / 2)
