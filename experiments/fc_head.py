@@ -274,16 +274,19 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -
     }
 
 
-def dependence_table(workdir: str, labels=None, seed: int = 0) -> str:
-    """The Markdown table of `image_dependence` for the study's trained runs in ``workdir``.
+def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_head") -> str:
+    """The Markdown table of `image_dependence` for a study's trained runs in ``workdir``.
 
-    Each row's trained weights (seed ``seed``) on the study's 256 validation images.
+    Each row's trained weights (seed ``seed``) on the study's 256 validation images;
+    ``study`` is this one or another packaged study (``"heads"``: all six heads, whose
+    decoders all give their boxes cell-major).
     """
     from jaxheads.data.pipeline import stack_examples
+    from jaxheads.study import load_study
     from jaxheads.study.run import plan_row, training
     from jaxheads.train.loop import restore_params
 
-    config = get_config()
+    config = get_config() if study == "fc_head" else load_study(study).get_config()
     lines = [
         "| row | slots holding a best box | best box in an object's cell | its IoU with the "
         "object | IoU ≥ 0.5 |",
@@ -309,7 +312,18 @@ def dependence_table(workdir: str, labels=None, seed: int = 0) -> str:
             f"| {row.label} | {d['top_slots']} of {side * side * det.head.num_boxes} | "
             f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} |"
         )
+    if len(lines) > 2:
+        chance = object_cells(val["boxes"], val["mask"], side) / side**2
+        lines.append(f"| a cell drawn at random | — | {chance:.2f} | — | — |")
     return "\n".join(lines)
+
+
+def object_cells(truth, mask, side: int) -> float:
+    """The mean number of distinct grid cells holding an object's centre, per image."""
+    truth, mask = np.asarray(truth, np.float64), np.asarray(mask, bool)
+    centre = np.floor((truth[..., :2] + truth[..., 2:]) / 2 * side)
+    cells = centre[..., 1] * side + centre[..., 0]
+    return float(np.mean([len(set(c[m].tolist())) for c, m in zip(cells, mask, strict=True)]))
 
 
 def main(argv=None) -> int:
@@ -319,9 +333,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("command", choices=["gradients", "dependence"])
     parser.add_argument("--workdir", default="runs/fc_head", help="the study's work directory")
+    parser.add_argument(
+        "--study", default="fc_head", help="dependence: the study whose runs are in --workdir"
+    )
     args = parser.parse_args(argv)
-    table = gradients_table if args.command == "gradients" else dependence_table
-    print(table(args.workdir))
+    if args.command == "gradients":
+        print(gradients_table(args.workdir))
+    else:
+        print(dependence_table(args.workdir, study=args.study))
     return 0
 
 

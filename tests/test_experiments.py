@@ -305,3 +305,10 @@ def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
     scores[1, 2], scores[1, 0] = 0.1, 0.9  # now image 1's best is in its object's cell
     got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
     assert got["cell_hit"] == 1.0 and got["iou"] == pytest.approx((1 + 0.04 / 0.25) / 2)
+
+
+def test_fc_head_object_cells_counts_distinct_cells():
+    module = _load("fc_head")
+    truth = np.array([[[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]]])
+    assert module.object_cells(truth, np.array([[True, True, True]]), 2) == 2.0
+    assert module.object_cells(truth, np.array([[True, False, False]]), 2) == 1.0
