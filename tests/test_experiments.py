@@ -301,10 +301,13 @@ def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
     scores = np.full((2, 4, 1), 0.1)
     scores[0, 3] = scores[1, 2] = 0.9  # image 1's best box sits in an empty cell
     got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
-    assert got == {"top_slots": 2, "cell_hit": 0.5, "iou": 0.5, "iou50": 0.5}
+    # object cells score 0.9 and 0.1, the six empty ones 0.1 (five) and 0.9 (one)
+    auc = (1 * 5 + 0.5 * 1 + 0.5 * 5 + 0 * 1) / 12
+    assert got == {"cell_auc": auc, "top_slots": 2, "cell_hit": 0.5, "iou": 0.5, "iou50": 0.5}
     scores[1, 2], scores[1, 0] = 0.1, 0.9  # now image 1's best is in its object's cell
     got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
     assert got["cell_hit"] == 1.0 and got["iou"] == pytest.approx((1 + 0.04 / 0.25) / 2)
+    assert got["cell_auc"] == 1.0
 
 
 def test_fc_head_object_cells_counts_distinct_cells():
