@@ -310,8 +310,10 @@ def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
     assert got["cell_auc"] == 1.0
 
 
-def test_fc_head_object_cells_counts_distinct_cells():
+def test_fc_head_object_cell_map_marks_each_objects_cell():
     module = _load("fc_head")
     truth = np.array([[[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]]])
-    assert module.object_cells(truth, np.array([[True, True, True]]), 2) == 2.0
-    assert module.object_cells(truth, np.array([[True, False, False]]), 2) == 1.0
+    got = module.object_cell_map(truth, np.array([[True, True, True]]), 2)
+    assert got.tolist() == [[True, False, False, True]]
+    got = module.object_cell_map(truth, np.array([[False, False, True]]), 2)
+    assert got.tolist() == [[False, False, False, True]]
