@@ -317,3 +317,11 @@ def test_fc_head_object_cell_map_marks_each_objects_cell():
     assert got.tolist() == [[True, False, False, True]]
     got = module.object_cell_map(truth, np.array([[False, False, True]]), 2)
     assert got.tolist() == [[False, False, False, True]]
+
+
+def test_fc_head_warm_up_rows_train_with_their_own_warm_up():
+    from jaxheads.study.run import warm_up
+
+    config = _load("fc_head").get_config("full")
+    got = {r.label: warm_up(config.budget_of(r), r) for r in config.rows}
+    assert (got["baseline"], got["warmup_0"], got["warmup_300"]) == (100, 0, 300)

@@ -38,7 +38,8 @@ class Budget:
 
     Attributes:
       run: how to train (`jaxheads.train.RunConfig`; its ``workdir`` and ``seed`` are
-        set per (row, seed), ``burn_in`` is capped at a tenth of ``steps``).
+        set per (row, seed); ``burn_in`` is capped at a tenth of ``steps`` unless the
+        row sets it: `jaxheads.study.run.warm_up`).
       dataset: ``"shapes"`` or ``"digits"`` (`jaxheads.train.detection.make_dataset`).
       image_size: training image side (square images).
       batch_size: the global training batch.

@@ -149,6 +149,23 @@ def _stage_weights(workdir: str, label: str) -> dict:
     return {"stage": label, "sha256": found["record"]["sha256"], "dir": rundir}
 
 
+def warm_up(budget: Budget, row: TrainRow) -> int:
+    """The warm-up steps ``row`` trains with (``budget``: its budget, changes applied).
+
+    Its own if it sets ``burn_in`` (a row that studies the warm-up), else the
+    study's, capped at a tenth of the steps (a ``--steps`` override shortens it).
+
+    >>> from jaxheads.study.config import Budget, TrainRow
+    >>> row = TrainRow("b", changes={"burn_in": 150})
+    >>> short = Budget().replace(steps=200)
+    >>> warm_up(short, TrainRow("a")), warm_up(short.replace(**row.changes), row)
+    (20, 150)
+    """
+    if "burn_in" in row.changes:
+        return budget.run.burn_in
+    return min(budget.run.burn_in, budget.run.steps // 10)
+
+
 def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progress: bool):
     """``(detector, task, RunConfig)`` of the row's training run; nothing is written.
 
@@ -193,7 +210,7 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progre
         budget.run,
         workdir=rundir,
         seed=seed,
-        burn_in=min(budget.run.burn_in, budget.run.steps // 10),
+        burn_in=warm_up(budget, source),
         eval_every=0,
         progress=progress,
         extra=extra,
