@@ -23,9 +23,10 @@ Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, 32 validation images
 a 40-step pre-training; 12 runs): about 4 min on the otherwise idle 2-core CPU
 (from the six-run profile's measured 1 min 52 s; not re-measured idle).
 Full profile (96×96, batch 32, 1000 steps, 2 seeds, 256 validation images: 24
-runs and the pre-training): estimated at about 2 h 15 min on the 2-core CPU from
-the earlier from-scratch profile (18 runs measured at 2 h 7 min, 5.5-8.5 min a
-run, before `conv2d` computed wide layers on CPU as products of patches); on one
+runs and the pre-training): measured in two parts on the 2-core CPU, seed 0 and the
+stage alone about 1 h 10 min (4-6 min a run), seed 1 in 1 h 56 min while the
+FC-head study ran beside it on the same two cores; about 2 h 15 min on the free
+machine; on one
 TPU or GPU the compute is seconds per run and the time goes to compilation and
 the numpy data pipeline on the host (not measured).
 
@@ -61,20 +62,23 @@ depend on the image. With 3000 steps (seed 0) ``yolov1_fc`` reaches mAP50 0.013,
 recall 0.276: more steps alone do not close the gap here (the YOLOv1 paper
 pre-trained on ImageNet and trained 135 epochs).
 
-With pre-training, measured (seed 0 only so far, 2026-12-04, this code; ``pre64``
-reaches top-1 0.729 / top-5 0.959 in 3.5 min; each run 4-6 min on the free
-2-core CPU; mAP50, VOC2010)::
+With pre-training, measured (seeds 0 and 1, 2026-12-04, this code; ``pre64``
+reaches top-1 0.729 / top-5 0.959 in 3.5 min;
+mAP50, VOC2010, mean ± std over the two seeds)::
 
-    head                from scratch  from pre64  change
-    yolov1_fc           0.001         0.003       +0.002
-    yolov1_percell      0.501         0.623       +0.122
-    yolov1_local        0.005         0.060       +0.055
-    gap                 0.006         0.018       +0.013
-    yolov2              0.599         0.704       +0.104
-    yolov2_passthrough  0.665         0.755       +0.089
+    head                from scratch    from pre64      change per seed
+    yolov1_fc           0.001 ± 0.000   0.003 ± 0.000   +0.002, +0.002
+    yolov1_percell      0.478 ± 0.032   0.604 ± 0.027   +0.122, +0.129
+    yolov1_local        0.005 ± 0.000   0.066 ± 0.008   +0.055, +0.067
+    gap                 0.005 ± 0.001   0.021 ± 0.003   +0.013, +0.018
+    yolov2              0.584 ± 0.021   0.700 ± 0.005   +0.104, +0.128
+    yolov2_passthrough  0.645 ± 0.028   0.768 ± 0.020   +0.089, +0.157
 
-Pre-training lifts the heads that predict per location by about 0.1 mAP50 and
-does not rescue Flatten + Dense or GAP; the ranking is unchanged.
+Pre-training lifts the heads that predict per location by about 0.12 mAP50 and
+does not rescue Flatten + Dense or GAP; the ranking is unchanged. The Flatten and
+GAP heads' objectness tells object cells from empty ones barely better than
+chance (ROC AUC 0.53-0.70 against 0.94-0.98 for the per-location heads:
+``python experiments/fc_head.py dependence --study heads --workdir runs/heads``).
 """
 
 from __future__ import annotations

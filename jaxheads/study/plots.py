@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxheads.study.config import StudyConfig
+from jaxheads.study.config import StudyConfig, variant_of
 from jaxheads.study.run import DRAW_SCORE, RunRecord
 from jaxheads.train.loop import MetricsLog
 from jaxheads.train.metric_table import METRIC
@@ -58,22 +58,38 @@ def plot_all(
     ]
 
 
+def row_styles(labels: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``{label: (colour index, line style)}``: a row and its pre-trained variants share a
+    colour, the variants dashed, so that twelve rows read as six pairs.
+
+    >>> row_styles(["a", "a@pre", "b"])
+    {'a': (0, '-'), 'a@pre': (0, '--'), 'b': (1, '-')}
+    """
+    bases = list(dict.fromkeys(variant_of(label)[0] for label in labels))
+    return {
+        label: (bases.index(variant_of(label)[0]) % 10, "--" if variant_of(label)[1] else "-")
+        for label in labels
+    }
+
+
 def learning_curves(plt, name: str, by_head, labels, workdir: str) -> str:
     """Training loss against step: every seed thin, the mean over seeds thick."""
     colours = plt.get_cmap("tab10")
+    styles = row_styles(labels)
     fig, ax = plt.subplots(figsize=(8, 5))
-    for i, label in enumerate(labels):
+    for label in labels:
+        i, dash = styles[label]
         curves = []
         for r in by_head[label]:
             logged = MetricsLog(os.path.join(workdir, r.train_dir, "metrics.jsonl")).read()
             pts = [(m["step"], m["loss"]) for m in logged if "loss" in m]
             if pts:
                 curves.append(np.asarray(pts, np.float64))
-                ax.plot(*curves[-1].T, color=colours(i % 10), alpha=0.3, linewidth=0.8)
+                ax.plot(*curves[-1].T, color=colours(i), alpha=0.3, linewidth=0.8, ls=dash)
         if curves:
             n = min(len(c) for c in curves)
             mean = np.mean([c[:n, 1] for c in curves], axis=0)
-            ax.plot(curves[0][:n, 0], mean, color=colours(i % 10), linewidth=2, label=label)
+            ax.plot(curves[0][:n, 0], mean, color=colours(i), linewidth=2, label=label, ls=dash)
     ax.set(
         xlabel="step",
         ylabel="training loss (the head's own loss)",
@@ -220,11 +236,24 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
     x = np.arange(len(heads))
     means = [h["mAP50"] or 0 for h in heads]
     errs = [h["mAP50_std"] or 0 for h in heads]
-    ax1.bar(x, means, yerr=errs, color=[colours(i % 10) for i in x], capsize=4)
+    styles = row_styles(labels)
+    ax1.bar(
+        x,
+        means,
+        yerr=errs,
+        color=[colours(styles[label][0]) for label in labels],
+        hatch=None,
+        capsize=4,
+    )
+    for bar, label in zip(ax1.patches, labels, strict=True):
+        if styles[label][1] == "--":
+            bar.set_hatch("//")
     ax1.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax1.set(ylabel="mAP50 (VOC2010)", title="mAP50, mean ± std over seeds")
     for i, h in enumerate(heads):
-        ax2.errorbar(h["params"], means[i], yerr=errs[i], fmt="o", color=colours(i % 10), capsize=3)
+        marker = "s" if styles[h["head"]][1] == "--" else "o"
+        colour = colours(styles[h["head"]][0])
+        ax2.errorbar(h["params"], means[i], yerr=errs[i], fmt=marker, color=colour, capsize=3)
         ax2.annotate(
             h["head"],
             (h["params"], means[i]),
