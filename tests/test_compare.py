@@ -317,7 +317,7 @@ def test_a_name_is_a_packaged_study_and_the_current_folder_is_never_read(tmp_pat
         studies.load_study("experiments/heads.py")
     with pytest.raises(
         ValueError,
-        match=r"\['fc_head', 'heads', 'seeds', 'yolov2_path'\].*'hedas'.*"
+        match=r"\['fc_head', 'heads', 'heads_digits', 'seeds', 'yolov2_path'\].*'hedas'.*"
         r"did you mean 'heads'",
     ):
         studies.load_study("hedas")

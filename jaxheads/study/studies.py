@@ -27,7 +27,7 @@ def studies_dir() -> Path:
 
 
 def packaged_studies() -> list[str]:
-    """The names of the packaged studies (``["heads", "seeds", "yolov2_path"]``)."""
+    """The names of the packaged studies (``["fc_head", "heads", "heads_digits", ...]``)."""
     folder = studies_dir()
     if not folder.is_dir():
         return []
