@@ -288,10 +288,7 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -
     boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
     truth, mask = np.asarray(truth, np.float64), np.asarray(mask, bool)
     best = scores.max(-1).argmax(-1)  # [N]
-    cell = best // num_boxes
-    centre = (truth[..., :2] + truth[..., 2:]) / 2
-    truth_cell = np.floor(centre[..., 1] * side) * side + np.floor(centre[..., 0] * side)
-    hits = (truth_cell == cell[:, None]) & mask  # [N, M]
+    hits = (_centre_cells(truth, side) == (best // num_boxes)[:, None]) & mask  # [N, M]
     top = boxes[np.arange(len(best)), best]  # [N, 4]
     overlap = np.asarray(box_iou(top[:, None], truth))  # [N, M]
     fit = np.where(hits, overlap, 0.0).max(-1)
@@ -327,6 +324,7 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         "box in an object's cell | its IoU with the object | IoU ≥ 0.5 |",
         "|---|---|---|---|---|---|",
     ]
+    val = None  # every row of these studies is evaluated on the same validation images
     for row in config.rows:
         rundir = os.path.join(workdir, row.label, f"seed{seed}")
         if (labels and row.label not in labels) or not os.path.exists(
@@ -336,7 +334,8 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         plan = plan_row(config, row)
         det, task, run = training(config, plan, seed, workdir, False)
         params, state, _ = restore_params(rundir, task, run, op="dependence")
-        val = stack_examples([plan.val.example(i) for i in range(len(plan.val))])
+        if val is None:
+            val = stack_examples([plan.val.example(i) for i in range(len(plan.val))])
         raw, _ = jax.jit(det.layer.apply)(params, state, jnp.asarray(val["image"]))
         boxes, scores = det.head.decode(raw.astype(jnp.float32))
         side = raw.shape[1]
@@ -363,13 +362,19 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
     return "\n".join(lines)
 
 
+def _centre_cells(truth, side: int) -> np.ndarray:
+    """``[N, M]`` row-major index of the grid cell holding each box's centre."""
+    truth = np.asarray(truth, np.float64)
+    centre = np.floor((truth[..., :2] + truth[..., 2:]) / 2 * side).astype(int)
+    return centre[..., 1] * side + centre[..., 0]
+
+
 def object_cell_map(truth, mask, side: int) -> np.ndarray:
     """``[N, S·S]``: whether each grid cell of each image holds an object's centre."""
-    truth, mask = np.asarray(truth, np.float64), np.asarray(mask, bool)
-    centre = np.floor((truth[..., :2] + truth[..., 2:]) / 2 * side).astype(int)
-    holds = np.zeros((len(truth), side * side), bool)
-    rows = np.broadcast_to(np.arange(len(truth))[:, None], mask.shape)
-    holds[rows[mask], (centre[..., 1] * side + centre[..., 0])[mask]] = True
+    mask = np.asarray(mask, bool)
+    holds = np.zeros((len(mask), side * side), bool)
+    rows = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)
+    holds[rows[mask], _centre_cells(truth, side)[mask]] = True
     return holds
 
 

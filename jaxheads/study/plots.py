@@ -242,7 +242,6 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
         means,
         yerr=errs,
         color=[colours(styles[label][0]) for label in labels],
-        hatch=None,
         capsize=4,
     )
     for bar, label in zip(ax1.patches, labels, strict=True):
