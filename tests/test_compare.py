@@ -340,6 +340,39 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
     assert ran == {"name": "heads", "steps": 7, "workdir": "w"}
 
 
+def _failures():
+    from jaxheads.train.checkpoints import CheckpointWriteError
+    from jaxheads.train.loop import TrainingDiverged
+
+    return [
+        (ValueError("bad row"), 2),
+        (FileNotFoundError("no data"), 2),
+        (TrainingDiverged("loss nan at step 3"), 3),
+        (CheckpointWriteError("checkpoint 4 not written: disk full"), 4),
+        (KeyboardInterrupt(), 130),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_compare_and_train_exit_alike_on_each_failure(tmp_path, monkeypatch, capsys, index):
+    """compare and train/pretrain share one table of failures and exit statuses."""
+    from jaxheads.train.commands import run_fit
+
+    error, status = _failures()[index]
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("jaxheads.study.run.run_study", fail)
+    assert main(["compare", "--quick", "--workdir", str(tmp_path / "w"), "--no-progress"]) == status
+    compare_err = capsys.readouterr().err.splitlines()
+    assert run_fit("train", "trained", fail, str(tmp_path / "t"), print) == status
+    train_err = capsys.readouterr().err.splitlines()
+    for err, command in ((compare_err, "compare"), (train_err, "train")):
+        assert len(err) == 1 and err[0].startswith(f"jaxheads {command}: "), err
+        assert err[0].endswith(str(error) or "interrupted"), err
+
+
 def test_a_study_runs_seed_by_seed(tmp_path, monkeypatch):
     """Every row for the first seed before any row's second: a stopped study is one seed short."""
     import jaxheads.study.pretraining as pretraining_module

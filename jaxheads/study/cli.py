@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from collections.abc import Sequence
 
 from jaxheads.study.config import StudyConfig
@@ -119,16 +118,17 @@ def _no_training_options(args: argparse.Namespace, study: str) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """``jaxheads compare``: runs a study and prints its ``results.md``."""
-    from jaxheads.train.commands import init_devices
+    """``jaxheads compare``: runs a study and prints its ``results.md``.
+
+    Failures exit with `jaxheads.train.commands.exit_status`'s codes.
+    """
+    from jaxheads.train.commands import exit_status, init_devices
 
     init_devices(devices=args.devices)
     from jaxheads.study.run import run_study
     from jaxheads.study.studies import load_study
-    from jaxheads.train.checkpoints import CheckpointWriteError
-    from jaxheads.train.loop import TrainingDiverged
 
-    try:
+    def work() -> int:
         module = load_study(args.config)
         if getattr(module, "get_config", None) is None:
             # A study that trains nothing: it takes no training options.
@@ -142,22 +142,9 @@ def compare_command(args: argparse.Namespace) -> int:
                 "runs", f"compare-{config.name}" + ("-quick" if args.quick else "")
             )
             run_study(config, workdir, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as err:
-        message = str(err)
-        if not message.startswith("jaxheads compare"):
-            message = f"jaxheads compare: {message}"
-        print(message, file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"jaxheads compare: {err}", file=sys.stderr)
-        return 3
-    except CheckpointWriteError as err:
-        print(f"jaxheads compare: {err}", file=sys.stderr)
-        return 4
-    except KeyboardInterrupt as err:
-        print(f"jaxheads compare: {err or 'interrupted'}", file=sys.stderr)
-        return 130
-    with open(os.path.join(workdir, "results.md")) as f:
-        print(f.read())
-    print(f"results: {os.path.join(workdir, 'results.md')}")
-    return 0
+        with open(os.path.join(workdir, "results.md")) as f:
+            print(f.read())
+        print(f"results: {os.path.join(workdir, 'results.md')}")
+        return 0
+
+    return exit_status("compare", work)

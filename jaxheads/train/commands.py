@@ -297,44 +297,64 @@ def announce_init(record: dict | None) -> None:
         )
 
 
+def exit_status(command: str, work: Callable[[], int]) -> int:
+    """Runs a command's ``work``; its exit status, a known failure as one line on stderr.
+
+    The statuses every training command shares (``train``, ``pretrain``, ``compare``):
+    2 for bad input (a ``ValueError`` or a missing file), 3 for a run that diverged
+    (its last good checkpoint kept), 4 for a checkpoint that could not be written (a
+    full disk: the earlier checkpoints are kept and the same command resumes), 130
+    when interrupted. The line starts ``jaxheads <command>:`` (once).
+
+    >>> exit_status("train", lambda: int("seven"))
+    2
+    """
+    from jaxheads.train.checkpoints import CheckpointWriteError
+    from jaxheads.train.loop import TrainingDiverged
+
+    try:
+        return work()
+    except (ValueError, FileNotFoundError) as err:
+        status, message = 2, str(err)
+    except TrainingDiverged as err:
+        status, message = 3, str(err)
+    except CheckpointWriteError as err:
+        status, message = 4, str(err)
+    except KeyboardInterrupt as err:
+        status, message = 130, str(err) or "interrupted"
+    prefix = f"jaxheads {command}"
+    print(message if message.startswith(prefix) else f"{prefix}: {message}", file=sys.stderr)
+    return status
+
+
 def run_fit(
     command: str, verb: str, make: Callable[[], tuple], workdir: str, report: Callable[[dict], None]
 ) -> int:
     """Builds ``(task, run_config)`` with ``make``, trains, reports; the exit status.
 
-    Errors in building or training are one line on stderr: exit 2 for bad input,
-    3 for a run that diverged, 4 for a checkpoint that could not be written (a full
-    disk: the earlier checkpoints are kept and the same command resumes).
+    Errors in building or training are one line on stderr, with `exit_status`'s codes.
     """
-    from jaxheads.train.checkpoints import CheckpointWriteError
-    from jaxheads.train.loop import TrainingDiverged, fit
+    from jaxheads.train.loop import fit
 
-    try:
+    def work() -> int:
         task, cfg = make()
         result = fit(task, cfg)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"jaxheads {command}: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"jaxheads {command}: {err}", file=sys.stderr)
-        return 3
-    except CheckpointWriteError as err:
-        print(f"jaxheads {command}: {err}", file=sys.stderr)
-        return 4
-    if result["status"] == "interrupted":
+        if result["status"] == "interrupted":
+            print(
+                f"interrupted at step {result['step']}; checkpoint saved in {workdir} "
+                "(run the same command to resume)"
+            )
+            return 0
+        loss = result["loss"]
         print(
-            f"interrupted at step {result['step']}; checkpoint saved in {workdir} "
-            "(run the same command to resume)"
+            f"{verb} {result['step']} steps; final loss "
+            f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}"
         )
+        if result["eval"]:
+            report(result["eval"])
         return 0
-    loss = result["loss"]
-    print(
-        f"{verb} {result['step']} steps; final loss "
-        f"{'not logged' if math.isnan(loss) else f'{loss:.4f}'}"
-    )
-    if result["eval"]:
-        report(result["eval"])
-    return 0
+
+    return exit_status(command, work)
 
 
 def train_command(args: argparse.Namespace) -> int:
