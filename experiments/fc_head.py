@@ -309,7 +309,8 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
 
     Each row's trained weights (seed ``seed``) on the study's 256 validation images;
     ``study`` is this one or another packaged study (``"heads"``: all six heads, whose
-    decoders all give their boxes cell-major).
+    decoders all give their boxes cell-major). Rows evaluated at another size (another
+    grid) get their own validation batch and their own reference lines.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -324,7 +325,8 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         "box in an object's cell | its IoU with the object | IoU ≥ 0.5 |",
         "|---|---|---|---|---|---|",
     ]
-    val = None  # every row of these studies is evaluated on the same validation images
+    vals = {}  # the validation batch at each evaluation size, stacked once
+    grids = {}  # each grid side met: the validation batch its references are drawn on
     for row in config.rows:
         rundir = os.path.join(workdir, row.label, f"seed{seed}")
         if (labels and row.label not in labels) or not os.path.exists(
@@ -334,11 +336,14 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         plan = plan_row(config, row)
         det, task, run = training(config, plan, seed, workdir, False)
         params, state, _ = restore_params(rundir, task, run, op="dependence")
-        if val is None:
-            val = stack_examples([plan.val.example(i) for i in range(len(plan.val))])
+        size = plan.eval_image_size
+        if size not in vals:
+            vals[size] = stack_examples([plan.val.example(i) for i in range(len(plan.val))])
+        val = vals[size]
         raw, _ = jax.jit(det.layer.apply)(params, state, jnp.asarray(val["image"]))
         boxes, scores = det.head.decode(raw.astype(jnp.float32))
         side = raw.shape[1]
+        grids.setdefault(side, val)
         d = image_dependence(
             boxes, scores, val["boxes"], val["mask"], side=side, num_boxes=det.head.num_boxes
         )
@@ -347,16 +352,17 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
             f"{side * side * det.head.num_boxes} | "
             f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} |"
         )
-    if len(lines) > 2:
+    for side, val in grids.items():
         # references that ignore the image: a random cell, and every image given the same
         # map, how often each cell holds an object in these very images (an upper bound)
         holds = object_cell_map(val["boxes"], val["mask"], side)
         prior = np.broadcast_to(holds.mean(0), holds.shape)
         prior_auc = roc_auc_score(holds.ravel(), prior.ravel())
         chance = holds.sum(-1).mean() / side**2
-        lines.append(f"| a cell drawn at random | 0.50 | — | {chance:.2f} | — | — |")
+        grid = f", {side}×{side} grid" if len(grids) > 1 else ""
+        lines.append(f"| a cell drawn at random{grid} | 0.50 | — | {chance:.2f} | — | — |")
         lines.append(
-            f"| one map for every image: each cell's object frequency | {prior_auc:.2f} "
+            f"| one map for every image: each cell's object frequency{grid} | {prior_auc:.2f} "
             "| — | — | — | — |"
         )
     return "\n".join(lines)
