@@ -1,8 +1,9 @@
 """Faults injected into training runs: each ends in the uninterrupted run's exact result,
 or in a clear error with every good checkpoint kept.
 
-In-process runs use the toy task of ``train_toy.py``; the kill tests start it as a
-subprocess. Runs are tiny (6x6 inputs, a few steps) so that the module stays quick.
+In-process runs use the toy task of ``train_toy.py`` (killed processes:
+``test_faults_killed.py``). Runs are tiny (6x6 inputs, a few steps) so that the module
+stays quick.
 """
 
 import contextlib
@@ -15,16 +16,13 @@ import resource
 import shutil
 import signal
 import stat
-import subprocess
-import sys
-import time
 import warnings
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from train_toy import toy_task
+from train_toy import assert_same_tree, logged_losses, toy_task
 
 from jaxheads.train.checkpoints import CheckpointStore
 from jaxheads.train.loop import RunConfig, TrainingDiverged, fit
@@ -33,8 +31,6 @@ from jaxheads.train.workdir import WorkdirLock
 # Fault injection and property tests are bounded: a hang is a failure, not a stuck CI.
 pytestmark = pytest.mark.timeout(300)
 
-HERE = os.path.dirname(__file__)
-ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
 STEPS = 6
 SETTINGS = {
     "steps": STEPS,
@@ -59,15 +55,6 @@ def _run(workdir, task=None, **kw):
     )
 
 
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if '"loss"' in line]
-
-
-def _losses(workdir):
-    return [(r["step"], r["loss"]) for r in _metrics(workdir)]
-
-
 def _steps(workdir):
     return sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
 
@@ -85,17 +72,13 @@ def _run_warned(workdir, **kw):
     return result, [str(w.message) for w in caught]
 
 
-def _assert_same(a, b):
-    jax.tree.map(np.testing.assert_array_equal, a, b)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run: its result, its losses, and its folder (copied by tests)."""
     workdir = tmp_path_factory.mktemp("reference") / "run"
     result = _run(workdir)
     assert result["status"] == "completed" and result["step"] == STEPS
-    return {"result": result, "losses": _losses(workdir), "workdir": workdir}
+    return {"result": result, "losses": logged_losses(workdir), "workdir": workdir}
 
 
 def _copy(reference, dst):
@@ -105,11 +88,11 @@ def _copy(reference, dst):
 
 def _assert_reference(result, workdir, reference):
     assert result["status"] == "completed" and result["step"] == STEPS
-    _assert_same(result["params"], reference["result"]["params"])
-    _assert_same(result["state"], reference["result"]["state"])
+    assert_same_tree(result["params"], reference["result"]["params"])
+    assert_same_tree(result["state"], reference["result"]["state"])
     assert result["loss"] == reference["result"]["loss"]
     assert result["eval"] == reference["result"]["eval"]
-    assert _losses(workdir) == reference["losses"]
+    assert logged_losses(workdir) == reference["losses"]
 
 
 # 1. stray and partial step folders
@@ -240,10 +223,10 @@ def test_more_steps_extend_a_constant_schedule_exactly(tmp_path, reference):
     _run(short, steps=4)
     result = _run(short, steps=STEPS)
     assert result["status"] == "completed" and result["step"] == STEPS
-    _assert_same(result["params"], reference["result"]["params"])
+    assert_same_tree(result["params"], reference["result"]["params"])
     with open(short / "config.json") as f:
         assert json.load(f)["steps"] == STEPS
-    assert _losses(short) == reference["losses"]
+    assert logged_losses(short) == reference["losses"]
 
 
 def test_cosine_schedule_cannot_be_extended_nor_any_run_shortened(tmp_path):
@@ -354,7 +337,7 @@ def test_read_only_workdir_is_a_clear_error_and_keeps_everything(tmp_path, refer
             _run(workdir)
     finally:
         os.chmod(workdir, stat.S_IRWXU)
-    assert _steps(workdir) == [2, 4, 6] and _losses(workdir) == reference["losses"]
+    assert _steps(workdir) == [2, 4, 6] and logged_losses(workdir) == reference["losses"]
 
 
 # 5. a full disk during a save
@@ -421,90 +404,3 @@ def test_full_disk_during_a_save_removes_the_partial_keeps_the_rest_and_resumes(
 
 
 # Subprocess faults: kill -9 (also during a save), SIGTERM, a second run at once.
-
-
-def _spawn(workdir, steps=20, slow=0.0):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(HERE, "train_toy.py"),
-            str(workdir),
-            str(steps),
-            "jit",
-            "2",
-            str(slow),
-        ],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(predicate, proc, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"the condition never held: {proc.communicate()}")
-
-
-@pytest.fixture(scope="module")
-def toy_reference(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("toy") / "ref"
-    out = _spawn(workdir).communicate(timeout=300)[0]
-    assert "STATUS completed 20" in out
-    return workdir
-
-
-def _final(workdir):
-    manager = ocp.CheckpointManager(os.path.abspath(workdir / "checkpoints"))
-    try:
-        return manager.restore(20)
-    finally:
-        manager.close()
-
-
-def _finish_and_compare(workdir, toy_reference):
-    out, err = _spawn(workdir).communicate(timeout=300)
-    assert "STATUS completed 20" in out, err[-3000:]
-    assert _losses(workdir) == _losses(toy_reference)
-    _assert_same(_final(workdir), _final(toy_reference))
-
-
-@pytest.mark.slow
-def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_reference):
-    workdir = tmp_path / "run"
-    checkpoints = workdir / "checkpoints"
-    # During a save: as soon as orbax's temporary folder for step 10 appears.
-    proc = _spawn(workdir, slow=0.05)
-    _wait_for(
-        lambda: (
-            checkpoints.is_dir()
-            and any(n.startswith("10.") or n == "10" for n in os.listdir(checkpoints))
-        ),
-        proc,
-    )
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    # Between steps, at a random moment after the next run has resumed.
-    proc = _spawn(workdir, slow=0.05)
-    time.sleep(random.Random(0).uniform(3.0, 6.0))
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    _finish_and_compare(workdir, toy_reference)
-
-
-@pytest.mark.slow
-def test_sigterm_then_a_concurrent_second_run_then_resume(tmp_path, toy_reference):
-    workdir = tmp_path / "run"
-    proc = _spawn(workdir, slow=3.0)  # 45 s from step 5 to the end: the second run meets it
-    _wait_for(lambda: (workdir / "checkpoints" / "5").is_dir(), proc)
-    second = _spawn(workdir)
-    out, err = second.communicate(timeout=300)
-    assert second.returncode != 0 and "expected no other run training in" in err, out + err
-    proc.send_signal(signal.SIGTERM)
-    out = proc.communicate(timeout=120)[0]
-    assert "STATUS interrupted" in out
-    _finish_and_compare(workdir, toy_reference)

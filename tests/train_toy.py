@@ -1,5 +1,8 @@
 """A tiny regression task for exercising the training machinery quickly."""
 
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,6 +81,18 @@ def toy_task(
         examples_per_batch=batch_size,
         evaluate=evaluate,
     )
+
+
+def logged_losses(workdir) -> list[tuple[int, float]]:
+    """``(step, loss)`` of every logged step in a run's ``metrics.jsonl``."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if '"loss"' in line]
+    return [(r["step"], r["loss"]) for r in records]
+
+
+def assert_same_tree(a, b) -> None:
+    """Two pytrees of arrays are equal bit for bit."""
+    jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 if __name__ == "__main__":
