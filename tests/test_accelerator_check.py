@@ -10,37 +10,39 @@ import numpy as np
 import pytest
 
 from benchmarks import accelerator_check as ac
+from benchmarks import accelerator_compare as cmp
+from benchmarks import accelerator_models as models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_relative_errors():
     b = np.array([1.0, -4.0, 2.0])
-    assert ac._rel(b, b) == 0.0
-    assert ac._rel(b + np.array([0.0, 0.0, 0.4]), b) == pytest.approx(0.1)
-    assert ac._rel(np.array([1.0, np.nan]), np.array([1.0, 2.0])) == float("inf")
-    assert ac._tree_rel({"a": b * 1.01}, {"a": b}) == pytest.approx(0.01)
+    assert cmp.rel(b, b) == 0.0
+    assert cmp.rel(b + np.array([0.0, 0.0, 0.4]), b) == pytest.approx(0.1)
+    assert cmp.rel(np.array([1.0, np.nan]), np.array([1.0, 2.0])) == float("inf")
+    assert cmp.tree_rel({"a": b * 1.01}, {"a": b}) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="shapes differ"):
-        ac._rel(b, b[:2])
+        cmp.rel(b, b[:2])
 
 
 def test_comparison_of_two_devices_finds_a_difference(monkeypatch):
     """The CPU against itself agrees; an accelerator off by 1e-3 of the scale fails."""
-    ctx = ac.Context(tiny=True, log=lambda _: None)
+    ctx = cmp.Context(tiny=True, log=lambda _: None)
     ctx.device = jax.devices("cpu")[1]  # another CPU device stands in for the accelerator
-    x = ac._rng_arrays(0, (2, 6, 6, 4))[0]
+    x = cmp.rng_arrays(0, (2, 6, 6, 4))[0]
     cases = {"max": (lambda x: jax.numpy.max(x, axis=1), (x,))}
-    same = ac._compare_cases(ctx, cases)
+    same = cmp.compare_cases(ctx, cases)
     assert same["passed"] and same["worst"]["f32_highest"] == 0.0
 
-    on = ac._on
+    on = cmp.on_device
 
     def off(ctx_, device, fn, *args):
         out = on(ctx_, device, fn, *args)
         return out if device == ctx.cpu else out + 1e-3 * np.max(np.abs(out))
 
-    monkeypatch.setattr(ac, "_on", off)
-    worse = ac._compare_cases(ctx, cases)
+    monkeypatch.setattr(cmp, "on_device", off)
+    worse = cmp.compare_cases(ctx, cases)
     assert not worse["passed"]
     assert worse["worst"]["f32_highest"] == pytest.approx(1e-3, rel=1e-3)
 
@@ -49,10 +51,10 @@ def test_comparison_of_two_devices_finds_a_difference(monkeypatch):
         low = out.dtype == jax.numpy.bfloat16
         return out * 1.5 if device != ctx.cpu and low else out
 
-    monkeypatch.setattr(ac, "_on", off_in_bf16)
-    bf16 = ac._compare_cases(ctx, cases)
+    monkeypatch.setattr(cmp, "on_device", off_in_bf16)
+    bf16 = cmp.compare_cases(ctx, cases)
     assert not bf16["passed"] and bf16["worst"]["f32_highest"] == 0.0
-    assert bf16["worst"]["bf16"] > ac.NOISE_FACTOR * bf16["cases"]["max"]["bf16_cpu"]
+    assert bf16["worst"]["bf16"] > cmp.NOISE_FACTOR * bf16["cases"]["max"]["bf16_cpu"]
 
 
 def test_unknown_part_is_refused(tmp_path):
@@ -99,7 +101,7 @@ def test_script_end_to_end_on_cpu(tmp_path):
 
 def test_max_pool_gradient_inputs_have_no_ties_in_bfloat16():
     """A tie broken the other way moves a max-pool gradient: the inputs must have none."""
-    x = np.asarray(ac._untied_windows((2, 6, 8, 3)))
+    x = np.asarray(cmp.untied_windows((2, 6, 8, 3)))
     windows = x.reshape(2, 3, 2, 4, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(-1, 4)
     assert all(len(set(w)) == 4 for w in windows)
     as_bf16 = np.asarray(jax.numpy.asarray(x, jax.numpy.bfloat16).astype(np.float32))
@@ -108,7 +110,7 @@ def test_max_pool_gradient_inputs_have_no_ties_in_bfloat16():
 
 def test_one_ulp_nudge_moves_every_float_parameter():
     params = {"w": jax.numpy.linspace(-2.0, 3.0, 64), "n": jax.numpy.arange(3)}
-    nudged = ac._nudge(params)
+    nudged = models.nudge(params)
     w, n = np.asarray(params["w"]), np.asarray(nudged["w"])
     assert np.all(n != w)
     up, down = np.nextafter(w, np.inf), np.nextafter(w, -np.inf)
