@@ -153,8 +153,12 @@ def test_yolov2_path_rows_and_paper_numbers():
     stages = ["old_nobn", "old", "old_hires", "new_hires", "new_hires", "new_hires", "new_hires"]
     stages += ["new_hires", "new_hires"]
     pre = [f"{row}@{stage}" for row, stage in zip(path, stages, strict=True)]
-    assert labels == path + pre[:2] + ["hi_res_classifier@old_hires"] + pre[2:]
-    assert set(config.paper) == set(path) | {"hi_res_classifier"}
+    control = "single_scale_hi_res"  # the passthrough's single-scale weights at 128²
+    pre_control = f"{control}@new_hires"
+    assert labels == (
+        path + [control] + pre[:2] + ["hi_res_classifier@old_hires"] + pre[2:] + [pre_control]
+    )
+    assert set(config.paper) == set(path) | {"hi_res_classifier", control}
     assert config.paper["batch_norm"] == "65.8" and config.paper["new_network"] == "69.6"
     assert "69.2" in config.paper["anchor_boxes"] and "88%" in config.paper["anchor_boxes"]
     specs = {r.label: r for r in config.rows}
@@ -168,6 +172,8 @@ def test_yolov2_path_rows_and_paper_numbers():
     assert len(specs["multi_scale"].train_sizes) > 1
     assert specs["hi_res_detector"].weights_from == "multi_scale"
     assert specs["hi_res_detector"].eval_image_size == 128
+    assert specs[control].weights_from == "passthrough" and specs[control].eval_image_size == 128
+    assert specs[pre_control].weights_from == "passthrough@new_hires"
 
 
 def test_yolov2_path_detectors_and_priors():
