@@ -9,36 +9,12 @@ uninterrupted run's, bit for bit.
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
-import orbax.checkpoint as ocp
 import pytest
-from train_toy import assert_same_tree, logged_losses
+from train_toy import assert_same_tree, final_checkpoint, logged_losses, spawn_toy
 
 pytestmark = pytest.mark.timeout(300)
-
-HERE = os.path.dirname(__file__)
-ENV = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
-def _spawn(workdir, steps=20, slow=0.0):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(HERE, "train_toy.py"),
-            str(workdir),
-            str(steps),
-            "jit",
-            "2",
-            str(slow),
-        ],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -53,24 +29,16 @@ def _wait_for(predicate, proc, timeout=240):
 @pytest.fixture(scope="module")
 def toy_reference(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("toy") / "ref"
-    out = _spawn(workdir).communicate(timeout=300)[0]
+    out = spawn_toy(workdir, 20).communicate(timeout=300)[0]
     assert "STATUS completed 20" in out
     return workdir
 
 
-def _final(workdir):
-    manager = ocp.CheckpointManager(os.path.abspath(workdir / "checkpoints"))
-    try:
-        return manager.restore(20)
-    finally:
-        manager.close()
-
-
 def _finish_and_compare(workdir, toy_reference):
-    out, err = _spawn(workdir).communicate(timeout=300)
+    out, err = spawn_toy(workdir, 20).communicate(timeout=300)
     assert "STATUS completed 20" in out, err[-3000:]
     assert logged_losses(workdir) == logged_losses(toy_reference)
-    assert_same_tree(_final(workdir), _final(toy_reference))
+    assert_same_tree(final_checkpoint(workdir, 20), final_checkpoint(toy_reference, 20))
 
 
 @pytest.mark.slow
@@ -78,7 +46,7 @@ def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_ref
     workdir = tmp_path / "run"
     checkpoints = workdir / "checkpoints"
     # During a save: as soon as orbax's temporary folder for step 10 appears.
-    proc = _spawn(workdir, slow=0.05)
+    proc = spawn_toy(workdir, 20, slow=0.05)
     _wait_for(
         lambda: (
             checkpoints.is_dir()
@@ -89,7 +57,7 @@ def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_ref
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     # Between steps, at a random moment after the next run has resumed.
-    proc = _spawn(workdir, slow=0.05)
+    proc = spawn_toy(workdir, 20, slow=0.05)
     time.sleep(random.Random(0).uniform(3.0, 6.0))
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -99,9 +67,9 @@ def test_kill_9_during_saves_and_between_steps_resumes_exactly(tmp_path, toy_ref
 @pytest.mark.slow
 def test_sigterm_then_a_concurrent_second_run_then_resume(tmp_path, toy_reference):
     workdir = tmp_path / "run"
-    proc = _spawn(workdir, slow=3.0)  # 45 s from step 5 to the end: the second run meets it
+    proc = spawn_toy(workdir, 20, slow=3.0)  # 45 s from step 5 to the end: the second run meets it
     _wait_for(lambda: (workdir / "checkpoints" / "5").is_dir(), proc)
-    second = _spawn(workdir)
+    second = spawn_toy(workdir, 20)
     out, err = second.communicate(timeout=300)
     assert second.returncode != 0 and "expected no other run training in" in err, out + err
     proc.send_signal(signal.SIGTERM)

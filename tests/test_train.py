@@ -1,6 +1,5 @@
 """Training: three parallel strategies agree; runs survive kills, signals, corruption and NaN."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,7 +9,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from train_toy import toy_task
+from train_toy import assert_same_tree, final_checkpoint, logged_losses, spawn_toy, toy_task
 
 from jaxheads.train.loop import RunConfig, TrainingDiverged, fit
 from jaxheads.train.optim import schedule
@@ -62,29 +61,6 @@ def test_unsynchronised_batch_norm_differs(tmp_path):
     assert _maxdiff(local["state"], single["state"]) > 1e-4
 
 
-def _metrics(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
-
-
-def _spawn(workdir, steps, slow=0.0):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(HERE, "train_toy.py"),
-            str(workdir),
-            str(steps),
-            "jit",
-            "2",
-            str(slow),
-        ],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for_checkpoint(workdir, step, proc, timeout=120):
     deadline = time.time() + timeout
     path = os.path.join(workdir, "checkpoints", str(step))
@@ -101,38 +77,32 @@ def _wait_for_checkpoint(workdir, step, proc, timeout=120):
 
 @pytest.mark.slow
 def test_kill_9_and_sigterm_resume_exactly(tmp_path):
-    reference = _spawn(tmp_path / "ref", 20)
+    reference = spawn_toy(tmp_path / "ref", 20)
     assert "STATUS completed 20" in reference.communicate(timeout=300)[0]
 
-    killed = _spawn(tmp_path / "killed", 20, slow=0.2)
+    killed = spawn_toy(tmp_path / "killed", 20, slow=0.2)
     _wait_for_checkpoint(tmp_path / "killed", 10, killed)
     time.sleep(0.5)  # a few steps past the checkpoint, metrics already logged for them
     killed.send_signal(signal.SIGKILL)
     killed.communicate()
-    assert "STATUS completed 20" in _spawn(tmp_path / "killed", 20).communicate(timeout=300)[0]
+    assert "STATUS completed 20" in spawn_toy(tmp_path / "killed", 20).communicate(timeout=300)[0]
 
-    stopped = _spawn(tmp_path / "stopped", 20, slow=0.2)
+    stopped = spawn_toy(tmp_path / "stopped", 20, slow=0.2)
     _wait_for_checkpoint(tmp_path / "stopped", 5, stopped)
     stopped.send_signal(signal.SIGTERM)
     out = stopped.communicate(timeout=120)[0]
     assert "STATUS interrupted" in out
     interrupted_at = int(out.split("STATUS interrupted")[1].split()[0])
     assert os.path.isdir(tmp_path / "stopped" / "checkpoints" / str(interrupted_at))
-    assert "STATUS completed 20" in _spawn(tmp_path / "stopped", 20).communicate(timeout=300)[0]
+    assert "STATUS completed 20" in spawn_toy(tmp_path / "stopped", 20).communicate(timeout=300)[0]
 
-    ref_metrics = _metrics(tmp_path / "ref")
+    ref_metrics = logged_losses(tmp_path / "ref")
     assert [s for s, _ in ref_metrics] == list(range(1, 21))
     for name in ("killed", "stopped"):
-        assert _metrics(tmp_path / name) == ref_metrics, name
-    import orbax.checkpoint as ocp
-
-    def final(name):
-        mgr = ocp.CheckpointManager(os.path.abspath(tmp_path / name / "checkpoints"))
-        return mgr.restore(20)
-
-    ref = final("ref")
+        assert logged_losses(tmp_path / name) == ref_metrics, name
+    ref = final_checkpoint(tmp_path / "ref", 20)
     for name in ("killed", "stopped"):
-        jax.tree.map(np.testing.assert_array_equal, final(name), ref)
+        assert_same_tree(final_checkpoint(tmp_path / name, 20), ref)
 
 
 def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path):
@@ -146,7 +116,7 @@ def test_corrupt_newest_checkpoint_falls_back_with_warning(tmp_path):
     with pytest.warns(UserWarning, match="checkpoint 12 .* is unreadable"):
         resumed = _run(tmp_path / "run", steps=12)
     assert _maxdiff(resumed["params"], reference["params"]) == 0.0
-    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "ref")
+    assert logged_losses(tmp_path / "run") == logged_losses(tmp_path / "ref")
 
 
 def test_nan_stops_without_overwriting_good_checkpoint(tmp_path):
@@ -159,7 +129,7 @@ def test_nan_stops_without_overwriting_good_checkpoint(tmp_path):
             ),
         )
     assert sorted(os.listdir(workdir / "checkpoints")) == ["5"]
-    assert max(s for s, _ in _metrics(workdir)) < 8
+    assert max(s for s, _ in logged_losses(workdir)) < 8
 
 
 def test_bad_input(tmp_path):
@@ -221,4 +191,4 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
             # Sharded reductions sum in another order: equal to float32 rounding, not bitwise.
             sums = [float(v) for v in line.split()[3:]]
             np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-6, err_msg=parallel)
-        assert [s for s, _ in _metrics(workdir)] == [1, 2, 3, 4]  # one writer: process 0
+        assert [s for s, _ in logged_losses(workdir)] == [1, 2, 3, 4]  # one writer: process 0

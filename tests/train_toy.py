@@ -95,6 +95,37 @@ def assert_same_tree(a, b) -> None:
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def spawn_toy(workdir, steps: int, slow: float = 0.0):
+    """This script training ``steps`` steps in ``workdir`` in a new process (jit, 2 devices).
+
+    ``slow`` seconds of sleep a step give a test time to kill or stop it mid-run.
+    """
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = here + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return subprocess.Popen(
+        [sys.executable, os.path.join(here, "train_toy.py"), str(workdir), str(steps), "jit", "2"]
+        + [str(slow)],
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def final_checkpoint(workdir, step: int):
+    """The arrays of checkpoint ``step`` of a run in ``workdir``."""
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+    try:
+        return manager.restore(step)
+    finally:
+        manager.close()
+
+
 if __name__ == "__main__":
     # python train_toy.py WORKDIR STEPS [PARALLEL] [DEVICES]: used by the kill/resume tests.
     import sys
