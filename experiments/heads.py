@@ -42,28 +42,8 @@ deterministic but for img/s, which moves with the machine's load)::
     yolov2_passthrough  1,066,456   51.7   245.3  0.002  0.006      0.000     0.175
 
 The quick run shows that every head trains and every file is written; 100 steps
-at 64×64 are far too few to rank the heads. Full profile, measured (mean ± std
-over seeds 0, 1, 2; README has the whole table and the plots; measured with the
-convolutions computed as XLA convolutions on CPU: a rerun there now sums in
-another order and gives other digits)::
-
-    head               params    MFLOPs mAP50         mAP50(07)     COCO mAP      recall@0.5
-    yolov1_fc          2,873,924  91.2  0.001 ± 0.000 0.003 ± 0.001 0.000 ± 0.000 0.175 ± 0.007
-    yolov1_percell       463,229  91.2  0.447 ± 0.013 0.451 ± 0.011 0.155 ± 0.007 0.681 ± 0.010
-    yolov1_local       3,589,060  93.8  0.006 ± 0.003 0.024 ± 0.017 0.001 ± 0.001 0.232 ± 0.022
-    gap                  514,372  86.5  0.005 ± 0.001 0.018 ± 0.017 0.001 ± 0.001 0.238 ± 0.009
-    yolov2               990,616 120.2  0.579 ± 0.024 0.572 ± 0.020 0.221 ± 0.011 0.713 ± 0.009
-    yolov2_passthrough 1,066,456 125.0  0.648 ± 0.023 0.633 ± 0.019 0.252 ± 0.007 0.787 ± 0.010
-
-The heads that predict per location learn (passthrough > anchors > per-cell Dense,
-each gap larger than the seeds' spread); Flatten + Dense (``yolov1_fc``,
-``yolov1_local``) and ``gap`` stay near 0 at this budget: their boxes barely
-depend on the image. With 3000 steps (seed 0) ``yolov1_fc`` reaches mAP50 0.013,
-recall 0.276: more steps alone do not close the gap here (the YOLOv1 paper
-pre-trained on ImageNet and trained 135 epochs).
-
-With pre-training, measured (seeds 0 and 1, 2026-12-04, this code; ``pre64``
-reaches top-1 0.729 / top-5 0.959 in 3.5 min;
+at 64×64 are far too few to rank the heads. Full profile, measured (seeds 0 and
+1, 2026-12-04, this code; ``pre64`` reaches top-1 0.729 / top-5 0.959 in 3.5 min;
 mAP50, VOC2010, mean ± std over the two seeds)::
 
     head                from scratch    from pre64      change per seed

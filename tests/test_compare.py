@@ -332,12 +332,19 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
 
     def fake_run_study(config, workdir, *, progress):
         ran.update(name=config.name, steps=config.budget.run.steps, workdir=workdir)
+        ran.update(command=config.command)
         os.makedirs(workdir)
         (tmp_path / workdir / "results.md").write_text("table")
 
     monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)
     assert main(["compare", "--quick", "--steps", "7", "--workdir", "w", "--no-progress"]) == 0
-    assert ran == {"name": "heads", "steps": 7, "workdir": "w"}
+    assert ran == {
+        "name": "heads",
+        "steps": 7,
+        "workdir": "w",
+        # results.md quotes the command as typed, not the study's default one
+        "command": "jaxheads compare --quick --steps 7 --workdir w --no-progress",
+    }
 
 
 def _failures():

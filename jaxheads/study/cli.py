@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 from collections.abc import Sequence
 
 from jaxheads.study.config import StudyConfig
@@ -80,6 +81,9 @@ def override(
 
 def _config(module, args: argparse.Namespace) -> StudyConfig:
     config = module.get_config("quick" if args.quick else "full")
+    if getattr(args, "argv", None) is not None:
+        # results.md quotes the command that made it, with every option it was given
+        config = dataclasses.replace(config, command=shlex.join(["jaxheads", *args.argv]))
     heads = [h.strip() for h in (args.heads or "").split(",") if h.strip()]
     return override(
         config,
