@@ -66,6 +66,17 @@ a fixed map. No dropout (AUC 0.73) and a small initial output (0.69) help it a
 little; pre-training, the learning rate, the warm-up, λ_coord, λ_noobj and a
 4× wider hidden layer do not. One seed: moves of 0.01 mAP50 or less are noise.
 
+Three times the steps, measured (seed 0, 2026-12-04; ``jaxheads compare --heads
+yolov1_fc,yolov1_fc@pre64 --seeds 1 --steps 3000 --workdir runs/fc-3000``, then
+``dependence --study heads --workdir runs/fc-3000``)::
+
+    row, 3000 steps  mAP50  VOC07  recall  objectness AUC  best box in an object's cell
+    yolov1_fc        0.006  0.013  0.255   0.63            0.19
+    yolov1_fc@pre64  0.063  0.082  0.400   0.81            0.46
+
+Given the steps, pre-training is what gets the FC head started (10× the mAP, a
+map of where the objects are), still far below the per-cell head at 1000 steps.
+
 Measured, ``gradients`` (run 2026-12-04 on the heads study's ``pre64`` stage, which
 has this study's settings: ``python experiments/fc_head.py gradients --workdir
 runs/heads``; about 10 minutes on the 2-core CPU beside other work; mean ± std
