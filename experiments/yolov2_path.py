@@ -52,15 +52,13 @@ hi-res at 80, five 40-step pre-training stages: 17 training runs and two
 evaluations): about 6 min on the otherwise idle 2-core CPU (scaled from the
 from-scratch profile's measured 2 min 38 s; not re-measured idle).
 Full profile (96×96, batch 32, 1000 steps, 2 seeds, multi-scale 80/96/112/128,
-hi-res at 128: 34 training runs and the five stages): estimated at about 3 h 15 min
-on the 2-core CPU (the earlier 21-run from-scratch profile measured 2 h 3 min; the
-heads study's runs take 4-6 min each), in two parts of under two hours: the command with
-``--seeds 1`` trains the five stages and seed 0 (17 runs, about 1 h 40 min) and
-reports every row; the command without it then adds seed 1 (the runs done are
-found, not retrained) and the ± columns;
-on one TPU or GPU roughly 20-30 min, bounded by compilation and the host's numpy
-data pipeline (not measured). Below: the earlier from-scratch-only measurements
-(before the pre-training stages and the two new rows).
+hi-res at 128: 34 training runs, the five stages and the hi-res evaluations), in two
+parts of under two hours: the command with ``--seeds 1`` trains the five stages and
+seed 0 (17 runs of 2.5-4 min each alone) and reports every row; measured 1 h 44 min
+wall on the 2-core CPU with a 25-minute study and the test suite beside it
+(2026-12-04/05). The command without it then adds seed 1 (the runs done are found,
+not retrained) and the ± columns. On one TPU or GPU roughly 20-30 min, bounded by
+compilation and the host's numpy data pipeline (not measured).
 
 Expected result. Quick profile, measured (seed 0)::
 
@@ -79,26 +77,29 @@ than the hand-picked ones (prior IoU 0.766 against 0.677, Table 1's point), the
 anchor heads find more objects than the FC head after 100 steps (recall 0.15-0.24
 against 0.00-0.07, the paper's 81% → 88% in direction), and the hi-res row costs
 1.6× the FLOPs for the same parameters. The mAPs are all near 0: 100 steps are
-too few to order the rows. Full profile, measured (mean ± std over seeds 0, 1, 2;
-README has the whole table, the plots and the reading; measured with XLA
-convolutions on CPU: a rerun there now sums in another order, other digits)::
+too few to order the rows. Full profile, measured (seed 0, 2026-12-04/05, this
+code; VOC2007 mAP@0.5; README has the whole table, the stages, the plots and the
+reading)::
 
-    row                  params     MFLOPs mAP50         mAP50(07)     recall@0.5    paper
-    yolo                 2,872,436   90.6  0.002 ± 0.001 0.017 ± 0.015 0.210 ± 0.011 63.4
-    batch_norm           2,873,924   91.2  0.001 ± 0.000 0.003 ± 0.001 0.175 ± 0.007 65.8
-    anchor_boxes           990,616  120.2  0.522 ± 0.019 0.521 ± 0.017 0.748 ± 0.013 69.2
-    dimension_priors       990,616  120.2  0.496 ± 0.016 0.497 ± 0.013 0.756 ± 0.007 —
-    location_prediction    990,616  120.2  0.508 ± 0.044 0.506 ± 0.042 0.681 ± 0.014 74.4
-    passthrough          1,066,456  125.0  0.608 ± 0.014 0.596 ± 0.012 0.770 ± 0.008 75.4
-    multi_scale          1,066,456  125.0  0.574 ± 0.038 0.569 ± 0.035 0.744 ± 0.003 76.8
-    hi_res_detector      1,066,456  230.2  0.766 ± 0.037 0.738 ± 0.031 0.893 ± 0.011 78.6
+    row                  paper  scratch  pre-trained (stage)
+    yolo                 63.4   0.032    0.003 (old_nobn)
+    batch_norm           65.8   0.005    0.011 (old)
+    hi_res_classifier    69.5   —        0.038 (old_hires)
+    anchor_boxes         69.2   0.459    0.658 (old_hires)
+    new_network          69.6   0.571    0.656 (new_hires)
+    dimension_priors     —      0.506    0.658 (new_hires)
+    location_prediction  74.4   0.555    0.678 (new_hires)
+    passthrough          75.4   0.581    0.736 (new_hires)
+    multi_scale          76.8   0.597    0.719 (new_hires)
+    hi_res_detector      78.6   0.777    0.879 (new_hires)
 
-From scratch on this budget the FC head learns nothing with or without batch norm;
-the convolutional anchor head is the step that makes the detector learn; k-means
-priors fit the boxes better (prior IoU 0.762 vs 0.676) without training better;
-bounded offsets give tighter boxes (COCO mAP 0.195 vs 0.160) at equal mAP50; the
-passthrough adds 0.09; multi-scale costs a little at 96² and its weights gain
-0.17 evaluated at 128².
+Pre-training lifts every convolutional row by 0.08-0.20 and the pre-trained path
+climbs from anchors to the hi-res detector as the paper's does; the FC rows stay
+near 0 at this budget either way (the FC-head study says why); anchor boxes are
+the step that makes the detector learn; k-means priors fit the boxes better
+(prior IoU 0.762 vs 0.676) without training better; bounded offsets give tighter
+boxes (COCO mAP +0.05); the multi-scale weights gain 0.18 (scratch) and 0.16
+(pre-trained) evaluated at 128².
 """
 
 from __future__ import annotations
