@@ -48,9 +48,9 @@ Command::
     jaxheads compare --config experiments/yolov2_path.py --quick --workdir /tmp/path_quick
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, multi-scale 48/64/80,
-hi-res at 80, five 40-step pre-training stages: 17 training runs and two
-evaluations): about 6 min on the otherwise idle 2-core CPU (scaled from the
-from-scratch profile's measured 2 min 38 s; not re-measured idle).
+hi-res at 80, five 40-step pre-training stages: 17 training runs and four
+evaluations): measured 8 min 3 s on the 2-core CPU with a full-profile run beside
+it at ``nice 19`` (2026-12-05); about 5 min alone.
 Full profile (96×96, batch 32, 1000 steps, 2 seeds, multi-scale 80/96/112/128,
 hi-res at 128: 34 training runs, the five stages and the hi-res evaluations), in two
 parts of under two hours: the command with ``--seeds 1`` trains the five stages and
@@ -60,23 +60,29 @@ wall on the 2-core CPU with a 25-minute study and the test suite beside it
 not retrained) and the ± columns. On one TPU or GPU roughly 20-30 min, bounded by
 compilation and the host's numpy data pipeline (not measured).
 
-Expected result. Quick profile, measured (seed 0)::
+Expected result. Quick profile, measured (seed 0, 2026-12-05, this code;
+scratch / pre-trained)::
 
-    row                  params     MFLOPs  mAP50(07)  recall@0.5  prior IoU  paper
-    yolo                 1,494,896   38.5   0.001      0.072       —          63.4
-    batch_norm           1,496,384   38.7   0.000      0.000       —          65.8
-    anchor_boxes           990,616   49.8   0.010      0.182       0.677      69.2
-    dimension_priors       990,616   49.8   0.008      0.243       0.766      —
-    location_prediction    990,616   49.8   0.006      0.206       0.766      74.4
-    passthrough          1,066,456   51.7   0.004      0.192       0.766      75.4
-    multi_scale          1,066,456   51.7   0.004      0.187       0.766      76.8
-    hi_res_detector      1,066,456   84.4   0.005      0.145       0.766      78.6
+    row                  params     MFLOPs  mAP50(07)      recall@0.5     prior IoU
+    yolo                 1,841,456   39.1   0.001 / 0.001  0.044 / 0.090  —
+    batch_norm           1,844,672   39.3   0.000 / 0.000  0.000 / 0.007  —
+    hi_res_classifier    1,844,672   39.3   —     / 0.000  —     / 0.000  —
+    anchor_boxes         1,338,904   50.4   0.005 / 0.001  0.168 / 0.069  0.677
+    new_network            990,616   49.8   0.002 / 0.004  0.151 / 0.166  0.677
+    dimension_priors       990,616   49.8   0.006 / 0.002  0.246 / 0.156  0.766
+    location_prediction    990,616   49.8   0.013 / 0.008  0.189 / 0.233  0.766
+    passthrough          1,066,456   51.7   0.003 / 0.004  0.185 / 0.196  0.766
+    multi_scale          1,066,456   51.7   0.004 / 0.012  0.195 / 0.137  0.766
+    hi_res_detector      1,066,456   84.4   0.004 / 0.003  0.177 / 0.157  0.766
+    single_scale_hi_res  1,066,456   84.4   0.006 / 0.002  0.217 / 0.164  0.766
 
+The 40-step stages reach top-1 0.04-0.09 (15 classes: chance is 0.07), so the
+quick profile's pre-trained rows check the plumbing, not the effect.
 What the quick run already shows: k-means priors fit the training boxes better
 than the hand-picked ones (prior IoU 0.766 against 0.677, Table 1's point), the
-anchor heads find more objects than the FC head after 100 steps (recall 0.15-0.24
-against 0.00-0.07, the paper's 81% → 88% in direction), and the hi-res row costs
-1.6× the FLOPs for the same parameters. The mAPs are all near 0: 100 steps are
+anchor heads find more objects than the FC head after 100 steps (recall 0.07-0.25
+against 0.00-0.09), and the hi-res rows cost 1.6× the FLOPs for the same
+parameters. The mAPs are all near 0: 100 steps are
 too few to order the rows. Full profile, measured (seed 0, 2026-12-04/05, this
 code; VOC2007 mAP@0.5; README has the whole table, the stages, the plots and the
 reading)::
