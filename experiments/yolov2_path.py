@@ -105,8 +105,9 @@ climbs from anchors to the hi-res detector as the paper's does; the FC rows stay
 near 0 at this budget either way (the FC-head study says why); anchor boxes are
 the step that makes the detector learn; k-means priors fit the boxes better
 (prior IoU 0.762 vs 0.676) without training better; bounded offsets gave tighter
-boxes in seed 0 (COCO mAP +0.05) but not in seed 1 from scratch; the multi-scale weights gain 0.18 (scratch) and 0.16
-(pre-trained) evaluated at 128², most of which the single-scale weights gain too
+boxes in seed 0 (COCO mAP +0.05) but not in seed 1 from scratch; the multi-scale
+weights gain 0.18 (scratch) and 0.16 (pre-trained) evaluated at 128², most of
+which the single-scale weights gain too
 (``single_scale_hi_res``: 0.739 and 0.871): the larger input, more than the
 multi-scale training, makes the hi-res detector.
 """

@@ -28,6 +28,8 @@ from jaxheads.study.config import (
     with_profile,
 )
 from jaxheads.study.report import winner_sentence
+from jaxheads.train.checkpoints import CheckpointWriteError
+from jaxheads.train.loop import TrainingDiverged
 from jaxheads.train.metric_table import METRICS
 
 TINY = """
@@ -347,25 +349,20 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
     }
 
 
-def _failures():
-    from jaxheads.train.checkpoints import CheckpointWriteError
-    from jaxheads.train.loop import TrainingDiverged
-
-    return [
+@pytest.mark.parametrize(
+    "error,status",
+    [
         (ValueError("bad row"), 2),
         (FileNotFoundError("no data"), 2),
         (TrainingDiverged("loss nan at step 3"), 3),
         (CheckpointWriteError("checkpoint 4 not written: disk full"), 4),
         (KeyboardInterrupt(), 130),
-    ]
-
-
-@pytest.mark.parametrize("index", range(5))
-def test_compare_and_train_exit_alike_on_each_failure(tmp_path, monkeypatch, capsys, index):
+    ],
+    ids=["bad-input", "missing-file", "diverged", "disk-full", "interrupted"],
+)
+def test_compare_and_train_exit_alike_on_each_failure(tmp_path, monkeypatch, capsys, error, status):
     """compare and train/pretrain share one table of failures and exit statuses."""
     from jaxheads.train.commands import run_fit
-
-    error, status = _failures()[index]
 
     def fail(*args, **kwargs):
         raise error
