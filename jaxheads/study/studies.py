@@ -2,9 +2,10 @@
 
 A study file is Python with ``get_config(profile) -> StudyConfig`` (and, for a
 study that trains nothing, ``run(config, workdir, *, progress)``). The packaged
-studies are the ``experiments/`` files shipped beside the ``jaxheads`` package;
-``heads`` is the default. A name never reads the current directory: a file there
-runs only when given as a path (``./experiments/heads.py``).
+studies are the files of the source tree's ``experiments/``, which a wheel installs
+as ``jaxheads/experiments/``; ``heads`` is the default. A name never reads the
+current directory: a file there runs only when given as a path
+(``./experiments/heads.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ DEFAULT_STUDY = "heads"
 
 
 def studies_dir() -> Path:
-    """The packaged studies' directory: ``experiments/`` beside the ``jaxheads`` package."""
+    """The packaged studies' directory.
+
+    ``jaxheads/experiments/`` in an installed wheel; ``experiments/`` beside the
+    ``jaxheads`` package in a source tree (and so in an editable install).
+    """
     import jaxheads
 
-    return Path(jaxheads.__file__).resolve().parents[1] / "experiments"
+    package = Path(jaxheads.__file__).resolve().parent
+    installed = package / "experiments"
+    return installed if installed.is_dir() else package.parent / "experiments"
 
 
 def packaged_studies() -> list[str]:
