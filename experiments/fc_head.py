@@ -321,7 +321,8 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
     Each row's trained weights (seed ``seed``) on the study's 256 validation images;
     ``study`` is this one or another packaged study (``"heads"``: all six heads, whose
     decoders all give their boxes cell-major). Rows evaluated at another size (another
-    grid) get their own validation batch and their own reference lines.
+    grid; an `EvalRow` too, with its source row's weights) get their own validation
+    batch and their own reference lines.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -346,7 +347,9 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
             continue
         plan = plan_row(config, row)
         det, task, run = training(config, plan, seed, workdir, False)
-        params, state, _ = restore_params(rundir, task, run, op="dependence")
+        # an EvalRow's weights are its source row's
+        sourcedir = os.path.join(workdir, plan.source.label, f"seed{seed}")
+        params, state, _ = restore_params(sourcedir, task, run, op="dependence")
         size = plan.eval_image_size
         if size not in vals:
             vals[size] = stack_examples([plan.val.example(i) for i in range(len(plan.val))])

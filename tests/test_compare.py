@@ -237,6 +237,23 @@ def test_pretraining_stages_and_the_rows_that_start_from_them(study):
     assert text.count("| 63.4 |") == 2
 
 
+@pytest.mark.slow
+def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study):
+    config, workdir, _ = study
+    fc_head = studies.load_study("fc_head")
+    text = fc_head.dependence_table(str(workdir), study=str(config))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
+    # every trained or evaluated row, the EvalRow on its source's weights at 48²
+    assert [r for r in rows if r in LABELS] == LABELS
+    for label in LABELS:
+        cells = rows[label].strip("| ").split(" | ")
+        assert 0 <= float(cells[1]) <= 1 and 0 <= float(cells[3]) <= 1
+    # two grids (32² and 48² inputs): each gets its own reference lines, named by its side
+    random_lines = [r for r in rows if r.startswith("a cell drawn at random")]
+    assert len(random_lines) == 2 and all("grid" in r for r in random_lines)
+    assert rows["v2"].split(" | ")[2] != rows["v2_hires"].split(" | ")[2]
+
+
 def test_pretraining_checks():
     with pytest.raises(ValueError, match="init to name a pretraining stage among \\['p'\\]"):
         StudyConfig("x", [TrainRow("a", init="q")], pretraining=[Pretraining("p")])
