@@ -27,6 +27,7 @@ from jaxheads.study.config import (
     TrainRow,
     with_profile,
 )
+from jaxheads.study.pretraining import run_stage
 from jaxheads.study.report import winner_sentence
 from jaxheads.train.checkpoints import CheckpointWriteError
 from jaxheads.train.loop import TrainingDiverged
@@ -177,6 +178,27 @@ def test_rerun_skips_finished_runs(study, monkeypatch):
     assert {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")} == stamps
 
 
+@pytest.mark.slow
+def test_a_stage_stored_before_its_start_was_measured_gains_it_without_training(study, monkeypatch):
+    config_path, workdir, results = study
+    stored = {s["label"]: s for s in results["pretraining"]}["pre_hires"]
+    path = workdir / "pretrain" / "pre_hires" / "result.json"
+    data = json.loads(path.read_text())
+    old = {k: v for k, v in data["record"].items() if not k.endswith("_before")}
+    path.write_text(json.dumps({**data, "record": old}))
+    checkpoints = {p: os.stat(p).st_mtime_ns for p in path.parent.glob("checkpoints/**/*")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished stage was trained again")
+
+    monkeypatch.setattr("jaxheads.train.loop.fit", no_training)
+    stage = studies.load_study(config_path).get_config().pretraining[1]
+    record = run_stage(stage, str(workdir), progress=False)
+    assert record["skipped"] and record["top1_before"] == stored["top1_before"]
+    assert json.loads(path.read_text())["record"]["top5_before"] == stored["top5_before"]
+    assert {p: os.stat(p).st_mtime_ns for p in path.parent.glob("checkpoints/**/*")} == checkpoints
+
+
 def test_steady_images_per_s_leaves_out_compilation():
     rows = [
         {"step": 1, "images_per_s": 2.0},
@@ -221,6 +243,11 @@ def test_pretraining_stages_and_the_rows_that_start_from_them(study):
     assert stages["pre_hires"]["init_from"] == "pre" and stages["pre_hires"]["image_size"] == 48
     for s in stages.values():
         assert 0 <= s["top1"] <= s["top5"] <= 1 and s["images"] == 16
+    # the hi-res stage measured its start weights at its own size before training: the
+    # first stage's weights, evaluated at 48² (what the hi-res classifier step starts from)
+    assert "top1_before" not in stages["pre"]
+    before = stages["pre_hires"]["top1_before"]
+    assert 0 <= before <= stages["pre_hires"]["top5_before"] <= 1
     with open(workdir / "pretrain" / "pre_hires" / "config.json") as f:
         hires = json.load(f)["extra"]
     assert hires["init"] == {"stage": "pre", "sha256": stages["pre"]["sha256"]}
@@ -232,6 +259,8 @@ def test_pretraining_stages_and_the_rows_that_start_from_them(study):
     text = (workdir / "results.md").read_text()
     assert "### From scratch" in text and "### Pre-trained" in text
     assert "### What pre-training changes" in text
+    assert "| top-1 at start | top-1 | top-5 |" in text
+    assert re.search(rf"\| pre_hires \| .* \| pre \| {before:.3f} \| ", text)
     assert re.search(r"\| fc \| pre_hires \| [0-9.]+ \| [0-9.]+ \| [-+]?[0-9.]+ \|", text)
     # the paper's number sits beside both variants of its row
     assert text.count("| 63.4 |") == 2

@@ -23,7 +23,7 @@ def stage_dir(workdir: str, label: str) -> str:
 
 
 def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: bool):
-    """``(task, RunConfig)`` of ``stage``: the ``jaxheads pretrain`` run it is."""
+    """``(model, task, RunConfig)`` of ``stage``: the ``jaxheads pretrain`` run it is."""
     from jaxheads.train.loop import RunConfig
     from jaxheads.train.pretrain import build_task
 
@@ -39,7 +39,7 @@ def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: boo
     }
     if init is not None:
         extra["init"] = init
-    _, task = build_task(extra, stage.seed)
+    model, task = build_task(extra, stage.seed)
     run = RunConfig(
         workdir=rundir,
         steps=stage.steps,
@@ -54,7 +54,26 @@ def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: boo
         progress=progress,
         extra=extra,
     )
-    return task, run
+    return model, task, run
+
+
+def _before(stage: Pretraining, model, task) -> dict:
+    """The start weights' top-1/top-5 on this stage's held-out images, before its training.
+
+    For a stage that starts from another at a different size (YOLOv2's hi-res
+    classifier): what the fine-tune starts from at the size it trains for.
+    """
+    import jax
+
+    from jaxheads.data.objects import ObjectsDataset
+    from jaxheads.train.classification import evaluate_classifier
+
+    params, state = task.init(jax.random.key(stage.seed))
+    val = ObjectsDataset(
+        stage.val_examples, image_size=stage.image_size, seed=stage.seed, split="val"
+    )
+    result = evaluate_classifier(model, params, state, val)
+    return {"top1_before": float(result["top1"]), "top5_before": float(result["top5"])}
 
 
 def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dict:
@@ -62,7 +81,10 @@ def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dic
 
     The record: ``{"label", "backbone", "image_size", "steps", "init_from", "top1",
     "top5", "loss", "images", "sha256", "dir", "skipped"}`` (``sha256``: of the weights,
-    `jaxheads.train.warm_start.checksum`; ``dir`` relative to ``workdir``).
+    `jaxheads.train.warm_start.checksum`; ``dir`` relative to ``workdir``); a stage
+    that starts from another adds ``top1_before`` and ``top5_before``, its start
+    weights on its own held-out images (a record stored without them gets them when
+    the stage is found again).
 
     Raises:
       KeyboardInterrupt: the run was interrupted (its checkpoint is kept).
@@ -79,15 +101,22 @@ def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dic
                 f"stage {stage.label!r}: expected stage {stage.init_from!r} to have run first"
             )
         init = {"stage": stage.init_from, "sha256": source["record"]["sha256"]}
-    task, run = _stage_run(stage, rundir, init, progress)
+    model, task, run = _stage_run(stage, rundir, init, progress)
     fingerprint = describe(
         {k: v for k, v in dataclasses.asdict(run).items() if k not in ("workdir", "progress")}
     )
     found = stored(rundir)
-    if found is not None and found.get("fingerprint") == fingerprint:
+    done = found is not None and found.get("fingerprint") == fingerprint
+    if done and (stage.init_from is None or "top1_before" in found["record"]):
         return {**found["record"], "skipped": True}
+    before = {}
     if stage.init_from is not None:
         task, _ = with_init(task, stage_dir(workdir, stage.init_from))
+        before = _before(stage, model, task)
+    if done:  # stored before the start weights were measured: the record gains them
+        record = {**found["record"], **before}
+        write_json(os.path.join(rundir, "result.json"), {**found, "record": record})
+        return {**record, "skipped": True}
     trained = fit(task, run)
     if trained["status"] != "completed":
         raise KeyboardInterrupt(
@@ -105,6 +134,7 @@ def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dic
         "images": int(result["images"]),
         "sha256": checksum(trained["params"], trained["state"]),
         "dir": os.path.relpath(rundir, workdir),
+        **before,
     }
     write_json(os.path.join(rundir, "result.json"), {"fingerprint": fingerprint, "record": record})
     return {**record, "skipped": False}

@@ -136,8 +136,13 @@ def _groups(config: StudyConfig, heads: Sequence[Mapping]) -> dict[str, list]:
 
 
 def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
+    """The stages; one that starts from another shows its start weights' top-1 at its size."""
+
+    def before(s):
+        return "—" if s.get("top1_before") is None else f"{s['top1_before']:.3f}"
+
     return _table(
-        ["stage", "backbone", "image", "steps", "starts from", "top-1", "top-5"],
+        ["stage", "backbone", "image", "steps", "starts from", "top-1 at start", "top-1", "top-5"],
         [
             [
                 s["label"],
@@ -145,6 +150,7 @@ def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
                 f"{s['image_size']}²",
                 str(s["steps"]),
                 s.get("init_from") or "—",
+                before(s),
                 f"{s['top1']:.3f}",
                 f"{s['top5']:.3f}",
             ]
