@@ -57,8 +57,10 @@ parts of under two hours: the command with ``--seeds 1`` trains the five stages 
 seed 0 (17 runs of 2.5-4 min each alone) and reports every row; measured 1 h 44 min
 wall on the 2-core CPU with a 25-minute study and the test suite beside it
 (2026-12-04/05). The command without it then adds seed 1 (the runs done are found,
-not retrained) and the ± columns. On one TPU or GPU roughly 20-30 min, bounded by
-compilation and the host's numpy data pipeline (not measured).
+not retrained) and the ± columns: about 1 h 30 min over two sittings, with other work
+beside it (2026-12-05). About 1 h 50 min for the whole profile on the free CPU, by the
+runs' own times. On one TPU or GPU roughly 20-30 min, bounded by compilation and the
+host's numpy data pipeline (not measured).
 
 Expected result. Quick profile, measured (seed 0, 2026-12-05, this code;
 scratch / pre-trained)::
@@ -83,33 +85,36 @@ than the hand-picked ones (prior IoU 0.766 against 0.677, Table 1's point), the
 anchor heads find more objects than the FC head after 100 steps (recall 0.07-0.25
 against 0.00-0.09), and the hi-res rows cost 1.6× the FLOPs for the same
 parameters. The mAPs are all near 0: 100 steps are
-too few to order the rows. Full profile, measured (seed 0, 2026-12-04/05, this
-code; VOC2007 mAP@0.5; README has the whole table, the stages, the plots and the
-reading)::
+too few to order the rows. Full profile, measured (seeds 0 and 1, 2026-12-04/05,
+this code; VOC2007 mAP@0.5, mean ± std over the seeds; README has the whole table,
+the stages, the plots and the reading)::
 
-    row                  paper  scratch  pre-trained (stage)
-    yolo                 63.4   0.032    0.003 (old_nobn)
-    batch_norm           65.8   0.005    0.011 (old)
-    hi_res_classifier    69.5   —        0.038 (old_hires)
-    anchor_boxes         69.2   0.459    0.658 (old_hires)
-    new_network          69.6   0.571    0.656 (new_hires)
-    dimension_priors     —      0.506    0.658 (new_hires)
-    location_prediction  74.4   0.555    0.678 (new_hires)
-    passthrough          75.4   0.581    0.736 (new_hires)
-    multi_scale          76.8   0.597    0.719 (new_hires)
-    hi_res_detector      78.6   0.777    0.879 (new_hires)
-    single_scale_hi_res  —      0.739    0.871 (new_hires)
+    row                  paper  scratch        pre-trained (stage)
+    yolo                 63.4   0.017 ± 0.021  0.003 ± 0.000 (old_nobn)
+    batch_norm           65.8   0.008 ± 0.004  0.028 ± 0.024 (old)
+    hi_res_classifier    69.5   —              0.026 ± 0.017 (old_hires)
+    anchor_boxes         69.2   0.391 ± 0.096  0.653 ± 0.006 (old_hires)
+    new_network          69.6   0.529 ± 0.060  0.672 ± 0.022 (new_hires)
+    dimension_priors     —      0.503 ± 0.003  0.666 ± 0.011 (new_hires)
+    location_prediction  74.4   0.513 ± 0.059  0.674 ± 0.006 (new_hires)
+    passthrough          75.4   0.600 ± 0.028  0.743 ± 0.009 (new_hires)
+    multi_scale          76.8   0.593 ± 0.005  0.725 ± 0.009 (new_hires)
+    hi_res_detector      78.6   0.768 ± 0.012  0.876 ± 0.005 (new_hires)
+    single_scale_hi_res  —      0.746 ± 0.010  0.872 ± 0.002 (new_hires)
 
-Pre-training lifts every convolutional row by 0.08-0.20 and the pre-trained path
-climbs from anchors to the hi-res detector as the paper's does; the FC rows stay
-near 0 at this budget either way (the FC-head study says why); anchor boxes are
-the step that makes the detector learn; k-means priors fit the boxes better
-(prior IoU 0.762 vs 0.676) without training better; bounded offsets gave tighter
-boxes in seed 0 (COCO mAP +0.05) but not in seed 1 from scratch; the multi-scale
-weights gain 0.18 (scratch) and 0.16 (pre-trained) evaluated at 128², most of
-which the single-scale weights gain too
-(``single_scale_hi_res``: 0.739 and 0.871): the larger input, more than the
-multi-scale training, makes the hi-res detector.
+Stages (top-1 on 1,000 held-out objects): old_nobn 0.221, old 0.604, new 0.781 at
+48²; at 96² the low-resolution weights score 0.274 (old) and 0.370 (new), and the
+150-step hi-res classifier stages bring them to 0.748 (old_hires) and 0.610
+(new_hires). Read as findings only where both seeds agree: pre-training lifts every
+convolutional row (+0.085 to +0.326 in each seed); anchor boxes make the detector
+learn; the Darknet-19-like network trains better from scratch (+0.11, +0.16) and
+equals the YOLOv1-like one pre-trained; k-means priors fit the boxes better (prior
+IoU 0.762 vs 0.676) without training better; bounded offsets give tighter boxes
+pre-trained (COCO mAP +0.05 in both seeds) at lower recall@0.5 (all four runs); the
+passthrough helps in all four runs; multi-scale training is even at 96², and most of
+the hi-res detector's gain at 128² is the larger input (``single_scale_hi_res``
+0.746 and 0.872). The FC rows stay near 0 at this budget either way (the FC-head
+study says why).
 """
 
 from __future__ import annotations
