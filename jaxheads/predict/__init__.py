@@ -17,7 +17,8 @@
 * `jaxheads.predict.command` — ``jaxheads detect``.
 """
 
-from jaxheads.predict.detector import Detector, ImageDetections
+from jaxheads.predict.detections import ImageDetections
+from jaxheads.predict.detector import Detector
 from jaxheads.predict.draw import class_color, draw_detections
 from jaxheads.predict.images import (
     DEFAULT_MAX_PIXELS,
