@@ -8,6 +8,7 @@ mAP50 against parameters).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -228,6 +229,81 @@ def detections(plt, config: StudyConfig, by_head, labels, workdir: str) -> str:
     return _save(plt, fig, workdir, "detections.png")
 
 
+def spread_labels(
+    boxes: Sequence[tuple[float, float, float]],
+    height: float,
+    bounds: tuple[float, float] | None = None,
+) -> list[float]:
+    """New heights for text labels so that none overlaps another: ``boxes`` are each
+    label's ``(left, right, y)`` in points; labels whose spans overlap are pushed apart
+    symmetrically until they are at least ``height`` apart, and kept within ``bounds``
+    (``(low, high)`` for the labels' heights, e.g. inside the axes); a label that
+    shares its span with no other keeps its ``y`` (brought within ``bounds``).
+
+    >>> spread_labels([(0, 50, 10), (20, 70, 12), (100, 150, 11)], height=10)
+    [6.0, 16.0, 11.0]
+    >>> spread_labels([(0, 50, 10), (20, 70, 12)], height=10, bounds=(8, 100))
+    [8.0, 18.0]
+    """
+    low, high = bounds if bounds is not None else (-math.inf, math.inf)
+    ys = [min(max(float(y), low), high) for _, _, y in boxes]
+    for _ in range(500):
+        moved = False
+        for i, j in itertools.combinations(range(len(boxes)), 2):
+            if boxes[i][1] <= boxes[j][0] or boxes[j][1] <= boxes[i][0]:
+                continue  # side by side: no overlap whatever the heights
+            gap = ys[j] - ys[i]
+            if abs(gap) >= height - 1e-9:
+                continue
+            sign = 1.0 if gap >= 0 else -1.0  # a tie: the later label goes up
+            lo_i, hi_j = (i, j) if sign > 0 else (j, i)  # the lower and the upper one
+            deficit = height - abs(gap)
+            # push each half the deficit; against a bound, the other one takes the rest
+            down = min(deficit / 2, ys[lo_i] - low)
+            up = min(deficit - down, high - ys[hi_j])
+            down = min(deficit - up, ys[lo_i] - low)
+            ys[lo_i] -= max(down, 0.0)
+            ys[hi_j] += max(up, 0.0)
+            moved = True
+        if not moved:
+            break
+    return ys
+
+
+def _label_points(fig, ax, points, labels, fontsize: float = 8) -> None:
+    """Each point's label beside it (to its left where the axes end), moved up or down,
+    with a thin leader, where it would overlap another label; all inside the axes."""
+    scale = 72 / fig.dpi  # display pixels to points
+    probes = [ax.text(0, 0, label, fontsize=fontsize) for label in labels]
+    fig.canvas.draw()  # the axes' final limits and scale, and each label's rendered width
+    widths = [t.get_window_extent().width * scale for t in probes]
+    for t in probes:
+        t.remove()
+    xy = ax.transData.transform(np.asarray(points, float)) * scale
+    x0, y0, x1, y1 = (v * scale for v in ax.bbox.extents)
+    height = 1.2 * fontsize
+    boxes, sides = [], []
+    for (x, y), width in zip(xy, widths, strict=True):
+        right = x + 4 + width <= x1
+        sides.append(1 if right else -1)
+        boxes.append((x + 4, x + 4 + width, y + 4) if right else (x - 4 - width, x - 4, y + 4))
+    ys = spread_labels(boxes, height, bounds=(y0 + height / 2, y1 - height / 2))
+    for point, (_, _, start), y, side, label in zip(points, boxes, ys, sides, labels, strict=True):
+        text = ax.annotate(
+            label,
+            point,
+            fontsize=fontsize,
+            xytext=(4 * side, y - (start - 4)),
+            textcoords="offset points",
+            ha="left" if side > 0 else "right",
+            va="center",
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"}
+            if abs(y - start) > 0.5
+            else None,
+        )
+        text.set_in_layout(False)  # placed for these axes: the layout must not move them
+
+
 def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
     """mAP50 ± std per row, and mAP50 against parameters."""
     colours = plt.get_cmap("tab10")
@@ -253,13 +329,6 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
         marker = "s" if styles[h["head"]][1] == "--" else "o"
         colour = colours(styles[h["head"]][0])
         ax2.errorbar(h["params"], means[i], yerr=errs[i], fmt=marker, color=colour, capsize=3)
-        ax2.annotate(
-            h["head"],
-            (h["params"], means[i]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
     ax2.set(
         xscale="log",
         xlabel="parameters (whole detector)",
@@ -267,4 +336,6 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
         title="accuracy against size",
     )
     ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    _label_points(fig, ax2, [(h["params"], m) for h, m in zip(heads, means, strict=True)], labels)
     return _save(plt, fig, workdir, "overview.png")
