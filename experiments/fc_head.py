@@ -273,7 +273,7 @@ def gradients_table(workdir: str, seeds=(0, 1, 2)) -> str:
 # ---------------------------------------------------------------------------
 
 
-def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -> dict:
+def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int, labels=None) -> dict:
     """Where a trained head's best box lands, image by image: the right cell, the right box?
 
     Args:
@@ -282,6 +282,7 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -
       scores: ``[N, K, C]`` class scores.
       truth, mask: ``[N, M, 4]`` xyxy ground-truth boxes and ``[N, M]`` which are real.
       side, num_boxes: the grid and the boxes per cell.
+      labels: ``[N, M]`` the objects' classes; optional.
 
     Returns:
       ``top_slots``: how many slots hold some image's best-scoring box; ``cell_hit``: the
@@ -290,7 +291,9 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -
       that object (0 where the cell holds none); ``iou50``: the fraction with IoU ≥ 0.5;
       ``cell_auc``: how well each cell's best score tells the cells holding an object's
       centre from the others, over every image and cell (ROC AUC: 0.5 knows nothing of
-      where the objects are, 1 ranks every object's cell above every empty one).
+      where the objects are, 1 ranks every object's cell above every empty one);
+      with ``labels``, ``class_right``: the fraction of objects whose centre cell's best
+      score (over its boxes and classes) is for the object's class.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -306,13 +309,19 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int) -
     n, k = best.shape[0], scores.shape[1]
     per_cell = scores.max(-1).reshape(n, k // num_boxes, num_boxes).max(-1)  # [N, S·S]
     holds = object_cell_map(truth, mask, side)
-    return {
+    out = {
         "cell_auc": float(roc_auc_score(holds.ravel(), per_cell.ravel())),
         "top_slots": int(len(np.unique(best))),
         "cell_hit": float(hits.any(-1).mean()),
         "iou": float(fit.mean()),
         "iou50": float((fit >= 0.5).mean()),
     }
+    if labels is not None:
+        cell_classes = scores.reshape(n, k // num_boxes, num_boxes, -1).max(2)  # [N, S·S, C]
+        rows = np.broadcast_to(np.arange(n)[:, None], mask.shape)[mask]
+        named = cell_classes[rows, _centre_cells(truth, side)[mask]].argmax(-1)
+        out["class_right"] = float((named == np.asarray(labels)[mask]).mean())
+    return out
 
 
 def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_head") -> str:
@@ -334,8 +343,9 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
     config = get_config() if study == "fc_head" else load_study(study).get_config()
     lines = [
         "| row | objectness AUC, object cells vs empty ones | slots holding a best box | best "
-        "box in an object's cell | its IoU with the object | IoU ≥ 0.5 |",
-        "|---|---|---|---|---|---|",
+        "box in an object's cell | its IoU with the object | IoU ≥ 0.5 | class named right in "
+        "an object's cell |",
+        "|---|---|---|---|---|---|---|",
     ]
     vals = {}  # the validation batch at each evaluation size, stacked once
     grids = {}  # each grid side met: the validation batch its references are drawn on
@@ -359,12 +369,18 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         side = raw.shape[1]
         grids.setdefault(side, val)
         d = image_dependence(
-            boxes, scores, val["boxes"], val["mask"], side=side, num_boxes=det.head.num_boxes
+            boxes,
+            scores,
+            val["boxes"],
+            val["mask"],
+            side=side,
+            num_boxes=det.head.num_boxes,
+            labels=val["labels"],
         )
         lines.append(
             f"| {row.label} | {d['cell_auc']:.2f} | {d['top_slots']} of "
             f"{side * side * det.head.num_boxes} | "
-            f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} |"
+            f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} | {d['class_right']:.2f} |"
         )
     for side, val in grids.items():
         # references that ignore the image: a random cell, and every image given the same
@@ -373,11 +389,18 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
         prior = np.broadcast_to(holds.mean(0), holds.shape)
         prior_auc = roc_auc_score(holds.ravel(), prior.ravel())
         chance = holds.sum(-1).mean() / side**2
+        # naming every object the commonest class of these images
+        counts = np.bincount(np.asarray(val["labels"])[np.asarray(val["mask"], bool)])
+        commonest = counts.max() / counts.sum()
         grid = f", {side}×{side} grid" if len(grids) > 1 else ""
-        lines.append(f"| a cell drawn at random{grid} | 0.50 | — | {chance:.2f} | — | — |")
+        lines.append(f"| a cell drawn at random{grid} | 0.50 | — | {chance:.2f} | — | — | — |")
         lines.append(
             f"| one map for every image: each cell's object frequency{grid} | {prior_auc:.2f} "
-            "| — | — | — | — |"
+            "| — | — | — | — | — |"
+        )
+        lines.append(
+            f"| every object named the commonest class{grid} | — | — | — | — | — | "
+            f"{commonest:.2f} |"
         )
     return "\n".join(lines)
 

@@ -316,6 +316,31 @@ def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
     assert got["cell_auc"] == 1.0
 
 
+def test_fc_head_image_dependence_names_the_class_in_each_objects_cell():
+    module = _load("fc_head")
+    # a 2×2 grid, two boxes per cell, two classes; image 0 has objects in cells 0 and 3,
+    # image 1 one in cell 1 and a padded slot
+    truth = np.array(
+        [
+            [[0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]],
+            [[0.6, 0.1, 0.9, 0.3], [0, 0, 0, 0]],
+        ]
+    )
+    mask = np.array([[True, True], [True, False]])
+    labels = np.array([[0, 1], [1, 0]])
+    boxes = np.zeros((2, 8, 4))
+    scores = np.full((2, 8, 2), 0.1)
+    scores[0, 1] = [0.8, 0.2]  # cell 0, its second box: class 0, right
+    scores[0, 6] = [0.7, 0.3]  # cell 3, its first box: class 0, wrong (the object is 1)
+    scores[0, 7] = [0.1, 0.6]  # ... its second box says 1, but less sure than 0.7
+    scores[1, 3] = [0.2, 0.9]  # cell 1: class 1, right; the padded slot is not counted
+    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=2, labels=labels)
+    assert got["class_right"] == pytest.approx(2 / 3)
+    assert "class_right" not in module.image_dependence(
+        boxes, scores, truth, mask, side=2, num_boxes=2
+    )
+
+
 def test_fc_head_object_cell_map_marks_each_objects_cell():
     module = _load("fc_head")
     truth = np.array([[[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]]])
