@@ -307,7 +307,8 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int, l
     overlap = np.asarray(box_iou(top[:, None], truth))  # [N, M]
     fit = np.where(hits, overlap, 0.0).max(-1)
     n, k = best.shape[0], scores.shape[1]
-    per_cell = scores.max(-1).reshape(n, k // num_boxes, num_boxes).max(-1)  # [N, S·S]
+    cell_classes = scores.reshape(n, k // num_boxes, num_boxes, -1).max(2)  # [N, S·S, C]
+    per_cell = cell_classes.max(-1)  # [N, S·S]
     holds = object_cell_map(truth, mask, side)
     out = {
         "cell_auc": float(roc_auc_score(holds.ravel(), per_cell.ravel())),
@@ -317,7 +318,6 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int, l
         "iou50": float((fit >= 0.5).mean()),
     }
     if labels is not None:
-        cell_classes = scores.reshape(n, k // num_boxes, num_boxes, -1).max(2)  # [N, S·S, C]
         rows = np.broadcast_to(np.arange(n)[:, None], mask.shape)[mask]
         named = cell_classes[rows, _centre_cells(truth, side)[mask]].argmax(-1)
         out["class_right"] = float((named == np.asarray(labels)[mask]).mean())
