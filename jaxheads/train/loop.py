@@ -149,7 +149,7 @@ class MetricsLog:
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+    """Turns SIGTERM/SIGINT into a flag the loop reads once after each step."""
 
     def __init__(self):
         self.signum = None
@@ -163,6 +163,10 @@ class _StopRequest:
 
     def _handle(self, signum, frame):
         self.signum = signum
+
+    def requested(self) -> bool:
+        """Whether a stop was asked for: read it once a step and act on that reading."""
+        return self.signum is not None
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -296,6 +300,13 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     if restored is not None:
         ts = type(ts)(*restored) if not isinstance(restored, type(ts)) else restored
     log.truncate_after(start)
+    if start > cfg.steps:
+        store.close()
+        fail(
+            "train",
+            f"checkpoints of at most {cfg.steps} steps, the run's length in {cfg.workdir}",
+            f"checkpoint {start} (written by a longer run; use a new --workdir)",
+        )
     if start >= cfg.steps:
         loss, result = _finished_run(task, cfg, log, start, ts)
         store.close()
@@ -366,7 +377,11 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 steps_timed += 1
                 bar.update(1)
                 last = step == cfg.steps
-                checkpoint = step % cfg.checkpoint_every == 0 or last or stop.signum
+                # The stop flag is read here, once a step, and only this reading is acted on:
+                # a signal that lands later in the step (waiting for its metrics, saving,
+                # evaluating) is read after the next step, which is then saved.
+                stopping = stop.requested()
+                checkpoint = step % cfg.checkpoint_every == 0 or last or stopping
                 if checkpoint or step % cfg.log_every == 0:
                     flush()  # raises TrainingDiverged before a non-finite state is saved
                 if checkpoint:
@@ -375,7 +390,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                     host = runner.host_state(device_ts)
                     eval_result = task.evaluate(host.params, host.state)
                     log.append({"step": step, "eval": eval_result})
-                if stop.signum and not last:
+                if stopping and not last:
                     status = "interrupted"
                     break
     finally:
