@@ -186,6 +186,9 @@ def test_a_diverged_run_exits_3_with_one_line_and_keeps_the_good_checkpoint(tmp_
         ("max_to_keep", 0),
         ("eval_every", -1),
         ("steps", 2.5),
+        ("seed", -1),
+        ("seed", 2**31),
+        ("seed", 99999999999999999999),
     ],
 )
 def test_bad_settings_refused_before_anything_is_written(tmp_path, field, value):
@@ -293,6 +296,41 @@ def test_checksum_mismatch_sets_the_checkpoint_aside(tmp_path, reference):
     assert _steps(workdir) == [2, 4, 6] and _set_aside(workdir) == [6]
     aside = os.listdir(workdir / "unreadable-checkpoints")[0]
     assert os.path.exists(workdir / "unreadable-checkpoints" / aside / "checksum.json")
+
+
+def test_a_checkpoint_under_another_steps_name_is_set_aside(tmp_path, reference):
+    """A copy of checkpoint 2 placed as ``checkpoints/8`` is not trusted by its name."""
+    workdir = _copy(reference, tmp_path / "run")
+    shutil.copytree(workdir / "checkpoints" / "2", workdir / "checkpoints" / "8")
+    shutil.copy(workdir / "checksums" / "2.json", workdir / "checksums" / "8.json")
+    result, messages = _run_warned(workdir)
+    assert any(
+        re.match(r"checkpoint 8 .*\(StepMismatch: its folder says step 8, the state inside is 2", m)
+        for m in messages
+    ), messages
+    _assert_reference(result, workdir, reference)
+    assert _steps(workdir) == [2, 4, 6] and _set_aside(workdir) == [8]
+
+
+def test_a_checksum_file_of_another_step_sets_the_checkpoint_aside(tmp_path, reference):
+    workdir = _copy(reference, tmp_path / "run")
+    shutil.copy(workdir / "checksums" / "4.json", workdir / "checksums" / "6.json")
+    result, messages = _run_warned(workdir)
+    assert any(
+        re.match(r"checkpoint 6 .*\(StepMismatch: .* its checksum file .*6\.json says 4", m)
+        for m in messages
+    ), messages
+    _assert_reference(result, workdir, reference)
+    assert _steps(workdir) == [2, 4, 6] and _set_aside(workdir) == [6]
+
+
+def test_a_checkpoint_past_the_runs_length_is_refused(tmp_path, reference):
+    workdir = _copy(reference, tmp_path / "run")
+    config = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**config, "steps": 4}))
+    with pytest.raises(ValueError, match="checkpoints of at most 4 steps.*got checkpoint 6"):
+        _run(workdir, steps=4)
+    assert _steps(workdir) == [2, 4, 6] and _set_aside(workdir) == []
 
 
 @pytest.mark.parametrize("damage", ["truncate", "random", "flip"])

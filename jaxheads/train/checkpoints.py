@@ -5,7 +5,9 @@
 *before* the checkpoint, so that every committed checkpoint has one. On restore
 the newest checkpoint is read and its arrays hashed: a checkpoint that cannot
 be read (a stray or partial step folder, truncated or random bytes) or whose
-arrays do not match their checksum (flipped bits) is moved, with its checksum,
+arrays do not match their checksum (flipped bits), or whose step — stored in the
+train state and in its checksum file — is not its folder's name (a copy placed
+under another step), is moved, with its checksum,
 to ``WORKDIR/unreadable-checkpoints/`` with a warning, and the next older one is
 tried. Nothing here deletes or overwrites a checkpoint that restores correctly.
 
@@ -34,6 +36,20 @@ QUARANTINE = "unreadable-checkpoints"
 
 class ChecksumMismatch(RuntimeError):
     """A checkpoint's arrays differ from the checksum written with them."""
+
+
+class StepMismatch(RuntimeError):
+    """A checkpoint's folder name differs from the step stored inside it or its checksum."""
+
+
+def _stored_step(tree) -> int | None:
+    """The ``step`` a train state holds (``None`` for a tree without one)."""
+    value = getattr(tree, "step", None)
+    if value is None and isinstance(tree, dict):
+        value = tree.get("step")
+    if value is None or np.ndim(value) != 0:
+        return None
+    return int(np.asarray(value))
 
 
 class CheckpointWriteError(OSError):
@@ -171,6 +187,10 @@ class CheckpointStore:
 
     def _read(self, step: int, template):
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(template))
+        stored = _stored_step(restored)
+        if stored is not None and stored != step:
+            # a checkpoint copied or renamed to another step's folder
+            raise StepMismatch(f"its folder says step {step}, the state inside is {stored}")
         path = self._checksum_path(step)
         if not os.path.exists(path):
             warnings.warn(
@@ -181,9 +201,14 @@ class CheckpointStore:
             return restored
         try:
             with open(path) as f:
-                want = json.load(f)["sha256"]
+                record = json.load(f)
+            want = record["sha256"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ChecksumMismatch(f"its checksum file {path} is unreadable ({err})") from err
+        if record.get("step", step) != step:
+            raise StepMismatch(
+                f"its folder says step {step}, its checksum file {path} says {record['step']!r}"
+            )
         got = tree_checksum(restored)
         if got != want:
             raise ChecksumMismatch(
@@ -225,4 +250,10 @@ class CheckpointStore:
         self._manager.close()
 
 
-__all__ = ["CheckpointStore", "CheckpointWriteError", "ChecksumMismatch", "tree_checksum"]
+__all__ = [
+    "CheckpointStore",
+    "CheckpointWriteError",
+    "ChecksumMismatch",
+    "StepMismatch",
+    "tree_checksum",
+]

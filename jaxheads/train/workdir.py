@@ -30,6 +30,9 @@ from jaxheads._checks import fail
 NOT_IDENTITY = ("workdir", "progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
 # Policies whose rate at a step does not depend on the run's length.
 EXTENDABLE_POLICIES = ("constant", "steps")
+# Without 64-bit mode JAX keeps a seed's low 32 bits (2**32 gives seed 0's key), and the
+# loop keys dropout with seed + 1; numpy's generators take any such seed as it is.
+MAX_SEED = 2**31 - 1
 
 
 def _is_int(value) -> bool:
@@ -67,8 +70,8 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
     if not isinstance(cfg.workdir, (str, os.PathLike)) or (workdir and not str(cfg.workdir)):
         fail("train", "workdir to be a non-empty path", repr(cfg.workdir))
     need_int("steps", 1)
-    if not _is_int(cfg.seed):
-        fail("train", "seed to be an integer", repr(cfg.seed))
+    if not _is_int(cfg.seed) or not 0 <= cfg.seed <= MAX_SEED:
+        fail("train", f"seed to be an integer from 0 to {MAX_SEED}", repr(cfg.seed))
     if cfg.num_devices is not None:
         need_int("num_devices", 1)
     for name in ("checkpoint_every", "max_to_keep", "log_every"):
