@@ -113,7 +113,7 @@ def test_partial_of_a_partial_file_and_of_an_old_header(small, tmp_path):
     assert out.read_bytes() == header(0) + body[: 4 * sum(SMALL_COUNTS[:3])]
 
 
-@pytest.mark.parametrize("n,count", [(0, 0), (1, 2), (2, 2), (3, 3), (4, 4), (5, 5)])
+@pytest.mark.parametrize("n,count", [(1, 2), (2, 2), (3, 3), (4, 4), (5, 5)])
 def test_partial_file_loads_into_the_first_layers(small, tmp_path, n, count, caplog):
     """Layers before the first one the file misses come from it, bitwise; the rest are the
     init's. ``count`` is darknet's N up to weightless layers (layer 1 is a maxpool)."""
@@ -121,12 +121,28 @@ def test_partial_file_loads_into_the_first_layers(small, tmp_path, n, count, cap
     out = tmp_path / "part.weights"
     partial(cfg, full, out, n)
     with caplog.at_level(logging.INFO, logger="jaxheads.darknet"):
-        loaded = darknet.load(cfg, out, seed=11)
+        loaded = darknet.load(cfg, out, seed=11, partial=True)
     fresh = darknet.load(cfg, seed=11)
     assert loaded.layers_from_file == count and loaded.seen == 0
     assert f"{count} of 5 darknet layers from the file" in caplog.text
     for record in net.layers:
         assert_node_equal(loaded, net if record.index < count else fresh, record.name)
+
+
+def test_a_file_of_the_first_layers_must_be_asked_for_by_name(small, tmp_path):
+    """Without ``partial=True`` a file must fill the model; a bare header never loads."""
+    cfg, full, _ = small
+    out = tmp_path / "part.weights"
+    partial(cfg, full, out, 3)
+    with pytest.raises(ValueError, match=rf"to hold {sum(SMALL_COUNTS)} floats.*got"):
+        darknet.load(cfg, out)
+    bare = tmp_path / "bare.weights"
+    partial(cfg, full, bare, 0)
+    assert bare.stat().st_size == 20
+    with pytest.raises(ValueError, match=rf"to hold {sum(SMALL_COUNTS)} floats.*got 0 floats"):
+        darknet.load(cfg, bare)
+    with pytest.raises(ValueError, match="at least the first weighted layer.*none after"):
+        darknet.load(cfg, bare, partial=True)
 
 
 def test_full_file_counts_every_layer(small):
@@ -142,7 +158,7 @@ def test_darknet19_448_backbone_into_yolov2_voc(tmp_path):
     full, backbone = tmp_path / "darknet19_448.weights", tmp_path / "darknet19_448.conv.23"
     classifier.save_weights(full)
     assert main(["darknet", "partial", "darknet19_448", str(full), str(backbone), "23"]) == 0
-    detector = darknet.load("yolov2-voc", backbone, image_size=64, seed=5)
+    detector = darknet.load("yolov2-voc", backbone, image_size=64, seed=5, partial=True)
     assert detector.layers_from_file == 23
     backbone_names = [r.name for r in detector.layers if r.index < 23]
     assert backbone_names == [r.name for r in classifier.layers if r.index < 23]
@@ -170,7 +186,7 @@ def test_a_file_for_another_cfg_is_refused_naming_the_layer(tmp_path):
         match=r"to fit layer 0 \[convolutional\] \(kernel \(3, 3, 3, 32\), batch norm \(32\)\)"
         r": a rolling variance >= 0.*negative or non-finite.*another cfg",
     ):
-        darknet.load("yolov2-voc", part, image_size=64)
+        darknet.load("yolov2-voc", part, image_size=64, partial=True)
 
 
 def test_a_file_ending_inside_a_layer_is_refused_naming_it(small, tmp_path):
@@ -184,11 +200,11 @@ def test_a_file_ending_inside_a_layer_is_refused_naming_it(small, tmp_path):
         match=r"end at a layer boundary.*layer 3 \[convolutional\] \(kernel \(3, 3, 6, 5\), "
         rf"batch norm \(5\)\) needs {SMALL_COUNTS[3]} floats.*ends 10 floats into layer 3",
     ):
-        darknet.load(cfg, cut)
+        darknet.load(cfg, cut, partial=True)
     longer = tmp_path / "longer.weights"
     longer.write_bytes(data + b"\0" * 12)
     with pytest.raises(ValueError, match=r"3 left over after the last layer"):
-        darknet.load(cfg, longer)
+        darknet.load(cfg, longer, partial=True)
     # The strict reader wants every layer.
     part = tmp_path / "part.weights"
     part.write_bytes(data[: 20 + 4 * SMALL_COUNTS[0]])

@@ -278,25 +278,28 @@ BODY = "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"  # 2 + 2*3 = 8 
 
 
 @pytest.mark.parametrize(
-    "floats,extra,match",
+    "floats,extra,partial,match",
     [
         (
             7,
             b"",
+            True,
             r"model\.weights to end at a layer boundary.*layer 0 \[convolutional\] "
             r"\(bias \(2,\), kernel \(1, 1, 3, 2\)\) needs 8 floats.*got 7 floats",
         ),
-        (9, b"", r"model\.weights to hold 8 floats.*got 9 floats"),
-        (8, b"\x00\x01", r"model\.weights to hold 8 floats.*got 34 bytes \(not a whole"),
+        (7, b"", False, r"model\.weights to hold 8 floats.*got 7 floats"),
+        (9, b"", False, r"model\.weights to hold 8 floats.*got 9 floats"),
+        (9, b"", True, r"model\.weights to hold 8 floats.*got 9 floats"),
+        (8, b"\x00\x01", False, r"model\.weights to hold 8 floats.*got 34 bytes \(not a whole"),
     ],
 )
-def test_wrong_size_weights_raise(tmp_path, floats, extra, match):
+def test_wrong_size_weights_raise(tmp_path, floats, extra, partial, match):
     cfg = tmp_path / "model.cfg"
     cfg.write_text(NET.format(h=2, w=2, c=3) + BODY)
     path = tmp_path / "model.weights"
     path.write_bytes(weights_bytes([np.zeros(floats)]) + extra)
     with pytest.raises(ValueError, match=match):
-        darknet.load(cfg, path)
+        darknet.load(cfg, path, partial=partial)
 
 
 def test_truncated_header_raises(tmp_path):

@@ -38,7 +38,7 @@ def partial(
 
     if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
         fail("darknet partial", "N: a layer count >= 0", repr(upto))
-    net = load(cfg, weights)
+    net = load(cfg, weights, partial=True)
     kept = [r for r in net.layers if r.index < upto]
     weights_io.save_weights(out, net.layers, net.params, net.state, seen=0, upto=upto)
     return weights_io.float_count(kept, net.params, net.state)

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 
 from jaxheads import layers as L
-from jaxheads._checks import check_floating, check_rank, check_shape
+from jaxheads._checks import check_floating, check_rank, check_shape, fail
 from jaxheads.darknet import weights as weights_io
 from jaxheads.darknet.build import DarknetLayer, DarknetModel, from_cfg
 from jaxheads.darknet.cfg import Section
@@ -136,18 +136,22 @@ def load(
     image_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
     seed: int = 0,
+    partial: bool = False,
 ) -> DarknetNet:
     """Builds a cfg and loads darknet weights into it (or initialises it randomly).
 
     Args:
       cfg: a ``.cfg`` path, or a packaged model's name (`jaxheads.darknet.MODELS`, e.g.
         ``"fast-yolo"``) or cfg's (`jaxheads.darknet.CFG_NAMES`).
-      weights: a darknet ``.weights`` file, full or holding only the first
-        layers (darknet's ``partial``; the others are initialised as with no
-        file, and `DarknetNet.layers_from_file` says how many came from it);
-        None for darknet-style random params (`DarknetModel.init`).
+      weights: a darknet ``.weights`` file that fills the model (with ``partial``,
+        one that holds only its first layers); None for darknet-style random
+        params (`DarknetModel.init`).
       image_size, num_classes: overrides (see `build_model`).
       seed: the init's PRNG seed for the layers no file covers.
+      partial: accept a file of the first layers, as darknet's ``partial`` writes
+        (a backbone to train a detector from): the others are initialised as with
+        no file, and `DarknetNet.layers_from_file` says how many came from it. A
+        file of no layer's floats (a bare header) is refused either way.
 
     Returns:
       A `DarknetNet`.
@@ -162,9 +166,20 @@ def load(
         return DarknetNet(model, *model.init(seed), 0)
     _, template_params, template_state = L.abstract_init(model.layer, model.input_shape)
     # The file is read (and checked) before the init draws what it does not hold.
+    if not partial:
+        params, state, header = weights_io.load_weights(
+            weights, model.layers, template_params, template_state
+        )
+        return DarknetNet(model, params, state, header.seen, len(model.layers))
     params, state, header, count = weights_io.load_weights_upto(
         weights, model.layers, template_params, template_state
     )
+    if os.path.getsize(weights) == header.nbytes:
+        fail(
+            "load",
+            f"{os.fspath(weights)} to hold at least the first weighted layer's floats",
+            "none after its header (a file of no layer: darknet's `partial ... 0`?)",
+        )
     if count < len(model.layers):
         params, state = jax.tree.map(_filled, (params, state), model.init(seed))
     return DarknetNet(model, params, state, header.seen, count)

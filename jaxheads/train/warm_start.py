@@ -234,7 +234,7 @@ def load_darknet(
     if model not in darknet:
         fail("--init", f"a darknet model (one of {darknet}) for a .weights file", repr(model))
     cfg = zoo.entry(model).cfg
-    net = load(cfg, path, image_size=image_size, num_classes=num_classes)
+    net = load(cfg, path, image_size=image_size, num_classes=num_classes, partial=True)
     names = [layer.name for layer in net.model.layers[: net.layers_from_file]]
     params = {k: v for k, v in net.params.items() if k in names}
     state = {k: v for k, v in net.state.items() if k in names}
