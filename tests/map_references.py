@@ -1,8 +1,9 @@
 """The references the mAP tests compare against, and the random data sets they use.
 
 pycocotools' COCOeval, built in memory (with difficult objects as ignored ones when
-asked), and a literal port of py-faster-rcnn's ``voc_eval.py``; `random_dataset`
-draws ground truths of every COCO size and detections jittered from them.
+asked), and a literal port of py-faster-rcnn's ``voc_eval.py`` that matches as the VOC
+devkit's ``VOCevaldet.m`` does (IoU at least the threshold); `random_dataset` draws
+ground truths of every COCO size and detections jittered from them.
 """
 
 import contextlib
@@ -15,8 +16,11 @@ from pycocotools.cocoeval import COCOeval
 # ------------------------------------------------- reference: py-faster-rcnn voc_eval.py
 # A literal port of the algorithm, reading from memory instead of XML files and the
 # per-class detection text files. `plus_one=1.0` is the original; 0.0 removes the
-# devkit's +1 pixel convention. The only other change: a stable argsort (the original
-# uses quicksort, which leaves the order of tied scores undefined).
+# devkit's +1 pixel convention. Other changes: a stable argsort (the original uses
+# quicksort, which leaves the order of tied scores undefined), and the match rule of
+# the devkit's VOCevaldet.m, which voc_eval.py does not follow: an overlap counts only
+# for boxes that intersect (`if iw>0 & ih>0`) and a match needs
+# `ovmax>=VOCopts.minoverlap` (voc_eval.py: `ovmax > ovthresh`).
 
 
 def reference_voc_ap(rec, prec, use_07_metric=False):
@@ -46,6 +50,7 @@ def reference_voc_ap(rec, prec, use_07_metric=False):
 def reference_voc_eval(recs, detlines, classname, ovthresh=0.5, use_07_metric=False, plus_one=1.0):
     """recs: {imagename: [{"name", "bbox", "difficult"}]}; detlines: [(image, score, bbox)].
 
+    voc_eval.py with VOCevaldet.m's match: IoU >= ovthresh, of boxes that intersect.
     Returns (rec, prec, ap), or None when the class has no non-difficult gt (the
     original divides by zero there).
     """
@@ -101,10 +106,13 @@ def reference_voc_eval(recs, detlines, classname, ovthresh=0.5, use_07_metric=Fa
             )
 
             overlaps = inters / uni
+            # VOCevaldet.m: `if iw>0 & ih>0`, the overlap of intersecting boxes only.
+            overlaps = np.where((iw > 0) & (ih > 0), overlaps, -np.inf)
             ovmax = np.max(overlaps)
             jmax = np.argmax(overlaps)
 
-        if ovmax > ovthresh:
+        # VOCevaldet.m: `if ovmax>=VOCopts.minoverlap` (voc_eval.py: `ovmax > ovthresh`).
+        if ovmax >= ovthresh:
             if not R["difficult"][jmax]:
                 if not R["det"][jmax]:
                     tp[d] = 1.0

@@ -1,7 +1,8 @@
 """Tests for `jaxheads.metrics.evaluate_detections`.
 
 Parity oracles: pycocotools' COCOeval (built in memory) and a literal port of
-py-faster-rcnn's ``voc_eval.py`` (``map_references.py``), on randomized data sets;
+py-faster-rcnn's ``voc_eval.py`` with the VOC devkit's match rule
+(``map_references.py``), on randomized data sets;
 plus hand-checked cases, empty inputs and bad inputs.
 """
 
@@ -272,14 +273,96 @@ def test_coco_prefers_a_non_ignored_gt():
     np.testing.assert_allclose(result["mAP"], 7 / 10, rtol=0, atol=1e-12)  # .50 .. .80
 
 
-def test_strict_voc_threshold():
-    # IoU exactly .5 (20x20 inside 20x40): voc_eval needs IoU > .5; COCO needs >= .5.
-    preds, gts = _one_image([[0.0, 0.0, 20.0, 20.0]], [0.9], [[0.0, 0.0, 20.0, 40.0]])
-    assert evaluate_detections(preds, gts, protocol="voc07")["mAP"] == 0.0
-    assert evaluate_detections(preds, gts, protocol="voc07", iou_threshold=0.49)["mAP"] == 1.0
-    np.testing.assert_allclose(
-        evaluate_detections(preds, gts, protocol="coco")["mAP50"], 1.0, atol=1e-12
+def _pixel_iou(a, b, plus_one):
+    """IoU of two xyxy boxes as VOCevaldet.m computes it, in float64; 0 if apart."""
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + plus_one
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + plus_one
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    area = [(x[2] - x[0] + plus_one) * (x[3] - x[1] + plus_one) for x in (a, b)]
+    return iw * ih / (area[0] + area[1] - iw * ih)
+
+
+# Integer boxes at IoU exactly .5 in float64 (400 / 800 and 200 / 400), one inside the
+# other and two side by side, in each convention: a box spans x_max - x_min pixels, or
+# x_max - x_min + 1 with pixel_convention=True.
+EXACT_HALF = {
+    False: [([0, 0, 20, 20], [0, 0, 20, 40]), ([0, 0, 30, 10], [10, 0, 40, 10])],
+    True: [([0, 0, 19, 19], [0, 0, 19, 39]), ([0, 0, 29, 9], [10, 0, 39, 9])],
+}
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010"])
+@pytest.mark.parametrize("pixel_convention", [False, True], ids=["continuous", "pixel"])
+@pytest.mark.parametrize("pair", [0, 1], ids=["inside", "side-by-side"])
+def test_voc_matches_at_iou_exactly_the_threshold(protocol, pixel_convention, pair):
+    # The devkit's VOCevaldet.m matches at `ovmax>=VOCopts.minoverlap`; voc_eval.py's
+    # `ovmax > ovthresh` would score this 0.
+    det, gt = EXACT_HALF[pixel_convention][pair]
+    assert _pixel_iou(det, gt, float(pixel_convention)) == 0.5
+    preds, gts = _one_image([det], [0.9], [gt])
+    kwargs = dict(protocol=protocol, pixel_convention=pixel_convention)
+    result = evaluate_detections(preds, gts, **kwargs)
+    assert result["mAP"] == 1.0 and result["recall"] == 1.0
+    gts[0]["difficult"] = np.zeros(1, dtype=bool)
+    plus_one = 1.0 if pixel_convention else 0.0
+    reference = voc_reference(preds, gts, 1, use_07_metric=protocol == "voc07", plus_one=plus_one)
+    # The port adds 1/11 eleven times: 1 + 2e-16.
+    np.testing.assert_allclose(reference[0][2], 1.0, rtol=0, atol=1e-12)
+    # One pixel more on the gt puts the IoU just under .5: no match.
+    taller = [*gt[:3], gt[3] + 1]
+    assert _pixel_iou(det, taller, plus_one) < 0.5
+    preds, gts = _one_image([det], [0.9], [taller])
+    assert evaluate_detections(preds, gts, **kwargs)["mAP"] == 0.0
+    if not pixel_convention:  # pycocotools matches at IoU >= .5 too
+        preds, gts = _one_image([det], [0.9], [gt])
+        mAP50 = evaluate_detections(preds, gts, protocol="coco")["mAP50"]
+        np.testing.assert_allclose(mAP50, 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("pixel_convention", [False, True], ids=["continuous", "pixel"])
+def test_voc_threshold_zero_needs_an_overlap(pixel_convention):
+    # VOCevaldet.m takes the overlap of intersecting boxes only (`if iw>0 & ih>0`): at
+    # threshold 0 a detection that touches no gt is still a false positive.
+    gap = 1.0 if pixel_convention else 0.0  # boxes that share an edge in the continuous
+    apart = [40.0 + gap, 0.0, 80.0, 40.0]  # convention, the next column in the pixel one
+    overlapping = [39.0, 0.0, 80.0, 40.0]
+    for det, expected in ((apart, 0.0), (overlapping, 1.0)):
+        preds, gts = _one_image([det], [0.9], [A])
+        result = evaluate_detections(
+            preds, gts, protocol="voc2010", iou_threshold=0.0, pixel_convention=pixel_convention
+        )
+        assert result["mAP"] == expected
+        gts[0]["difficult"] = np.zeros(1, dtype=bool)
+        reference = voc_reference(preds, gts, 1, ovthresh=0.0, plus_one=float(pixel_convention))
+        assert reference[0][2] == expected
+
+
+@pytest.mark.parametrize("protocol", ["voc07", "voc2010"])
+@pytest.mark.parametrize("seed", [20, 21])
+def test_voc_matches_the_port_on_integer_pixel_boxes(protocol, seed):
+    """Integer boxes in the pixel convention, where IoU ties the threshold exactly."""
+    rng = np.random.default_rng(seed)
+    num_classes = 3
+    preds, gts = random_dataset(rng, 80, num_classes, difficult_rate=0.2)
+    for record in (*preds, *gts):
+        record["boxes"] = np.round(record["boxes"] / 16.0)
+    ties = sum(
+        _pixel_iou(d, g, 1.0) == 0.5
+        for p, g_ in zip(preds, gts, strict=True)
+        for d in p["boxes"]
+        for g in g_["boxes"]
     )
+    assert ties >= 3, ties
+    ours = evaluate_detections(
+        preds, gts, protocol=protocol, num_classes=num_classes, pixel_convention=True
+    )
+    reference = voc_reference(preds, gts, num_classes, use_07_metric=protocol == "voc07")
+    aps = [ref[2] for ref in reference.values() if ref is not None]
+    for k, ref in reference.items():
+        if ref is not None:
+            np.testing.assert_allclose(ours["per_class_ap"][k], ref[2], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours["mAP"], np.mean(aps), rtol=0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------- empties

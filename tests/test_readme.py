@@ -1,7 +1,11 @@
 """The README's two commands are the ones CI and newcomers actually run."""
 
+import os
 import pathlib
 import re
+import subprocess
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -11,10 +15,58 @@ def _commands():
     return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
 
 
-def test_readme_test_command_is_what_ci_runs():
+def _test_command() -> str:
     test_commands = [c for c in _commands() if "pytest" in c]
     assert test_commands, "README.md shows no test command"
-    assert test_commands[0] in (ROOT / ".ci" / "run").read_text()
+    return test_commands[0]
+
+
+def _ci_test_line() -> str:
+    """The line of .ci/run that runs the README's test command."""
+    command = _test_command()
+    lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if command in ln]
+    assert len(lines) == 1, f".ci/run runs {command!r} on {len(lines)} lines, not one"
+    return lines[0]
+
+
+def test_readme_test_command_is_what_ci_runs():
+    assert _ci_test_line().startswith(_test_command())
+
+
+def _stub(directory: pathlib.Path, name: str, status: int) -> None:
+    """An executable ``name`` that logs its call and exits with ``status``."""
+    path = directory / name
+    path.write_text(f'#!/bin/sh\necho {name} >> "$STUB_LOG"\nexit {status}\n')
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "pip_status, python_status, calls",
+    [(3, 0, ["pip"]), (0, 5, ["pip", "python"]), (0, 0, ["pip", "python"])],
+    ids=["install-fails", "suite-fails", "both-pass"],
+)
+def test_ci_fails_when_either_step_of_the_test_command_fails(
+    tmp_path, pip_status, python_status, calls
+):
+    # `set -e` does not stop at a failure left of `&&`: the line in .ci/run must end the
+    # script itself, with the failing step's status, and never run the suite after a
+    # failed install.
+    _stub(tmp_path, "pip", pip_status)
+    _stub(tmp_path, "python", python_status)
+    log = tmp_path / "calls"
+    script = f"set -euo pipefail\n{_ci_test_line()}\necho after the test command\n"
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={**env, "STUB_LOG": str(log)},
+        capture_output=True,
+        text=True,
+    )
+    assert log.read_text().split() == calls
+    expected = pip_status or python_status
+    assert done.returncode == expected, done.stderr
+    assert ("after the test command" in done.stdout) == (expected == 0)
 
 
 def test_readme_main_command_installs_and_runs():

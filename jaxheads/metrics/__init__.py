@@ -5,7 +5,7 @@ per-image ground truths, each with its protocol's options and keys;
 `evaluate_detections` picks one by name. It is host-side bookkeeping (sorting, greedy
 matching, cumulative sums), so it is written in float64 numpy rather than JAX: the
 matching is sequential and ragged, and parity with the reference tools (the VOC
-devkit's ``voc_eval`` and pycocotools' ``COCOeval``) needs float64. Inputs may be
+devkit and pycocotools' ``COCOeval``) needs float64. Inputs may be
 numpy arrays, JAX arrays or nested lists.
 
 Boxes are ``xyxy`` (see `jaxheads.boxes`). As there, a degenerate box (zero width or
@@ -13,15 +13,30 @@ height) has area 0 and an inverted box (``x_max < x_min`` or ``y_max < y_min``) 
 IoU 0 with everything, in both pixel conventions. Its area is 0, except a detection's
 under COCO, which is pycocotools' signed ``w·h``.
 
-Protocols:
-  * ``"voc07"``: matching of py-faster-rcnn's ``voc_eval``; AP is the 11-point
-    interpolated AP of the VOC2007 devkit (thresholds ``np.arange(0, 1.1, 0.1)``, the
-    devkit port's values, so ``0.30000000000000004`` and not ``0.3``).
+Protocols, and the implementation each follows line for line:
+  * ``"voc07"``: matching of the VOC devkit's ``VOCevaldet.m`` (the same in the 2007
+    to 2012 devkits): per class in descending score, each detection takes the gt of
+    highest overlap among the gts it intersects (``if iw>0 & ih>0``; the first one on
+    ties, ``if ov>ovmax``) and matches at ``ovmax>=VOCopts.minoverlap``, IoU *at least*
+    the threshold; a difficult gt makes it neither true nor false, a gt already taken a
+    false positive. Precision and recall are py-faster-rcnn's ``voc_eval.py`` (which
+    differs from the devkit only in matching at ``ovmax > ovthresh``, strictly above):
+    ``tp / max(tp + fp, eps)``, so a curve that opens on difficult matches holds 0 where
+    the devkit's ``tp./(fp+tp)`` holds NaN; the AP is the same, except for a class whose
+    every detection lands on a difficult gt (the devkit's 11-point AP is NaN there, this
+    one 0). AP is the 11-point interpolated AP of the VOC2007 devkit as py-faster-rcnn's
+    ``voc_ap(use_07_metric=True)`` writes it (thresholds ``np.arange(0, 1.1, 0.1)``, so
+    ``0.30000000000000004`` and not ``0.3``).
   * ``"voc2010"``: the same matching; AP is the area under the monotone precision
-    envelope at every recall point (``voc_ap(use_07_metric=False)``).
-  * ``"coco"``: pycocotools ``COCOeval`` for ``iouType="bbox"``: IoU thresholds
-    ``.50:.05:.95``, 101 recall points, at most 100 detections per image *and class*
-    (pycocotools cuts per image and category), area ranges ``[0, 32**2, 96**2, 1e5**2]``.
+    envelope at every recall point, the devkit's ``VOCap.m`` as
+    ``voc_ap(use_07_metric=False)`` writes it.
+  * ``pixel_convention=True`` is the devkit's ``+1`` (a box spans ``x_max - x_min + 1``
+    pixels: ``iw=bi(3)-bi(1)+1``); False drops the ``+1`` and changes nothing else.
+  * ``"coco"``: pycocotools ``COCOeval`` (``evaluateImg``, ``accumulate``,
+    ``summarize``) for ``iouType="bbox"``: IoU thresholds ``.50:.05:.95``, a match at IoU
+    *at least* the threshold (pycocotools' ``if ious[dind, gind] < iou: continue``), 101
+    recall points, at most 100 detections per image *and class* (pycocotools cuts per
+    image and category), area ranges ``[0, 32**2, 96**2, 1e5**2]``.
 """
 
 from __future__ import annotations

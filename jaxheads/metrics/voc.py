@@ -1,4 +1,4 @@
-"""PASCAL VOC average precision (the devkit's ``voc_eval``), 2007 11-point or 2010+."""
+"""PASCAL VOC average precision (the devkit's ``VOCevaldet``), 2007 11-point or 2010+."""
 
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ def evaluate_voc(
     pixel_convention: bool = False,
     use_07_metric: bool = True,
 ) -> dict[str, Any]:
-    """PASCAL VOC average precision (the devkit's ``voc_eval``).
+    """PASCAL VOC average precision (the devkit's ``VOCevaldet.m``).
 
     Matching: the detections of a class are taken in descending score order (ties in
     input order, image by image); each is compared with the gt of highest IoU among
-    *all* gts of its image and class (the first one on ties). As in ``voc_eval``, a
+    *all* gts of its image and class (the first one on ties). As in the devkit, a
     detection whose best gt is already taken is a false positive even if another, free
-    gt overlaps it enough. Above the threshold it is a true positive if that gt is free,
-    a duplicate (false positive) if not, and neither if that gt is difficult.
+    gt overlaps it enough. At or above the threshold it is a true positive if that gt is
+    free, a duplicate (false positive) if not, and neither if that gt is difficult.
 
     Args:
       predictions: one dict per image with ``"boxes"``: [N, 4] xyxy, ``"scores"``: [N]
@@ -47,8 +47,9 @@ def evaluate_voc(
         all False).
       num_classes: if given, the classes are ``0 .. num_classes - 1`` and a larger label
         is an error; otherwise the classes are the labels that occur in either input.
-      iou_threshold: a detection matches when its IoU is strictly greater, as in
-        ``voc_eval``.
+      iou_threshold: a detection matches when its IoU is at least this, as in the devkit
+        (``ovmax>=VOCopts.minoverlap``), and overlaps its gt (IoU > 0, so at threshold 0
+        a detection that touches no gt is still a false positive).
       pixel_convention: if True, a box spans ``x_max - x_min + 1`` pixels, as in the
         devkit; if False (default) IoU is continuous.
       use_07_metric: the VOC2007 devkit's 11-point AP; False: the area under the
@@ -107,7 +108,8 @@ def _evaluate_voc(
     num_images = int(max(dets.image.max(initial=-1), gts.image.max(initial=-1))) + 1
     det_group = dets.image + det_class * num_images
     gt_group = gts.image + gt_class * num_images
-    # voc_eval's order: per class, descending score; ties keep input order.
+    # The devkit's order (and voc_eval's): per class, descending score; ties keep input
+    # order.
     order = np.lexsort((-dets.scores, det_class))
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size)
@@ -119,12 +121,16 @@ def _evaluate_voc(
     if iou.size:
         starts = _segment_starts(det_index)
         best_iou[det_index[starts]] = np.maximum.reduceat(iou, starts)
-        # np.argmax in voc_eval: the first gt that reaches the maximum.
+        # The first gt that reaches the maximum: the devkit's `if ov>ovmax`, voc_eval's
+        # np.argmax.
         at_max = np.flatnonzero(iou == best_iou[det_index])
         first = at_max[_segment_starts(det_index[at_max])]
         best_gt[det_index[first]] = gt_index[first]
 
-    hit = best_iou > iou_threshold
+    # VOCevaldet.m takes the overlap of intersecting boxes only (`if iw>0 & ih>0`) and
+    # matches at `ovmax>=VOCopts.minoverlap`; py-faster-rcnn's voc_eval.py has
+    # `ovmax > ovthresh`, which loses exact ties, common on integer pixel boxes.
+    hit = (best_iou >= iou_threshold) & (best_iou > 0.0)
     on_difficult = hit & gts.difficult[best_gt] if gts.difficult.size else np.zeros_like(hit)
     candidate = np.flatnonzero(hit & ~on_difficult)
     by_gt = candidate[np.lexsort((rank[candidate], best_gt[candidate]))]
