@@ -212,7 +212,7 @@ def _initial_state(task: Task, cfg: RunConfig):
 
 def frozen_optimizer(optimizer, params, freeze: int):
     """``optimizer`` on every parameter but those of the first ``freeze`` layers (zeroed)."""
-    from jaxheads.train.warm_start import trainable_mask
+    from jaxheads.train.freeze import trainable_mask
 
     labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable_mask(params, freeze))
     return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
@@ -220,7 +220,7 @@ def frozen_optimizer(optimizer, params, freeze: int):
 
 def frozen_loss(loss_fn, params, state, freeze: int):
     """``loss_fn`` whose new batch-norm statistics of the first ``freeze`` layers are the old."""
-    from jaxheads.train.warm_start import frozen_state_mask, layer_paths
+    from jaxheads.train.freeze import frozen_state_mask, layer_paths
 
     mask = frozen_state_mask(state, set(layer_paths(params)[:freeze]))
 
