@@ -32,6 +32,7 @@ def flatten(tree) -> dict[str, np.ndarray]:
 
 def unflatten_like(template, flat: dict[str, np.ndarray]):
     """A nested dict shaped as ``template`` holding ``flat``'s values (`flatten`'s inverse)."""
+
     def walk(prefix, node):
         if isinstance(node, dict):
             return {k: walk(f"{prefix}{SEP}{k}" if prefix else str(k), v) for k, v in node.items()}

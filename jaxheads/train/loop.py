@@ -88,13 +88,13 @@ class RunConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     policy: str = "cosine"
-    burn_in: int = 0
+    burn_in: int = 100
     lr_steps: tuple[int, ...] = ()
     lr_scales: tuple[float, ...] = ()
     momentum: float = 0.9
     weight_decay: float = 5e-4
     clip_norm: float | None = 10.0
-    checkpoint_every: int = 100
+    checkpoint_every: int = 250
     max_to_keep: int = 3
     log_every: int = 10
     eval_every: int = 0

@@ -130,8 +130,6 @@ def experiment_from_config(config: dict):
     ``model`` is the `jaxheads.models.Detector` of a ``jaxheads train`` run, the
     classifier of a ``jaxheads pretrain`` run.
     """
-    import argparse
-
     from jaxheads.train.loop import RunConfig
 
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
@@ -141,9 +139,9 @@ def experiment_from_config(config: dict):
         from jaxheads.train.pretrain import build_task
 
         return (*build_task(extra, config["seed"]), cfg)
-    from jaxheads.train.commands import _experiment
+    from jaxheads.train.detection import DetectionExperiment, build_experiment
 
-    detector, task, _ = _experiment(argparse.Namespace(**extra, seed=config["seed"]))
+    detector, task, _ = build_experiment(DetectionExperiment.from_extra(extra), config["seed"])
     return detector, task, cfg
 
 
