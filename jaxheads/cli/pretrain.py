@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from jaxheads.cli.help import add_command, field_default
-from jaxheads.cli.train import announce_init, run_fit, with_init_record
+from jaxheads.cli.train import add_optimizer_arguments, announce_init, run_fit, with_init_record
 from jaxheads.train.loop import RunConfig
 from jaxheads.train.pretrain import BACKBONES, PretrainExperiment
 
@@ -45,32 +45,12 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
         default=field_default(RunConfig, "seed"),
         help="data order, augmentation and init",
     )
-    p.add_argument(
-        "--optimizer",
-        choices=("sgd", "adam", "adamw"),
-        default=field_default(RunConfig, "optimizer"),
-        help="the optimiser",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=field_default(RunConfig, "learning_rate"),
-        help="peak learning rate",
-    )
-    p.add_argument(
-        "--policy",
-        choices=("constant", "steps", "cosine"),
-        default=field_default(RunConfig, "policy"),
-        help="learning-rate decay after the warm-up",
-    )
-    p.add_argument(
-        "--burn-in", type=int, default=field_default(RunConfig, "burn_in"), help="warm-up steps"
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        default=field_default(RunConfig, "weight_decay"),
-        help="sgd/adamw weight decay",
+    add_optimizer_arguments(
+        p,
+        optimizer="the optimiser",
+        policy="learning-rate decay after the warm-up",
+        burn_in="warm-up steps",
+        weight_decay="sgd/adamw weight decay",
     )
     p.add_argument(
         "--train-examples",

@@ -8,7 +8,7 @@ import os
 import shlex
 
 from jaxheads.cli.help import add_command
-from jaxheads.cli.train import exit_status
+from jaxheads.cli.train import add_devices_argument, exit_status
 from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
 
@@ -39,12 +39,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--image-size", type=int, default=None, help="override the study's image side in pixels"
     )
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=None,
-        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
-    )
+    add_devices_argument(p)
     p.add_argument(
         "--parallel",
         choices=("jit", "pmap", "shard_map"),

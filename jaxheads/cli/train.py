@@ -64,12 +64,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=field_default(RunConfig, "seed"),
         help="random seed (initialisation, data order, augmentation)",
     )
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=None,
-        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
-    )
+    add_devices_argument(p)
     p.add_argument(
         "--parallel",
         choices=("jit", "pmap", "shard_map"),
@@ -81,35 +76,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="per-device batch-norm statistics (pmap/shard_map)",
     )
-    p.add_argument(
-        "--optimizer",
-        choices=("sgd", "adam", "adamw"),
-        default=field_default(RunConfig, "optimizer"),
-        help="the optax optimiser",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=field_default(RunConfig, "learning_rate"),
-        help="peak learning rate",
-    )
-    p.add_argument(
-        "--policy",
-        choices=("constant", "steps", "cosine"),
-        default=field_default(RunConfig, "policy"),
-        help="learning-rate schedule after the burn-in",
-    )
-    p.add_argument(
-        "--burn-in",
-        type=int,
-        default=field_default(RunConfig, "burn_in"),
-        help="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)",
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        default=field_default(RunConfig, "weight_decay"),
-        help="L2 weight decay",
+    add_optimizer_arguments(
+        p,
+        optimizer="the optax optimiser",
+        policy="learning-rate schedule after the burn-in",
+        burn_in="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)",
+        weight_decay="L2 weight decay",
     )
     p.add_argument(
         "--clip-norm",
@@ -190,6 +162,47 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="multi-process: this process's index; default: as jax.distributed finds it",
+    )
+
+
+def add_devices_argument(p: argparse.ArgumentParser) -> None:
+    """``--devices N`` (also of ``jaxheads compare``)."""
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
+    )
+
+
+def add_optimizer_arguments(
+    p: argparse.ArgumentParser, *, optimizer: str, policy: str, burn_in: str, weight_decay: str
+) -> None:
+    """The optimiser's flags (also of ``jaxheads pretrain``), with each command's help."""
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw"),
+        default=field_default(RunConfig, "optimizer"),
+        help=optimizer,
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=field_default(RunConfig, "learning_rate"),
+        help="peak learning rate",
+    )
+    p.add_argument(
+        "--policy",
+        choices=("constant", "steps", "cosine"),
+        default=field_default(RunConfig, "policy"),
+        help=policy,
+    )
+    p.add_argument("--burn-in", type=int, default=field_default(RunConfig, "burn_in"), help=burn_in)
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=field_default(RunConfig, "weight_decay"),
+        help=weight_decay,
     )
 
 
