@@ -98,7 +98,7 @@ class RunConfig:
     max_to_keep: int = 3
     log_every: int = 10
     eval_every: int = 0
-    # The first `freeze` layers (`jaxheads.train.warm_start.layer_paths`) are not trained;
+    # The first `freeze` layers (`jaxheads.train.freeze.layer_paths`) are not trained;
     # their batch-norm statistics stay fixed too unless `freeze_bn_stats` is False.
     freeze: int = 0
     freeze_bn_stats: bool = True
