@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from benchmarks.figures import Figure, Figures
 from benchmarks.report import report
-from jaxheads.cli import BENCH_SECTIONS, add_bench_arguments
+from jaxheads.cli.bench import BENCH_SECTIONS, add_bench_arguments
 
 
 @dataclass(frozen=True)

@@ -408,7 +408,7 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
 )
 def test_compare_and_train_exit_alike_on_each_failure(tmp_path, monkeypatch, capsys, error, status):
     """compare and train/pretrain share one table of failures and exit statuses."""
-    from jaxheads.train.commands import run_fit
+    from jaxheads.cli.train import run_fit
 
     def fail(*args, **kwargs):
         raise error

@@ -11,8 +11,9 @@ from tiny_darknet import DETECTION_CFG, REGION_CFG
 
 from jaxheads import darknet, zoo
 from jaxheads.cli import main
+from jaxheads.train.freeze import layer_paths
 from jaxheads.train.loop import restore_params
-from jaxheads.train.warm_start import experiment_from_config, layer_paths
+from jaxheads.train.warm_start import experiment_from_config
 
 
 def small_run(steps: int) -> list[str]:

@@ -154,7 +154,7 @@ def test_nan_update_on_the_first_step_names_no_checkpoint(tmp_path):
 
 def test_a_diverged_run_exits_3_with_one_line_and_keeps_the_good_checkpoint(tmp_path, capsys):
     """The command line's side of the guard: exit status 3, one line naming the step."""
-    from jaxheads.train.commands import run_fit
+    from jaxheads.cli.train import run_fit
 
     workdir = tmp_path / "run"
 
@@ -404,8 +404,8 @@ def _file_size_limit(limit):
 def test_full_disk_during_a_save_removes_the_partial_keeps_the_rest_and_resumes(
     tmp_path, reference, monkeypatch, capsys, limit, what
 ):
+    from jaxheads.cli.train import run_fit
     from jaxheads.train import checkpoints
-    from jaxheads.train.commands import run_fit
 
     save = checkpoints.CheckpointStore.save
 

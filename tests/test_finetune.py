@@ -19,8 +19,9 @@ from jaxheads.train import warm_start
 def test_train_init_freeze_and_resume(tmp_path, capsys):
     """``jaxheads train --init --freeze``: frozen layers bitwise the source's, resumable."""
     from jaxheads.cli import main
+    from jaxheads.train.freeze import layer_paths
     from jaxheads.train.loop import restore_params
-    from jaxheads.train.warm_start import layer_paths, task_from_config
+    from jaxheads.train.warm_start import task_from_config
 
     pre = str(tmp_path / "pre")
     assert (

@@ -14,7 +14,7 @@ from jaxheads.data.objects import OBJECT_NAMES, ObjectsDataset, classification_a
 from jaxheads.data.shapes import SHAPE_NAMES
 from jaxheads.models import small_backbone, small_detector
 from jaxheads.models.classifier import classifier
-from jaxheads.train import warm_start
+from jaxheads.train import freeze, warm_start
 from jaxheads.train.classification import evaluate_classifier
 
 
@@ -135,15 +135,15 @@ def test_transfer_copies_by_name_and_names_the_first_mismatch():
 
 def test_trainable_mask_freezes_the_first_layers():
     params = {"a": {"kernel": 1, "bias": 2}, "b": {"kernel": 3}, "c": {"kernel": 4}}
-    assert warm_start.layer_paths(params) == ["a", "b", "c"]
-    mask = warm_start.trainable_mask(params, 2)
+    assert freeze.layer_paths(params) == ["a", "b", "c"]
+    mask = freeze.trainable_mask(params, 2)
     assert mask == {
         "a": {"kernel": False, "bias": False},
         "b": {"kernel": False},
         "c": {"kernel": True},
     }
     with pytest.raises(ValueError, match=r"0\.\.3"):
-        warm_start.trainable_mask(params, 4)
+        freeze.trainable_mask(params, 4)
 
 
 def test_checksum_sees_every_bit():
@@ -237,7 +237,7 @@ def test_init_from_a_partial_darknet_file(tmp_path):
             assert all(jax.tree.leaves(jax.tree.map(np.array_equal, params[name], fresh[name]))), (
                 name
             )
-    copied = warm_start.layer_paths({k: params[k] for k in loaded})
+    copied = freeze.layer_paths({k: params[k] for k in loaded})
     assert record["layers_copied"] == len(copied) and "darknet, 4 layers" in record["path"]
     with pytest.raises(ValueError, match="a darknet model"):
         small, small_init = build_detector("small-yolov2", image_size=64, num_classes=3)

@@ -1,4 +1,4 @@
-"""Detections out of image files: darknet's ``detector test`` pipeline, and its command.
+"""Detections out of image files: darknet's ``detector test`` pipeline.
 
 >>> from jaxheads import Detector
 >>> det = Detector.from_darknet("yolov2-tiny-voc", image_size=64)  # random weights
@@ -14,7 +14,7 @@
 * `jaxheads.predict.region` — darknet's region/detection boxes and class probabilities.
 * `jaxheads.predict.nms_sort` — darknet's ``do_nms_sort``.
 * `jaxheads.predict.draw` — boxes and labels drawn with Pillow.
-* `jaxheads.predict.command` — ``jaxheads detect``.
+* `jaxheads.cli.detect` — ``jaxheads detect``, the command line over `Detector`.
 """
 
 from jaxheads.predict.detections import ImageDetections

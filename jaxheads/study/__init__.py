@@ -43,8 +43,9 @@ from jaxheads.study.measure import (
     prior_iou,
     steady_images_per_s,
 )
+from jaxheads.study.records import RunRecord
 from jaxheads.study.report import aggregate, winners, write_report
-from jaxheads.study.run import RunRecord, build_model, run_row, run_study
+from jaxheads.study.run import build_model, run_row, run_study
 from jaxheads.study.studies import load_study, packaged_studies
 
 __all__ = [

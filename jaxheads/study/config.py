@@ -343,6 +343,32 @@ QUICK_BUDGET: Mapping[str, Any] = MappingProxyType(
 PROFILES = ("full", "quick")
 
 
+def override(
+    config: StudyConfig,
+    *,
+    seed: int | None = None,
+    seeds: int | None = None,
+    heads: Sequence[str] = (),
+    **budget,
+) -> StudyConfig:
+    """``config`` with the changes a command line gives: seeds, kept rows, `Budget` fields.
+
+    ``budget`` holds `Budget`/`RunConfig` fields; None values are left as they are.
+    """
+    if seed is not None or seeds is not None:
+        first = config.seeds[0] if seed is None else seed
+        n = len(config.seeds) if seeds is None else seeds
+        if n < 1:
+            raise ValueError(f"jaxheads compare: expected --seeds >= 1, got {n}")
+        config = dataclasses.replace(config, seeds=tuple(range(first, first + n)))
+    changes = {k: v for k, v in budget.items() if v is not None}
+    if changes:
+        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
+    if heads:
+        config = config.select(heads)
+    return config
+
+
 def with_profile(config: StudyConfig, profile: str) -> StudyConfig:
     """``config`` itself for ``"full"``; for ``"quick"``, one seed and `QUICK_BUDGET`.
 

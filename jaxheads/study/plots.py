@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jaxheads.study.config import StudyConfig, variant_of
-from jaxheads.study.run import DRAW_SCORE, RunRecord
+from jaxheads.study.records import DRAW_SCORE, RunRecord
 from jaxheads.train.loop import MetricsLog
 from jaxheads.train.metric_table import METRIC
 

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from jaxheads.study.config import Pretraining, StudyConfig, describe
-from jaxheads.study.run import write_json
+from jaxheads.study.records import write_json
 
 
 def stage_dir(workdir: str, label: str) -> str:

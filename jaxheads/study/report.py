@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jaxheads.study.config import EvalRow, StudyConfig, describe, variant_of
-from jaxheads.study.run import RunRecord, write_json
+from jaxheads.study.records import RunRecord, write_json
 from jaxheads.train.metric_table import METRIC, METRICS
 
 # Facts of a row's run (not metrics) that ``results.json`` repeats per row.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -20,11 +19,10 @@ import numpy as np
 
 from jaxheads.study.config import Budget, EvalRow, Model, Row, StudyConfig, TrainRow, describe
 from jaxheads.study.measure import detector_flops, measure_params, prior_iou, steady_images_per_s
+from jaxheads.study.records import DRAW_SCORE, RunRecord, json_number, write_json
 from jaxheads.train.detection import build_detector, detection_task, evaluate, make_dataset
 from jaxheads.train.loop import MetricsLog, RunConfig, fit
 
-# Detections drawn in detections.png: at least this score (darknet's demo threshold).
-DRAW_SCORE = 0.25
 _PR_POINTS = 200
 
 
@@ -218,43 +216,6 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progre
     return detector, task, run
 
 
-@dataclasses.dataclass
-class RunRecord:
-    """What one (row, seed) measured, as ``result.json`` stores it.
-
-    Attributes:
-      fingerprint: what made it (the training run and the evaluation settings).
-      row: the row's numbers, keyed as `jaxheads.train.metric_table.METRICS`, with
-        ``head``, ``seed``, ``per_class_ap50``, ``steps``, ``image_size``,
-        ``eval_image_size``, ``val_images`` (and ``anchors`` for anchor heads).
-      train_dir: the training run's directory, relative to the study's.
-      class_names: the validation set's class names.
-      val: ``{"dataset", "num_examples", "seed"}`` of the validation set.
-      pr_curves: ``{class: [recall, precision]}`` at IoU 0.5 (VOC2010), subsampled.
-      examples: the first validation images' detections to draw.
-      skipped: found finished in the work directory (not stored).
-    """
-
-    fingerprint: Any
-    row: dict
-    train_dir: str
-    class_names: list
-    val: dict
-    pr_curves: dict
-    examples: list
-    skipped: bool = False
-
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        del data["skipped"]
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping) -> RunRecord:
-        names = {f.name for f in dataclasses.fields(cls)} - {"skipped"}
-        return cls(**{k: data[k] for k in names}, skipped=True)
-
-
 def _subsample(curve, n: int = _PR_POINTS) -> list[list[float]]:
     recall, precision = (np.asarray(c, np.float64) for c in curve)
     if recall.size > n:
@@ -284,23 +245,6 @@ def _examples(result: Mapping, count: int) -> list[dict]:
             }
         )
     return out
-
-
-def json_number(x):
-    """A float for strict JSON: None for None, NaN and infinities."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def write_json(path: str, data) -> None:
-    """Writes ``data`` as strict JSON, atomically: a kill leaves the old file or the new one."""
-    text = json.dumps(data, indent=1, allow_nan=False)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _cached(path: str, fingerprint) -> RunRecord | None:

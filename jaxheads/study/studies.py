@@ -26,9 +26,7 @@ def studies_dir() -> Path:
     ``jaxheads/experiments/`` in an installed wheel; ``experiments/`` beside the
     ``jaxheads`` package in a source tree (and so in an editable install).
     """
-    import jaxheads
-
-    package = Path(jaxheads.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # jaxheads/
     installed = package / "experiments"
     return installed if installed.is_dir() else package.parent / "experiments"
 

@@ -3,11 +3,14 @@
 `build_detector` gives a `jaxheads.models.Detector` for every detector of the
 registry (`jaxheads.zoo`): the small CPU models (``small-yolov2``, ...) and the
 packaged darknet models (``yolov2-tiny``, ``fast-yolo``, ...). `detection_task`
-turns a detector and a dataset into a `jaxheads.train.Task`.
+turns a detector and a dataset into a `jaxheads.train.Task`; `build_experiment`
+does both for a `DetectionExperiment`, the record ``jaxheads train`` keeps in its
+work directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -23,6 +26,69 @@ from jaxheads.models import Detector
 from jaxheads.train.loop import Task
 
 DATASETS = ("shapes", "digits", "voc", "coco")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionExperiment:
+    """What a detection run trains and on what data (``config.json``'s ``extra``).
+
+    Attributes:
+      model: a trainable model (`model_names`): ``small-<head>`` or a darknet model.
+      dataset: one of `DATASETS`.
+      data_dir: the VOC root, or the COCO image directory.
+      annotations: the COCO annotation json.
+      batch_size: the global batch size.
+      image_size: the square input side in pixels.
+      bf16: bfloat16 compute, float32 params.
+      no_augment: no training-data augmentation.
+      train_examples: training examples (None: the data set's own, 20,000 for shapes
+        and digits).
+      val_examples: validation examples for the evaluation.
+    """
+
+    model: str = "small-yolov2"
+    dataset: str = "shapes"
+    data_dir: str | None = None
+    annotations: str | None = None
+    batch_size: int = 32
+    image_size: int = 96
+    bf16: bool = False
+    no_augment: bool = False
+    train_examples: int | None = None
+    val_examples: int = 256
+
+    @classmethod
+    def from_extra(cls, extra: dict) -> DetectionExperiment:
+        """The experiment a work directory's ``extra`` records (its other keys ignored)."""
+        return cls(**{f.name: extra[f.name] for f in dataclasses.fields(cls) if f.name in extra})
+
+
+def build_experiment(experiment: DetectionExperiment, seed: int):
+    """``(detector, task, val)``; raises ValueError before anything is written."""
+    common = {
+        "image_size": experiment.image_size,
+        "seed": seed,
+        "data_dir": experiment.data_dir,
+        "annotations": experiment.annotations,
+    }
+    train = make_dataset(
+        experiment.dataset, "train", num_examples=experiment.train_examples, **common
+    )
+    val = make_dataset(experiment.dataset, "val", num_examples=experiment.val_examples, **common)
+    detector, init = build_detector(
+        experiment.model, image_size=experiment.image_size, num_classes=train.num_classes
+    )
+    task = detection_task(
+        detector,
+        init,
+        train,
+        batch_size=experiment.batch_size,
+        seed=seed,
+        augment=not experiment.no_augment,
+        val_data=val,
+        compute_dtype=jnp.bfloat16 if experiment.bf16 else jnp.float32,
+    )
+    return detector, task, val
 
 
 def model_names() -> list[str]:

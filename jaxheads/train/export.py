@@ -25,9 +25,7 @@ run must be where its ``config.json`` says.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 from typing import NamedTuple
 
@@ -164,33 +162,3 @@ def _write_pair(cfg_out: str, text: str, out: str, layers, params, state, seen: 
         for tmp in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-
-def export_command(args: argparse.Namespace) -> int:
-    try:
-        done = export_workdir(args.workdir, args.out, force=args.force)
-    except (OSError, ValueError) as err:
-        said = str(err)
-        print(
-            f"jaxheads {said}" if said.startswith(f"{OP}:") else f"jaxheads {OP}: {said}",
-            file=sys.stderr,
-        )
-        return 2
-    print(
-        f"{done.weights}: {done.model} at step {done.step} of {args.workdir} "
-        f"({done.floats} floats, seen {done.seen}); cfg {done.cfg}"
-    )
-    return 0
-
-
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    """The arguments of ``jaxheads export``."""
-    p.add_argument(
-        "workdir", metavar="WORKDIR", help="a 'jaxheads train' work directory of a darknet model"
-    )
-    p.add_argument(
-        "out",
-        metavar="OUT",
-        help="the .weights file to write; the cfg goes beside it (OUT.weights -> OUT.cfg)",
-    )
-    p.add_argument("--force", action="store_true", help="replace OUT and its .cfg when they exist")

@@ -88,17 +88,17 @@ class RunConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     policy: str = "cosine"
-    burn_in: int = 0
+    burn_in: int = 100
     lr_steps: tuple[int, ...] = ()
     lr_scales: tuple[float, ...] = ()
     momentum: float = 0.9
     weight_decay: float = 5e-4
     clip_norm: float | None = 10.0
-    checkpoint_every: int = 100
+    checkpoint_every: int = 250
     max_to_keep: int = 3
     log_every: int = 10
     eval_every: int = 0
-    # The first `freeze` layers (`jaxheads.train.warm_start.layer_paths`) are not trained;
+    # The first `freeze` layers (`jaxheads.train.freeze.layer_paths`) are not trained;
     # their batch-norm statistics stay fixed too unless `freeze_bn_stats` is False.
     freeze: int = 0
     freeze_bn_stats: bool = True
@@ -216,7 +216,7 @@ def _initial_state(task: Task, cfg: RunConfig):
 
 def frozen_optimizer(optimizer, params, freeze: int):
     """``optimizer`` on every parameter but those of the first ``freeze`` layers (zeroed)."""
-    from jaxheads.train.warm_start import trainable_mask
+    from jaxheads.train.freeze import trainable_mask
 
     labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable_mask(params, freeze))
     return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
@@ -224,7 +224,7 @@ def frozen_optimizer(optimizer, params, freeze: int):
 
 def frozen_loss(loss_fn, params, state, freeze: int):
     """``loss_fn`` whose new batch-norm statistics of the first ``freeze`` layers are the old."""
-    from jaxheads.train.warm_start import frozen_state_mask, layer_paths
+    from jaxheads.train.freeze import frozen_state_mask, layer_paths
 
     mask = frozen_state_mask(state, set(layer_paths(params)[:freeze]))
 

@@ -17,7 +17,7 @@ every weight fits any image size).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 
 # name -> (small_detector's ``backbone``, ``batch_norm``): the small detectors' backbones.
 BACKBONES = {
@@ -40,43 +40,32 @@ def backbone(name: str):
     return BUILDERS[kind](batch_norm=batch_norm)
 
 
-def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
-    p.add_argument(
-        "--backbone",
-        default="small",
-        choices=list(BACKBONES),
-        help="the backbone to pre-train (the small-* detectors use 'small')",
-    )
-    p.add_argument("--image-size", type=int, default=64, help="square image side")
-    p.add_argument("--steps", type=int, default=1000, help="training steps")
-    p.add_argument("--batch-size", type=int, default=64, help="the global batch size")
-    p.add_argument("--seed", type=int, default=0, help="data order, augmentation and init")
-    p.add_argument(
-        "--optimizer", choices=("sgd", "adam", "adamw"), default="adam", help="the optimiser"
-    )
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument(
-        "--policy",
-        choices=("constant", "steps", "cosine"),
-        default="cosine",
-        help="learning-rate decay after the warm-up",
-    )
-    p.add_argument("--burn-in", type=int, default=100, help="warm-up steps")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="sgd/adamw weight decay")
-    p.add_argument("--train-examples", type=int, default=20_000, help="distinct training images")
-    p.add_argument("--val-examples", type=int, default=1000, help="held-out images")
-    p.add_argument("--no-augment", action="store_true", help="no scale/shift/colour jitter")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
-    p.add_argument(
-        "--init",
-        default=None,
-        metavar="WORKDIR",
-        help="start from a pre-training work directory (same backbone); default: random weights",
-    )
-    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves")
-    p.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+@dataclasses.dataclass(frozen=True)
+class PretrainExperiment:
+    """What a pre-training run trains and on what data (``config.json``'s ``extra``).
+
+    Attributes:
+      backbone: the backbone to pre-train (a `BACKBONES` name; the small-* detectors
+        use ``"small"``).
+      image_size: the square image side.
+      batch_size: the global batch size.
+      train_examples: distinct training images.
+      val_examples: held-out images.
+      no_augment: no scale/shift/colour jitter.
+      bf16: bfloat16 compute, float32 params.
+    """
+
+    backbone: str = "small"
+    image_size: int = 64
+    batch_size: int = 64
+    train_examples: int = 20_000
+    val_examples: int = 1000
+    no_augment: bool = False
+    bf16: bool = False
+
+    def extra(self) -> dict:
+        """The record `build_task` reads and a work directory keeps."""
+        return {"kind": "pretrain", **dataclasses.asdict(self)}
 
 
 def build_task(extra: dict, seed: int):
@@ -109,51 +98,3 @@ def build_task(extra: dict, seed: int):
         compute_dtype=jnp.bfloat16 if extra["bf16"] else jnp.float32,
     )
     return model, task
-
-
-def _run_config(args: argparse.Namespace, extra: dict):
-    from jaxheads.train.loop import RunConfig
-
-    return RunConfig(
-        workdir=args.workdir,
-        steps=args.steps,
-        seed=args.seed,
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        policy=args.policy,
-        burn_in=args.burn_in,
-        weight_decay=args.weight_decay,
-        checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every,
-        eval_every=args.steps,
-        progress=not args.no_progress,
-        extra=extra,
-    )
-
-
-def pretrain_command(args: argparse.Namespace) -> int:
-    extra = {
-        "kind": "pretrain",
-        "backbone": args.backbone,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "train_examples": args.train_examples,
-        "val_examples": args.val_examples,
-        "no_augment": args.no_augment,
-        "bf16": args.bf16,
-    }
-    from jaxheads.train.commands import announce_init, run_fit
-    from jaxheads.train.warm_start import with_init
-
-    def make():
-        _, task = build_task(extra, args.seed)
-        task, record = with_init(task, args.init)
-        announce_init(record)
-        if record:
-            extra["init"] = {k: record[k] for k in ("path", "sha256")}
-        return task, _run_config(args, extra)
-
-    def report(e):
-        print(f"held-out ({e['images']} images): top-1 {e['top1']:.4f}, top-5 {e['top5']:.4f}")
-
-    return run_fit("pretrain", "pre-trained", make, args.workdir, report)

@@ -1,4 +1,4 @@
-"""Starting a run from other weights (``--init``) and keeping layers fixed (``--freeze``).
+"""Starting a run from other weights (``--init``).
 
 Weights are matched **by name**: every parameter (and batch-norm statistic) of
 the new model whose path (``backbone/stage1_1_conv/kernel``) also exists in the
@@ -6,10 +6,7 @@ source is copied from it; a path whose shapes differ is a `ValueError` naming
 the layer and both shapes, raised before anything is written. Paths the source
 lacks (a new head) keep their fresh initialisation. A source that shares no
 path with the model is refused, since it is certainly the wrong file.
-
-A *layer* here is a group of parameters under one parent path
-(``backbone/stage1_1_conv``), in the model's order; ``--freeze N`` fixes the
-first N of them (`trainable_mask`).
+Which layers ``--freeze`` keeps fixed: `jaxheads.train.freeze`.
 """
 
 from __future__ import annotations
@@ -24,8 +21,7 @@ import jax
 import numpy as np
 
 from jaxheads._checks import fail
-
-SEP = "/"
+from jaxheads.train.freeze import SEP, flatten, unflatten_like
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,30 +40,6 @@ class Weights:
     source: str
     sha256: str
     step: int | None = None
-
-
-def flatten(tree) -> dict[str, np.ndarray]:
-    """``{"a/b/kernel": array}`` for a nested dict of arrays, in the tree's order."""
-    out = {}
-
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}{SEP}{k}" if prefix else str(k), v)
-        elif node is not None:
-            out[prefix] = node
-
-    walk("", tree)
-    return out
-
-
-def _unflatten_like(template, flat: dict[str, np.ndarray]):
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            return {k: walk(f"{prefix}{SEP}{k}" if prefix else str(k), v) for k, v in node.items()}
-        return flat[prefix]
-
-    return walk("", template)
 
 
 def checksum(params, state) -> str:
@@ -117,7 +89,7 @@ def transfer(params, state, weights: Weights, *, what: str = "--init"):
                 )
             flat[path] = np.asarray(b, dtype=np.asarray(a).dtype)
             copied.append(layer)
-        out.append(_unflatten_like(tree, flat))
+        out.append(unflatten_like(tree, flat))
     copied = list(dict.fromkeys(copied))
     fresh = [p for p in dict.fromkeys(fresh) if p not in copied]
     if not copied:
@@ -152,35 +124,12 @@ def _check_layers_whole(params, weights: Weights, what: str) -> None:
             )
 
 
-def layer_paths(params) -> list[str]:
-    """The model's layers (parents of parameter leaves), in order."""
-    return list(dict.fromkeys(p.rsplit(SEP, 1)[0] for p in flatten(params)))
-
-
-def trainable_mask(params, freeze: int):
-    """A pytree of bools like ``params``: False for the leaves of the first ``freeze`` layers."""
-    layers = layer_paths(params)
-    if not isinstance(freeze, int) or isinstance(freeze, bool) or not 0 <= freeze <= len(layers):
-        fail("--freeze", f"a number of layers in 0..{len(layers)}", repr(freeze))
-    frozen = set(layers[:freeze])
-    flat = {p: p.rsplit(SEP, 1)[0] not in frozen for p in flatten(params)}
-    return _unflatten_like(params, flat)
-
-
-def frozen_state_mask(state, frozen_layers: set[str]):
-    """True for the state leaves (batch-norm statistics) of ``frozen_layers``."""
-    flat = {p: p.rsplit(SEP, 1)[0] in frozen_layers for p in flatten(state)}
-    return _unflatten_like(state, flat)
-
-
 def experiment_from_config(config: dict):
     """``(model, task, run_config)`` of the run that wrote ``config`` (a work directory's).
 
     ``model`` is the `jaxheads.models.Detector` of a ``jaxheads train`` run, the
     classifier of a ``jaxheads pretrain`` run.
     """
-    import argparse
-
     from jaxheads.train.loop import RunConfig
 
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
@@ -190,9 +139,9 @@ def experiment_from_config(config: dict):
         from jaxheads.train.pretrain import build_task
 
         return (*build_task(extra, config["seed"]), cfg)
-    from jaxheads.train.commands import _experiment
+    from jaxheads.train.detection import DetectionExperiment, build_experiment
 
-    detector, task, _ = _experiment(argparse.Namespace(**extra, seed=config["seed"]))
+    detector, task, _ = build_experiment(DetectionExperiment.from_extra(extra), config["seed"])
     return detector, task, cfg
 
 

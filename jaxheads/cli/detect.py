@@ -1,4 +1,4 @@
-"""``jaxheads detect``: darknet's ``detector test`` on image files.
+"""``jaxheads detect``: darknet's ``detector test`` on image files (`jaxheads.predict`).
 
 ::
 
@@ -18,17 +18,14 @@ import os
 import sys
 import time
 
-from jaxheads.predict.images import DEFAULT_MAX_PIXELS
-
-__all__ = ["add_detect_arguments", "detect_command"]
+from jaxheads.cli.help import HelpFormatter, add_command, keyword_default
+from jaxheads.predict.detector import Detector
 
 _SAVE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def add_detect_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``jaxheads detect``."""
-    from jaxheads.cli import HelpFormatter
-
+    """The options of ``jaxheads detect``; the defaults are `Detector`'s."""
     p.formatter_class = HelpFormatter
     p.add_argument(
         "inputs",
@@ -44,19 +41,19 @@ def add_detect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--thresh",
         type=float,
-        default=0.5,
+        default=keyword_default(Detector.iter_detect, "thresh"),
         help="report a class of a box when objectness x probability exceeds this",
     )
     p.add_argument(
         "--hier-thresh",
         type=float,
-        default=0.5,
+        default=keyword_default(Detector.iter_detect, "hier_thresh"),
         help="darknet's threshold in softmax trees (no effect on these models)",
     )
     p.add_argument(
         "--nms",
         type=float,
-        default=0.45,
+        default=keyword_default(Detector.iter_detect, "nms"),
         help="IoU above which a box suppresses a lower one of its class; 0: no NMS",
     )
     p.add_argument(
@@ -83,11 +80,16 @@ def add_detect_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="darknet models: run at this square input size instead of the cfg's",
     )
-    p.add_argument("--batch-size", type=int, default=1, help="images per network call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=keyword_default(Detector.from_darknet, "batch_size"),
+        help="images per network call",
+    )
     p.add_argument(
         "--max-pixels",
         type=int,
-        default=DEFAULT_MAX_PIXELS,
+        default=keyword_default(Detector.iter_detect, "max_pixels"),
         help="refuse images with more pixels than this",
     )
     p.add_argument("--quiet", action="store_true", help="print only the summary line (and errors)")
@@ -140,7 +142,6 @@ def detect_command(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
         return _fail(problem)
-    from jaxheads.predict.detector import Detector
     from jaxheads.predict.draw import draw_detections
     from jaxheads.predict.images import ImageError, expand_image_paths, read_image
 
@@ -214,3 +215,17 @@ def detect_command(args: argparse.Namespace) -> int:
         summary += f"; {unsaved} could not be saved"
     print(summary, file=sys.stderr if failed or unsaved else sys.stdout)
     return 1 if failed or unsaved else 0
+
+
+def add_commands(sub) -> None:
+    """``jaxheads detect``."""
+    p = add_command(
+        sub,
+        "detect",
+        "boxes on image files, as darknet's 'detector test'",
+        "Detect objects in image files, folders or globs with a darknet cfg and "
+        "weights or a jaxheads work directory; print darknet's lines, write JSON and "
+        "drawn images.",
+    )
+    add_detect_arguments(p)
+    p.set_defaults(run=detect_command)

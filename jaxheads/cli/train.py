@@ -1,24 +1,39 @@
-"""``jaxheads train`` and ``jaxheads evaluate``: detection training from the command line."""
+"""``jaxheads train`` and ``jaxheads evaluate``: detection training from the command line.
+
+The flags are parsed into the library's records, `DetectionExperiment` and `RunConfig`,
+whose fields give the flags their defaults; the exit statuses are those every training
+command shares (`exit_status`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 from collections.abc import Callable
 
+from jaxheads.cli.help import add_command, field_default
+from jaxheads.train.detection import DATASETS, DetectionExperiment
+from jaxheads.train.loop import RunConfig
+
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``jaxheads train`` (also used by ``jaxheads compare``)."""
+    """The options of ``jaxheads train``; each default is the library's (`RunConfig`,
+    `DetectionExperiment`)."""
     p.add_argument(
         "--model",
-        default="small-yolov2",
+        default=field_default(DetectionExperiment, "model"),
         help="a trainable model: small-<head> (e.g. small-yolov2) or a darknet model "
         "(e.g. yolov2-tiny); an unknown name lists them all",
     )
-    p.add_argument("--dataset", default="shapes", help="shapes | digits | voc | coco")
+    p.add_argument(
+        "--dataset",
+        default=field_default(DetectionExperiment, "dataset"),
+        help=" | ".join(DATASETS),
+    )
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument(
         "--data-dir", default=None, help="VOC root, or COCO image directory (--dataset voc or coco)"
@@ -27,25 +42,33 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--steps",
         type=int,
-        default=1000,
+        default=field_default(RunConfig, "steps"),
         help="the run's length; a larger value extends a finished run whose --policy "
         "is constant or steps (a cosine schedule's length is fixed)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
-    p.add_argument("--image-size", type=int, default=96, help="square input side in pixels")
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed (initialisation, data order, augmentation)"
-    )
-    p.add_argument(
-        "--devices",
+        "--batch-size",
         type=int,
-        default=None,
-        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
+        default=field_default(DetectionExperiment, "batch_size"),
+        help="the global batch size",
     )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=field_default(DetectionExperiment, "image_size"),
+        help="square input side in pixels",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=field_default(RunConfig, "seed"),
+        help="random seed (initialisation, data order, augmentation)",
+    )
+    add_devices_argument(p)
     p.add_argument(
         "--parallel",
         choices=("jit", "pmap", "shard_map"),
-        default="jit",
+        default=field_default(RunConfig, "parallel"),
         help="how the batch is split over the devices",
     )
     p.add_argument(
@@ -53,25 +76,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="per-device batch-norm statistics (pmap/shard_map)",
     )
-    p.add_argument(
-        "--optimizer", choices=("sgd", "adam", "adamw"), default="adam", help="the optax optimiser"
-    )
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument(
-        "--policy",
-        choices=("constant", "steps", "cosine"),
-        default="cosine",
-        help="learning-rate schedule after the burn-in",
+    add_optimizer_arguments(
+        p,
+        optimizer="the optax optimiser",
+        policy="learning-rate schedule after the burn-in",
+        burn_in="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)",
+        weight_decay="L2 weight decay",
     )
     p.add_argument(
-        "--burn-in",
-        type=int,
-        default=100,
-        help="steps of darknet-style warm-up (lr scaled by (step / burn_in)^4)",
-    )
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    p.add_argument(
-        "--clip-norm", type=float, default=10.0, help="clip gradients to this global norm"
+        "--clip-norm",
+        type=float,
+        default=field_default(RunConfig, "clip_norm"),
+        help="clip gradients to this global norm",
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
     p.add_argument(
@@ -84,11 +100,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="training examples; default: the data set's own (20,000 for shapes and digits)",
     )
     p.add_argument(
-        "--val-examples", type=int, default=256, help="validation examples for the evaluation"
+        "--val-examples",
+        type=int,
+        default=field_default(DetectionExperiment, "val_examples"),
+        help="validation examples for the evaluation",
     )
-    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
-    p.add_argument("--log-every", type=int, default=10, help="steps between metrics lines")
-    p.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=field_default(RunConfig, "checkpoint_every"),
+        help="steps between checkpoints",
+    )
+    p.add_argument(
+        "--log-every",
+        type=int,
+        default=field_default(RunConfig, "log_every"),
+        help="steps between metrics lines",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=field_default(RunConfig, "eval_every"),
+        help="0: evaluate at the end only",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--init",
@@ -102,7 +136,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--freeze",
         type=int,
-        default=0,
+        default=field_default(RunConfig, "freeze"),
         metavar="N",
         help="keep the first N layers fixed (their batch-norm statistics too)",
     )
@@ -128,6 +162,47 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="multi-process: this process's index; default: as jax.distributed finds it",
+    )
+
+
+def add_devices_argument(p: argparse.ArgumentParser) -> None:
+    """``--devices N`` (also of ``jaxheads compare``)."""
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
+    )
+
+
+def add_optimizer_arguments(
+    p: argparse.ArgumentParser, *, optimizer: str, policy: str, burn_in: str, weight_decay: str
+) -> None:
+    """The optimiser's flags (also of ``jaxheads pretrain``), with each command's help."""
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw"),
+        default=field_default(RunConfig, "optimizer"),
+        help=optimizer,
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=field_default(RunConfig, "learning_rate"),
+        help="peak learning rate",
+    )
+    p.add_argument(
+        "--policy",
+        choices=("constant", "steps", "cosine"),
+        default=field_default(RunConfig, "policy"),
+        help=policy,
+    )
+    p.add_argument("--burn-in", type=int, default=field_default(RunConfig, "burn_in"), help=burn_in)
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=field_default(RunConfig, "weight_decay"),
+        help=weight_decay,
     )
 
 
@@ -177,88 +252,21 @@ def check_train_arguments(args: argparse.Namespace) -> None:
         )
 
 
-def start_jax(args: argparse.Namespace) -> None:
-    """Device forcing and multi-process start-up: must run before jax picks its devices."""
-    init_devices(
-        devices=args.devices,
-        coordinator_address=args.coordinator_address,
-        num_processes=args.num_processes,
-        process_id=args.process_id,
-    )
-
-
-def init_devices(
-    *,
-    devices: int | None = None,
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-) -> None:
-    """Forces ``devices`` CPU devices and starts multi-process JAX; before jax picks devices."""
-    import jax
-
-    if devices:
-        # Only affects the CPU backend; accelerators are selected from what exists.
-        jax.config.update("jax_num_cpu_devices", devices)
-    address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if address or num_processes:
-        # Collectives between CPU processes (only the CPU backend reads this). Nothing may
-        # touch the backends before initialize(): not even jax.default_backend().
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(address, num_processes=num_processes, process_id=process_id)
-
-
-def _experiment(args: argparse.Namespace):
-    """Builds model, datasets and task; raises ValueError before anything is written."""
-    import jax.numpy as jnp
-
-    from jaxheads.train.detection import build_detector, detection_task, make_dataset
-
-    common = {
-        "image_size": args.image_size,
-        "seed": args.seed,
-        "data_dir": args.data_dir,
-        "annotations": args.annotations,
-    }
-    train = make_dataset(args.dataset, "train", num_examples=args.train_examples, **common)
-    val = make_dataset(args.dataset, "val", num_examples=args.val_examples, **common)
-    detector, init = build_detector(
-        args.model, image_size=args.image_size, num_classes=train.num_classes
-    )
-    task = detection_task(
-        detector,
-        init,
-        train,
+def _train_records(args: argparse.Namespace) -> tuple[DetectionExperiment, RunConfig]:
+    """The experiment and the run ``jaxheads train``'s flags describe (the run's checks)."""
+    experiment = DetectionExperiment(
+        model=args.model,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        annotations=args.annotations,
         batch_size=args.batch_size,
-        seed=args.seed,
-        augment=not args.no_augment,
-        val_data=val,
-        compute_dtype=jnp.bfloat16 if args.bf16 else jnp.float32,
+        image_size=args.image_size,
+        bf16=args.bf16,
+        no_augment=args.no_augment,
+        train_examples=args.train_examples,
+        val_examples=args.val_examples,
     )
-    return detector, task, val
-
-
-def _run_config(args: argparse.Namespace, init: dict | None = None):
-    from jaxheads.train.loop import RunConfig
-
-    experiment = {
-        k: getattr(args, k)
-        for k in (
-            "model",
-            "dataset",
-            "data_dir",
-            "annotations",
-            "batch_size",
-            "image_size",
-            "bf16",
-            "no_augment",
-            "train_examples",
-            "val_examples",
-        )
-    }
-    if init:
-        experiment["init"] = {k: init[k] for k in ("path", "sha256")}
-    return RunConfig(
+    run = RunConfig(
         workdir=args.workdir,
         steps=args.steps,
         seed=args.seed,
@@ -275,9 +283,19 @@ def _run_config(args: argparse.Namespace, init: dict | None = None):
         log_every=args.log_every,
         eval_every=args.eval_every or args.steps,
         progress=not args.no_progress,
-        freeze=getattr(args, "freeze", 0) or 0,
-        freeze_bn_stats=not getattr(args, "train_frozen_bn", False),
-        extra=experiment,
+        freeze=args.freeze,
+        freeze_bn_stats=not args.train_frozen_bn,
+        extra=dataclasses.asdict(experiment),
+    )
+    return experiment, run
+
+
+def with_init_record(run: RunConfig, record: dict | None) -> RunConfig:
+    """``run`` whose ``extra`` names the weights ``--init`` copied (path and checksum)."""
+    if not record:
+        return run
+    return dataclasses.replace(
+        run, extra={**run.extra, "init": {k: record[k] for k in ("path", "sha256")}}
     )
 
 
@@ -363,21 +381,29 @@ def train_command(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"jaxheads train: {err}", file=sys.stderr)
         return 2
-    start_jax(args)
+    from jaxheads.train.devices import init_devices
+
+    init_devices(
+        devices=args.devices,
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+    from jaxheads.train.detection import build_experiment
     from jaxheads.train.warm_start import with_init
 
     def make():
-        _run_config(args)  # the settings' own checks, before the weights are read
-        detector, task, _ = _experiment(args)
+        experiment, run = _train_records(args)
+        detector, task, _ = build_experiment(experiment, run.seed)
         task, init = with_init(
             task,
             args.init,
-            model=args.model,
-            image_size=args.image_size,
+            model=experiment.model,
+            image_size=experiment.image_size,
             num_classes=detector.head.num_classes,
         )
         announce_init(init)
-        return task, _run_config(args, init)
+        return task, with_init_record(run, init)
 
     return run_fit("train", "trained", make, args.workdir, print_eval)
 
@@ -390,23 +416,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as err:
         print(f"jaxheads evaluate: expected a run's config at {path}, got {err}", file=sys.stderr)
         return 2
-    ns = argparse.Namespace(
-        **saved["extra"],
-        seed=saved["seed"],
-        devices=None,
-        coordinator_address=None,
-        num_processes=None,
-        process_id=None,
-        workdir=args.workdir,
-    )
+    experiment = DetectionExperiment.from_extra(saved["extra"])
     if args.val_examples:
-        ns.val_examples = args.val_examples
-    start_jax(ns)
-    from jaxheads.train.detection import evaluate
-    from jaxheads.train.loop import RunConfig, restore_params
+        experiment = dataclasses.replace(experiment, val_examples=args.val_examples)
+    from jaxheads.train.detection import build_experiment, evaluate
+    from jaxheads.train.loop import restore_params
 
     try:
-        detector, task, val = _experiment(ns)
+        detector, task, val = build_experiment(experiment, saved["seed"])
         cfg = RunConfig(
             **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()}
             | {"workdir": args.workdir}
@@ -422,3 +439,28 @@ def evaluate_command(args: argparse.Namespace) -> int:
     )
     print_eval(result)
     return 0
+
+
+def add_commands(sub) -> None:
+    """``jaxheads train`` and ``jaxheads evaluate``."""
+    p = add_command(
+        sub,
+        "train",
+        "train a detector (resumes from --workdir)",
+        "Train a detector on a dataset, with the batch split over every device; "
+        "checkpoints, metrics and the config go to --workdir, and a rerun resumes.",
+    )
+    add_train_arguments(p)
+    p.set_defaults(run=train_command)
+    p = add_command(
+        sub,
+        "evaluate",
+        "VOC and COCO mAP of a trained run",
+        "Evaluate the latest checkpoint of a training run: VOC and COCO mean "
+        "average precision on its dataset's validation split.",
+    )
+    p.add_argument("--workdir", required=True, help="the training run's --workdir")
+    p.add_argument(
+        "--val-examples", type=int, default=None, help="validation examples; default: the run's own"
+    )
+    p.set_defaults(run=evaluate_command)

@@ -1,4 +1,4 @@
-"""``jaxheads compare``: run a study from the command line and print its table."""
+"""``jaxheads compare``: run a study (`jaxheads.study`) and print its table."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 import os
 import shlex
-from collections.abc import Sequence
 
-from jaxheads.study.config import StudyConfig
+from jaxheads.cli.help import add_command
+from jaxheads.cli.train import add_devices_argument, exit_status
+from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
 
 
@@ -38,12 +39,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--image-size", type=int, default=None, help="override the study's image side in pixels"
     )
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=None,
-        help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
-    )
+    add_devices_argument(p)
     p.add_argument(
         "--parallel",
         choices=("jit", "pmap", "shard_map"),
@@ -51,32 +47,6 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="override how each run splits its batch over the devices",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def override(
-    config: StudyConfig,
-    *,
-    seed: int | None = None,
-    seeds: int | None = None,
-    heads: Sequence[str] = (),
-    **budget,
-) -> StudyConfig:
-    """``config`` with the command line's changes: seeds, kept rows, `Budget` fields.
-
-    ``budget`` holds `Budget`/`RunConfig` fields; None values are left as they are.
-    """
-    if seed is not None or seeds is not None:
-        first = config.seeds[0] if seed is None else seed
-        n = len(config.seeds) if seeds is None else seeds
-        if n < 1:
-            raise ValueError(f"jaxheads compare: expected --seeds >= 1, got {n}")
-        config = dataclasses.replace(config, seeds=tuple(range(first, first + n)))
-    changes = {k: v for k, v in budget.items() if v is not None}
-    if changes:
-        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
-    if heads:
-        config = config.select(heads)
-    return config
 
 
 def _config(module, args: argparse.Namespace) -> StudyConfig:
@@ -124,9 +94,9 @@ def _no_training_options(args: argparse.Namespace, study: str) -> None:
 def compare_command(args: argparse.Namespace) -> int:
     """``jaxheads compare``: runs a study and prints its ``results.md``.
 
-    Failures exit with `jaxheads.train.commands.exit_status`'s codes.
+    Failures exit with `jaxheads.cli.train.exit_status`'s codes.
     """
-    from jaxheads.train.commands import exit_status, init_devices
+    from jaxheads.train.devices import init_devices
 
     init_devices(devices=args.devices)
     from jaxheads.study.run import run_study
@@ -152,3 +122,16 @@ def compare_command(args: argparse.Namespace) -> int:
         return 0
 
     return exit_status("compare", work)
+
+
+def add_commands(sub) -> None:
+    """``jaxheads compare``."""
+    p = add_command(
+        sub,
+        "compare",
+        "train and compare several heads (a packaged study)",
+        "Train every run of a study (several heads on the same backbone and data) "
+        "and write results.json, results.md and plots comparing them.",
+    )
+    add_compare_arguments(p)
+    p.set_defaults(run=compare_command)

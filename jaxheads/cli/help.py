@@ -1,0 +1,37 @@
+"""What every command shares: the help that shows defaults, and where defaults come from."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from collections.abc import Callable
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, but not a required flag's or a ``None``: those flags' help
+    says what leaving them out means (``(default: None)`` says nothing)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows every flag's default."""
+    return sub.add_parser(
+        name, help=summary, description=description, formatter_class=HelpFormatter
+    )
+
+
+def field_default(record: type, name: str):
+    """The default of the dataclass field ``record.name``: a flag's default, so that the
+    shell and a Python caller of the library start the same run."""
+    (field,) = [f for f in dataclasses.fields(record) if f.name == name]
+    return field.default
+
+
+def keyword_default(function: Callable, name: str):
+    """The default of the keyword argument ``name`` of a library ``function``."""
+    return inspect.signature(function).parameters[name].default
