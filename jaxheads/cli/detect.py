@@ -92,6 +92,13 @@ def add_detect_arguments(p: argparse.ArgumentParser) -> None:
         default=keyword_default(Detector.iter_detect, "max_pixels"),
         help="refuse images with more pixels than this",
     )
+    p.add_argument(
+        "--max-model-bytes",
+        type=int,
+        default=keyword_default(Detector.from_darknet, "max_bytes"),
+        help="darknet models: refuse a cfg whose parameters, or activations for one image, "
+        "take more bytes than this (counted from the cfg before anything is allocated)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary line (and errors)")
 
 
@@ -110,6 +117,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"expected a positive --batch-size, got {args.batch_size}"
     if args.max_pixels < 1:
         return f"expected a positive --max-pixels, got {args.max_pixels}"
+    if args.max_model_bytes < 1:
+        return f"expected a positive --max-model-bytes, got {args.max_model_bytes}"
     if args.image_size is not None and (args.workdir or args.image_size < 1):
         return (
             "expected --image-size (a positive int) only for a darknet model, got "
@@ -125,6 +134,14 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"expected --save to name a directory, got the file {args.save}"
     if args.json and os.path.isdir(args.json):
         return f"expected --json to name a file, got the directory {args.json}"
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            return f"expected --json in an existing directory, got {args.json} (no {folder})"
+        if not os.access(folder, os.W_OK) or (
+            os.path.exists(args.json) and not os.access(args.json, os.W_OK)
+        ):
+            return f"expected a writable --json file, got {args.json} (permission denied)"
     return None
 
 
@@ -158,6 +175,7 @@ def detect_command(args: argparse.Namespace) -> int:
                 None if weights == "random" else weights,
                 names=args.names,
                 image_size=args.image_size,
+                max_bytes=args.max_model_bytes,
                 batch_size=args.batch_size,
             )
     except (OSError, ValueError) as err:

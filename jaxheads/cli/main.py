@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from jaxheads.cli import bench, darknet, detect, export, pretrain, study, summary, train
@@ -34,4 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, for the records a command writes
-    return args.run(args)
+    prefix = f"jaxheads {args.command}: warning:"
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        # A recovered fault is one line on stderr, not Python's two with a source line.
+        print(prefix, " ".join(str(message).split()), file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line
+        return args.run(args)

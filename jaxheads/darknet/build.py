@@ -223,12 +223,47 @@ def _override(sections: list[Section], image_size, num_classes) -> list[Section]
     return sections
 
 
+#: The default of `build_model`'s ``max_bytes`` (8 GiB: darknet's yolov1.cfg holds
+#: 1.08 GB of float32 parameters; YOLOv2's activations at 416² are 0.08 GB an image).
+MAX_MODEL_BYTES = 8 * 2**30
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+class _Budget:
+    """Counts a cfg's parameter and activation bytes section by section, refusing a cfg
+    past ``limit`` at the section that crosses it (before anything is allocated)."""
+
+    def __init__(self, limit: int):
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            fail("darknet.build_model", "max_bytes a positive integer", repr(limit))
+        self.limit, self.params, self.activations = limit, 0, 0
+
+    def add(self, section: Section, params: int, activations: int) -> None:
+        self.params += params
+        self.activations += activations
+        for what, total, own in (
+            ("parameters", self.params, params),
+            ("activations for one image", self.activations, activations),
+        ):
+            if total > self.limit:
+                fail(
+                    "darknet.build_model",
+                    f"a model of at most {self.limit:,} bytes of {what} (raise max_bytes, "
+                    "--max-model-bytes, to allow more)",
+                    f"{total:,} bytes up to {section.where}, which adds {own:,}",
+                )
+
+
 def build_model(
     sections: Sequence[Section],
     *,
     image_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
     name: str = "darknet",
+    max_bytes: int = MAX_MODEL_BYTES,
 ) -> DarknetModel:
     """Builds parsed cfg sections into a `DarknetModel` (a graph and its description).
 
@@ -241,6 +276,11 @@ def build_model(
         to ``num·(coords + 1 + classes)``, or the last ``[connected]``'s output
         to ``side²·((coords + 1)·num + classes)``.
       name: the graph's name.
+      max_bytes: the most bytes the model's float32 parameters and batch-norm
+        statistics may take, and, separately, its activations for one image at
+        the input size; both are counted from the sections' shapes before any
+        array exists, and a cfg beyond either is refused naming the section that
+        crosses it.
 
     Returns:
       A `DarknetModel`; its ``layer`` maps ``[B, H, W, C]`` images to the
@@ -261,6 +301,7 @@ def build_model(
             (net.width, net.height, net.channels),
         )
     shape: tuple[int, ...] = (net.height, net.width, net.channels)
+    budget = _Budget(max_bytes)
     shapes: list[tuple] = []
     names: list[str] = []
     nodes, records = [], []
@@ -285,7 +326,9 @@ def build_model(
             layer, bn = BUILDERS[s.type](s, shape, node)
             inputs, in_shape, fed = None, shape, (None, *shape)
         # The layer's own init, run abstractly, gives the output shape (batch first).
-        shape = tuple(L.abstract_init(layer, fed)[0][1:])
+        out, params, state = L.abstract_init(layer, fed)
+        shape = tuple(out[1:])
+        budget.add(s, _nbytes((params, state)), 4 * math.prod(shape))
         nodes.append(L.Node(node, layer, inputs))
         parts = {n.layer.kind: n.name for n in layer.nodes} if layer.nodes else {layer.kind: None}
         records.append(DarknetLayer(s.index, s.type, node, tuple(in_shape), shape, bn, parts))
@@ -304,8 +347,11 @@ def from_cfg(
     *,
     image_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
+    max_bytes: int = MAX_MODEL_BYTES,
 ) -> DarknetModel:
     """Reads and builds a cfg file, or a packaged model by name (``"fast-yolo"``).
+
+    ``image_size``, ``num_classes`` and ``max_bytes`` as in `build_model`.
 
     Raises:
       ValueError: an unknown name (the known ones listed, the closest suggested).
@@ -314,4 +360,10 @@ def from_cfg(
 
     path = resolve_cfg(cfg)
     name = os.path.basename(path).removesuffix(".cfg").replace("-", "_") or "darknet"
-    return build_model(read_cfg(path), image_size=image_size, num_classes=num_classes, name=name)
+    return build_model(
+        read_cfg(path),
+        image_size=image_size,
+        num_classes=num_classes,
+        name=name,
+        max_bytes=max_bytes,
+    )

@@ -11,7 +11,7 @@ import jax
 from jaxheads import layers as L
 from jaxheads._checks import check_floating, check_rank, check_shape, fail
 from jaxheads.darknet import weights as weights_io
-from jaxheads.darknet.build import DarknetLayer, DarknetModel, from_cfg
+from jaxheads.darknet.build import MAX_MODEL_BYTES, DarknetLayer, DarknetModel, from_cfg
 from jaxheads.darknet.cfg import Section
 from jaxheads.darknet.sections import NetConfig
 from jaxheads.heads import Head
@@ -137,6 +137,7 @@ def load(
     num_classes: int | None = None,
     seed: int = 0,
     partial: bool = False,
+    max_bytes: int = MAX_MODEL_BYTES,
 ) -> DarknetNet:
     """Builds a cfg and loads darknet weights into it (or initialises it randomly).
 
@@ -152,6 +153,8 @@ def load(
         (a backbone to train a detector from): the others are initialised as with
         no file, and `DarknetNet.layers_from_file` says how many came from it. A
         file of no layer's floats (a bare header) is refused either way.
+      max_bytes: the largest model built (see `build_model`): a cfg past it is
+        refused before any array is made, weights file or not.
 
     Returns:
       A `DarknetNet`.
@@ -161,7 +164,7 @@ def load(
     >>> net(jnp.zeros((1, 64, 64, 3))).shape
     (1, 2, 2, 125)
     """
-    model = from_cfg(cfg, image_size=image_size, num_classes=num_classes)
+    model = from_cfg(cfg, image_size=image_size, num_classes=num_classes, max_bytes=max_bytes)
     if weights is None:
         return DarknetNet(model, *model.init(seed), 0)
     _, template_params, template_state = L.abstract_init(model.layer, model.input_shape)

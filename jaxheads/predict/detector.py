@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxheads._checks import fail
+from jaxheads.darknet.build import MAX_MODEL_BYTES
 from jaxheads.predict.detections import ImageDetections, unreadable
 from jaxheads.predict.images import DEFAULT_MAX_PIXELS, ImageError, read_image
 from jaxheads.predict.letterbox import correct_region_boxes, letterbox_image
@@ -61,9 +62,35 @@ def _as_list(images) -> list:
     """One image (path, PIL image, [H, W(, C)] array) or an iterable of them, as a list."""
     if isinstance(images, (str, os.PathLike)) or hasattr(images, "getbands"):
         return [images]
+    if images is None or np.ndim(images) == 0 and not hasattr(images, "__iter__"):
+        fail(
+            "Detector.detect",
+            "an image (a path, a PIL image, an [H, W(, C)] array) or a list of them",
+            f"{type(images).__name__} {images!r}",
+        )
     if isinstance(images, np.ndarray) or isinstance(images, jax.Array):
         return [images] if images.ndim in (2, 3) else list(images)
     return list(images)
+
+
+def _check_input_size(op: str, cfg, image_size) -> None:
+    """A grid model's input must be a multiple of its stride (7 gives a 32-stride net 0x0)."""
+    from jaxheads import darknet
+    from jaxheads.layers import abstract_init
+
+    model = darknet.from_cfg(cfg)
+    out = abstract_init(model.layer, model.input_shape)[0]
+    sides = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(out) != 4 or len(sides) != 2:
+        return  # a flat ([detection]) head: its weights fix the size; the loader checks it
+    stride = model.input_shape[1] // out[1]
+    if any(not isinstance(v, int) or v < stride or v % stride for v in sides):
+        fail(
+            op,
+            f"image_size a multiple of {stride}, the model's stride (e.g. "
+            f"{model.input_shape[1]}, the cfg's own size)",
+            image_size,
+        )
 
 
 class Detector:
@@ -132,6 +159,7 @@ class Detector:
         image_size: int | tuple[int, int] | None = None,
         batch_size: int = 1,
         seed: int = 0,
+        max_bytes: int = MAX_MODEL_BYTES,
     ) -> Detector:
         """A darknet model run as darknet's ``detector test`` runs it.
 
@@ -144,6 +172,7 @@ class Detector:
             cfg's ``[net]`` size.
           batch_size: images per network call.
           seed: the random init's seed when ``weights`` is None.
+          max_bytes: the largest model built (see `jaxheads.darknet.build_model`).
 
         Raises:
           ValueError: for a cfg without ``[region]``/``[detection]``, with options this
@@ -152,9 +181,11 @@ class Detector:
         """
         from jaxheads import darknet
 
-        net = darknet.load(cfg, weights, image_size=image_size, seed=seed)
-        head = net.head
         op = "Detector.from_darknet"
+        if image_size is not None:
+            _check_input_size(op, cfg, image_size)
+        net = darknet.load(cfg, weights, image_size=image_size, seed=seed, max_bytes=max_bytes)
+        head = net.head
         if head is None:
             fail(op, "a cfg ending in [region] or [detection]", f"{cfg} with neither")
         kind = "region" if head.kind == "yolov2" else "detection"  # the darknet section

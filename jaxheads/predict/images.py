@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import warnings
 from collections.abc import Iterable
 
@@ -120,6 +121,26 @@ def _from_pil(image, what: str, max_pixels: int) -> tuple[np.ndarray, object]:
     return _BYTE_TO_FLOAT[np.asarray(rgb)], rgb
 
 
+def _not_a_regular_file(path: str) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (``"a FIFO"``), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: opening it says so by name
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool = False):
     """Reads one image as darknet does, from a path, a PIL image or an array.
 
@@ -140,6 +161,10 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool =
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         Image, _ = _pil()
+        not_regular = _not_a_regular_file(path)
+        if not_regular:
+            # Opening a FIFO or a device would block or read without end.
+            raise ImageError(f"{path}: expected a regular image file, got {not_regular}")
         try:
             with warnings.catch_warnings():
                 # The size is checked below against max_pixels, before decoding.
@@ -165,9 +190,13 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool =
             raise ImageError(
                 f"{path}: expected an image file, got data Pillow cannot identify"
             ) from None
-        except Image.DecompressionBombError as err:
+        except Image.DecompressionBombError:
+            limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
             raise ImageError(
-                f"{path}: expected an image Pillow agrees to open, got {err}"
+                f"{path}: expected an image of at most {limit:,} pixels, Pillow's own "
+                "limit (twice PIL.Image.MAX_IMAGE_PIXELS, which --max-pixels does not "
+                "raise; set PIL.Image.MAX_IMAGE_PIXELS in Python to allow more), got a "
+                "larger one"
             ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             # Pillow reports truncated and corrupt data as OSError (or SyntaxError for some
@@ -231,7 +260,9 @@ def expand_image_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
     """Files, folders (their image files, sorted, not recursive) and globs to a list of paths.
 
     A pattern that is neither an existing path nor a glob matching something is kept
-    as it is, so that reading it reports the missing file by name.
+    as it is, so that reading it reports the missing file by name; so is an entry
+    of a folder or a glob with an image file's name that is not a regular file (a
+    FIFO, a socket): reading it names it and says what it is.
     """
     paths: list[str] = []
     for pattern in patterns:
@@ -241,11 +272,12 @@ def expand_image_paths(patterns: Iterable[str | os.PathLike]) -> list[str]:
             paths += [
                 os.path.join(pattern, n)
                 for n in names
-                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(pattern, n))
+                if n.lower().endswith(IMAGE_EXTENSIONS)
+                and not os.path.isdir(os.path.join(pattern, n))
             ]
         elif os.path.exists(pattern) or not glob.has_magic(pattern):
             paths.append(pattern)
         else:
             matches = sorted(glob.glob(pattern, recursive=True))
-            paths += [m for m in matches if os.path.isfile(m)] or [pattern]
+            paths += [m for m in matches if not os.path.isdir(m)] or [pattern]
     return paths

@@ -94,6 +94,12 @@ def _remove(path: str) -> None:
         pass
 
 
+def _reason(err: Exception, limit: int = 300) -> str:
+    """An error's text for one line: tensorstore's spec dumps (kilobytes of JSON) cut off."""
+    text = " ".join(str(err).split()).split(" [tensorstore_spec")[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class CheckpointStore:
     """Saves and restores one run's train states with verified checksums.
 
@@ -228,7 +234,7 @@ class CheckpointStore:
                 moved = self._set_aside(step)
                 warnings.warn(
                     f"checkpoint {step} in {self.directory} is unreadable "
-                    f"({type(err).__name__}: {err}){moved}; trying an older one",
+                    f"({type(err).__name__}: {_reason(err)}){moved}; trying an older one",
                     stacklevel=2,
                 )
                 self._manager.close()

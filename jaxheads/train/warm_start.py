@@ -228,6 +228,14 @@ def with_init(
 
     if path is None:
         return task, None
+    if not os.path.exists(path):
+        fail(
+            "--init",
+            "a work directory, a .weights file or a Keras file",
+            f"{path!r} (no such file or directory)",
+        )
+    if not (os.path.isdir(path) or os.path.isfile(path)):
+        fail("--init", "a work directory or a regular weights file", f"{path!r} (neither)")
     params, state = task.init(jax.random.key(0))
     if os.path.isdir(path):
         weights = load_workdir(path, task_from_config)
@@ -244,12 +252,6 @@ def with_init(
         )
     elif path.endswith((".keras", ".h5")):
         weights = load_keras(path)
-    elif not os.path.exists(path):
-        fail(
-            "--init",
-            "a work directory, a .weights file or a Keras file",
-            f"{path!r} (no such file or directory)",
-        )
     else:
         fail("--init", "a work directory, a darknet .weights file or a .keras/.h5 file", repr(path))
     _, _, report = transfer(params, state, weights)  # raises on a mismatch
