@@ -41,6 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A recovered fault is one line on stderr, not Python's two with a source line.
         print(prefix, " ".join(str(message).split()), file=file or sys.stderr)
 
-    with warnings.catch_warnings():
-        warnings.showwarning = one_line
-        return args.run(args)
+    def quiet_closed_loop(unraisable):
+        # A checkpoint that fails to restore (and is set aside, with a warning) leaves
+        # tensorstore reads in flight whose callbacks then find orbax's event loop closed.
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous_hook(unraisable)
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = quiet_closed_loop
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            return args.run(args)
+    finally:
+        sys.unraisablehook = previous_hook
