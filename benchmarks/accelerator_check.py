@@ -21,6 +21,9 @@ next part runs):
 * ``study``: ``jaxheads compare --quick`` end to end, with its wall time.
 * ``keras_bench``: ``jaxheads bench --only train`` (jaxheads against Keras 3 and Flax
   NNX) at the full sizes, when Keras can be imported.
+* ``step_profile``, ``step_candidates``, ``step_flags``: the YOLOv2-VOC bf16 step's
+  kernel profile, its candidate changes and XLA:GPU flag sets
+  (`benchmarks.step_study`; the ``step`` mode of ``accelerator_check.sh``).
 
 This file holds the driver, ``env`` and the parts that run a command;
 ``accelerator_compare.py`` the op-level comparisons (``ops``, ``losses``,
@@ -55,6 +58,7 @@ import traceback
 
 from benchmarks.accelerator_compare import Context, part_losses, part_ops, part_postprocess
 from benchmarks.accelerator_models import part_bench, part_runners, part_train_step
+from benchmarks.step_study import part_step_candidates, part_step_flags, part_step_profile
 
 PARTS = (
     "env",
@@ -67,6 +71,9 @@ PARTS = (
     "pytest",
     "study",
     "keras_bench",
+    "step_profile",
+    "step_candidates",
+    "step_flags",
 )
 
 
@@ -132,6 +139,9 @@ IN_PROCESS = {
     "train_step": part_train_step,
     "runners": part_runners,
     "bench": part_bench,
+    "step_profile": part_step_profile,
+    "step_candidates": part_step_candidates,
+    "step_flags": part_step_flags,
 }
 
 

@@ -4,13 +4,18 @@
 # memory in one group never stops the next. Writes OUT/accelerator_check.json (all
 # groups merged) and OUT/accelerator_check.log. See benchmarks/accelerator_check.py.
 #
-#   bash benchmarks/accelerator_check.sh OUT [SECONDS]
+#   bash benchmarks/accelerator_check.sh OUT [SECONDS] [MODE]
+#
+# MODE "all" (the default) runs every check; "step" the YOLOv2-VOC bf16 step study
+# (benchmarks/step_study.py: the kernel profile, OUT/step_kernels.md and OUT/step_trace,
+# then the candidates and the XLA:GPU flag sets), in 8 minutes with SECONDS=470.
 #
 # Python packages the machine lacks (Keras, for the side-by-side bench) may be carried
 # as wheels in .whl/; they are installed into /tmp/site first.
 set -u
-out=${1:?usage: bash benchmarks/accelerator_check.sh OUT [SECONDS]}
+out=${1:?usage: bash benchmarks/accelerator_check.sh OUT [SECONDS] [MODE]}
 budget=${2:-390}
+mode=${3:-all}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -18,6 +23,7 @@ log="$out/accelerator_check.log"
 : >"$log"
 py=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 KERAS_BACKEND=jax
+export CHECK_OUT="$out"
 # Parts start the study and the Keras bench as child processes: no process may hold
 # most of the GPU memory up front.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -43,8 +49,13 @@ group() {  # group NAME PARTS SECONDS
   echo "[$1] exit ${PIPESTATUS[0]} after $(($(date +%s) - start)) s" | tee -a "$log"
 }
 # NAME:PARTS:SECONDS, most wanted first; CHECK_GROUPS overrides (the tests run a few parts).
-for g in ${CHECK_GROUPS:-correctness:env,ops,losses,postprocess,train_step,runners:110 \
-  bench:bench:150 study:study:80 pytest:pytest:45 keras:keras_bench:120}; do
+case $mode in
+  all) groups="correctness:env,ops,losses,postprocess,train_step,runners:110 \
+    bench:bench:150 study:study:80 pytest:pytest:45 keras:keras_bench:120" ;;
+  step) groups="step:env,step_profile,step_candidates:330 flags:step_flags:140" ;;
+  *) echo "accelerator_check.sh: MODE is all or step, not $mode" >&2; exit 2 ;;
+esac
+for g in ${CHECK_GROUPS:-$groups}; do
   IFS=: read -r name parts secs <<<"$g"
   group "$name" "$parts" "$secs"
 done

@@ -1,5 +1,6 @@
 """The accelerator check runs on a CPU too: every part runs or says why it is skipped."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -125,3 +126,64 @@ def test_test_files_with_missing_imports_are_left_out(tmp_path, monkeypatch):
     (tmp_path / "tests" / "test_c.py").write_text("from jaxheads import ops\n")
     monkeypatch.setattr(ac, "_repo_root", lambda: str(tmp_path))
     assert ac._pytest_files() == ["tests/test_a.py", "tests/test_c.py"]
+
+
+def test_kernel_table_ranks_device_kernels_and_xla_ops(tmp_path):
+    from benchmarks.step_study import kernel_table
+
+    events = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+        {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "Stream #13"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 8, "args": {"name": "XLA Ops"}},
+        {"ph": "X", "name": "conv_kernel", "pid": 1, "tid": 7, "dur": 30.0},
+        {"ph": "X", "name": "conv_kernel", "pid": 1, "tid": 7, "dur": 30.0},
+        {"ph": "X", "name": "bn_fusion", "pid": 1, "tid": 7, "dur": 40.0},
+        {"ph": "X", "name": "fusion.3", "pid": 1, "tid": 8, "dur": 5.0},
+        {"ph": "X", "name": "host_work", "pid": 2, "tid": 1, "dur": 999.0},
+    ]
+    folder = tmp_path / "plugins" / "profile" / "run"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "perfetto_trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    table = kernel_table(str(tmp_path))
+    assert table["source"] == "device"
+    assert [(r["name"], r["us"], r["calls"]) for r in table["kernels"]["top"]] == [
+        ("conv_kernel", 60.0, 2),
+        ("bn_fusion", 40.0, 1),
+    ]
+    assert table["kernels"]["top"][0]["share"] == pytest.approx(0.6)
+    assert table["xla_ops"]["top"][0]["name"] == "fusion.3"
+
+
+@pytest.mark.slow
+def test_step_mode_end_to_end_on_cpu(tmp_path):
+    """``accelerator_check.sh OUT SECONDS step`` at tiny size: profile, candidates, flags."""
+    env = {**os.environ, "TINY": "1", "PYTHON": sys.executable}
+    env.pop("CHECK_GROUPS", None)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), str(out), "560", "step"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "step_kernels.md").read_text().startswith("Source:")
+    groups = json.loads((out / "accelerator_check.json").read_text())["groups"]
+    assert set(groups) == {"step", "flags"}
+    parts = {p: r for g in groups.values() for p, r in g["parts"].items()}
+    profile = parts["step_profile"]
+    assert profile["status"] == "ok", profile
+    assert profile["kernels"]["top"] and profile["kernels"]["total_us"] > 0
+    candidates = parts["step_candidates"]
+    assert candidates["status"] == "ok", candidates
+    assert list(candidates["candidates"]) == ["baseline", "bf16_params"]
+    for row in candidates["candidates"].values():
+        assert row["step_ms"] > 0 and row["loss_finite"], row
+    assert candidates["baseline_flops"] > 0
+    flags = parts["step_flags"]
+    assert flags["status"] == "ok", flags
+    (row,) = flags["flag_sets"].values()
+    assert row["returncode"] == 0 and row["step_ms"] > 0 and row["xla_flags"]
