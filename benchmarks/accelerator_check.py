@@ -19,8 +19,8 @@ next part runs):
 * ``pytest``: the test files that need no Keras or pycocotools, on the accelerator
   as default backend.
 * ``study``: ``jaxheads compare --quick`` end to end, with its wall time.
-* ``keras_bench``: ``jaxheads bench --only train`` (jaxheads against Keras 3 and Flax
-  NNX) at the full sizes, when Keras can be imported.
+* ``keras_bench``: ``python -m benchmarks.bench --only train,infer`` (jaxheads against
+  Keras 3 and Flax NNX) at the full sizes, when Keras can be imported.
 
 This file holds the driver, ``env`` and the parts that run a command;
 ``accelerator_compare.py`` the op-level comparisons (``ops``, ``losses``,
@@ -248,8 +248,7 @@ def part_keras_bench(ctx: Context, timeout: float, json_path: str) -> dict:
         [
             sys.executable,
             "-m",
-            "jaxheads.cli",
-            "bench",
+            "benchmarks.bench",
             "--only",
             "train,infer",
             "--json",
