@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from jaxheads.bench import ChipBench
@@ -14,16 +15,8 @@ def bench_command(args: argparse.Namespace) -> int:
 
     from jaxheads.bench import measure_chip, report
 
-    config = ChipBench(
-        model=args.model,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        bf16=args.bf16,
-        steps=args.steps,
-        repeats=args.repeats,
-        pipeline_batches=args.pipeline_batches,
-        matmul_size=args.matmul_size,
-    )
+    # Every field of the record is a flag of the same name.
+    config = ChipBench(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ChipBench)})
     try:
         result = measure_chip(config, log=lambda msg: print(msg, flush=True))
     except ValueError as err:
