@@ -19,8 +19,8 @@ next part runs):
 * ``pytest``: the test files that need no Keras or pycocotools, on the accelerator
   as default backend.
 * ``study``: ``jaxheads compare --quick`` end to end, with its wall time.
-* ``keras_bench``: ``jaxheads bench --only train`` (jaxheads against Keras 3 and Flax
-  NNX) at the full sizes, when Keras can be imported.
+* ``keras_bench``: ``python -m benchmarks.bench --only train,infer`` (jaxheads against
+  Keras 3 and Flax NNX) at the full sizes, when Keras can be imported.
 * ``step_profile``, ``step_candidates``, ``step_flags``: the YOLOv2-VOC bf16 step's
   kernel profile, its candidate changes and XLA:GPU flag sets
   (`benchmarks.step_study`; the ``step`` mode of ``accelerator_check.sh``).
@@ -258,8 +258,7 @@ def part_keras_bench(ctx: Context, timeout: float, json_path: str) -> dict:
         [
             sys.executable,
             "-m",
-            "jaxheads.cli",
-            "bench",
+            "benchmarks.bench",
             "--only",
             "train,infer",
             "--json",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 
-from benchmarks import peak, timing
 from benchmarks.accelerator_compare import (
     NOISE_FACTOR,
     TOL_F32,
@@ -18,6 +17,7 @@ from benchmarks.accelerator_compare import (
     on_device,
     tree_rel,
 )
+from jaxheads.bench import cost_flops, peak, timing
 
 
 def _model_names(ctx: Context) -> list[tuple[str, int]]:
@@ -199,7 +199,7 @@ def _time(fn, repeats: int) -> float:
 
 def _flops(stage) -> float:
     try:
-        return peak.cost_flops(stage)
+        return cost_flops(stage.cost_analysis())
     except Exception:  # noqa: BLE001 - not every backend analyses every program
         return math.nan
 

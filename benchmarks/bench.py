@@ -1,4 +1,4 @@
-"""``jaxheads bench``: jaxheads against Keras 3, hand-written Flax NNX and the hardware.
+"""``python -m benchmarks.bench``: jaxheads against Keras 3, hand-written Flax NNX and the hardware.
 
 In one process, side by side (interleaved runs, medians of repeats, after
 warm-up), on the same network, batch, dtype (float32) and loss:
@@ -20,7 +20,7 @@ warm-up), on the same network, batch, dtype (float32) and loss:
 * ``scaling``: the jit + NamedSharding runner over 1, 2, 4, 8 devices (fresh
   processes; forced host devices on CPU).
 
-Commands and run times (2-core CPU): ``jaxheads bench --quick --json
+Commands and run times (2-core CPU): ``python -m benchmarks.bench --quick --json
 /tmp/bench.json`` takes about 4 to 6 minutes; without ``--quick`` the networks
 run at their real sizes (YOLOv2-tiny 416×416, batch 16), meant for an accelerator.
 Expected with ``--quick`` on a 2-core CPU: training steps within ±5% of Keras and
@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
 
-from benchmarks.figures import Figure, Figures
 from benchmarks.report import report
-from jaxheads.cli.bench import BENCH_SECTIONS, add_bench_arguments
+from jaxheads.bench.figures import Figure, Figures
+
+#: The sections, in the order they run.
+BENCH_SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
 
 
 @dataclass(frozen=True)
@@ -200,39 +200,15 @@ NOISE = 0.05  # ratios within 5% of a 1.0 target are "noise" on a shared machine
 
 
 def machine() -> dict:
-    """What the numbers were measured on."""
-    import flax
-    import jax
-    import jaxlib
+    """What the numbers were measured on: `jaxheads.bench.machine`, and Keras."""
     import keras
-    import optax
 
-    from benchmarks.timing import load_average
+    from jaxheads.bench import machine as chip_machine
 
-    device = jax.devices()[0]
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
     return {
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        **chip_machine(),
         "keras": keras.__version__,
         "keras_backend": keras.backend.backend(),
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "load_average_start": load_average(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -242,8 +218,8 @@ def _train(cfg: Config, sections, figures: Figures, log) -> None:
     import jax.numpy as jnp
 
     from benchmarks import networks as nw
-    from benchmarks import peak, timing
     from benchmarks.training import Contenders
+    from jaxheads.bench import peak, timing
 
     accelerator = jax.default_backend() != "cpu"
     kind = jax.devices()[0].device_kind
@@ -393,7 +369,7 @@ def run(cfg: Config, *, sections=BENCH_SECTIONS, json_path: str | None = None, l
         )
     from benchmarks import evaluation, inference, scaling
     from benchmarks import networks as nw
-    from benchmarks.timing import load_average
+    from jaxheads.bench.timing import load_average
 
     start = time.perf_counter()
 
@@ -503,12 +479,26 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.bench",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_bench_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    parser.add_argument(
+        "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
+    )
+    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated subset of {','.join(BENCH_SECTIONS)}; default: all of them",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    return run_from_args(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

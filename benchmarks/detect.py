@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from benchmarks import timing
-from benchmarks.figures import Figure, Figures
+from jaxheads.bench import timing
+from jaxheads.bench.figures import Figure, Figures
 
 
 def write_jpegs(folder: str, count: int, *, seed: int = 0) -> list[str]:

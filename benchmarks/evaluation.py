@@ -16,8 +16,8 @@ import io
 
 import numpy as np
 
-from benchmarks import timing
-from benchmarks.figures import Figure
+from jaxheads.bench import timing
+from jaxheads.bench.figures import Figure
 from jaxheads.metrics import evaluate_detections
 
 

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 
 from benchmarks import networks as nw
-from benchmarks import timing
-from benchmarks.figures import Figure
+from jaxheads.bench import timing
+from jaxheads.bench.figures import Figure
 from jaxheads.train.detection import make_predict
 
 

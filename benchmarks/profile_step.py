@@ -40,9 +40,9 @@ from jax import lax
 
 import jaxheads.ops as jops
 from benchmarks import networks as nw
-from benchmarks import timing
-from benchmarks.figures import Figures
 from benchmarks.training import Contenders, JaxheadsTrainer, foreign_code
+from jaxheads.bench import timing
+from jaxheads.bench.figures import Figures
 from jaxheads.ops import conv, normalization, pooling
 
 # XLA:CPU expands select-and-scatter (max-pool gradients) into reduce-window + scatter.

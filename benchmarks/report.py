@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.figures import FIELDS, Figure, Figures
+from jaxheads.bench.figures import FIELDS, Figure, Figures
 
 
 def _fmt(value, spec: str = ".1f") -> str:

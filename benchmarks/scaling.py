@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.figures import Figure, Figures
+from jaxheads.bench.figures import Figure, Figures
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -36,8 +36,8 @@ def _worker(args: argparse.Namespace) -> int:
         return 0
 
     from benchmarks import networks as nw
-    from benchmarks import timing
     from benchmarks.training import JaxheadsTrainer
+    from jaxheads.bench import timing
 
     network = nw.NETWORKS[args.network](args.image_size)
     params, state = nw.numpy_init(network)

@@ -23,8 +23,8 @@ import numpy as np
 import optax
 
 from benchmarks import networks as nw
-from benchmarks import peak, timing
-from benchmarks.figures import Figures
+from jaxheads.bench import cost_flops, timing
+from jaxheads.bench.figures import Figures
 from jaxheads.data import Batches
 from jaxheads.train.step import JitRunner, data_mesh, init_train_state
 
@@ -75,11 +75,9 @@ class JaxheadsTrainer:
         self.lower_s = self.compile_s = math.nan
 
     def compile(self, batch) -> None:
-        # The runner's own jitted step (a private attribute, on purpose: this times
-        # exactly the program `jaxheads train` runs), lowered and compiled ahead of time.
-        lowered, self.lower_s = timing.timed(
-            lambda: self.runner._step.lower(self.state, batch, self.key)
-        )
+        # The runner's own step (exactly the program `jaxheads train` runs), lowered and
+        # compiled ahead of time.
+        lowered, self.lower_s = timing.timed(lambda: self.runner.lower(self.state, batch, self.key))
         self.compiled, self.compile_s = timing.timed(lowered.compile)
 
     def place(self, host_batch):
@@ -146,7 +144,7 @@ class Contenders:
         self.jaxheads.compile(self.device_batch)
         add("lower_s", self.jaxheads.lower_s, "jaxheads")
         add("compile_s", self.jaxheads.compile_s, "jaxheads")
-        add("xla_flops_per_step", peak.cost_flops(self.jaxheads.compiled), "jaxheads")
+        add("xla_flops_per_step", cost_flops(self.jaxheads.compiled.cost_analysis()), "jaxheads")
         losses, first_s = {}, {}
         losses["jaxheads"], first = timing.timed(lambda: float(self.jaxheads(self.device_batch)))
         first_s["jaxheads"] = self.jaxheads.lower_s + self.jaxheads.compile_s + first
@@ -158,7 +156,7 @@ class Contenders:
         with foreign_code():
             compiled, compile_s = timing.timed(lambda: self.keras_stateless.compile(self.x, self.y))
             add("compile_s", compile_s, "keras_stateless")
-            add("xla_flops_per_step", peak.cost_flops(compiled), "keras_stateless")
+            add("xla_flops_per_step", cost_flops(compiled.cost_analysis()), "keras_stateless")
             losses["keras_stateless"], first = timing.timed(
                 lambda: float(self.keras_stateless(self.x, self.y))
             )

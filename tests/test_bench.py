@@ -1,4 +1,4 @@
-"""A smoke run of ``jaxheads bench``: every code path on tiny shapes, one repeat.
+"""A smoke run of ``python -m benchmarks.bench``: every code path on tiny shapes, one repeat.
 
 Nothing here asserts a speed: the figures must exist, be finite and positive, and
 the checks the benchmark makes itself (the same function in the three frameworks,
@@ -16,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench  # noqa: E402
-from benchmarks.figures import FIELDS  # noqa: E402
-from jaxheads.cli import build_parser  # noqa: E402
+from jaxheads.bench import FIELDS  # noqa: E402
 
 NET = "yolov1_fc"
 FRAMEWORKS = ("jaxheads", "keras_train_on_batch", "keras_stateless", "flax_nnx")
@@ -131,7 +130,7 @@ def test_targets_are_reported(smoke):
 
 
 def test_an_at_most_target_is_met_below_and_missed_above():
-    from benchmarks.figures import Figures
+    from jaxheads.bench import Figures
 
     for value, status in ((0.1, "met"), (0.2, "met"), (0.3, "missed")):
         figures = Figures()
@@ -156,10 +155,8 @@ def test_report_has_a_table_per_section(smoke):
         assert heading in text
 
 
-def test_cli_parses_bench():
-    args = build_parser().parse_args(
-        ["bench", "--quick", "--json", "out.json", "--only", "evaluate"]
-    )
+def test_command_line_parses():
+    args = bench.build_parser().parse_args(["--quick", "--json", "out.json", "--only", "evaluate"])
     assert args.quick and args.json == "out.json" and args.only == "evaluate"
 
 

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from jaxheads import summary
+from jaxheads.bench import cost_flops
 from jaxheads.cli import main
 from jaxheads.study import (
     build_model,
     forward_flops,
-    measure,
     run_study,
     steady_images_per_s,
     studies,
@@ -212,9 +212,9 @@ def test_steady_images_per_s_leaves_out_compilation():
 
 
 def test_cost_analysis_list_or_dict():
-    assert measure._cost_flops({"flops": 12.0}) == 12.0
-    assert measure._cost_flops([{"flops": 7.0}]) == 7.0
-    assert np.isnan(measure._cost_flops([])) and np.isnan(measure._cost_flops(None))
+    assert cost_flops({"flops": 12.0}) == 12.0
+    assert cost_flops([{"flops": 7.0}]) == 7.0
+    assert np.isnan(cost_flops([])) and np.isnan(cost_flops(None))
 
 
 def test_forward_flops_of_a_dense_layer():

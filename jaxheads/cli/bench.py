@@ -1,53 +1,34 @@
-"""``jaxheads bench``: throughput against Keras 3, Flax NNX and the hardware."""
+"""``jaxheads bench``: one detector's training step measured on this machine's chip."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-from jaxheads.cli.help import add_command
+from jaxheads.bench import ChipBench
+from jaxheads.cli.help import add_command, field_default
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    # The benchmarks live beside the package in a source checkout (benchmarks/), not in it.
-    from pathlib import Path
+    import json
 
-    import jaxheads
+    from jaxheads.bench import measure_chip, report
 
-    root = Path(jaxheads.__file__).resolve().parents[1]
-    if not (root / "benchmarks" / "bench.py").is_file():
-        print(
-            f"jaxheads bench: needs the benchmarks/ folder of a source checkout; "
-            f"none beside the package in {root}",
-            file=sys.stderr,
-        )
+    # Every field of the record is a flag of the same name.
+    config = ChipBench(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ChipBench)})
+    try:
+        result = measure_chip(config, log=lambda msg: print(msg, flush=True))
+    except ValueError as err:
+        print(f"jaxheads bench: {err}", file=sys.stderr)
         return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.bench import run_from_args
-
-    return run_from_args(args)
-
-
-#: The sections of ``jaxheads bench`` (``benchmarks/bench.py`` runs them, in this order).
-BENCH_SECTIONS = ("train", "e2e", "infer", "evaluate", "scaling", "detect")
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``jaxheads bench``, which ``python -m benchmarks.bench`` takes too.
-
-    They live here because the package cannot import ``benchmarks/`` (a source
-    checkout's folder) to build its command line.
-    """
-    parser.add_argument(
-        "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    parser.add_argument(
-        "--only",
-        metavar="SECTIONS",
-        help=f"comma-separated subset of {','.join(BENCH_SECTIONS)}; default: all of them",
-    )
+    print(report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**result, "figures": result["figures"].to_json()}, f, indent=1)
+            f.write("\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def add_commands(sub) -> None:
@@ -55,9 +36,28 @@ def add_commands(sub) -> None:
     p = add_command(
         sub,
         "bench",
-        "throughput against Keras 3, Flax NNX and the hardware",
-        "Measure training and inference throughput against Keras 3 and Flax NNX "
-        "(needs the benchmarks/ folder of a source checkout).",
+        "measure a training step, its MFU and the input pipeline on this chip",
+        "Measure one detector's training step on this machine's first device: step time, "
+        "images/s, compile time, FLOPs and MFU against a measured matmul peak (and the "
+        "datasheet's on a known GPU or TPU), and the input pipeline's rate. The comparison "
+        "with Keras 3 and Flax NNX is `python -m benchmarks.bench` in a source checkout.",
     )
-    add_bench_arguments(p)
+
+    def flag(name: str, kind, help: str) -> None:
+        default = field_default(ChipBench, name)
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=help)
+
+    flag("model", str, "a detector of the registry (jaxheads summary --list)")
+    flag("image_size", int, "square input side in pixels")
+    flag("batch_size", int, "images per step")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
+    flag("steps", int, "steps per timed run")
+    flag("repeats", int, "timed runs of each measurement; the figures are medians")
+    flag("pipeline_batches", int, "batches drawn per timed run of the input pipeline")
+    flag(
+        "matmul_size",
+        int,
+        "side of the matmul whose rate is the peak; default: 8192 on an accelerator, 2048 on a CPU",
+    )
+    p.add_argument("--json", metavar="PATH", help="write every figure and the machine to PATH")
     p.set_defaults(run=bench_command)

@@ -138,7 +138,7 @@ class DarknetModel:
         head = self.head
         if head is None:
             fail("DarknetModel.decode", "a cfg ending in [region] or [detection]", "neither")
-        if head.kind == "yolov1" and head.coords == 4:
+        if head.family.darknet_section == "detection" and head.coords == 4:
             raw = detection_cells(raw, head)
         return head.decode(raw)
 

@@ -111,7 +111,7 @@ def as_detector(model) -> tuple:
 
     def init(key):
         params, state = model.init(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-        if head.kind == "yolov1":
+        if head.family.darknet_section == "detection":  # the head wraps the graph
             first = head.layer.nodes[0].name
             return {first: params}, ({first: state} if state else {})
         return params, state
@@ -125,7 +125,7 @@ def model_params(model, params, state) -> tuple:
     A ``[detection]`` detector holds the model's graph as its one node with params
     (named after the cfg file); a ``[region]`` detector is the graph itself.
     """
-    if model.head is None or model.head.kind == "yolov2":
+    if model.head is None or model.head.family.darknet_section == "region":
         return params, state
     if len(params) != 1:
         fail(

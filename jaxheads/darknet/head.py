@@ -21,7 +21,7 @@ from jaxheads._checks import fail
 from jaxheads.darknet.cfg import Section
 from jaxheads.darknet.sections import check_positive
 from jaxheads.decode import decode_yolov1, decode_yolov2
-from jaxheads.heads import Head
+from jaxheads.heads import YOLOV1, YOLOV2, Head
 from jaxheads.layers.base import Layer
 from jaxheads.losses import yolov1_from_darknet_layout
 
@@ -111,7 +111,7 @@ def section_head(s: Section, network: Layer) -> Head:
         return Head(
             network,
             decode if coords == 4 else _no_decoder(s.type, coords),
-            "yolov2",
+            YOLOV2,
             num,
             classes,
             anchors=tuple((float(w), float(h)) for w, h in anchors),
@@ -131,7 +131,7 @@ def section_head(s: Section, network: Layer) -> Head:
     return Head(
         L.serial(network, cells, name=network.name),
         decode if coords == 4 else _no_decoder(s.type, coords),
-        "yolov1",
+        YOLOV1,
         num,
         classes,
         side=side,

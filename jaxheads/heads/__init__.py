@@ -10,6 +10,7 @@ Wrap ``head.layer`` in `jaxheads.nnx.LayerModule` for a Flax NNX module.
 """
 
 from jaxheads.heads.base import Head
+from jaxheads.heads.family import YOLOV1, YOLOV2, HeadFamily
 from jaxheads.heads.gap import gap
 from jaxheads.heads.yolov1 import yolov1_fc, yolov1_local, yolov1_percell
 from jaxheads.heads.yolov2 import REORGS, VOC_ANCHORS, yolov2
@@ -17,7 +18,10 @@ from jaxheads.heads.yolov2 import REORGS, VOC_ANCHORS, yolov2
 __all__ = [
     "REORGS",
     "VOC_ANCHORS",
+    "YOLOV1",
+    "YOLOV2",
     "Head",
+    "HeadFamily",
     "gap",
     "yolov1_fc",
     "yolov1_local",

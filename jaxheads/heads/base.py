@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxheads._checks import check_positive_int, fail
 from jaxheads.decode import decode_yolov1
+from jaxheads.heads.family import YOLOV1, HeadFamily
 from jaxheads.layers.base import Layer, is_multi, stateless
 
 
@@ -31,13 +32,13 @@ class Head(NamedTuple):
       layer: the head as one `Layer`. Input: the backbone's map ``[B, H, W, C]``,
         or ``[coarse [B, H, W, C], fine [B, 2H, 2W, C']]`` when ``passthrough``
         (for a darknet cfg: the images, the layer being the whole network).
-        Output: the raw prediction, ``[B, S, S, nb·5 + C]`` (``kind="yolov1"``) or
-        ``[B, H, W, A·(5 + C)]`` (``kind="yolov2"``), laid out as in `jaxheads.decode`.
+        Output: the raw prediction, ``[B, S, S, nb·5 + C]`` (`jaxheads.heads.YOLOV1`) or
+        ``[B, H, W, A·(5 + C)]`` (`jaxheads.heads.YOLOV2`), laid out as in `jaxheads.decode`.
       decode: ``raw -> (boxes [B, N, 4], scores [B, N, C])``, boxes xyxy
         normalised to the image, ``N = S·S·nb`` or ``H·W·A``.
-      kind: ``"yolov1"`` (darknet's ``[detection]``; train with
-        `jaxheads.losses.yolov1_loss`) or ``"yolov2"`` (darknet's ``[region]``;
-        `jaxheads.losses.region_loss`).
+      family: the `jaxheads.heads.HeadFamily`: its loss and darknet section;
+        `jaxheads.heads.YOLOV1` (darknet's ``[detection]``; `jaxheads.losses.yolov1_loss`) or
+        `jaxheads.heads.YOLOV2` (darknet's ``[region]``; `jaxheads.losses.region_loss`).
       num_boxes: boxes per cell ``nb`` (YOLOv1) or anchors ``A`` (YOLOv2): darknet's ``num``.
       num_classes: ``C``: darknet's ``classes``.
       side: the grid ``S`` a YOLOv1 head is built for; ``None`` for YOLOv2,
@@ -55,7 +56,7 @@ class Head(NamedTuple):
 
     layer: Layer
     decode: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
-    kind: str
+    family: HeadFamily
     num_boxes: int
     num_classes: int
     side: int | None = None
@@ -66,16 +67,18 @@ class Head(NamedTuple):
     coords: int = 4
     options: Mapping[str, str] = MappingProxyType({})
 
-    def loss_kwargs(self) -> dict:
-        """The head's configuration as keyword arguments of its loss.
+    @property
+    def kind(self) -> str:
+        """The family's name: ``"yolov1"``, ``"yolov2"``, ..."""
+        return self.family.name
 
-        ``yolov1_loss(pred, gt_boxes, gt_labels, gt_mask, **head.loss_kwargs())``
-        or ``region_loss(pred, gt_boxes, gt_labels, gt_mask, seen=seen,
+    def loss_kwargs(self) -> dict:
+        """The head's configuration as keyword arguments of its family's loss.
+
+        ``head.family.loss(pred, gt_boxes, gt_labels, gt_mask, seen=seen,
         **head.loss_kwargs())``.
         """
-        if self.kind == "yolov1":
-            return {"num_boxes": self.num_boxes, "num_classes": self.num_classes, "sqrt": self.sqrt}
-        return {"anchors": np.asarray(self.anchors, np.float32)}
+        return self.family.loss_kwargs(self)
 
 
 def shapes_of(x):
@@ -162,4 +165,4 @@ def yolov1_head(
         decode_yolov1, num_boxes=num_boxes, num_classes=num_classes, sqrt=sqrt
     )
     layer = guarded(layer, lambda shape: check_feature_map(op, shape, side))
-    return Head(layer, decode, "yolov1", num_boxes, num_classes, side=side, sqrt=bool(sqrt))
+    return Head(layer, decode, YOLOV1, num_boxes, num_classes, side=side, sqrt=bool(sqrt))

@@ -31,6 +31,7 @@ from jaxheads import layers as L
 from jaxheads._checks import check_positive_int, fail
 from jaxheads.decode import decode_yolov2
 from jaxheads.heads.base import Head, check_feature_map, guarded, normalize_anchors, select
+from jaxheads.heads.family import YOLOV2
 from jaxheads.layers.base import is_multi
 from jaxheads.layers.combinators import INPUT, Node
 
@@ -152,7 +153,7 @@ def yolov2(
     return Head(
         layer,
         decode,
-        "yolov2",
+        YOLOV2,
         len(anchors),
         num_classes,
         anchors=anchors,

@@ -188,12 +188,12 @@ class Detector:
         head = net.head
         if head is None:
             fail(op, "a cfg ending in [region] or [detection]", f"{cfg} with neither")
-        kind = "region" if head.kind == "yolov2" else "detection"  # the darknet section
+        section = head.family.darknet_section
         if head.coords != 4:
-            fail(op, f"coords=4 in [{kind}]", head.coords)
+            fail(op, f"coords=4 in [{section}]", head.coords)
         if net.input_shape[3] != 3:
             fail(op, "a cfg with channels=3 (RGB images)", f"channels={net.input_shape[3]}")
-        if kind == "region":
+        if section == "region":
             for option in ("tree", "map"):
                 if option in head.options:
                     fail(
@@ -204,7 +204,7 @@ class Detector:
             if int(head.options.get("background", "0")):
                 fail(op, "a [region] without background=1", "background=1")
         layer = net.layer
-        if kind == "region":
+        if section == "region":
             anchors = np.asarray(head.anchors, np.float32)
 
             def predict(params, state, images):
@@ -235,10 +235,11 @@ class Detector:
             net.state,
             input_size=(h, w),
             class_names=names_for(head.num_classes, names),
-            kind=kind,
+            kind=section,
             resize="letterbox",
             batch_size=batch_size,
-            description=f"{name} [{kind}]" + ("" if weights is not None else " (random weights)"),
+            description=f"{name} [{section}]"
+            + ("" if weights is not None else " (random weights)"),
         )
 
     @classmethod

@@ -3,8 +3,8 @@
 * `measure_params`: Keras-style counts (params plus batch-norm statistics, as
   `jaxheads.summary` prints them) of the whole detector and of its ``head`` node,
   computed abstractly.
-* `detector_flops` / `forward_flops`: XLA's cost analysis of one forward pass at
-  batch 1 (a multiply-add counts 2); the head's share is the total minus the backbone's.
+* `detector_flops`: XLA's cost analysis of one forward pass at batch 1
+  (`jaxheads.bench.forward_flops`); the head's share is the total minus the backbone's.
 * `steady_images_per_s`: training throughput from ``metrics.jsonl``'s rows, the
   first interval (which includes compilation) left out.
 * `box_sizes` / `prior_iou`: the training boxes' sizes, and the anchors' mean best
@@ -16,13 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxheads.anchors import mean_best_iou
+from jaxheads.bench.flops import forward_flops
 from jaxheads.layers import abstract_init, count
-from jaxheads.layers.base import is_multi
 
 
 def measure_params(detector) -> dict[str, int | None]:
@@ -41,49 +39,6 @@ def measure_params(detector) -> dict[str, int | None]:
             count(params.get("head", {})) + count(state.get("head", {})) if has_head else None
         ),
     }
-
-
-def _cost_flops(cost) -> float:
-    # jax returns a dict of costs, older versions a list with one dict per program.
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
-    value = (cost or {}).get("flops")
-    return float(value) if value is not None and value >= 0 else math.nan
-
-
-def forward_flops(layer, input_shape, params=None, state=None) -> float:
-    """FLOPs of ``layer.apply`` on one image (batch 1), from XLA's cost analysis.
-
-    The program analysed is the one lowered for a TPU, whatever machine runs this:
-    the count is the model's, not this machine's lowering of it. (On CPU `conv2d`
-    computes wide layers as products of patches, whose count would include the
-    kernel taps that fall on the zero padding; a convolution's count leaves them
-    out.) Lowering needs no TPU; where it fails, the local compiled program counts.
-
-    Args:
-      layer: a `jaxheads.layers.Layer`.
-      input_shape: its input shape, batch first (``None`` allowed), or a list of them.
-      params, state: its params and state (arrays or ShapeDtypeStructs); computed
-        abstractly when None.
-    """
-    if params is None:
-        _, params, state = abstract_init(layer, input_shape)
-
-    def one(shape):
-        return jax.ShapeDtypeStruct((1, *shape[1:]), jnp.float32)
-
-    x = [one(s) for s in input_shape] if is_multi(input_shape) else one(input_shape)
-    fn = jax.jit(lambda p, s, x: layer.apply(p, s, x)[0])
-    try:
-        traced = fn.trace(params, state, x)
-        flops = _cost_flops(traced.lower(lowering_platforms=("tpu",)).cost_analysis())
-    except Exception:  # noqa: BLE001 — a jax without cross-platform lowering: count locally
-        flops = math.nan
-    if math.isfinite(flops):
-        return flops
-    lowered = fn.lower(params, state, x)
-    flops = _cost_flops(lowered.compile().cost_analysis())
-    return flops if math.isfinite(flops) else _cost_flops(lowered.cost_analysis())
 
 
 def detector_flops(detector) -> dict[str, float | None]:

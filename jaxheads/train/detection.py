@@ -20,7 +20,6 @@ import numpy as np
 
 from jaxheads._checks import fail
 from jaxheads.detect import postprocess, to_numpy_list
-from jaxheads.losses import region_loss, yolov1_loss
 from jaxheads.metrics import evaluate_detections
 from jaxheads.models import Detector
 from jaxheads.train.loop import Task
@@ -172,7 +171,8 @@ def detection_loss(
 ) -> Callable:
     """``loss_fn(params, state, batch, key, axis_name, step)`` for the detector's head.
 
-    ``loss_options``: keyword arguments of the head's loss beyond the head's own
+    The loss is the head's family's (``head.family.loss``). ``loss_options``: keyword
+    arguments of the head's loss beyond the head's own
     (``lambda_coord=1.0`` for `jaxheads.losses.yolov1_loss`, ``noobject_scale`` for
     `jaxheads.losses.region_loss`, ...).
     """
@@ -185,11 +185,8 @@ def detection_loss(
         )
         raw = raw.astype(jnp.float32)
         gt = (batch["boxes"], batch["labels"], batch["mask"])
-        if head.kind == "yolov1":
-            per_image = yolov1_loss(raw, *gt, **head.loss_kwargs(), **loss_options)
-        else:
-            seen = step.astype(jnp.float32) * global_batch
-            per_image = region_loss(raw, *gt, seen=seen, **head.loss_kwargs(), **loss_options)
+        seen = step.astype(jnp.float32) * global_batch
+        per_image = head.family.loss(raw, *gt, seen=seen, **head.loss_kwargs(), **loss_options)
         return jnp.mean(per_image), (new_state, {})
 
     return loss_fn

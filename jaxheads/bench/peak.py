@@ -1,4 +1,4 @@
-"""The hardware's limit: a measured matmul peak, datasheet peaks, and XLA's FLOP counts."""
+"""The hardware's limit: a matmul's measured rate and the vendors' datasheet peaks."""
 
 from __future__ import annotations
 
@@ -46,11 +46,3 @@ def matmul(n: int, dtype=jnp.float32) -> tuple[Callable[[], object], float]:
     dot = jax.jit(jnp.dot).lower(a, b).compile()
     dot(a, b).block_until_ready()
     return (lambda: dot(a, b).block_until_ready()), 2.0 * n**3
-
-
-def cost_flops(compiled) -> float:
-    """FLOPs of a compiled executable by XLA's cost analysis (NaN when it gives none)."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list | tuple):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", float("nan")))

@@ -1,8 +1,9 @@
 """A benchmark figure is a record: what was measured, on what, by whom, and its value.
 
-Every section returns `Figure` records; ``jaxheads bench`` writes them to the JSON as
-they are and builds its Markdown tables by asking `Figures` for records by their
-fields. No figure's name is composed into a string to be taken apart again.
+Every measurement returns `Figure` records; ``jaxheads bench`` (and the side-by-side
+of ``benchmarks/``) writes them to the JSON as they are and builds its Markdown tables
+by asking `Figures` for records by their fields. No figure's name is composed into a
+string to be taken apart again.
 
 >>> figures = Figures()
 >>> figures.add("infer", "latency_ms", 4.0, model="yolov1_fc", batch=1)

@@ -1,0 +1,31 @@
+"""Measuring a chip: a training step's time and FLOPs, its compilation, the input pipeline.
+
+``jaxheads bench`` runs `measure_chip`; the parts (interleaved timing, a measured matmul
+peak and the datasheet peaks, XLA's FLOP counts, `Figure` records) serve the
+side-by-side against Keras 3 and Flax NNX in a source checkout's ``benchmarks/`` too.
+"""
+
+from jaxheads.bench.chip import ChipBench, machine, measure_chip, report
+from jaxheads.bench.figures import FIELDS, Figure, Figures
+from jaxheads.bench.flops import cost_flops, forward_flops
+from jaxheads.bench.peak import datasheet_peak, matmul
+from jaxheads.bench.timing import interleaved, load_average, median, timed, wall
+
+__all__ = [
+    "FIELDS",
+    "ChipBench",
+    "Figure",
+    "Figures",
+    "cost_flops",
+    "datasheet_peak",
+    "forward_flops",
+    "interleaved",
+    "load_average",
+    "machine",
+    "matmul",
+    "measure_chip",
+    "median",
+    "report",
+    "timed",
+    "wall",
+]
