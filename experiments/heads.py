@@ -30,8 +30,9 @@ machine; on one
 TPU or GPU the compute is seconds per run and the time goes to compilation and
 the numpy data pipeline on the host (not measured).
 
-Expected result. Quick profile, measured (2-core CPU, seed 0; the numbers are
-deterministic but for img/s, which moves with the machine's load)::
+Expected result. Quick profile, measured (2-core CPU, seed 0; the same machine gives
+the same numbers but for img/s, which moves with its load; another processor sums in
+another order and moves the metrics in their later digits)::
 
     head                params     MFLOPs  img/s  mAP50  mAP50(07)  COCO mAP  recall@0.5
     yolov1_fc           1,496,384   38.7   284.0  0.000  0.000      0.000     0.000

@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``jaxheads ARGV``; its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    buffered = getattr(sys.stdout, "line_buffering", True) is False
+    if buffered:
+        # Progress lines reach a file or a pipe as they are printed, not when the run ends.
+        sys.stdout.reconfigure(line_buffering=True)
     args.argv = argv  # the command as typed, for the records a command writes
     prefix = f"jaxheads {args.command}: warning:"
 
@@ -56,3 +60,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args)
     finally:
         sys.unraisablehook = previous_hook
+        if buffered:
+            sys.stdout.reconfigure(line_buffering=False)
