@@ -192,3 +192,48 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
             sums = [float(v) for v in line.split()[3:]]
             np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-6, err_msg=parallel)
         assert [s for s, _ in logged_losses(workdir)] == [1, 2, 3, 4]  # one writer: process 0
+
+
+def _spawn_process(port, pid, workdir, steps, slow=0.0):
+    script = os.path.join(HERE, "train_multiprocess.py")
+    return subprocess.Popen(
+        [sys.executable, script, str(port), "2", str(pid), str(workdir), str(steps), "jit"]
+        + [str(slow)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _result_line(proc) -> str:
+    out, err = proc.communicate(timeout=300)
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
+    assert line is not None, err[-3000:]
+    return line
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_process_ends_the_other_at_once_and_resumes_exactly(tmp_path):
+    """A multi-process run whose other process dies: the survivor exits within seconds
+    with one line saying what to do (not after JAX's heartbeat timeout, nor with an
+    abort), and restarting both resumes to the uninterrupted run's parameters."""
+    steps = 24
+    reference = [_spawn_process(12481, pid, tmp_path / "reference", steps) for pid in (0, 1)]
+    expected = [_result_line(p).split()[1:] for p in reference]
+    workdir = tmp_path / "run"
+    procs = [_spawn_process(12482, pid, workdir, steps, slow=0.3) for pid in (0, 1)]
+    deadline = time.time() + 240
+    while not (workdir / "checkpoints" / "6").is_dir():
+        assert time.time() < deadline and procs[0].poll() is None, procs[0].communicate()
+        time.sleep(0.05)
+    procs[1].kill()
+    killed_at = time.time()
+    out, err = procs[0].communicate(timeout=120)
+    waited = time.time() - killed_at
+    procs[1].communicate()
+    assert procs[0].returncode == 5, err[-3000:]
+    assert "PEER_LOST" in out and "start every process again" in out, out
+    assert waited < 30, f"the survivor took {waited:.0f} s to exit"
+    resumed = [_spawn_process(12483, pid, workdir, steps) for pid in (0, 1)]
+    assert [_result_line(p).split()[1:] for p in resumed] == expected

@@ -1,34 +1,52 @@
-"""python train_multiprocess.py PORT NUM_PROCESSES PROCESS_ID WORKDIR STEPS PARALLEL
+"""python train_multiprocess.py PORT NUM_PROCESSES PROCESS_ID WORKDIR STEPS PARALLEL [SLOW]
 
-One process of a multi-process run on localhost (CPU collectives), for tests.
+One process of a multi-process run on localhost (CPU collectives), for tests. ``SLOW``
+seconds of sleep before each batch give a test time to kill a process mid-run.
 """
 
+import os
 import sys
 
 import jax
 
 port, num, pid, workdir, steps, parallel = sys.argv[1:7]
+slow = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(f"localhost:{port}", num_processes=int(num), process_id=int(pid))
 
 from train_toy import toy_task  # noqa: E402
 
-from jaxheads.train.loop import RunConfig, fit  # noqa: E402
+from jaxheads.train.loop import PeerLost, RunConfig, Task, fit  # noqa: E402
 
-result = fit(
-    toy_task(),
-    RunConfig(
-        workdir=workdir,
-        steps=int(steps),
-        parallel=parallel,
-        checkpoint_every=3,
-        log_every=1,
-        optimizer="sgd",
-        learning_rate=0.01,
-        progress=False,
-    ),
-)
+task = toy_task()
+if slow:
+    import time
+
+    def slowed(start, i, n, inner=task.batches):
+        for batch in inner(start, i, n):
+            time.sleep(slow)
+            yield batch
+
+    task = Task(task.init, task.loss_fn, slowed, task.examples_per_batch)
+try:
+    result = fit(
+        task,
+        RunConfig(
+            workdir=workdir,
+            steps=int(steps),
+            parallel=parallel,
+            checkpoint_every=3,
+            log_every=1,
+            optimizer="sgd",
+            learning_rate=0.01,
+            progress=False,
+        ),
+    )
+except PeerLost as err:
+    print("PEER_LOST", err, flush=True)
+    os._exit(5)  # as the commands do: JAX's shutdown would wait for the lost process
+
 sums = " ".join(f"{float(x.sum()):.9g}" for x in jax.tree.leaves(result["params"]))
 print("RESULT", jax.process_index(), result["step"], sums, flush=True)
 jax.distributed.shutdown()

@@ -321,17 +321,24 @@ def exit_status(command: str, work: Callable[[], int]) -> int:
     The statuses every training command shares (``train``, ``pretrain``, ``compare``):
     2 for bad input (a ``ValueError`` or a missing file), 3 for a run that diverged
     (its last good checkpoint kept), 4 for a checkpoint that could not be written (a
-    full disk: the earlier checkpoints are kept and the same command resumes), 130
-    when interrupted. The line starts ``jaxheads <command>:`` (once).
+    full disk: the earlier checkpoints are kept and the same command resumes), 5 when
+    another process of a multi-process run stopped (this one then exits at once: JAX's
+    shutdown would wait for the lost process and abort), 130 when interrupted. The
+    line starts ``jaxheads <command>:`` (once).
 
     >>> exit_status("train", lambda: int("seven"))
     2
     """
     from jaxheads.train.checkpoints import CheckpointWriteError
-    from jaxheads.train.loop import TrainingDiverged
+    from jaxheads.train.loop import PeerLost, TrainingDiverged
 
     try:
         return work()
+    except PeerLost as err:
+        print(f"jaxheads {command}: {err}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(5)
     except (ValueError, FileNotFoundError) as err:
         status, message = 2, str(err)
     except TrainingDiverged as err:

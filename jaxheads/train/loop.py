@@ -55,6 +55,18 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
+class PeerLost(RuntimeError):
+    """Another process of a multi-process run stopped; every saved checkpoint was kept.
+
+    JAX's own shutdown waits for the lost process's heartbeat to time out (a minute or
+    more) and then aborts: a command that catches this should exit at once (`os._exit`).
+    """
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """What the loop trains.
@@ -393,6 +405,15 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 if stopping and not last:
                     status = "interrupted"
                     break
+    except jax.errors.JaxRuntimeError as err:
+        if jax.process_count() == 1:
+            raise
+        raise PeerLost(
+            f"a collective with the run's other processes failed ({_first_line(err)}): one of "
+            f"them has probably stopped. Checkpoints up to step {store.latest_step() or 0} "
+            f"are kept in {cfg.workdir}: start every process again with the same command "
+            "to resume"
+        ) from err
     finally:
         bar.close()
         store.close()
@@ -431,4 +452,12 @@ def restore_params(workdir: str, task: Task, cfg: RunConfig, *, op: str = "evalu
     )
 
 
-__all__ = ["MetricsLog", "RunConfig", "Task", "TrainingDiverged", "fit", "restore_params"]
+__all__ = [
+    "MetricsLog",
+    "PeerLost",
+    "RunConfig",
+    "Task",
+    "TrainingDiverged",
+    "fit",
+    "restore_params",
+]
