@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxheads.cli.help import add_command
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -60,4 +60,5 @@ def add_commands(sub) -> None:
         "(needs the benchmarks/ folder of a source checkout).",
     )
     add_bench_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=bench_command)

@@ -34,4 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, for the records a command writes
+    if hasattr(args, "compilation_cache"):  # a command that compiles
+        from jaxheads.train.compilation_cache import use_compilation_cache
+
+        use_compilation_cache(args.compilation_cache)
     return args.run(args)
