@@ -60,5 +60,5 @@ def add_commands(sub) -> None:
         "(needs the benchmarks/ folder of a source checkout).",
     )
     add_bench_arguments(p)
-    add_compilation_cache_arguments(p)
+    add_compilation_cache_arguments(p, measures_compilation=True)
     p.set_defaults(run=bench_command)

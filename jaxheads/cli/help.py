@@ -37,18 +37,26 @@ def keyword_default(function: Callable, name: str):
     return inspect.signature(function).parameters[name].default
 
 
-def add_compilation_cache_arguments(p: argparse.ArgumentParser) -> None:
+def add_compilation_cache_arguments(
+    p: argparse.ArgumentParser, *, measures_compilation: bool = False
+) -> None:
     """``--compilation-cache DIR`` and ``--no-compilation-cache``, of every command that
-    compiles (`jaxheads.train.compilation_cache`; `jaxheads.cli.main` applies them)."""
+    compiles (`jaxheads.train.compilation_cache`; `jaxheads.cli.main` applies them).
+
+    A command that ``measures_compilation`` (``jaxheads bench``) keeps the cache off unless
+    ``--compilation-cache`` is given: a program loaded from it would be timed as compiled.
+    """
     from jaxheads.train.compilation_cache import ENV_VAR
 
     group = p.add_mutually_exclusive_group()
+    keep = "keep compiled programs in DIR, so that a later run of the same shapes loads them"
     group.add_argument(
         "--compilation-cache",
-        default=None,
+        default="off" if measures_compilation else None,
         metavar="DIR",
-        help="keep compiled programs in DIR, so that a later run of the same shapes loads "
-        f"them; default: ${ENV_VAR} (a directory, or off), else JAX's own "
+        help=f"{keep} (its compile times are then load times)"
+        if measures_compilation
+        else f"{keep}; default: ${ENV_VAR} (a directory, or off), else JAX's own "
         "JAX_COMPILATION_CACHE_DIR, else $XDG_CACHE_HOME/jaxheads/jax-compilation-cache",
     )
     group.add_argument(
