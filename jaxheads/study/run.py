@@ -301,7 +301,10 @@ def _measure(plan: RowPlan, detector, trained: Mapping, sourcedir: str, run: Run
             **detector_flops(detector),
             "images_per_s": steady_images_per_s(logged),
             # the first start's (a resume compiles again; `jaxheads.train.loop`)
-            "compile_s": next((r["compile_s"] for r in logged if "compile_s" in r), None),
+            **{
+                k: next((r[k] for r in logged if "compile_s" in r), None)
+                for k in ("compile_s", "device")
+            },
             **{k: result[k] for k in accuracy},
             "per_class_ap50": {str(k): json_number(v) for k, v in result["per_class_ap50"].items()},
             "final_loss": losses[-1] if losses else None,
