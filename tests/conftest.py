@@ -8,6 +8,10 @@ before it surprises a user.
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Commands keep compiled programs in the user's cache directory by default; the tests (and
+# the commands they start in subprocesses) keep nothing there. Tests of the cache give it
+# a directory of their own.
+os.environ["JAXHEADS_COMPILATION_CACHE"] = "off"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -95,6 +95,9 @@ def test_every_file_and_finite_numbers(study):
         assert (workdir / name).is_file(), name
     for label in LABELS:
         assert (workdir / label / "seed0" / "result.json").is_file()
+        # each run's record keeps its training run's compile time and device
+        run = json.loads((workdir / label / "seed0" / "result.json").read_text())["row"]
+        assert run["compile_s"] >= 0 and run["device"] == "cpu", label
     assert not (workdir / "v2_hires" / "seed0" / "metrics.jsonl").exists()  # not trained
     assert [h["head"] for h in results["heads"]] == LABELS
     assert [r["head"] for r in results["runs"]] == LABELS

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 
 from jaxheads.bench import ChipBench
-from jaxheads.cli.help import add_command, field_default
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -60,4 +60,5 @@ def add_commands(sub) -> None:
         "side of the matmul whose rate is the peak; default: 8192 on an accelerator, 2048 on a CPU",
     )
     p.add_argument("--json", metavar="PATH", help="write every figure and the machine to PATH")
+    add_compilation_cache_arguments(p, measures_compilation=True)
     p.set_defaults(run=bench_command)

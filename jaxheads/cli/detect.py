@@ -18,7 +18,12 @@ import os
 import sys
 import time
 
-from jaxheads.cli.help import HelpFormatter, add_command, keyword_default
+from jaxheads.cli.help import (
+    HelpFormatter,
+    add_command,
+    add_compilation_cache_arguments,
+    keyword_default,
+)
 from jaxheads.predict.detector import Detector
 
 _SAVE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -246,4 +251,5 @@ def add_commands(sub) -> None:
         "drawn images.",
     )
     add_detect_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=detect_command)

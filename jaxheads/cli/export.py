@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxheads.cli.help import add_command
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.train.export import export_workdir
 
 
@@ -55,4 +55,5 @@ def add_commands(sub) -> None:
         "tiny.weights, then ./darknet detector test DATA tiny.cfg tiny.weights IMAGE",
     )
     add_export_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=export_command)

@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Progress lines reach a file or a pipe as they are printed, not when the run ends.
         sys.stdout.reconfigure(line_buffering=True)
     args.argv = argv  # the command as typed, for the records a command writes
+    if hasattr(args, "compilation_cache"):  # a command that compiles
+        from jaxheads.train.compilation_cache import use_compilation_cache
+
+        use_compilation_cache(args.compilation_cache)
     prefix = f"jaxheads {args.command}: warning:"
 
     def one_line(message, category, filename, lineno, file=None, line=None):

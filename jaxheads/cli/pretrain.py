@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from jaxheads.cli.help import add_command, field_default
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
 from jaxheads.cli.train import add_optimizer_arguments, announce_init, run_fit, with_init_record
 from jaxheads.train.loop import RunConfig
 from jaxheads.train.pretrain import BACKBONES, PretrainExperiment
@@ -139,4 +139,5 @@ def add_commands(sub) -> None:
         "on held-out images, and write a work directory that --init accepts.",
     )
     add_pretrain_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=pretrain_command)

@@ -7,7 +7,7 @@ import dataclasses
 import os
 import shlex
 
-from jaxheads.cli.help import add_command
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.cli.train import add_devices_argument, exit_status
 from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
@@ -134,4 +134,5 @@ def add_commands(sub) -> None:
         "and write results.json, results.md and plots comparing them.",
     )
     add_compare_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=compare_command)

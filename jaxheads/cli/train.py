@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from jaxheads.cli.help import add_command, field_default
+from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
 from jaxheads.train.detection import DATASETS, DetectionExperiment
 from jaxheads.train.loop import RunConfig
 
@@ -458,6 +458,7 @@ def add_commands(sub) -> None:
         "checkpoints, metrics and the config go to --workdir, and a rerun resumes.",
     )
     add_train_arguments(p)
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=train_command)
     p = add_command(
         sub,
@@ -470,4 +471,5 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--val-examples", type=int, default=None, help="validation examples; default: the run's own"
     )
+    add_compilation_cache_arguments(p)
     p.set_defaults(run=evaluate_command)

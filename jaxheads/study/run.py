@@ -300,6 +300,11 @@ def _measure(plan: RowPlan, detector, trained: Mapping, sourcedir: str, run: Run
             **measure_params(detector),
             **detector_flops(detector),
             "images_per_s": steady_images_per_s(logged),
+            # the first start's (a resume compiles again; `jaxheads.train.loop`)
+            **{
+                k: next((r[k] for r in logged if "compile_s" in r), None)
+                for k in ("compile_s", "device")
+            },
             **{k: result[k] for k in accuracy},
             "per_class_ap50": {str(k): json_number(v) for k, v in result["per_class_ap50"].items()},
             "final_loss": losses[-1] if losses else None,
@@ -409,8 +414,10 @@ def run_study(config: StudyConfig, workdir: str, *, progress: bool = True) -> li
                     f"{METRIC[k].label} {METRIC[k].format_one(record.row[k])}"
                     for k in ("mAP50", "mAP", "recall")
                 )
+                compile_s = record.row.get("compile_s")
                 bar.write(
                     f"{row.label} seed {seed}: {shown}"
+                    + (f", compile {compile_s:.1f} s" if compile_s is not None else "")
                     + (" (already done)" if record.skipped else "")
                 )
     bar.close()

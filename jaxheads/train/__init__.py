@@ -1,5 +1,7 @@
-"""Training: one pure optax step, three parallel runners, a resumable loop."""
+"""Training: one pure optax step, three parallel runners, a resumable loop, and the
+persistent compilation cache every command turns on (`use_compilation_cache`)."""
 
+from jaxheads.train.compilation_cache import use_compilation_cache
 from jaxheads.train.loop import MetricsLog, RunConfig, Task, TrainingDiverged, fit
 from jaxheads.train.optim import make_optimizer, schedule
 from jaxheads.train.step import (
@@ -29,4 +31,5 @@ __all__ = [
     "make_runner",
     "make_step",
     "schedule",
+    "use_compilation_cache",
 ]

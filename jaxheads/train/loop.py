@@ -19,6 +19,14 @@ that one (see `jaxheads.train.checkpoints`). A non-finite loss, or a finite
 loss whose update leaves a non-finite parameter or optimizer state, stops the
 run (`TrainingDiverged`) before that state is saved, so every checkpoint is
 finite. SIGTERM/SIGINT finish the current step, save, and return.
+
+A metrics row holds the step's loss and metrics, ``lr``, and the rate since the
+row before (``steps_per_s``, ``images_per_s``), which leaves out each start's
+first step. The first row after each start (a new run or a resume) also holds
+``compile_s``, that first step's time less a typical step's — compilation,
+mostly, which the persistent cache (`jaxheads.train.compilation_cache`) turns
+into a load — and ``device``, the kind of device it ran on; the progress bar
+shows both figures.
 """
 
 from __future__ import annotations
@@ -261,6 +269,21 @@ def _finished_run(task: Task, cfg: RunConfig, log: MetricsLog, step: int, host) 
     return loss, result
 
 
+class _Compiled:
+    """The compile time of a run's first step, and whether a metrics row has it yet."""
+
+    def __init__(self):
+        self.seconds: float | None = None
+        self.written = False
+
+    def record(self) -> dict:
+        """``{"compile_s", "device"}`` for the first metrics row once known, then ``{}``."""
+        if self.seconds is None or self.written:
+            return {}
+        self.written = True
+        return {"compile_s": self.seconds, "device": jax.devices()[0].device_kind}
+
+
 def _check_batch(task: Task, devices) -> None:
     if task.examples_per_batch % len(devices):
         fail(
@@ -281,7 +304,8 @@ def fit(task: Task, cfg: RunConfig) -> dict:
 
     Returns:
       ``{"status": "completed" | "interrupted", "step", "loss", "params", "state",
-      "eval"}`` with host (numpy) params and state.
+      "eval", "compile_s"}`` with host (numpy) params and state; ``compile_s`` is the
+      first step's compile time (the module's docstring), ``None`` if nothing trained.
 
     Raises:
       TrainingDiverged: on a non-finite loss or updated state (nothing non-finite is saved).
@@ -329,6 +353,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
             "params": ts.params,
             "state": ts.state,
             "eval": result,
+            "compile_s": None,
         }
 
     device_ts = runner.place_state(ts)
@@ -340,6 +365,10 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
         total=cfg.steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True
     )
     t0, steps_timed = time.perf_counter(), 0
+    # The first step compiles: it is timed alone and kept out of the images/s, and its time
+    # less a typical step's is the compile time, written once a typical step is known.
+    first_step_s: float | None = None
+    compiled = _Compiled()
 
     def diverged(what, step):
         good = store.latest_step()
@@ -349,11 +378,13 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
             + (f"step {good}" if good is not None else "none (no step was saved before)")
         )
 
-    def flush():
+    def flush(final: bool):
         nonlocal last_loss, t0, steps_timed
         host = jax.device_get(pending)
         elapsed = time.perf_counter() - t0
-        rate = steps_timed / elapsed if elapsed > 0 else float("nan")
+        rate = steps_timed / elapsed if steps_timed and elapsed > 0 else None
+        if first_step_s is not None and compiled.seconds is None and (rate or final):
+            compiled.seconds = max(first_step_s - (1 / rate if rate else 0.0), 0.0)
         for step, metrics in host:
             metrics = dict(metrics)
             finite = bool(metrics.pop(FINITE))
@@ -372,12 +403,18 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                     "step": step,
                     **{k: float(v) for k, v in metrics.items()},
                     "lr": float(lr(step - 1)),
-                    "steps_per_s": rate,
-                    "images_per_s": rate * task.examples_per_batch,
                 }
-                log.append(row)
+                if rate:
+                    row["steps_per_s"] = rate
+                    row["images_per_s"] = rate * task.examples_per_batch
+                log.append(row | compiled.record())
         pending.clear()
-        bar.set_postfix(loss=f"{last_loss:.4g}", img_s=f"{rate * task.examples_per_batch:.1f}")
+        shown = {"loss": f"{last_loss:.4g}"}
+        if rate:
+            shown["img_s"] = f"{rate * task.examples_per_batch:.1f}"
+        if compiled.seconds is not None:
+            shown["compile"] = f"{compiled.seconds:.1f}s"
+        bar.set_postfix(shown)
         t0, steps_timed = time.perf_counter(), 0
 
     try:
@@ -386,7 +423,12 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 batch = runner.place_batch(next(batches))
                 device_ts, metrics = runner.step(device_ts, batch, key)
                 pending.append((step, metrics))
-                steps_timed += 1
+                if first_step_s is None:
+                    jax.block_until_ready(metrics)
+                    first_step_s = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                else:
+                    steps_timed += 1
                 bar.update(1)
                 last = step == cfg.steps
                 # The stop flag is read here, once a step, and only this reading is acted on:
@@ -395,7 +437,8 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 stopping = stop.requested()
                 checkpoint = step % cfg.checkpoint_every == 0 or last or stopping
                 if checkpoint or step % cfg.log_every == 0:
-                    flush()  # raises TrainingDiverged before a non-finite state is saved
+                    # raises TrainingDiverged before a non-finite state is saved
+                    flush(last or stopping)
                 if checkpoint:
                     store.save(step, runner.host_state(device_ts))
                 if task.evaluate and cfg.eval_every and (step % cfg.eval_every == 0 or last):
@@ -428,6 +471,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
         "params": host.params,
         "state": host.state,
         "eval": eval_result,
+        "compile_s": compiled.seconds,
     }
 
 
