@@ -102,10 +102,8 @@ def test_a_training_run_is_published_with_what_made_it(tmp_path, capsys):
     )
     dest = str(tmp_path / "docs" / "results" / "main")
     command = ["report", "--run", workdir, "--publish", dest, "--root", str(tmp_path)]
-    assert (
-        main([*command, "--command", "jaxheads train --workdir runs/shapes", "--seconds", "300"])
-        == 0
-    )
+    command += ["--command", "jaxheads train --workdir runs/shapes", "--seconds", "300"]
+    assert main([*command, "--note", "Other jobs shared the processor."]) == 0
     with open(os.path.join(dest, "results.json")) as f:
         results = json.load(f)
     assert results["kind"] == "train" and results["step"] == 20 and results["final_loss"] == 2.0
@@ -120,6 +118,7 @@ def test_a_training_run_is_published_with_what_made_it(tmp_path, capsys):
     readme = (tmp_path / "README.md").read_text()
     assert "| VOC2010 mAP@0.5 | 0.607 |" in readme
     assert env["processor"] in readme and "docs/results/main/results.json" in readme
+    assert "5.0 minutes" in readme and "Other jobs shared the processor." in readme
     assert main(["report", "--check", "--root", str(tmp_path)]) == 0
 
 

@@ -18,6 +18,7 @@ def report_command(args: argparse.Namespace) -> int:
         publish=args.publish,
         command=args.command_line,
         seconds=args.seconds,
+        note=args.note,
         check=args.check,
         root=args.root,
     )
@@ -63,6 +64,9 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--seconds", type=float, default=None, help="that command's wall time, when measured"
+    )
+    p.add_argument(
+        "--note", default=None, help="a remark kept with a training run's record (e.g. the load)"
     )
     p.add_argument(
         "--check",

@@ -59,6 +59,10 @@ def environment() -> dict:
         "jax_backend": jax.default_backend(),
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
+        # 1, 5 and 15 minutes: how busy the machine was when the result was written
+        "load_average": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
         "versions": versions,
         "date": datetime.date.today().isoformat(),
     }
@@ -93,10 +97,11 @@ def _write_curve(path: str, rows: Sequence[Mapping], keys: Sequence[str]) -> Non
             writer.writerow(["" if r.get(k) is None else r[k] for k in keys])
 
 
-def _provenance(command: str | None, seconds: float | None) -> dict:
+def _provenance(command: str | None, seconds: float | None, note: str | None = None) -> dict:
     return {
         "command": command,
         "run_time_s": None if seconds is None else round(float(seconds), 1),
+        "note": note,
         "environment": environment(),
     }
 
@@ -151,13 +156,19 @@ def publish_study(
 
 
 def publish_run(
-    workdir: str, dest: str, *, command: str | None = None, seconds: float | None = None
+    workdir: str,
+    dest: str,
+    *,
+    command: str | None = None,
+    seconds: float | None = None,
+    note: str | None = None,
 ) -> str:
     """Publishes a finished ``jaxheads train`` run's final evaluation into ``dest``.
 
     Writes ``dest/results.json`` (``kind: "train"``, the run's ``config.json``, the last
-    evaluation, the final loss, ``train_seconds`` from the logged step rates, and the
-    provenance of `publish_study`), ``results.md`` and ``learning_curve.csv``.
+    evaluation, the final loss, ``train_seconds`` from the logged step rates, ``note``
+    (a remark, e.g. what else ran on the machine), and the provenance of
+    `publish_study`), ``results.md`` and ``learning_curve.csv``.
 
     Raises:
       ValueError: the work directory holds no evaluation (the run has not finished).
@@ -180,7 +191,7 @@ def publish_run(
         "final_loss": losses[-1]["loss"] if losses else None,
         "eval": {k: v for k, v in final["eval"].items() if isinstance(v, (int, float, type(None)))},
         "train_seconds": training_seconds(logged, config["log_every"]),
-        **_provenance(command, seconds),
+        **_provenance(command, seconds, note),
     }
     os.makedirs(dest, exist_ok=True)
     _write_curve(os.path.join(dest, "learning_curve.csv"), losses, CURVE_COLUMNS)
@@ -217,6 +228,7 @@ class ReportRequest:
       command: the command that made ``run``, as typed (a study's own is read from
         its ``results.json`` when left out).
       seconds: the wall time that command took, when measured outside.
+      note: a remark kept with a training run's record and quoted under its table.
       check: write nothing; list the documents whose tables differ from their files.
       root: the project's root (README.md, docs/).
     """
@@ -225,6 +237,7 @@ class ReportRequest:
     publish: str | None = None
     command: str | None = None
     seconds: float | None = None
+    note: str | None = None
     check: bool = False
     root: str = "."
 
@@ -242,13 +255,16 @@ def report(request: ReportRequest) -> list[str]:
     if (request.run is None) != (request.publish is None):
         raise ValueError("expected --run and --publish together, got one of them")
     if request.run is not None:
-        publish = publish_study
-        if not os.path.exists(os.path.join(request.run, "results.json")):
-            publish = publish_run
-            if not os.path.exists(os.path.join(request.run, "config.json")):
-                raise ValueError(
-                    f"expected a study's results.json or a training run's config.json in "
-                    f"{request.run}, found neither"
-                )
-        publish(request.run, request.publish, command=request.command, seconds=request.seconds)
+        timing = {"command": request.command, "seconds": request.seconds}
+        if os.path.exists(os.path.join(request.run, "results.json")):
+            if request.note:
+                raise ValueError("expected no --note for a study (its results.md says it all)")
+            publish_study(request.run, request.publish, **timing)
+        elif os.path.exists(os.path.join(request.run, "config.json")):
+            publish_run(request.run, request.publish, note=request.note, **timing)
+        else:
+            raise ValueError(
+                f"expected a study's results.json or a training run's config.json in "
+                f"{request.run}, found neither"
+            )
     return regenerate(request.root, write=not request.check)

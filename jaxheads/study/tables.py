@@ -60,12 +60,13 @@ def _run_note(results: Mapping, source: str) -> str:
     extra = results["config"].get("extra", {})
     seconds = results.get("run_time_s")
     took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
+    note = f" {results['note']}" if results.get("note") else ""
     return (
         f"`{extra.get('model')}` on `{extra.get('dataset')}`, {results['step']} steps, "
         f"seed {results['config'].get('seed')}, {results['eval'].get('images')} validation "
         f"images; measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
         f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; "
-        f"from [`{source}`]({source})."
+        f"from [`{source}`]({source}).{note}"
     )
 
 
