@@ -149,17 +149,18 @@ def regenerate(
     ``write=False`` changes nothing and returns the documents whose tables differ from
     what their results files give.
     """
-    changed = []
+    rewritten = {}
     for path in documents(root) if paths is None else paths:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         new = regenerate_text(text, root, path)
         if new != text:
-            changed.append(path)
-            if write:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(new)
-    return changed
+            rewritten[path] = new
+    # Every table is rendered before any is written: a missing file changes nothing.
+    for path, new in rewritten.items() if write else ():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return list(rewritten)
 
 
 def marked(path: str) -> list[str]:
