@@ -72,11 +72,18 @@ def _run_note(results: Mapping, source: str) -> str:
 
 def _study_note(results: Mapping, source: str) -> str:
     env = results["environment"]
-    seeds = ", ".join(str(s) for s in results["config"]["seeds"])
+    seeds = results["config"]["seeds"]
+    over = (
+        f"Seed {seeds[0]}"
+        if len(seeds) == 1
+        else "Mean ± sample std over seeds " + ", ".join(str(s) for s in seeds)
+    )
+    seconds = results.get("run_time_s")
+    took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
     return (
-        f"Mean ± sample std over seeds {seeds}; measured on {env['processor']} "
-        f"({env['cpu_count']} CPUs, JAX {env['versions'].get('jax')}, {env['device_kind']}), "
-        f"{env['date']}; from [`{source}`]({source}), made by `{results['command']}`."
+        f"{over}; measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
+        f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; "
+        f"from [`{source}`]({source}), made by `{results['command']}`."
     )
 
 
