@@ -24,7 +24,7 @@ pre-training, about 3.5 min, the same stage): 2 h 47 min of wall time on the 2-c
 beside the test suite and other checks).
 
 Expected result, measured (seeds 0 and 1, this code; VOC2010 mAP@0.5, mean ± std,
-scratch → pre-trained; README has the table, plots and reading)::
+scratch → pre-trained; docs/studies/heads_digits.md has the table, plots and reading)::
 
     yolov1_fc            0.001 ± 0.000 → 0.005 ± 0.000
     yolov1_percell       0.149 ± 0.007 → 0.336 ± 0.007

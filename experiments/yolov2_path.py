@@ -86,8 +86,8 @@ anchor heads find more objects than the FC head after 100 steps (recall 0.07-0.2
 against 0.00-0.09), and the hi-res rows cost 1.6× the FLOPs for the same
 parameters. The mAPs are all near 0: 100 steps are
 too few to order the rows. Full profile, measured (seeds 0 and 1, 2026-12-04/05,
-this code; VOC2007 mAP@0.5, mean ± std over the seeds; README has the whole table,
-the stages, the plots and the reading)::
+this code; VOC2007 mAP@0.5, mean ± std over the seeds; docs/studies/yolov2_path.md has
+the whole table, the stages, the plots and the reading)::
 
     row                  paper  scratch        pre-trained (stage)
     yolo                 63.4   0.017 ± 0.021  0.003 ± 0.000 (old_nobn)

@@ -1,5 +1,6 @@
 """``jaxheads compare`` / `jaxheads.study.run_study` on a tiny study, end to end."""
 
+import csv
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from jaxheads.study.config import (
     with_profile,
 )
 from jaxheads.study.pretraining import run_stage
+from jaxheads.study.publish import publish_study
 from jaxheads.study.report import winner_sentence
 from jaxheads.train.checkpoints import CheckpointWriteError
 from jaxheads.train.loop import TrainingDiverged
@@ -396,6 +398,55 @@ def test_compare_without_config_runs_the_packaged_default(tmp_path, monkeypatch)
         # results.md quotes the command as typed, not the study's default one
         "command": "jaxheads compare --quick --steps 7 --workdir w --no-progress",
     }
+
+
+def test_compare_publish_defaults_to_the_studys_docs_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    published = {}
+
+    def fake_run_study(config, workdir, *, progress):
+        os.makedirs(workdir)
+        (tmp_path / workdir / "results.md").write_text("table")
+
+    def fake_publish(workdir, dest, *, command, seconds):
+        published.update(workdir=workdir, dest=dest, command=command, timed=seconds >= 0)
+
+    monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)
+    monkeypatch.setattr("jaxheads.study.publish.publish_study", fake_publish)
+    argv = ["compare", "--quick", "--workdir", "w", "--no-progress", "--publish"]
+    assert main(argv) == 0
+    assert published == {
+        "workdir": "w",
+        "dest": os.path.join("docs", "results", "heads-quick"),
+        "command": "jaxheads " + " ".join(argv),
+        "timed": True,
+    }
+
+
+@pytest.mark.slow
+def test_a_published_study_holds_what_made_it_and_every_curve(study, tmp_path):
+    config, workdir, results = study
+    dest = tmp_path / "published"
+    publish_study(str(workdir), str(dest), seconds=12.0)
+    with open(dest / "results.json") as f:
+        published = json.load(f)
+    assert published["heads"] == results["heads"]
+    assert published["command"].startswith("jaxheads compare --config")
+    assert published["run_time_s"] == 12.0
+    assert published["environment"]["processor"] and published["environment"]["versions"]["jax"]
+    assert all(r["train_seconds"] > 0 for r in published["runs"])
+    with open(dest / "learning_curves.csv") as f:
+        curve = list(csv.DictReader(f))
+    # one row per logged step (log_every=1, 4 steps) of every (row, seed); an EvalRow
+    # repeats the curve of the run whose weights it evaluates
+    assert {(r["head"], r["step"]) for r in curve} == {
+        (h, str(k)) for h in LABELS for k in range(1, 5)
+    }
+    for name in PLOTS:
+        assert (dest / name).read_bytes() == (workdir / name).read_bytes()
+    text = (dest / "results.md").read_text()
+    assert text.startswith((workdir / "results.md").read_text().rstrip("\n"))
+    assert published["environment"]["processor"] in text.splitlines()[-1]
 
 
 @pytest.mark.parametrize(

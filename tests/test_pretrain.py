@@ -156,7 +156,7 @@ def test_checksum_sees_every_bit():
 
 @pytest.mark.slow
 def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
-    """The README's three commands, tiny: each stage starts from the previous one's weights."""
+    """docs/pretraining.md's three commands, tiny: each stage starts from the last's weights."""
     from jaxheads.cli import main
     from jaxheads.train.loop import restore_params
     from jaxheads.train.warm_start import task_from_config, with_init

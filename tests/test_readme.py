@@ -72,3 +72,28 @@ def test_ci_fails_when_either_step_of_the_test_command_fails(
 def test_readme_main_command_installs_and_runs():
     main = _commands()[0]
     assert main.startswith("pip install -e .") and "jaxheads " in main
+
+
+def _local_links(path: pathlib.Path) -> list[pathlib.Path]:
+    """The files a Markdown document links to or shows, outside the web."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+    return [
+        (path.parent / t.split("#")[0]).resolve()
+        for t in targets
+        if not re.match(r"[a-z]+:", t) and not t.startswith("#")
+    ]
+
+
+def test_readme_is_a_front_page_that_reaches_every_page_of_docs():
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250
+    pages = {*ROOT.glob("docs/*.md"), *ROOT.glob("docs/studies/*.md")}
+    seen, todo = set(), [readme]
+    while todo:
+        doc = todo.pop()
+        for target in _local_links(doc):
+            assert target.exists(), f"{doc.relative_to(ROOT)} links to a missing {target}"
+            if target.suffix == ".md" and target not in seen and target in pages:
+                seen.add(target)
+                todo.append(target)
+    assert pages <= seen, f"not reachable from README.md: {sorted(pages - seen)}"

@@ -7,11 +7,21 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from jaxheads.cli import bench, darknet, detect, export, pretrain, study, summary, train
+from jaxheads.cli import (
+    bench,
+    darknet,
+    detect,
+    export,
+    pretrain,
+    report,
+    study,
+    summary,
+    train,
+)
 from jaxheads.cli.help import HelpFormatter
 
 #: The command families, in the order ``jaxheads --help`` lists their commands.
-FAMILIES = (summary, train, export, pretrain, study, darknet, detect, bench)
+FAMILIES = (summary, train, export, pretrain, study, report, darknet, detect, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 import shlex
+import time
 
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.cli.train import add_devices_argument, exit_status
@@ -47,6 +48,16 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="override how each run splits its batch over the devices",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--publish",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="also write the results to commit (results.json with the command, versions, "
+        "processor and run time; results.md; the plots; the learning curves as CSV) into "
+        "DIR; DIR left out: docs/results/<study>[-quick]",
+    )
 
 
 def _config(module, args: argparse.Namespace) -> StudyConfig:
@@ -99,6 +110,7 @@ def compare_command(args: argparse.Namespace) -> int:
     from jaxheads.train.devices import init_devices
 
     init_devices(devices=args.devices)
+    from jaxheads.study.publish import publish_study, published_dir
     from jaxheads.study.run import run_study
     from jaxheads.study.studies import load_study
 
@@ -108,6 +120,8 @@ def compare_command(args: argparse.Namespace) -> int:
             # A study that trains nothing: it takes no training options.
             name = os.path.splitext(os.path.basename(module.__file__))[0]
             _no_training_options(args, name)
+            if args.publish is not None:
+                raise ValueError(f"jaxheads compare: {name} writes no results to --publish")
             workdir = args.workdir or os.path.join("runs", f"compare-{name}")
             module.run(workdir, progress=not args.no_progress)
         else:
@@ -115,7 +129,14 @@ def compare_command(args: argparse.Namespace) -> int:
             workdir = args.workdir or os.path.join(
                 "runs", f"compare-{config.name}" + ("-quick" if args.quick else "")
             )
+            start = time.perf_counter()
             run_study(config, workdir, progress=not args.no_progress)
+            if args.publish is not None:
+                dest = args.publish or published_dir(config.name, "quick" if args.quick else None)
+                publish_study(
+                    workdir, dest, command=config.command, seconds=time.perf_counter() - start
+                )
+                print(f"published: {dest}")
         with open(os.path.join(workdir, "results.md")) as f:
             print(f.read())
         print(f"results: {os.path.join(workdir, 'results.md')}")

@@ -21,6 +21,12 @@ finished (row, seed) leaves ``result.json`` in its directory, so running the sam
 study again skips it. The packaged studies (``experiments/`` beside the package:
 ``heads``, ``yolov2_path``, ``seeds``) run with ``jaxheads compare --config NAME``;
 any other study file with ``jaxheads compare --config PATH``.
+
+`publish_study` (``jaxheads compare --publish``) and `publish_run` (``jaxheads report
+--run WORKDIR --publish DIR``, a ``jaxheads train`` run) write the files to commit under
+``docs/results/``: ``results.json`` with the command, the versions, the processor and
+the run time, ``results.md``, the plots and the learning curves as CSV. `regenerate`
+(``jaxheads report``) rewrites the tables of ``README.md`` and ``docs/`` that quote them.
 """
 
 from jaxheads.study.config import (
@@ -43,10 +49,12 @@ from jaxheads.study.measure import (
     prior_iou,
     steady_images_per_s,
 )
+from jaxheads.study.publish import ReportRequest, publish_run, publish_study, report
 from jaxheads.study.records import RunRecord
 from jaxheads.study.report import aggregate, winners, write_report
 from jaxheads.study.run import build_model, run_row, run_study
 from jaxheads.study.studies import load_study, packaged_studies
+from jaxheads.study.tables import regenerate
 
 __all__ = [
     "QUICK_BUDGET",
@@ -54,6 +62,7 @@ __all__ = [
     "Budget",
     "EvalRow",
     "Pretraining",
+    "ReportRequest",
     "RunRecord",
     "StudyConfig",
     "TrainRow",
@@ -67,6 +76,10 @@ __all__ = [
     "packaged_studies",
     "pretrained",
     "prior_iou",
+    "publish_run",
+    "publish_study",
+    "regenerate",
+    "report",
     "run_row",
     "run_study",
     "steady_images_per_s",

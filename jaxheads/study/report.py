@@ -112,7 +112,8 @@ def winner_sentence(key: str, entry: Mapping) -> str:
     return text + f"; the gap {fmt(gap)} is {verdict} ({fmt(spread)})."
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
@@ -141,7 +142,7 @@ def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
     def before(s):
         return "—" if s.get("top1_before") is None else f"{s['top1_before']:.3f}"
 
-    return _table(
+    return table(
         ["stage", "backbone", "image", "steps", "starts from", "top-1 at start", "top-1", "top-5"],
         [
             [
@@ -180,21 +181,31 @@ def _effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
     if not rows:
         return []
     header = ["row", "stage", f"{metric.label} from scratch", f"{metric.label} pre-trained"]
-    return _table(header + ["gain"], rows)
+    return table(header + ["gain"], rows)
 
 
-def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
+def summary_table(
+    heads: Sequence[Mapping], paper: Mapping[str, str] | None = None, paper_metric: str = ""
+) -> list[str]:
+    """The summary table's lines: one row per aggregated row, `SUMMARY_COLUMNS` as columns.
+
+    ``paper``: ``{row label: the paper's figure}`` for a last column (``paper_metric``).
+    """
     keys = [k for k in SUMMARY_COLUMNS if not METRIC[k].optional or any(k in h for h in heads)]
     header = ["head"] + [METRIC[k].label for k in keys]
-    if config.paper:
-        header.append(f"paper ({config.paper_metric})")
+    if paper:
+        header.append(f"paper ({paper_metric})")
     rows = []
     for h in heads:
         cells = [h["head"]] + [METRIC[k].format(h.get(k), h.get(f"{k}_std")) for k in keys]
-        if config.paper:
-            cells.append(config.paper.get(variant_of(h["head"])[0], "—"))
+        if paper:
+            cells.append(paper.get(variant_of(h["head"])[0], "—"))
         rows.append(cells)
-    return _table(header, rows)
+    return table(header, rows)
+
+
+def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
+    return summary_table(heads, config.paper, config.paper_metric)
 
 
 def markdown(
@@ -240,7 +251,7 @@ def markdown(
     lines += ["", "**Which head won on what** (computed from the tables):", ""]
     lines += [winner_sentence(key, entry) for key, entry in best.items()]
     lines += ["", "## Per seed", ""]
-    lines += _table(
+    lines += table(
         ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS],
         [
             [r["head"], str(r["seed"])] + [METRIC[k].format_one(r[k]) for k in PER_SEED_COLUMNS]

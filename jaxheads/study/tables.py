@@ -1,0 +1,177 @@
+"""The results tables of the README and ``docs/``, generated from the committed results files.
+
+A table sits between two markers that name its file::
+
+    <!-- results:main -->
+    ...generated...
+    <!-- /results:main -->
+
+``results:KEY`` reads ``docs/results/KEY/results.json`` (or ``docs/results/KEY.json``),
+and what is written between the markers depends on the file: a training run
+(`jaxheads.study.publish.publish_run`) gives its evaluation; a study
+(`jaxheads.study.publish.publish_study`) its summary table; the roofline of
+``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`).
+``results:KEY:seeds`` gives a study's per-seed table instead. `regenerate` rewrites
+every marked table; ``jaxheads report`` runs it, and a test checks that it changes nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+from jaxheads.bench.roofline_table import roofline_table
+from jaxheads.study.report import PER_SEED_COLUMNS, summary_table, table
+from jaxheads.train.metric_table import ACCURACY, METRIC
+
+RESULTS_DIR = os.path.join("docs", "results")
+# The documents whose marked tables `regenerate` rewrites, relative to the project root.
+DOCUMENTS = ("README.md", "docs/*.md", "docs/*/*.md")
+_BLOCK = re.compile(
+    r"(?P<open><!-- results:(?P<key>[\w./-]+?)(?::(?P<view>\w+))? -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /results:(?P=key)(?::(?P=view))? -->)",
+    re.DOTALL,
+)
+
+
+def results_path(key: str, root: str = ".") -> str:
+    """The file ``results:KEY`` names: ``docs/results/KEY/results.json`` or ``KEY.json``."""
+    folder = os.path.join(root, RESULTS_DIR, key, "results.json")
+    if os.path.exists(folder):
+        return folder
+    single = os.path.join(root, RESULTS_DIR, f"{key}.json")
+    if os.path.exists(single):
+        return single
+    raise ValueError(f"results:{key}: expected {folder} or {single}, found neither")
+
+
+def run_table(results: Mapping) -> str:
+    """A training run's final evaluation (``publish_run``'s file) as a table."""
+    rows = [[METRIC[k].label, METRIC[k].format_one(results["eval"].get(k))] for k in ACCURACY]
+    return "\n".join(table(["metric", "value"], rows))
+
+
+def _run_note(results: Mapping, source: str) -> str:
+    env = results["environment"]
+    extra = results["config"].get("extra", {})
+    seconds = results.get("run_time_s")
+    took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
+    note = f" {results['note']}" if results.get("note") else ""
+    return (
+        f"`{extra.get('model')}` on `{extra.get('dataset')}`, {results['step']} steps, "
+        f"seed {results['config'].get('seed')}, {results['eval'].get('images')} validation "
+        f"images; measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
+        f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; "
+        f"from [`{source}`]({source}).{note}"
+    )
+
+
+def _study_note(results: Mapping, source: str) -> str:
+    env = results["environment"]
+    seeds = results["config"]["seeds"]
+    over = (
+        f"Seed {seeds[0]}"
+        if len(seeds) == 1
+        else "Mean ± sample std over seeds " + ", ".join(str(s) for s in seeds)
+    )
+    seconds = results.get("run_time_s")
+    took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
+    return (
+        f"{over}; measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
+        f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; "
+        f"from [`{source}`]({source}), made by `{results['command']}`."
+    )
+
+
+def _study_seeds(results: Mapping) -> str:
+    rows = [
+        [r["head"], str(r["seed"])] + [METRIC[k].format_one(r.get(k)) for k in PER_SEED_COLUMNS]
+        for r in results["runs"]
+    ]
+    header = ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS]
+    return "\n".join(table(header, rows))
+
+
+def render(key: str, view: str | None, root: str, document: str) -> str:
+    """What goes between the markers ``results:KEY[:VIEW]`` of ``document``.
+
+    Links are relative to ``document``'s folder.
+    """
+    path = results_path(key, root)
+    with open(path) as f:
+        results = json.load(f)
+    source = os.path.relpath(path, os.path.dirname(os.path.abspath(document)))
+    source = source.replace(os.sep, "/")
+    views: dict[str, Callable[[], str]]
+    if results.get("kind") == "train":
+        views = {"table": lambda: run_table(results) + "\n\n" + _run_note(results, source)}
+    elif "study" in results:
+        paper = results["config"].get("paper")
+        views = {
+            "table": lambda: (
+                "\n".join(summary_table(results["heads"], paper, results["config"]["paper_metric"]))
+                + "\n\n"
+                + _study_note(results, source)
+            ),
+            "seeds": lambda: _study_seeds(results),
+        }
+    elif "totals" in results and "devices" in results:
+        views = {"table": lambda: roofline_table(results)}
+    else:
+        raise ValueError(f"results:{key}: {path} is not a run, a study or a roofline record")
+    if (view or "table") not in views:
+        raise ValueError(
+            f"results:{key}:{view}: expected a view among {sorted(views)}, got {view!r}"
+        )
+    return views[view or "table"]()
+
+
+def regenerate_text(text: str, root: str, document: str) -> str:
+    """``text`` with every marked table rewritten from its results file."""
+
+    def replace(match: re.Match) -> str:
+        body = render(match["key"], match["view"], root, document)
+        return f"{match['open']}{body}\n{match['close']}"
+
+    return _BLOCK.sub(replace, text)
+
+
+def documents(root: str = ".") -> list[str]:
+    """The project's Markdown documents that may hold marked tables."""
+    found: list[str] = []
+    for pattern in DOCUMENTS:
+        found += sorted(glob.glob(os.path.join(root, pattern)))
+    return found
+
+
+def regenerate(
+    root: str = ".", paths: Sequence[str] | None = None, *, write: bool = True
+) -> list[str]:
+    """Rewrites every marked table of ``paths`` (default: `documents`); returns those changed.
+
+    ``write=False`` changes nothing and returns the documents whose tables differ from
+    what their results files give.
+    """
+    rewritten = {}
+    for path in documents(root) if paths is None else paths:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = regenerate_text(text, root, path)
+        if new != text:
+            rewritten[path] = new
+    # Every table is rendered before any is written: a missing file changes nothing.
+    for path, new in rewritten.items() if write else ():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return list(rewritten)
+
+
+def marked(path: str) -> list[str]:
+    """The ``KEY[:VIEW]`` of every marked table in the document at ``path``."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return [m["key"] + (f":{m['view']}" if m["view"] else "") for m in _BLOCK.finditer(text)]

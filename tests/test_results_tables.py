@@ -1,0 +1,139 @@
+"""Results tables are generated from committed files (`jaxheads.study.tables`), never typed."""
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+
+from jaxheads.cli import main
+from jaxheads.study import tables
+from jaxheads.study.publish import publish_run, training_seconds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_quoted_table_is_what_jaxheads_report_writes():
+    """Regenerating README.md's and docs/'s tables from docs/results/ changes no text."""
+    assert tables.regenerate(ROOT, write=False) == []
+
+
+def test_the_readme_and_the_benchmarks_quote_their_files():
+    assert "main" in tables.marked(os.path.join(ROOT, "README.md"))
+    assert "bench/roofline" in tables.marked(os.path.join(ROOT, "docs", "benchmarks.md"))
+    for path in tables.documents(ROOT):
+        for key in tables.marked(path):
+            assert os.path.exists(tables.results_path(key.split(":")[0], ROOT)), (path, key)
+
+
+def _project(tmp_path, body: str) -> str:
+    """A project root with the committed roofline record and a document quoting it."""
+    bench = tmp_path / "docs" / "results" / "bench"
+    bench.mkdir(parents=True)
+    shutil.copyfile(
+        os.path.join(ROOT, "docs", "results", "bench", "roofline.json"), bench / "r.json"
+    )
+    doc = tmp_path / "docs" / "page.md"
+    doc.write_text(
+        f"Intro.\n\n<!-- results:bench/r -->\n{body}\n<!-- /results:bench/r -->\n\nEnd.\n"
+    )
+    return str(doc)
+
+
+def test_a_hand_edited_figure_is_found_and_rewritten(tmp_path, capsys):
+    with open(os.path.join(ROOT, "docs", "results", "bench", "roofline.json")) as f:
+        good = tables.roofline_table(json.load(f))
+    doc = _project(
+        tmp_path,
+        good.replace(
+            "| 0_convolutional | 416×416×32 | 48.8", "| 0_convolutional | 416×416×32 | 48.9"
+        ),
+    )
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 1
+    assert "page.md" in capsys.readouterr().err
+    assert main(["report", "--root", str(tmp_path)]) == 0
+    with open(doc) as f:
+        assert (
+            f.read()
+            == f"Intro.\n\n<!-- results:bench/r -->\n{good}\n<!-- /results:bench/r -->\n\nEnd.\n"
+        )
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 0
+
+
+def test_a_marker_without_its_file_names_the_files_looked_for(tmp_path, capsys):
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- results:nowhere -->\n<!-- /results:nowhere -->\n")
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "results:nowhere" in err and os.path.join("docs", "results", "nowhere.json") in err
+
+
+def _train_workdir(path) -> str:
+    """A finished training run's work directory, as ``jaxheads train`` leaves it."""
+    path.mkdir()
+    config = {"seed": 0, "steps": 20, "log_every": 10, "extra": {"model": "m", "dataset": "shapes"}}
+    (path / "config.json").write_text(json.dumps(config))
+    rows = [
+        {"step": 10, "loss": 3.0, "lr": 1e-3, "steps_per_s": 2.0, "images_per_s": 64.0},
+        {"step": 20, "loss": 2.0, "lr": 1e-3, "steps_per_s": 5.0, "images_per_s": 160.0},
+        {
+            "step": 20,
+            "eval": {
+                "mAP50": 0.6071,
+                "mAP50_voc07": 0.6,
+                "mAP": 0.2,
+                "mAP50_coco": 0.59,
+                "mAP75": 0.1,
+                "recall": 0.7,
+                "images": 8,
+                "per_class_ap50": {"0": 0.6},
+            },
+        },
+    ]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 2')
+    return str(path)
+
+
+def test_a_training_run_is_published_with_what_made_it(tmp_path, capsys):
+    workdir = _train_workdir(tmp_path / "run")
+    (tmp_path / "README.md").write_text(
+        "Figure:\n\n<!-- results:main -->\n<!-- /results:main -->\n"
+    )
+    dest = str(tmp_path / "docs" / "results" / "main")
+    command = ["report", "--run", workdir, "--publish", dest, "--root", str(tmp_path)]
+    command += ["--command", "jaxheads train --workdir runs/shapes", "--seconds", "300"]
+    assert main([*command, "--note", "Other jobs shared the processor."]) == 0
+    with open(os.path.join(dest, "results.json")) as f:
+        results = json.load(f)
+    assert results["kind"] == "train" and results["step"] == 20 and results["final_loss"] == 2.0
+    assert results["eval"]["mAP50"] == 0.6071 and "per_class_ap50" not in results["eval"]
+    assert results["command"] == "jaxheads train --workdir runs/shapes"
+    assert results["run_time_s"] == 300.0 and results["train_seconds"] == pytest.approx(7.0)
+    env = results["environment"]
+    assert env["processor"] and env["device_kind"] and env["versions"]["jax"]
+    with open(os.path.join(dest, "learning_curve.csv")) as f:
+        curve = list(csv.DictReader(f))
+    assert [(r["step"], r["loss"]) for r in curve] == [("10", "3.0"), ("20", "2.0")]
+    readme = (tmp_path / "README.md").read_text()
+    assert "| VOC2010 mAP@0.5 | 0.607 |" in readme
+    assert env["processor"] in readme and "docs/results/main/results.json" in readme
+    assert "5.0 minutes" in readme and "Other jobs shared the processor." in readme
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 0
+
+
+def test_an_unfinished_run_is_not_published(tmp_path, capsys):
+    workdir = _train_workdir(tmp_path / "run")
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        lines = [line for line in f if '"eval"' not in line]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+        f.writelines(lines)
+    with pytest.raises(ValueError, match="finished run's evaluation"):
+        publish_run(workdir, str(tmp_path / "out"))
+    assert main(["report", "--run", workdir, "--root", str(tmp_path)]) == 2
+    assert "--run and --publish together" in capsys.readouterr().err
+
+
+def test_training_seconds_add_up_the_logged_rates():
+    assert training_seconds([{"steps_per_s": 2.0}, {"loss": 1.0}, {"steps_per_s": 4.0}], 10) == 7.5
+    assert training_seconds([{"loss": 1.0}], 10) is None
