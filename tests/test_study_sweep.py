@@ -126,6 +126,7 @@ def test_rankings_follow_the_winner_rule_at_each_budget():
     assert first["order"] == ["v2@pre", "v2", "fc@pre", "fc"]
     assert first["verdicts"] == ["separated", "separated", "separated"]
     assert first["groups"]["scratch"] == {"order": ["v2", "fc"], "verdicts": ["separated"]}
+    assert list(first["groups"]) == ["scratch", "pre"]
     assert first["winner"]["head"] == "v2@pre" and first["winner"]["runner_up"] == "v2"
     # at 300 steps the pre-trained FC head is within the seeds' spread of v2@pre
     assert second["order"][:2] == ["fc@pre", "v2@pre"]

@@ -175,9 +175,11 @@ def rankings(sweep_: Mapping[str, Any]) -> list[dict[str, Any]]:
                 ],
             }
 
-        groups: dict[str, list] = {}
+        # from scratch first, then each stage in the series' order
+        groups: dict[str, list] = {s["init"] or "scratch": [] for s in sweep_["series"]}
+        groups = {"scratch": [], **groups}
         for e in entries:
-            groups.setdefault(e["init"] or "scratch", []).append(e)
+            groups[e["init"] or "scratch"].append(e)
         best = winners(
             [{"head": e["head"], key: e[key], f"{key}_std": e[f"{key}_std"]} for e in entries]
         )
@@ -185,7 +187,7 @@ def rankings(sweep_: Mapping[str, Any]) -> list[dict[str, Any]]:
             {
                 "steps": steps,
                 **ranked(entries),
-                "groups": {g: ranked(m) for g, m in groups.items()},
+                "groups": {g: ranked(m) for g, m in groups.items() if m},
                 "winner": best.get(key),
             }
         )
