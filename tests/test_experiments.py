@@ -79,6 +79,24 @@ def test_training_studies_share_the_profiles_their_docstrings_state(name, seeds)
     assert "--quick" in quick.command and "--quick" not in full.command
 
 
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [("fc_head", 20_000), ("heads", 20_000), ("heads_digits", 20_000), ("yolov2_path", 15_000)],
+)
+def test_accelerator_profiles_are_the_full_study_with_three_seeds_and_more_steps(name, steps):
+    module = _load(name)
+    full, acc = module.get_config("full"), module.get_config("accelerator")
+    assert acc.seeds == (0, 1, 2)
+    assert [r.label for r in acc.rows] == [r.label for r in full.rows]
+    assert acc.pretraining == full.pretraining
+    assert acc.budget == full.budget.replace(steps=steps, checkpoint_every=2_000)
+    assert "--profile accelerator" in acc.command and "--quick" not in acc.command
+    doc = " ".join(module.__doc__.split())
+    assert f"--profile accelerator``: 3 seeds of {steps:,} steps" in doc
+    for machine in ("one H100", "Colab TPU v5e-1", "2-core CPU"):
+        assert machine in doc, machine
+
+
 def test_heads_study_is_the_six_heads_on_one_budget():
     module = _load("heads")
     full, quick = module.get_config("full"), module.get_config("quick")

@@ -340,7 +340,9 @@ QUICK_BUDGET: Mapping[str, Any] = MappingProxyType(
         "eval_batch_size": 32,
     }
 )
-PROFILES = ("full", "quick")
+#: The ``accelerator`` profile's seeds: three, so that every gap has a spread to be judged by.
+ACCELERATOR_SEEDS = (0, 1, 2)
+PROFILES = ("full", "quick", "accelerator")
 
 
 def override(
@@ -369,18 +371,31 @@ def override(
     return config
 
 
-def with_profile(config: StudyConfig, profile: str) -> StudyConfig:
-    """``config`` itself for ``"full"``; for ``"quick"``, one seed and `QUICK_BUDGET`.
+def with_profile(
+    config: StudyConfig, profile: str, *, accelerator: Mapping[str, Any] | None = None
+) -> StudyConfig:
+    """``config`` itself for ``"full"``; for ``"quick"``, one seed and `QUICK_BUDGET`; for
+    ``"accelerator"``, `ACCELERATOR_SEEDS` and the study's ``accelerator`` changes to its
+    budget (`Budget.replace`: a study sizes them for its rows, e.g. more steps).
 
     >>> config = StudyConfig("x", [TrainRow("a")])
     >>> with_profile(config, "quick").budget.run.steps
     100
+    >>> big = with_profile(config, "accelerator", accelerator={"steps": 20_000})
+    >>> big.budget.run.steps, big.seeds
+    (20000, (0, 1, 2))
 
     Raises:
-      ValueError: a profile other than ``"full"`` or ``"quick"``.
+      ValueError: a profile other than these three, or ``"accelerator"`` without changes.
     """
     if profile == "full":
         return config
+    if profile == "accelerator":
+        if accelerator is None:
+            raise ValueError(f"{config.name}: expected an accelerator profile's changes, got none")
+        return dataclasses.replace(
+            config, seeds=ACCELERATOR_SEEDS, budget=config.budget.replace(**accelerator)
+        )
     if profile == "quick":
         return dataclasses.replace(
             config,
