@@ -57,6 +57,7 @@ def winner_sentence(key: str, entry: Mapping) -> str:
     return text + f"; the gap {fmt(gap)} is {verdict} ({fmt(spread)})."
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxheads.study.config import EvalRow, StudyConfig, describe, variant_of
-from jaxheads.study.ranking import markdown_table, winner_sentence, winners
+from jaxheads.study.ranking import table, winner_sentence, winners
 from jaxheads.study.records import RunRecord, write_json
 from jaxheads.study.sweep import is_sweep, rankings, sweep, sweep_markdown
 from jaxheads.train.metric_table import METRIC, METRICS
@@ -94,7 +94,7 @@ def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
     def before(s):
         return "—" if s.get("top1_before") is None else f"{s['top1_before']:.3f}"
 
-    return markdown_table(
+    return table(
         ["stage", "backbone", "image", "steps", "starts from", "top-1 at start", "top-1", "top-5"],
         [
             [
@@ -133,7 +133,7 @@ def _effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
     if not rows:
         return []
     header = ["row", "stage", f"{metric.label} from scratch", f"{metric.label} pre-trained"]
-    return markdown_table(header + ["gain"], rows)
+    return table(header + ["gain"], rows)
 
 
 def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
@@ -147,7 +147,7 @@ def _summary_table(config: StudyConfig, heads: Sequence[Mapping]) -> list[str]:
         if config.paper:
             cells.append(config.paper.get(variant_of(h["head"])[0], "—"))
         rows.append(cells)
-    return markdown_table(header, rows)
+    return table(header, rows)
 
 
 def markdown(
@@ -200,7 +200,7 @@ def markdown(
     if budget_sweep is not None:
         lines += [""] + sweep_markdown(budget_sweep, budget_sweep["rankings"])
     lines += ["", "## Per seed", ""]
-    lines += markdown_table(
+    lines += table(
         ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS],
         [
             [r["head"], str(r["seed"])] + [METRIC[k].format_one(r[k]) for k in PER_SEED_COLUMNS]

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxheads.study.config import Row, StudyConfig, TrainRow, variant_of
-from jaxheads.study.ranking import markdown_table, winner_sentence, winners
+from jaxheads.study.ranking import table, winner_sentence, winners
 from jaxheads.train.metric_table import METRIC
 
 #: What the sweep ranks and tabulates.
@@ -234,7 +234,7 @@ def sweep_markdown(sweep_: Mapping[str, Any], ranked: Sequence[Mapping]) -> list
         f"{metric.label}, mean ± std over seeds, against the training budget (each budget a "
         "run of its own, with its own cosine schedule):",
         "",
-        *markdown_table(header, rows),
+        *table(header, rows),
         "",
         "**Ranking at each budget** (`>`: the gap exceeds the larger seed std; `≈`: within "
         "it, not separated; `>?`: one seed, no spread to judge by):",
