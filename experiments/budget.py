@@ -42,19 +42,18 @@ steps and evaluations is most of it, and only one compiled step shared by the
 runs whose shapes agree would cut it.
 
 ``cpu`` (budgets 1,000, 3,000 and 10,000 steps, seeds 0 and 1: 14,000 steps per
-head, init and seed, 168,000 steps in all, 36 runs, and the 600-step stage): not
-yet measured; estimated from step rates. Measured 2026-12-06 (``jaxheads train
---model <head> --steps 60``: the median of the five 10-step intervals after the
-first, which compiles; 96², batch 32) on the 2-core CPU shared with other jobs:
-``yolov1_fc`` 1.37 steps/s at a load average of 7-9, ``yolov1_percell`` 0.53 and
-``yolov2`` 0.56 at 15-18 (figures of a crowded machine, not of the CPU; at those
-rates the profile would take about 70 hours). On the free machine issue 26's
-``yolov1_fc`` run of 10,000 steps took 36 minutes (4.6 steps/s with its
-evaluation); with the heads study's measured per-head rates (per-cell 1.31×,
-YOLOv2 0.89× the FC head's images/s) that is 4.6, 6.0 and 4.1 steps/s, so
-168,000 steps take about 9 h 45 min, plus about 20 minutes of compilation and
-evaluation and 3.5 of the stage: **about 10 hours** on the free 2-core CPU.
-Run it in sittings: an interrupted study resumes, a finished run is kept.
+head, init and seed, 168,000 steps in all, 36 runs, and the 600-step stage): not yet
+measured; estimated from step rates. Measured 2026-12-06 (``jaxheads train --model
+<head> --steps 60``: the mean rate of the 50 steps after the first 10, which
+compile; 96², batch 32) on the 2-core CPU shared with other jobs at a load average
+of 5-6: ``yolov1_fc`` 2.85 steps/s, ``yolov1_percell`` 2.94, ``yolov2`` 2.35 (an
+earlier try at a load of 9-18 gave 1.37, 0.53 and 0.56). At those rates the 168,000
+steps take 17.4 hours, about 18 with the evaluations, the compilations and the
+stage. On the free machine issue 26's ``yolov1_fc`` run of 10,000 steps took 36
+minutes (4.6 steps/s with its evaluation); with the ratios measured here (per-cell
+1.03×, YOLOv2 0.82× the FC head's rate) that is 4.6, 4.7 and 3.8 steps/s, so **about
+11 hours** on the free 2-core CPU (10.8 hours of steps). Run it in sittings: an
+interrupted study resumes, a finished run is kept.
 
 ``accelerator`` (budgets 1,000 to 30,000 steps, seeds 0, 1 and 2: 44,000 steps
 per head, init and seed, 792,000 steps, 72 runs, 25.3 M training images): sized
@@ -72,7 +71,7 @@ per head and budget: a cosine schedule's length is part of its program) and its
 evaluation, a few seconds each. And the host must then draw 42,000 images/s; the
 numpy pipeline draws about 590 a core at 96² (issue 26's measurement), so with
 today's pipeline the input, not the chip, sets the time (about 3 hours on 4
-loader threads at that rate). On the free 2-core CPU: about 47 hours (the rates
+loader threads at that rate). On the free 2-core CPU: about 52 hours (the rates
 above). Not yet measured on any accelerator.
 
 Expected result. ``quick``: every head × init × budget trains, is evaluated and
