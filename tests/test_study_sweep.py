@@ -178,3 +178,13 @@ def test_write_report_holds_the_sweep(tmp_path, monkeypatch):
     assert "| v2 | pre | 0.710 ± 0.014 | 0.720 ± 0.014 |" in text
     assert "- 300 steps (2,400 img): fc@pre ≈ v2@pre" in text
     assert "100/300 steps (the sweep) of batch 8" in text
+
+
+def test_a_command_line_steps_override_is_refused_where_the_rows_set_their_steps():
+    from jaxheads.study.config import override
+
+    config = StudyConfig("mixed", [TrainRow("plain")] + at_steps([TrainRow("fc")], (10, 20)))
+    with pytest.raises(ValueError, match=r"no --steps for mixed: its rows \['fc\+10', 'fc\+20'\]"):
+        override(config, steps=5)
+    assert override(config, heads=["plain"], steps=5).budget.run.steps == 5
+    assert override(config, image_size=64).budget.image_size == 64

@@ -356,6 +356,10 @@ def override(
     """``config`` with the changes a command line gives: seeds, kept rows, `Budget` fields.
 
     ``budget`` holds `Budget`/`RunConfig` fields; None values are left as they are.
+
+    Raises:
+      ValueError: a `Budget` field that a kept row sets itself (its setting would win,
+        and the override would change nothing for it), e.g. ``steps`` in a budget sweep.
     """
     if seed is not None or seeds is not None:
         first = config.seeds[0] if seed is None else seed
@@ -363,11 +367,24 @@ def override(
         if n < 1:
             raise ValueError(f"jaxheads compare: expected --seeds >= 1, got {n}")
         config = dataclasses.replace(config, seeds=tuple(range(first, first + n)))
-    changes = {k: v for k, v in budget.items() if v is not None}
-    if changes:
-        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
     if heads:
         config = config.select(heads)
+    changes = {k: v for k, v in budget.items() if v is not None}
+    # A row's own setting wins over the study's: an override it would hide is refused.
+    hidden = {
+        k: [r.label for r in config.rows if isinstance(r, TrainRow) and k in r.changes]
+        for k in changes
+    }
+    hidden = {k: labels for k, labels in hidden.items() if labels}
+    if hidden:
+        key, labels = next(iter(hidden.items()))
+        raise ValueError(
+            f"jaxheads compare: expected no --{key.replace('_', '-')} for {config.name}: its "
+            f"rows {labels[:3]}{' ...' if len(labels) > 3 else ''} set {key} themselves "
+            "(pick a profile with --profile, or rows with --heads)"
+        )
+    if changes:
+        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
     return config
 
 
