@@ -372,15 +372,23 @@ def budget_curves(plt, name: str, budget_sweep: Mapping, workdir: str) -> str:
         for xi, p in zip(x, points, strict=True):
             seeds = [v for v in p["per_seed"].values() if v is not None]
             ax.scatter([xi] * len(seeds), seeds, color=colour, s=10, alpha=0.5, linewidths=0)
-    budgets = budget_sweep["budgets"]
+    seen = {
+        p["steps"]: p["images_seen"]
+        for s in budget_sweep["series"]
+        for p in s["points"]
+        if p["images_seen"]
+    }
     ax.set(
         xscale="log",
-        xlabel="training images seen (steps × batch; budgets "
-        + ", ".join(f"{n:,}" for n in budgets)
-        + " steps)",
+        xlabel="training images seen (steps × batch), each budget a run of its own",
         ylabel=f"{METRIC[key].label}",
         title=f"{name}: {METRIC[key].label} against budget (mean, ± std band, dots: seeds)",
     )
+    # Each budget labelled where it lies: its images and its steps.
+    ax.set_xticks(
+        [seen[n] for n in sorted(seen)], [f"{seen[n]:,}\n{n:,} steps" for n in sorted(seen)]
+    )
+    ax.minorticks_off()
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, handlelength=3.5)  # long enough to show the dashes
     return _save(plt, fig, workdir, "budget_sweep.png")
