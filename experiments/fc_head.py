@@ -32,6 +32,7 @@ Command::
     jaxheads compare --config experiments/fc_head.py --workdir runs/fc_head
     python experiments/fc_head.py gradients --workdir runs/fc_head
     jaxheads compare --config experiments/fc_head.py --quick --workdir /tmp/fc_quick
+    jaxheads compare --config fc_head --profile accelerator --workdir runs/fc_head-acc
 
 Run time: ``--quick`` (12 training runs of 100 steps at 64² and a 40-step
 pre-training) a few minutes on the 2-core CPU. Full profile (96×96, batch 32, 1000
@@ -39,6 +40,19 @@ steps, one seed: 13 runs and the heads study's 600-step pre-training): measured
 2026-12-04 at about 1 h 30 min of the 2-core CPU (5-7 min a run alone; it shared
 the machine with the heads study, so it took 1 h 53 min), plus about a minute for
 ``dependence``.
+
+Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps: 39 runs,
+780,000 steps, 25 M training images), sized from FLOPs (the rule
+experiments/budget.py states: a step of batch 32 at 96² on these ~100-MFLOP networks
+at about 0.76 ms, 12.8 TFLOP/s, 2.6% of the H100's TF32 dense peak; the studies
+train in float32): the FC and per-cell detectors' forward pass costs 91.2 MFLOPs at
+96² (more with the 1024-wide hidden layer), about 274 MFLOPs per training image and
+6.8 PFLOP in all: about 10 minutes on one H100 (9 by FLOPs, 10 by the step time) and
+about 22 minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s, plus
+compilation; the host's numpy pipeline would need about 3 hours to draw the images
+(590 a core at 96², 4 loader threads). On the free 2-core CPU about 90 hours (the
+full profile's 1 h 30 min for 13,000 steps, scaled). ``gradients`` and
+``dependence`` are as before. Not yet measured on any accelerator.
 
 Expected result, measured (seed 0; mAP50 VOC2010; ``dependence``: the objectness
 ROC AUC of cells holding an object's centre against empty ones, and how often an
@@ -180,9 +194,17 @@ DESCRIPTION = (
 )
 
 
+# ``--profile accelerator``: 3 seeds of 20,000 steps, about 10 minutes of one H100 by FLOPs
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
+ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000}
+
+
 def get_config(profile: str = "full") -> StudyConfig:
-    """The FC-head study; ``profile`` is ``"full"`` or ``"quick"``."""
-    where = "--quick --workdir /tmp/fc_quick" if profile == "quick" else "--workdir runs/fc_head"
+    """The FC-head study; ``profile`` is ``"full"``, ``"quick"`` or ``"accelerator"``."""
+    where = {
+        "quick": "--quick --workdir /tmp/fc_quick",
+        "accelerator": "--profile accelerator --workdir runs/fc_head-acc",
+    }.get(profile, "--workdir runs/fc_head")
     config = StudyConfig(
         name="fc_head",
         rows=_rows(),
@@ -191,7 +213,7 @@ def get_config(profile: str = "full") -> StudyConfig:
         command=f"jaxheads compare --config experiments/fc_head.py {where}",
         pretraining=[PRETRAIN],
     )
-    return with_profile(config, profile)
+    return with_profile(config, profile, accelerator=ACCELERATOR)
 
 
 # ---------------------------------------------------------------------------

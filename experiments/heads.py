@@ -14,6 +14,7 @@ Command::
 
     jaxheads compare --config experiments/heads.py --workdir runs/heads          # full
     jaxheads compare --quick --workdir /tmp/cmp_quick                             # quick
+    jaxheads compare --config heads --profile accelerator --workdir runs/heads-acc  # GPU/TPU
 
 Every head is trained twice: from scratch (``yolov1_fc``) and from the shared
 backbone's classification pre-training (``yolov1_fc@pre64``: `PRETRAIN`, 600 steps
@@ -29,6 +30,20 @@ FC-head study ran beside it on the same two cores; about 2 h 15 min on the free
 machine; on one
 TPU or GPU the compute is seconds per run and the time goes to compilation and
 the numpy data pipeline on the host (not measured).
+
+Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps, the rest as
+the full profile: 36 runs, 720,000 steps, 23 M training images), sized from FLOPs
+(the rule experiments/budget.py states: a step of batch 32 at 96² on these
+~100-MFLOP networks at about 0.76 ms, 12.8 TFLOP/s, 2.6% of the H100's TF32 dense
+peak; the studies train in float32): the six detectors' forward passes cost 91.2,
+91.2, 93.8, 86.5, 120.2 and 125.0 MFLOPs at 96² (XLA's count), about 304 MFLOPs per
+training image and 7.0 PFLOP in all: about 9 minutes on one H100 and about 23
+minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s, plus each run's
+compilation (a few seconds; 6 distinct programs, one per head). The host's numpy
+pipeline (about 590 images/s a core at 96² on the 2-core CPU) would need about 2.7 hours on
+4 loader threads to draw those images: until the data are drawn on the device, the
+input sets the time. On the free 2-core CPU about 67 hours (the full profile's 2 h
+15 min for 24,000 steps, scaled). Not yet measured on any accelerator.
 
 Expected result. Quick profile, measured (2-core CPU, seed 0; the same machine gives
 the same numbers but for img/s, which moves with its load; another processor sums in
@@ -98,11 +113,19 @@ PAPER = {
 }
 
 
+# ``--profile accelerator``: 3 seeds of 20,000 steps, about 10 minutes of one H100 by FLOPs
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
+ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000}
+
+
 def get_config(profile: str = "full") -> StudyConfig:
-    """The heads study; ``profile`` is ``"full"`` (the experiment) or ``"quick"`` (a smoke run)."""
+    """The heads study; ``profile`` is ``"full"`` (the experiment), ``"quick"`` (a smoke run)
+    or ``"accelerator"`` (3 seeds, 20× the steps: for one GPU or TPU)."""
     command = "jaxheads compare --config experiments/heads.py --workdir runs/heads"
     if profile == "quick":
         command = "jaxheads compare --quick --workdir /tmp/cmp_quick"
+    if profile == "accelerator":
+        command = "jaxheads compare --config heads --profile accelerator --workdir runs/heads-acc"
     rows = []
     for label, model in HEADS.items():  # each head from scratch, then from the pre-training
         scratch = TrainRow(label, model)
@@ -116,4 +139,4 @@ def get_config(profile: str = "full") -> StudyConfig:
         paper=PAPER,
         pretraining=[PRETRAIN],
     )
-    return with_profile(config, profile)
+    return with_profile(config, profile, accelerator=ACCELERATOR)

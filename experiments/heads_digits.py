@@ -12,6 +12,7 @@ Command::
 
     jaxheads compare --config heads_digits --workdir runs/heads_digits
     jaxheads compare --config heads_digits --quick --workdir /tmp/digits_quick
+    jaxheads compare --config heads_digits --profile accelerator --workdir runs/heads_digits-acc
 
 Run time: ``--quick`` (the heads study's quick budget: 12 runs of 100 steps at
 64² and a 40-step pre-training) measured 5 min 56 s on the 2-core CPU with two
@@ -22,6 +23,14 @@ rank nothing. Full profile
 pre-training, about 3.5 min, the same stage): 2 h 47 min of wall time on the 2-core CPU
 (2026-12-05, both seeds in one sitting; runs of 3-5 min each alone, about 25 min of it
 beside the test suite and other checks).
+
+Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps, as the
+heads study's: 36 runs, 720,000 steps), sized from FLOPs as the heads study's (its
+docstring and experiments/budget.py say how): the same detectors with 10 classes,
+about 7 PFLOP, about 9 minutes on one H100 and 23 on a Colab TPU v5e-1, bound in
+practice by the host's pipeline (digits: about 514 images/s a core at 96² on one core of
+the 2-core CPU: about 3 hours on 4 loader threads). On the free 2-core CPU about 84 hours (the full
+profile's 2 h 47 min for 24,000 steps, scaled). Not yet measured on any accelerator.
 
 Expected result, measured (seeds 0 and 1, this code; VOC2010 mAP@0.5, mean ± std,
 scratch → pre-trained; docs/studies/heads_digits.md has the table, plots and reading)::
@@ -58,13 +67,14 @@ DESCRIPTION = (
 
 
 def get_config(profile: str = "full") -> StudyConfig:
-    """The heads study on ``digits``; ``profile`` is ``"full"`` or ``"quick"``."""
-    heads = load_study("heads").get_config("full")
-    where = (
-        "--quick --workdir /tmp/digits_quick"
-        if profile == "quick"
-        else "--workdir runs/heads_digits"
-    )
+    """The heads study on ``digits``; ``profile`` is ``"full"``, ``"quick"`` or
+    ``"accelerator"`` (the heads study's: 3 seeds of 20,000 steps)."""
+    study = load_study("heads")
+    heads = study.get_config("full")
+    where = {
+        "quick": "--quick --workdir /tmp/digits_quick",
+        "accelerator": "--profile accelerator --workdir runs/heads_digits-acc",
+    }.get(profile, "--workdir runs/heads_digits")
     config = dataclasses.replace(
         heads,
         name="heads_digits",
@@ -73,4 +83,4 @@ def get_config(profile: str = "full") -> StudyConfig:
         budget=heads.budget.replace(dataset="digits"),
         paper={},  # the papers' VOC numbers say nothing about digits
     )
-    return with_profile(config, profile)
+    return with_profile(config, profile, accelerator=study.ACCELERATOR)

@@ -46,6 +46,7 @@ Command::
 
     jaxheads compare --config experiments/yolov2_path.py --workdir runs/yolov2_path
     jaxheads compare --config experiments/yolov2_path.py --quick --workdir /tmp/path_quick
+    jaxheads compare --config yolov2_path --profile accelerator --workdir runs/yolov2_path-acc
 
 Run time. ``--quick`` (64×64, batch 16, 100 steps, 1 seed, multi-scale 48/64/80,
 hi-res at 80, five 40-step pre-training stages: 17 training runs and four
@@ -61,6 +62,19 @@ not retrained) and the ± columns: about 1 h 30 min over two sittings, with othe
 beside it (2026-12-05). About 1 h 50 min for the whole profile on the free CPU, by the
 runs' own times. On one TPU or GPU roughly 20-30 min, bounded by compilation and the
 host's numpy data pipeline (not measured).
+
+Accelerator profile (``--profile accelerator``: 3 seeds of 15,000 steps: 51 training
+runs, 765,000 steps, 24 M training images; the five stages as in the full profile),
+sized from FLOPs (the rule experiments/budget.py states: a step of batch 32 at 96²
+on these ~100-MFLOP networks at about 0.76 ms, 12.8 TFLOP/s, 2.6% of the H100's TF32
+dense peak; the studies train in float32): its detectors cost 88-125 MFLOPs a
+forward pass at 96², the multi-scale rows 1.21× that on average over their sizes,
+about 330 MFLOPs per training image and 8.1 PFLOP in all: about 10-11 minutes on one
+H100 and about 26 minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s,
+plus compilation (one program per training size of the multi-scale rows); the host's
+numpy pipeline would need about 3 hours to draw the images. On the free 2-core CPU
+about 41 hours (the full profile's 1 h 50 min for 34,000 steps, scaled). Not yet
+measured on any accelerator.
 
 Expected result. Quick profile, measured (seed 0, 2026-12-05, this code;
 scratch / pre-trained)::
@@ -416,10 +430,18 @@ DESCRIPTION = (
 )
 
 
+# ``--profile accelerator``: 3 seeds of 15,000 steps, about 10 minutes of one H100 by FLOPs
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
+ACCELERATOR = {"steps": 15_000, "checkpoint_every": 2_000}
+
+
 def get_config(profile: str = "full") -> StudyConfig:
-    """The YOLOv2 path study; ``profile`` is ``"full"`` or ``"quick"``."""
+    """The YOLOv2 path study; ``profile`` is ``"full"``, ``"quick"`` or ``"accelerator"``."""
     quick = profile == "quick"
-    workdir = "--quick --workdir /tmp/path_quick" if quick else "--workdir runs/yolov2_path"
+    workdir = {
+        "quick": "--quick --workdir /tmp/path_quick",
+        "accelerator": "--profile accelerator --workdir runs/yolov2_path-acc",
+    }.get(profile, "--workdir runs/yolov2_path")
     config = StudyConfig(
         name="yolov2_path",
         rows=_rows((48, 64, 80), 80) if quick else _rows((80, 96, 112, 128), 128),
@@ -429,4 +451,4 @@ def get_config(profile: str = "full") -> StudyConfig:
         command=f"jaxheads compare --config experiments/yolov2_path.py {workdir}",
         pretraining=_stages(64 if quick else 96),
     )
-    return with_profile(config, profile)
+    return with_profile(config, profile, accelerator=ACCELERATOR)

@@ -496,3 +496,22 @@ def test_a_study_runs_seed_by_seed(tmp_path, monkeypatch):
     records = run_module.run_study(config, str(tmp_path), progress=False)
     assert order == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1)]
     assert records == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_profile_reaches_the_study_and_quick_does_not_contradict_it(tmp_path, capsys):
+    config = tmp_path / "echo.py"
+    config.write_text(
+        "def get_config(profile='full'):\n    raise ValueError(f'profile {profile} asked')\n"
+    )
+    base = ["compare", "--config", str(config), "--workdir", str(tmp_path / "out")]
+    for flags, asked in [
+        ([], "full"),
+        (["--quick"], "quick"),
+        (["--profile", "accelerator"], "accelerator"),
+    ]:
+        assert main(base + flags) == 2
+        assert f"profile {asked} asked" in capsys.readouterr().err
+    assert main(base + ["--quick", "--profile", "quick"]) == 2
+    assert "profile quick asked" in capsys.readouterr().err
+    assert main(base + ["--quick", "--profile", "cpu"]) == 2
+    assert "expected --quick or --profile cpu, got both" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The study files in experiments/: they load, their configs are valid, their numbers hold."""
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -34,7 +35,7 @@ def _load(name):
 
 
 def test_every_study_is_tested():
-    assert STUDIES == ["fc_head", "heads", "heads_digits", "seeds", "yolov2_path"]
+    assert STUDIES == ["budget", "fc_head", "heads", "heads_digits", "seeds", "yolov2_path"]
     assert STUDIES == packaged_studies()
 
 
@@ -76,6 +77,24 @@ def test_training_studies_share_the_profiles_their_docstrings_state(name, seeds)
     ]
     assert quick.seeds == (0,) and quick.budget == full.budget.replace(**QUICK_BUDGET)
     assert "--quick" in quick.command and "--quick" not in full.command
+
+
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [("fc_head", 20_000), ("heads", 20_000), ("heads_digits", 20_000), ("yolov2_path", 15_000)],
+)
+def test_accelerator_profiles_are_the_full_study_with_three_seeds_and_more_steps(name, steps):
+    module = _load(name)
+    full, acc = module.get_config("full"), module.get_config("accelerator")
+    assert acc.seeds == (0, 1, 2)
+    assert [r.label for r in acc.rows] == [r.label for r in full.rows]
+    assert acc.pretraining == full.pretraining
+    assert acc.budget == full.budget.replace(steps=steps, checkpoint_every=2_000)
+    assert "--profile accelerator" in acc.command and "--quick" not in acc.command
+    doc = " ".join(module.__doc__.split())
+    assert f"--profile accelerator``: 3 seeds of {steps:,} steps" in doc
+    for machine in ("one H100", "Colab TPU v5e-1", "2-core CPU"):
+        assert machine in doc, machine
 
 
 def test_heads_study_is_the_six_heads_on_one_budget():
@@ -356,3 +375,79 @@ def test_fc_head_warm_up_rows_train_with_their_own_warm_up():
     config = _load("fc_head").get_config("full")
     got = {r.label: warm_up(config.budget_of(r), r) for r in config.rows}
     assert (got["baseline"], got["warmup_0"], got["warmup_300"]) == (100, 0, 300)
+
+
+# --- the budget sweep -----------------------------------------------------------------------
+
+
+def test_budget_profiles_sweep_three_heads_from_scratch_and_pre_trained():
+    from jaxheads.study.sweep import sweep_of
+
+    module, heads = _load("budget"), _load("heads")
+    for phrase in ("jaxheads compare --config budget --profile quick", "--profile cpu"):
+        assert phrase in module.__doc__
+    assert "--profile accelerator" in module.__doc__ and "Expected result" in module.__doc__
+    assert module.get_config("full") == module.get_config("cpu")
+    want = {"quick": ((5, 10), (0,)), "cpu": ((1000, 3000, 10000), (0, 1))}
+    want["accelerator"] = ((1000, 3000, 10000, 30000), (0, 1, 2))
+    for profile, (budgets, seeds) in want.items():
+        config = module.get_config(profile)
+        assert config.name == "budget" and config.seeds == seeds
+        got = {sweep_of(r.label) for r in config.rows}
+        series = ["yolov1_fc", "yolov1_percell", "yolov2"]
+        series += [f"{s}@pre64" for s in series]
+        assert got == {(s, n) for s in series for n in budgets}
+        for r in config.rows:
+            assert config.budget_of(r).run.steps == sweep_of(r.label)[1]
+            assert r.model == heads.HEADS[r.label.split("+")[0]]
+        assert f"--profile {profile}" in config.command
+    for profile in ("cpu", "accelerator"):
+        config = module.get_config(profile)
+        b = config.budget
+        assert (b.image_size, b.batch_size, b.run.learning_rate, b.run.policy) == (
+            96,
+            32,
+            1e-3,
+            "cosine",
+        )
+        assert (b.run.optimizer, b.run.burn_in, b.val_examples) == ("adam", 100, 256)
+        assert list(config.pretraining) == [heads.PRETRAIN]  # the heads study's stage
+    with pytest.raises(ValueError, match="expected profile"):
+        module.get_config("huge")
+
+
+@pytest.mark.slow
+def test_budget_quick_profile_end_to_end(tmp_path):
+    """``jaxheads compare --config budget --profile quick``: the table has every head × init ×
+    budget, the ranking per budget, the plot, and every seed's mAP50 per budget."""
+    from jaxheads.cli import main
+
+    workdir = tmp_path / "budget"
+    code = main(
+        ["compare", "--config", "budget", "--profile", "quick", "--workdir", str(workdir)]
+        + ["--no-progress"]
+    )
+    assert code == 0
+    config = _load("budget").get_config("quick")
+    text = (workdir / "results.md").read_text()
+    assert "| head | init | 5 steps (40 img) | 10 steps (80 img) |" in text
+    for head in ("yolov1_fc", "yolov1_percell", "yolov2"):
+        for init in ("scratch", "pre64"):
+            assert re.search(rf"^\| {head} \| {init} \| [\d.]+ \| [\d.]+ \|$", text, re.M)
+    for budget in ("5 steps (40 img)", "10 steps (80 img)"):
+        line = re.search(rf"^- {re.escape(budget)}: (.*)$", text, re.M)
+        assert line and line.group(1).count(" >? ") + line.group(1).count(" = ") == 5
+    assert (workdir / "budget_sweep.png").stat().st_size > 10_000
+    assert "![budget_sweep](budget_sweep.png)" in text
+    with open(workdir / "results.json") as f:
+        results = json.load(f)
+    sweep = results["sweep"]
+    assert sweep["budgets"] == [5, 10] and len(sweep["series"]) == 6
+    runs = {(r["head"], r["seed"]): r["mAP50"] for r in results["runs"]}
+    for series in sweep["series"]:
+        for point in series["points"]:
+            assert set(point["per_seed"]) == {str(s) for s in config.seeds}
+            for seed, value in point["per_seed"].items():
+                assert value == runs[(point["label"], int(seed))] and 0 <= value <= 1
+    assert [r["steps"] for r in sweep["rankings"]] == [5, 10]
+    assert all(len(r["order"]) == 6 for r in sweep["rankings"])

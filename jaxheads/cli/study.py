@@ -24,7 +24,13 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quick", action="store_true", help="the study's quick profile (a few minutes on a CPU)"
     )
-    p.add_argument("--workdir", default=None, help="default: runs/compare-<study>[-quick]")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="one of the study's profiles by name (its docstring lists them, e.g. the budget "
+        "study's quick, cpu, accelerator); default: full, or quick with --quick",
+    )
+    p.add_argument("--workdir", default=None, help="default: runs/compare-<study>[-<profile>]")
     p.add_argument("--seed", type=int, default=None, help="the first seed; default: the study's")
     p.add_argument("--seeds", type=int, default=None, help="how many seeds; default: the study's")
     p.add_argument(
@@ -60,8 +66,17 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _profile(args: argparse.Namespace) -> str:
+    """The profile ``--profile`` or ``--quick`` names; ``"full"`` when neither does."""
+    if args.quick and args.profile not in (None, "quick"):
+        raise ValueError(
+            f"jaxheads compare: expected --quick or --profile {args.profile}, got both"
+        )
+    return args.profile or ("quick" if args.quick else "full")
+
+
 def _config(module, args: argparse.Namespace) -> StudyConfig:
-    config = module.get_config("quick" if args.quick else "full")
+    config = module.get_config(_profile(args))
     if getattr(args, "argv", None) is not None:
         # results.md quotes the command that made it, with every option it was given
         config = dataclasses.replace(config, command=shlex.join(["jaxheads", *args.argv]))
@@ -84,6 +99,7 @@ def _no_training_options(args: argparse.Namespace, study: str) -> None:
     given = [
         f"--{k.replace('_', '-')}"
         for k in (
+            "profile",
             "seed",
             "seeds",
             "heads",
@@ -126,13 +142,16 @@ def compare_command(args: argparse.Namespace) -> int:
             module.run(workdir, progress=not args.no_progress)
         else:
             config = _config(module, args)
+            profile = _profile(args)
             workdir = args.workdir or os.path.join(
-                "runs", f"compare-{config.name}" + ("-quick" if args.quick else "")
+                "runs", f"compare-{config.name}" + ("" if profile == "full" else f"-{profile}")
             )
             start = time.perf_counter()
             run_study(config, workdir, progress=not args.no_progress)
             if args.publish is not None:
-                dest = args.publish or published_dir(config.name, "quick" if args.quick else None)
+                dest = args.publish or published_dir(
+                    config.name, None if profile == "full" else profile
+                )
                 publish_study(
                     workdir, dest, command=config.command, seconds=time.perf_counter() - start
                 )

@@ -15,12 +15,14 @@ evaluates it with `jaxheads.train.detection.evaluate`, measures it
     WORKDIR/pr_curves.png         precision-recall at IoU 0.5, a panel per row
     WORKDIR/detections.png        predictions and ground truth on validation images
     WORKDIR/overview.png          mAP50 per row, and mAP50 against parameters
+    WORKDIR/budget_sweep.png      a budget sweep's mAP50 against images seen (`at_steps` rows)
 
 Every number is declared once in `jaxheads.train.metric_table.METRICS`. Each
 finished (row, seed) leaves ``result.json`` in its directory, so running the same
 study again skips it. The packaged studies (``experiments/`` beside the package:
-``heads``, ``yolov2_path``, ``seeds``) run with ``jaxheads compare --config NAME``;
-any other study file with ``jaxheads compare --config PATH``.
+``heads``, ``yolov2_path``, ``budget``, ...) run with ``jaxheads compare --config NAME``
+(``--profile NAME`` picks one of a study's profiles); any other study file with
+``jaxheads compare --config PATH``.
 
 `publish_study` (``jaxheads compare --publish``) and `publish_run` (``jaxheads report
 --run WORKDIR --publish DIR``, a ``jaxheads train`` run) write the files to commit under
@@ -54,6 +56,7 @@ from jaxheads.study.records import RunRecord
 from jaxheads.study.report import aggregate, winners, write_report
 from jaxheads.study.run import build_model, run_row, run_study
 from jaxheads.study.studies import load_study, packaged_studies
+from jaxheads.study.sweep import at_steps, rankings, sweep, sweep_of
 from jaxheads.study.tables import regenerate
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "StudyConfig",
     "TrainRow",
     "aggregate",
+    "at_steps",
     "box_sizes",
     "build_model",
     "detector_flops",
@@ -80,9 +84,12 @@ __all__ = [
     "publish_study",
     "regenerate",
     "report",
+    "rankings",
     "run_row",
     "run_study",
     "steady_images_per_s",
+    "sweep",
+    "sweep_of",
     "variant_of",
     "winners",
     "with_profile",

@@ -340,7 +340,9 @@ QUICK_BUDGET: Mapping[str, Any] = MappingProxyType(
         "eval_batch_size": 32,
     }
 )
-PROFILES = ("full", "quick")
+#: The ``accelerator`` profile's seeds: three, so that every gap has a spread to be judged by.
+ACCELERATOR_SEEDS = (0, 1, 2)
+PROFILES = ("full", "quick", "accelerator")
 
 
 def override(
@@ -354,6 +356,10 @@ def override(
     """``config`` with the changes a command line gives: seeds, kept rows, `Budget` fields.
 
     ``budget`` holds `Budget`/`RunConfig` fields; None values are left as they are.
+
+    Raises:
+      ValueError: a `Budget` field that a kept row sets itself (its setting would win,
+        and the override would change nothing for it), e.g. ``steps`` in a budget sweep.
     """
     if seed is not None or seeds is not None:
         first = config.seeds[0] if seed is None else seed
@@ -361,26 +367,52 @@ def override(
         if n < 1:
             raise ValueError(f"jaxheads compare: expected --seeds >= 1, got {n}")
         config = dataclasses.replace(config, seeds=tuple(range(first, first + n)))
-    changes = {k: v for k, v in budget.items() if v is not None}
-    if changes:
-        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
     if heads:
         config = config.select(heads)
+    changes = {k: v for k, v in budget.items() if v is not None}
+    # A row's own setting wins over the study's: an override it would hide is refused.
+    hidden = {
+        k: [r.label for r in config.rows if isinstance(r, TrainRow) and k in r.changes]
+        for k in changes
+    }
+    hidden = {k: labels for k, labels in hidden.items() if labels}
+    if hidden:
+        key, labels = next(iter(hidden.items()))
+        raise ValueError(
+            f"jaxheads compare: expected no --{key.replace('_', '-')} for {config.name}: its "
+            f"rows {labels[:3]}{' ...' if len(labels) > 3 else ''} set {key} themselves "
+            "(pick a profile with --profile, or rows with --heads)"
+        )
+    if changes:
+        config = dataclasses.replace(config, budget=config.budget.replace(**changes))
     return config
 
 
-def with_profile(config: StudyConfig, profile: str) -> StudyConfig:
-    """``config`` itself for ``"full"``; for ``"quick"``, one seed and `QUICK_BUDGET`.
+def with_profile(
+    config: StudyConfig, profile: str, *, accelerator: Mapping[str, Any] | None = None
+) -> StudyConfig:
+    """``config`` itself for ``"full"``; for ``"quick"``, one seed and `QUICK_BUDGET`; for
+    ``"accelerator"``, `ACCELERATOR_SEEDS` and the study's ``accelerator`` changes to its
+    budget (`Budget.replace`: a study sizes them for its rows, e.g. more steps).
 
     >>> config = StudyConfig("x", [TrainRow("a")])
     >>> with_profile(config, "quick").budget.run.steps
     100
+    >>> big = with_profile(config, "accelerator", accelerator={"steps": 20_000})
+    >>> big.budget.run.steps, big.seeds
+    (20000, (0, 1, 2))
 
     Raises:
-      ValueError: a profile other than ``"full"`` or ``"quick"``.
+      ValueError: a profile other than these three, or ``"accelerator"`` without changes.
     """
     if profile == "full":
         return config
+    if profile == "accelerator":
+        if accelerator is None:
+            raise ValueError(f"{config.name}: expected an accelerator profile's changes, got none")
+        return dataclasses.replace(
+            config, seeds=ACCELERATOR_SEEDS, budget=config.budget.replace(**accelerator)
+        )
     if profile == "quick":
         return dataclasses.replace(
             config,

@@ -3,7 +3,8 @@
 ``learning_curves.png`` (training loss against step, per row), ``pr_curves.png``
 (precision-recall at IoU 0.5, a panel per row), ``detections.png`` (predictions
 and ground truth on validation images) and ``overview.png`` (mAP50 per row, and
-mAP50 against parameters).
+mAP50 against parameters); for a budget sweep (`jaxheads.study.sweep`) also
+``budget_sweep.png`` (mAP50 against images seen, a line per series).
 """
 
 from __future__ import annotations
@@ -43,20 +44,28 @@ def _save(plt, fig, workdir: str, name: str) -> str:
 
 
 def plot_all(
-    config: StudyConfig, records: Sequence[RunRecord], heads: Sequence[Mapping], workdir: str
+    config: StudyConfig,
+    records: Sequence[RunRecord],
+    heads: Sequence[Mapping],
+    workdir: str,
+    budget_sweep: Mapping | None = None,
 ) -> list[str]:
-    """Writes the four plots into ``workdir``; returns their file names."""
+    """Writes the four plots (five with ``budget_sweep``, `jaxheads.study.sweep.sweep`'s
+    result) into ``workdir``; returns their file names."""
     plt = _pyplot()
     by_head: dict[str, list[RunRecord]] = {}
     for r in records:
         by_head.setdefault(r.row["head"], []).append(r)
     labels = [h["head"] for h in heads]
-    return [
+    names = [
         learning_curves(plt, config.name, by_head, labels, workdir),
         pr_curves(plt, config.name, by_head, labels, workdir),
         detections(plt, config, by_head, labels, workdir),
         overview(plt, heads, workdir),
     ]
+    if budget_sweep is not None:
+        names.append(budget_curves(plt, config.name, budget_sweep, workdir))
+    return names
 
 
 def row_styles(labels: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -339,3 +348,47 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
     fig.tight_layout()
     _label_points(fig, ax2, [(h["params"], m) for h, m in zip(heads, means, strict=True)], labels)
     return _save(plt, fig, workdir, "overview.png")
+
+
+def budget_curves(plt, name: str, budget_sweep: Mapping, workdir: str) -> str:
+    """The sweep's metric against images seen (log x): a line per series through the
+    means, a band of ± one seed std, each seed a dot; pre-trained series dashed."""
+    colours = plt.get_cmap("tab10")
+    key = budget_sweep["metric"]
+    styles = row_styles([s["series"] for s in budget_sweep["series"]])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for s in budget_sweep["series"]:
+        i, dash = styles[s["series"]]
+        points = [p for p in s["points"] if p["images_seen"] and p.get(key) is not None]
+        if not points:
+            continue
+        x = np.asarray([p["images_seen"] for p in points], np.float64)
+        mean = np.asarray([p[key] for p in points], np.float64)
+        std = np.asarray([p.get(f"{key}_std") or 0.0 for p in points], np.float64)
+        colour = colours(i)
+        ax.plot(x, mean, color=colour, ls=dash, marker="o", linewidth=2, label=s["series"])
+        if std.any():
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+        for xi, p in zip(x, points, strict=True):
+            seeds = [v for v in p["per_seed"].values() if v is not None]
+            ax.scatter([xi] * len(seeds), seeds, color=colour, s=10, alpha=0.5, linewidths=0)
+    seen = {
+        p["steps"]: p["images_seen"]
+        for s in budget_sweep["series"]
+        for p in s["points"]
+        if p["images_seen"]
+    }
+    ax.set(
+        xscale="log",
+        xlabel="training images seen (steps × batch), each budget a run of its own",
+        ylabel=f"{METRIC[key].label}",
+        title=f"{name}: {METRIC[key].label} against budget (mean, ± std band, dots: seeds)",
+    )
+    # Each budget labelled where it lies: its images and its steps.
+    ax.set_xticks(
+        [seen[n] for n in sorted(seen)], [f"{seen[n]:,}\n{n:,} steps" for n in sorted(seen)]
+    )
+    ax.minorticks_off()
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, handlelength=3.5)  # long enough to show the dashes
+    return _save(plt, fig, workdir, "budget_sweep.png")

@@ -1,7 +1,8 @@
 """A study's report: per-row aggregates over seeds, winners, ``results.json``, ``results.md``.
 
 Every number is labelled, formatted and ranked as `jaxheads.train.metric_table.METRICS`
-declares it.
+declares it. A study whose rows are a budget sweep (`jaxheads.study.sweep.at_steps`)
+also gets the sweep's table, its ranking per budget and its plot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from jaxheads.study.config import EvalRow, StudyConfig, describe, variant_of
+from jaxheads.study.ranking import table, winner_sentence, winners
 from jaxheads.study.records import RunRecord, write_json
+from jaxheads.study.sweep import is_sweep, rankings, sweep, sweep_markdown
 from jaxheads.train.metric_table import METRIC, METRICS
 
 # Facts of a row's run (not metrics) that ``results.json`` repeats per row.
@@ -65,57 +68,6 @@ def aggregate(rows: Sequence[Mapping], labels: Sequence[str]) -> list[dict]:
                 agg[key] = mine[0][key]
         out.append(agg)
     return out
-
-
-def winners(heads: Sequence[Mapping]) -> dict[str, dict]:
-    """For each metric with a winner line: the best row, its value and the runner-up's."""
-    out = {}
-    for m in METRICS:
-        ranked = [h for h in heads if h.get(m.key) is not None]
-        if m.winner is None or not ranked:
-            continue
-        ranked.sort(key=lambda h, k=m.key: -h[k] if m.higher_is_better else h[k])
-        best = ranked[0]
-        entry = {"head": best["head"], "value": best[m.key], "std": best.get(f"{m.key}_std")}
-        if len(ranked) > 1:
-            second = ranked[1]
-            entry.update(
-                runner_up=second["head"],
-                runner_up_value=second[m.key],
-                runner_up_std=second.get(f"{m.key}_std"),
-            )
-        out[m.key] = entry
-    return out
-
-
-def winner_sentence(key: str, entry: Mapping) -> str:
-    """One "which head won" line, saying whether the gap exceeds the seeds' spread."""
-    metric = METRIC[key]
-    fmt = metric.format_one
-    text = f"- {metric.winner}: **{entry['head']}** ({fmt(entry['value'])}"
-    if entry.get("std") is not None:
-        text += f" ± {fmt(entry['std'])}"
-    text += ")"
-    if "runner_up" not in entry:
-        return text + "."
-    gap = abs(entry["value"] - entry["runner_up_value"])
-    text += f", then {entry['runner_up']} ({fmt(entry['runner_up_value'])})"
-    stds = [s for s in (entry.get("std"), entry.get("runner_up_std")) if s is not None]
-    if not metric.per_seed or gap == 0:
-        return text + (": a tie." if gap == 0 else ".")
-    if not stds:
-        return text + "; one seed, so no spread to judge the gap by."
-    spread = max(stds)
-    verdict = "more than the larger seed std"
-    if gap <= spread:
-        verdict = "within the seeds' spread: not separated"
-    return text + f"; the gap {fmt(gap)} is {verdict} ({fmt(spread)})."
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A Markdown table's lines."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def init_of(config: StudyConfig, label: str) -> str | None:
@@ -215,8 +167,10 @@ def markdown(
     best: Mapping,
     plots: Sequence[str],
     stages: Mapping[str, Mapping] | None = None,
+    budget_sweep: Mapping[str, Any] | None = None,
 ) -> str:
-    """``results.md``: the study, its summary table, the winners, the per-seed table, the plots."""
+    """``results.md``: the study, its summary table, the winners, the budget sweep (if the
+    study is one: `jaxheads.study.sweep`), the per-seed table, the plots."""
     budget, run = config.budget, config.budget.run
     lines = [f"# Study: {config.name}", ""]
     if config.description:
@@ -224,9 +178,12 @@ def markdown(
     if config.command:
         lines += ["```bash", config.command, "```", ""]
     seeds = ", ".join(str(s) for s in config.seeds)
+    steps = f"{run.steps} steps"
+    if budget_sweep is not None:
+        steps = "/".join(f"{n:,}" for n in budget_sweep["budgets"]) + " steps (the sweep)"
     lines += [
         f"Data: `{budget.dataset}`, {budget.image_size}×{budget.image_size} images, "
-        f"{budget.val_examples} validation images; {run.steps} steps of batch "
+        f"{budget.val_examples} validation images; {steps} of batch "
         f"{budget.batch_size} ({run.optimizer}, lr {run.learning_rate}, {run.policy}); "
         f"seeds {seeds}. Metrics are mean ± sample std over seeds; params are Keras-style "
         "(with batch-norm statistics); MFLOPs of one forward pass at batch 1 (XLA's count "
@@ -250,6 +207,8 @@ def markdown(
             lines += ["### What pre-training changes", ""] + effect
     lines += ["", "**Which head won on what** (computed from the tables):", ""]
     lines += [winner_sentence(key, entry) for key, entry in best.items()]
+    if budget_sweep is not None:
+        lines += [""] + sweep_markdown(budget_sweep, budget_sweep["rankings"])
     lines += ["", "## Per seed", ""]
     lines += table(
         ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS],
@@ -278,7 +237,11 @@ def write_report(
     rows = [r.row for r in records]
     heads = aggregate(rows, [r.label for r in config.rows])
     best = winners(heads)
-    plots = plot_all(config, records, heads, workdir)
+    budget_sweep = None
+    if is_sweep(config):
+        budget_sweep = sweep(config, heads, rows)
+        budget_sweep["rankings"] = rankings(budget_sweep)
+    plots = plot_all(config, records, heads, workdir, budget_sweep)
     budget = describe(config.budget)
     write_json(
         os.path.join(workdir, "results.json"),
@@ -298,9 +261,10 @@ def write_report(
             "heads": heads,
             "runs": rows,
             "winners": best,
+            **({} if budget_sweep is None else {"sweep": budget_sweep}),
             "plots": plots,
         },
     )
     with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(markdown(config, heads, rows, best, plots, stages))
+        f.write(markdown(config, heads, rows, best, plots, stages, budget_sweep))
     return heads
