@@ -34,9 +34,9 @@ import sys
 import tempfile
 import time
 
-from benchmarks import timing
 from benchmarks.accelerator_compare import Context
 from benchmarks.step_variants import StepOptions
+from jaxheads.bench import timing
 
 #: Most wanted first; each runs while time is left.
 CANDIDATES = {
@@ -110,7 +110,8 @@ def baseline_flops(sizes: dict) -> float:
 def measure(ctx: Context, options: StepOptions, sizes: dict, flops: float) -> dict:
     import jax
 
-    from benchmarks import peak
+    from jaxheads.bench import peak
+    from jaxheads.bench.flops import cost_flops
 
     compiled, ts, batch, key, compile_s = build(ctx, options, sizes)
     box = {"ts": ts}
@@ -130,7 +131,7 @@ def measure(ctx: Context, options: StepOptions, sizes: dict, flops: float) -> di
         "step_ms": step_s * 1e3,
         "images_per_s": sizes["batch"] / step_s,
         "loss_finite": math.isfinite(box["loss"]),
-        "flops_counted": peak.cost_flops(compiled),
+        "flops_counted": cost_flops(compiled.cost_analysis()),
     }
     top = peak.datasheet_peak(ctx.device.device_kind) if ctx.accelerator else None
     if top:

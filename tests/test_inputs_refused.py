@@ -57,12 +57,17 @@ def test_a_fifo_in_a_folder_is_named_and_counted(tmp_path, capsys, model):
 def test_an_unusable_json_path_is_refused_before_any_image_is_read(tmp_path, capsys, model):
     cfg, weights = model
     image = _image(tmp_path / "a.png")
-    out = tmp_path / "no-such-folder" / "boxes.json"
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    out = tmp_path / "notes.txt" / "boxes.json"
     assert main(["detect", cfg, weights, str(image), "--json", str(out)]) == 2
     captured = capsys.readouterr()
-    assert "expected --json in an existing directory" in captured.err
+    assert "expected --json in a directory that exists or can be made" in captured.err
+    assert "notes.txt is a file" in captured.err
     assert "a.png" not in captured.out  # no image was processed
-    assert not out.parent.exists()
+    # a folder that can be made is made, as --save's is
+    made = tmp_path / "new" / "boxes.json"
+    assert main(["detect", cfg, weights, str(image), "--json", str(made), "--quiet"]) == 0
+    assert made.exists()
 
 
 def test_an_input_size_off_the_models_stride_is_refused(model, capsys):

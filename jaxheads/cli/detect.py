@@ -139,14 +139,28 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"expected --save to name a directory, got the file {args.save}"
     if args.json and os.path.isdir(args.json):
         return f"expected --json to name a file, got the directory {args.json}"
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            return f"expected --json in an existing directory, got {args.json} (no {folder})"
-        if not os.access(folder, os.W_OK) or (
-            os.path.exists(args.json) and not os.access(args.json, os.W_OK)
-        ):
-            return f"expected a writable --json file, got {args.json} (permission denied)"
+    for flag, path in (
+        ("--json", args.json and os.path.dirname(os.path.abspath(args.json))),
+        ("--save", args.save and os.path.abspath(args.save)),
+    ):
+        problem = path and _uncreatable(path)
+        if problem:
+            return f"expected {flag} in a directory that exists or can be made, got {problem}"
+    if args.json and os.path.exists(args.json) and not os.access(args.json, os.W_OK):
+        return f"expected a writable --json file, got {args.json} (permission denied)"
+    return None
+
+
+def _uncreatable(folder: str) -> str | None:
+    """Why ``folder`` can neither be used nor made (its nearest existing ancestor is a
+    file, or not writable), or None."""
+    ancestor = folder
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        return f"{folder} ({ancestor} is a file)"
+    if not os.access(ancestor, os.W_OK):
+        return f"{folder} ({ancestor} is not writable)"
     return None
 
 
@@ -186,6 +200,8 @@ def detect_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         return _fail(str(err))
     paths = expand_image_paths(patterns)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     if args.save:
         try:
             os.makedirs(args.save, exist_ok=True)

@@ -44,10 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``jaxheads ARGV``; its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    buffered = getattr(sys.stdout, "line_buffering", True) is False
+    stdout = sys.stdout  # restored as found, even if a command replaces sys.stdout
+    buffered = hasattr(stdout, "reconfigure") and getattr(stdout, "line_buffering", 1) is False
     if buffered:
         # Progress lines reach a file or a pipe as they are printed, not when the run ends.
-        sys.stdout.reconfigure(line_buffering=True)
+        stdout.reconfigure(line_buffering=True)
     args.argv = argv  # the command as typed, for the records a command writes
     if hasattr(args, "compilation_cache"):  # a command that compiles
         from jaxheads.train.compilation_cache import use_compilation_cache
@@ -75,4 +76,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.unraisablehook = previous_hook
         if buffered:
-            sys.stdout.reconfigure(line_buffering=False)
+            stdout.reconfigure(line_buffering=False)

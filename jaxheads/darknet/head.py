@@ -43,9 +43,7 @@ def check_head(s: Section, shape) -> None:
     if s.type == "region":
         coords, classes, num = _region_sizes(s)
         check_positive(s, classes=classes, num=num)
-        values = s.get_list("anchors", float, (0.5,) * (2 * num))
-        if len(values) != 2 * num:
-            fail("darknet cfg", f"2*num = {2 * num} anchor values in {s.where}", len(values))
+        # The input's channels bound num before anything of num's size is made.
         want = num * (coords + 1 + classes)
         if len(shape) != 3 or shape[2] != want:
             fail(
@@ -53,6 +51,9 @@ def check_head(s: Section, shape) -> None:
                 f"an input map with num*(coords+1+classes) = {want} channels for {s.where}",
                 f"input {shape}",
             )
+        values = s.get_list("anchors", float, (0.5,) * (2 * num))
+        if len(values) != 2 * num:
+            fail("darknet cfg", f"2*num = {2 * num} anchor values in {s.where}", len(values))
         return
     coords, classes, num, side = _detection_sizes(s)
     check_positive(s, classes=classes, num=num, side=side)

@@ -62,7 +62,7 @@ def _as_list(images) -> list:
     """One image (path, PIL image, [H, W(, C)] array) or an iterable of them, as a list."""
     if isinstance(images, (str, os.PathLike)) or hasattr(images, "getbands"):
         return [images]
-    if images is None or np.ndim(images) == 0 and not hasattr(images, "__iter__"):
+    if images is None or isinstance(images, (int, float, complex, np.generic)):
         fail(
             "Detector.detect",
             "an image (a path, a PIL image, an [H, W(, C)] array) or a list of them",
