@@ -8,6 +8,8 @@ They read only static shapes and dtypes, so they cost nothing under `jit`.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 
 import jax
@@ -196,3 +198,25 @@ def cast_like(x, *arrays):
     """
     out = tuple(None if a is None else jnp.asarray(a).astype(jnp.result_type(x)) for a in arrays)
     return out[0] if len(out) == 1 else out
+
+
+def not_a_regular_file(path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file (``"a FIFO (named
+    pipe)"``), else None. Opening a FIFO blocks and a device reads without end, so
+    files a user names are checked with this (a ``stat``, which never blocks) first."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None  # missing or unreadable: opening it says so by name
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"

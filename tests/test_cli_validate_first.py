@@ -79,3 +79,44 @@ def test_a_missing_init_file_is_named_as_missing(tmp_path, capsys):
     err = _refused(argv, capsys)
     assert "x.weights" in err and "no such file" in err.lower(), err
     assert not (tmp_path / "run").exists()
+
+
+GOOD_PRETRAIN = [
+    "pretrain",
+    "--steps",
+    "1",
+    "--batch-size",
+    "8",
+    "--image-size",
+    "32",
+    "--train-examples",
+    "16",
+    "--val-examples",
+    "8",
+    "--no-progress",
+]
+BAD_PRETRAIN = [
+    ("--seed", "-1", "seed"),
+    ("--steps", "0", "steps"),
+    ("--batch-size", "0", "batch"),
+    ("--image-size", "0", "image"),
+    ("--train-examples", "0", "train"),
+    ("--val-examples", "0", "val"),
+    ("--checkpoint-every", "0", "checkpoint_every"),
+    ("--log-every", "0", "log_every"),
+    ("--lr", "nan", "learning_rate"),
+    ("--backbone", "darknet99", "darknet99"),
+    ("--init", "/nonexistent/backbone.weights", "no such file"),
+]
+
+
+@pytest.mark.slow
+def test_each_bad_pretrain_flag_writes_nothing_then_the_corrected_command_runs(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    for flag, value, named in BAD_PRETRAIN:
+        err = _refused([*GOOD_PRETRAIN, "--workdir", str(workdir), flag, value], capsys)
+        assert named in err.strip().splitlines()[-1], (flag, value, err)
+        assert "Traceback" not in err, err
+        assert not workdir.exists(), (flag, value)
+    assert main([*GOOD_PRETRAIN, "--workdir", str(workdir)]) == 0
+    assert (workdir / "config.json").exists()

@@ -41,6 +41,18 @@ def test_a_fifo_is_refused_by_name_not_opened(tmp_path):
         read_image(fifo)
 
 
+def test_a_fifo_as_cfg_or_weights_is_refused_by_name(tmp_path, model):
+    cfg, weights = model
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"pipe: a regular cfg file, got a FIFO"):
+        darknet.load(fifo)
+    with pytest.raises(ValueError, match=r"pipe: a regular \.weights file, got a FIFO"):
+        darknet.load(cfg, fifo)
+    with pytest.raises(ValueError, match=r"a regular \.weights file, got a directory"):
+        darknet.load(cfg, tmp_path)
+
+
 def test_a_fifo_in_a_folder_is_named_and_counted(tmp_path, capsys, model):
     cfg, weights = model
     folder = tmp_path / "images"

@@ -91,17 +91,16 @@ def pretrain_command(args: argparse.Namespace) -> int:
     from jaxheads.train.pretrain import build_task
     from jaxheads.train.warm_start import with_init
 
-    extra = PretrainExperiment(
-        backbone=args.backbone,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        train_examples=args.train_examples,
-        val_examples=args.val_examples,
-        no_augment=args.no_augment,
-        bf16=args.bf16,
-    ).extra()
-
     def make():
+        extra = PretrainExperiment(
+            backbone=args.backbone,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            train_examples=args.train_examples,
+            val_examples=args.val_examples,
+            no_augment=args.no_augment,
+            bf16=args.bf16,
+        ).extra()
         _, task = build_task(extra, args.seed)
         task, record = with_init(task, args.init)
         announce_init(record)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from jaxheads._checks import fail
+from jaxheads._checks import fail, not_a_regular_file
 
 #: Section types this package builds (``net`` is the network's header, not a layer).
 SUPPORTED = (
@@ -222,6 +222,9 @@ def parse_cfg(text: str) -> list[Section]:
 
 def read_cfg_text(path: str | os.PathLike) -> str:
     """The text of a cfg file, read as `read_cfg` reads it (bounded, UTF-8, no NUL bytes)."""
+    what = not_a_regular_file(path)
+    if what:
+        fail("read_cfg", f"{os.fspath(path)}: a regular cfg file", what)
     with open(path, "rb") as f:
         data = f.read(MAX_CFG_BYTES + 1)
     where = os.fspath(path)

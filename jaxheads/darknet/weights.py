@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads._checks import fail
+from jaxheads._checks import fail, not_a_regular_file
 
 _WEIGHTED = ("convolutional", "connected", "local")
 _log = logging.getLogger("jaxheads.darknet")
@@ -78,8 +78,15 @@ class WeightsHeader(NamedTuple):
         return 12 + (8 if self.seen_is_64bit else 4)
 
 
+def _check_regular(path) -> None:
+    what = not_a_regular_file(path)
+    if what:
+        fail("load_weights", f"{os.fspath(path)}: a regular .weights file", what)
+
+
 def read_header(path: str | os.PathLike) -> WeightsHeader:
     """Reads the header of a ``.weights`` file."""
+    _check_regular(path)
     with open(path, "rb") as f:
         return _read_header(f, path)
 
@@ -334,6 +341,7 @@ def _read(path, layers, params, state, *, partial: bool):
     first layer that does not fit when its statistics show it.
     """
     spans = layer_spans(layers, params, state)
+    _check_regular(path)
     with open(path, "rb") as f:
         header = _read_header(f, path)
         size = os.fstat(f.fileno()).st_size - header.nbytes

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import glob
 import os
-import stat
 import warnings
 from collections.abc import Iterable
 
 import numpy as np
+
+from jaxheads._checks import not_a_regular_file
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -121,26 +122,6 @@ def _from_pil(image, what: str, max_pixels: int) -> tuple[np.ndarray, object]:
     return _BYTE_TO_FLOAT[np.asarray(rgb)], rgb
 
 
-def _not_a_regular_file(path: str) -> str | None:
-    """What ``path`` is when it exists and is not a regular file (``"a FIFO"``), else None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None  # missing or unreadable: opening it says so by name
-    if stat.S_ISREG(mode):
-        return None
-    for test, what in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return what
-    return "not a regular file"
-
-
 def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool = False):
     """Reads one image as darknet does, from a path, a PIL image or an array.
 
@@ -161,7 +142,7 @@ def read_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pil: bool =
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         Image, _ = _pil()
-        not_regular = _not_a_regular_file(path)
+        not_regular = not_a_regular_file(path)
         if not_regular:
             # Opening a FIFO or a device would block or read without end.
             raise ImageError(f"{path}: expected a regular image file, got {not_regular}")

@@ -63,6 +63,17 @@ class PretrainExperiment:
     no_augment: bool = False
     bf16: bool = False
 
+    def __post_init__(self):
+        # Checked when the record is made: before a work directory is touched.
+        from jaxheads._checks import fail
+
+        if self.backbone not in BACKBONES:
+            fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(self.backbone))
+        for name in ("image_size", "batch_size", "train_examples", "val_examples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail("pretrain", f"{name} a positive integer", repr(value))
+
     def extra(self) -> dict:
         """The record `build_task` reads and a work directory keeps."""
         return {"kind": "pretrain", **dataclasses.asdict(self)}
