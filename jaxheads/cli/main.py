@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from jaxheads.cli import (
     bench,
     darknet,
+    data,
     detect,
     export,
     pretrain,
@@ -21,7 +22,7 @@ from jaxheads.cli import (
 from jaxheads.cli.help import HelpFormatter
 
 #: The command families, in the order ``jaxheads --help`` lists their commands.
-FAMILIES = (summary, train, export, pretrain, study, report, darknet, detect, bench)
+FAMILIES = (summary, train, export, pretrain, study, report, darknet, detect, data, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ and ``batches(batch_size, seed=...)``.
 * `ShapesDataset` — procedural shapes on cluttered backgrounds (`jaxheads.data.shapes`).
 * `DigitsDataset` — scikit-learn's handwritten digits on canvases (`jaxheads.data.digits`).
 * `VOCDataset`, `COCODataset` — PASCAL VOC and COCO-format files on disk.
+* `SyntheticVOC`, `write_synthetic_voc` — the shapes written as a VOC directory
+  (`jaxheads.data.voc_synthetic`).
 * `jaxheads.data.augment` — geometry and colour that keep boxes right; the
   default training mix is the function ``augment.augment`` (the package
   attribute ``augment`` stays the module, never shadowed by the function).
@@ -39,6 +41,7 @@ from jaxheads.data.pipeline import (
 )
 from jaxheads.data.shapes import SHAPE_NAMES, ShapesDataset
 from jaxheads.data.voc import VOC_CLASSES, VOCDataset, read_rgb
+from jaxheads.data.voc_synthetic import SyntheticVOC, write_synthetic_voc
 
 __all__ = [
     "COCODataset",
@@ -49,6 +52,7 @@ __all__ = [
     "DetectionDataset",
     "DigitsDataset",
     "ShapesDataset",
+    "SyntheticVOC",
     "VOCDataset",
     "augment",
     "flip_horizontal",
@@ -63,4 +67,5 @@ __all__ = [
     "scale_translate",
     "shard_batch",
     "stack_examples",
+    "write_synthetic_voc",
 ]
