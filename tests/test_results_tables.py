@@ -137,3 +137,42 @@ def test_an_unfinished_run_is_not_published(tmp_path, capsys):
 def test_training_seconds_add_up_the_logged_rates():
     assert training_seconds([{"steps_per_s": 2.0}, {"loss": 1.0}, {"steps_per_s": 4.0}], 10) == 7.5
     assert training_seconds([{"loss": 1.0}], 10) is None
+
+
+def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
+    bench = tmp_path / "docs" / "results" / "bench"
+    bench.mkdir(parents=True)
+    rows = [
+        {"dataset": d, "image_size": s, "images_per_s": r, "wall_s": 1.0, "cpu_s": 1.0}
+        for d, s, r in [("voc", 64, 400.0), ("voc", 416, 40.0), ("shapes", 64, 900.0)]
+    ]
+    record = {
+        "kind": "pipeline_rates",
+        "command": "python -m benchmarks.pipeline_rates",
+        "config": {
+            "batch": 64,
+            "batches": 3,
+            "warmup_batches": 1,
+            "voc_source_size": [500, 375],
+            "feed_target_images_per_s": 2803.0,
+        },
+        "machine": {
+            "cpu": "a CPU",
+            "cpu_count": 2,
+            "python": "3.11",
+            "jax": "0.1",
+            "date": "2026-01-01T00:00:00+00:00",
+            "load_average_start": [2.0, 2.0, 2.0],
+            "load_average_end": [3.0, 3.0, 3.0],
+        },
+        "rows": rows,
+    }
+    (bench / "p.json").write_text(json.dumps(record))
+    doc = tmp_path / "docs" / "page.md"
+    doc.write_text("<!-- results:bench/p -->\n<!-- /results:bench/p -->\n")
+    assert tables.regenerate(str(tmp_path)) == [str(doc)]
+    text = doc.read_text()
+    assert "| voc | 400 | 40 | 71 |" in text  # ceil(2803 / 40)
+    assert "| shapes | 900 |  |  |" in text
+    assert "load averages 2.00 at the start and 3.00 at the end" in text
+    assert tables.regenerate(str(tmp_path), write=False) == []

@@ -5,7 +5,14 @@ peak and the datasheet peaks, XLA's FLOP counts, `Figure` records) serve the
 side-by-side against Keras 3 and Flax NNX in a source checkout's ``benchmarks/`` too.
 """
 
-from jaxheads.bench.chip import ChipBench, machine, measure_chip, report
+from jaxheads.bench.chip import (
+    ChipBench,
+    draw_batches,
+    machine,
+    measure_chip,
+    pipeline_images_per_s,
+    report,
+)
 from jaxheads.bench.figures import FIELDS, Figure, Figures
 from jaxheads.bench.flops import cost_flops, forward_flops
 from jaxheads.bench.peak import datasheet_peak, matmul
@@ -18,6 +25,7 @@ __all__ = [
     "Figures",
     "cost_flops",
     "datasheet_peak",
+    "draw_batches",
     "forward_flops",
     "interleaved",
     "load_average",
@@ -25,6 +33,7 @@ __all__ = [
     "matmul",
     "measure_chip",
     "median",
+    "pipeline_images_per_s",
     "report",
     "timed",
     "wall",

@@ -30,7 +30,8 @@ import datetime
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from jaxheads.bench import timing
 from jaxheads.bench.figures import Figures
@@ -128,6 +129,29 @@ def _run(config: ChipBench):
     return detector, task, runner, ts
 
 
+def draw_batches(
+    make: Callable[[], AbstractContextManager[Iterator]], n: int
+) -> Callable[[], None]:
+    """One timed run of an input pipeline: ``n`` batches from a fresh ``make()``.
+
+    A fresh pipeline each run, its start included: batches a prefetch thread made
+    while something else was timed would otherwise come free. ``make`` returns a
+    `jaxheads.data.Batches` (or any iterator that is its own context manager).
+    """
+
+    def draw() -> None:
+        with make() as fresh:
+            for _ in range(n):
+                next(fresh)
+
+    return draw
+
+
+def pipeline_images_per_s(times: list[float], batch_size: int, n: int) -> float:
+    """Images per second of `draw_batches` runs of ``n`` batches that took ``times`` s."""
+    return batch_size * n / timing.median(times)
+
+
 def measure_chip(config: ChipBench, *, log: Callable[[str], object] = print) -> dict:
     """Measures `ChipBench`'s detector on the first device.
 
@@ -180,12 +204,6 @@ def measure_chip(config: ChipBench, *, log: Callable[[str], object] = print) -> 
 
         return run
 
-    def draw():
-        # A fresh pipeline each run: batches prefetched while the others ran would be free.
-        with task.batches(0, 0, 1) as fresh:
-            for _ in range(config.pipeline_batches):
-                next(fresh)
-
     accelerator = jax.default_backend() != "cpu"
     n = config.matmul_size or (8192 if accelerator else 2048)
     product, product_flops = matmul(n, jnp.bfloat16 if config.bf16 else jnp.float32)
@@ -194,7 +212,7 @@ def measure_chip(config: ChipBench, *, log: Callable[[str], object] = print) -> 
         {
             "step": steps(config.steps, fed=False),
             "fed": steps(config.steps, fed=True),
-            "pipeline": draw,
+            "pipeline": draw_batches(lambda: task.batches(0, 0, 1), config.pipeline_batches),
             "matmul": product,
         },
         repeats=config.repeats,
@@ -205,7 +223,11 @@ def measure_chip(config: ChipBench, *, log: Callable[[str], object] = print) -> 
     batches.close()
     add("train", "step_ms", step_s * 1e3)
     add("train", "images_per_s", b / step_s)
-    add("pipeline", "images_per_s", b * config.pipeline_batches / timing.median(times["pipeline"]))
+    add(
+        "pipeline",
+        "images_per_s",
+        pipeline_images_per_s(times["pipeline"], b, config.pipeline_batches),
+    )
     add("pipeline", "fed_images_per_s", b / fed_s)
     add("pipeline", "fraction_of_step", step_s / fed_s)
 

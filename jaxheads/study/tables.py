@@ -10,7 +10,8 @@ A table sits between two markers that name its file::
 and what is written between the markers depends on the file: a training run
 (`jaxheads.study.publish.publish_run`) gives its evaluation; a study
 (`jaxheads.study.publish.publish_study`) its summary table; the roofline of
-``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`).
+``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`); the
+pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipeline_table`).
 ``results:KEY:seeds`` gives a study's per-seed table instead. `regenerate` rewrites
 every marked table; ``jaxheads report`` runs it, and a test checks that it changes nothing.
 """
@@ -23,6 +24,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
 from jaxheads.study.report import PER_SEED_COLUMNS, summary_table, table
 from jaxheads.train.metric_table import ACCURACY, METRIC
@@ -121,8 +123,12 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
         }
     elif "totals" in results and "devices" in results:
         views = {"table": lambda: roofline_table(results)}
+    elif results.get("kind") == "pipeline_rates":
+        views = {"table": lambda: pipeline_rates_table(results)}
     else:
-        raise ValueError(f"results:{key}: {path} is not a run, a study or a roofline record")
+        raise ValueError(
+            f"results:{key}: {path} is not a run, a study, a roofline or a pipeline-rates record"
+        )
     if (view or "table") not in views:
         raise ValueError(
             f"results:{key}:{view}: expected a view among {sorted(views)}, got {view!r}"

@@ -1,0 +1,161 @@
+"""The input pipeline's rate on one host core: images/s per data set and image size.
+
+Each cell is `jaxheads.data.Batches` as training draws it (the data set of
+`jaxheads.train.detection.make_dataset`, the default training augmentation
+`jaxheads.data.augment.augment`, batch 64), but in the caller's thread alone
+(``prefetch=0``, ``num_workers=1``): one batch to warm up, then `jaxheads.bench.draw_batches`
+of ``--batches`` batches from a fresh pipeline, timed as ``jaxheads bench`` times it. The
+process's CPU seconds are recorded beside the wall time: equal, the cell used one core.
+
+Data sets: ``shapes`` and ``digits`` are drawn at the output size; ``voc`` is the set
+``jaxheads data voc-synthetic`` writes (`jaxheads.data.write_synthetic_voc`), here at
+500×375 (a typical VOC image), written to a temporary directory and decoded and resized
+to each size; ``coco`` is the same JPEGs under a COCO-format JSON made from the VOC
+annotations (`jaxheads.data.COCODataset` reads it), so its cell differs from ``voc``'s
+only by the annotation reader.
+
+``python -m benchmarks.pipeline_rates`` writes ``docs/results/bench/pipeline_rates.json``
+(the processor, the load average at start and end, the versions) and prints the table
+``docs/benchmarks.md`` quotes (`jaxheads.bench.pipeline_table`; ``jaxheads report``
+rewrites it there). About two minutes on one free core; a busy machine stretches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+from jaxheads.bench import draw_batches, interleaved, machine, pipeline_images_per_s
+from jaxheads.bench.pipeline_table import H200_IMAGES_PER_S, pipeline_rates_table
+from jaxheads.bench.timing import load_average
+
+COMMAND = "python -m benchmarks.pipeline_rates"
+DEFAULT_JSON = os.path.join("docs", "results", "bench", "pipeline_rates.json")
+DATASETS = ("shapes", "digits", "voc", "coco")
+VOC_SOURCE = (375, 500)  # (height, width) of the JPEGs on disk
+
+
+def write_sets(folder: str) -> dict[str, str]:
+    """The synthetic VOC set and a COCO JSON of the same images, under ``folder``."""
+    from jaxheads.data import SyntheticVOC, VOCDataset, write_synthetic_voc
+    from jaxheads.data.voc import VOC_CLASSES
+
+    voc = os.path.join(folder, "VOC2007")
+    write_synthetic_voc(voc, SyntheticVOC(images=128, image_size=VOC_SOURCE))
+    records = VOCDataset(voc, split="trainval", image_size=32).records
+    coco = {
+        "images": [
+            {"id": k, "file_name": f"{r.image_id}.jpg", "width": r.width, "height": r.height}
+            for k, r in enumerate(records)
+        ],
+        "categories": [{"id": c + 1, "name": name} for c, name in enumerate(VOC_CLASSES)],
+        "annotations": [
+            {
+                "id": len(records) * k + j,
+                "image_id": k,
+                "category_id": int(label) + 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "iscrowd": 0,
+            }
+            for k, r in enumerate(records)
+            for j, ((x0, y0, x1, y1), label) in enumerate(
+                zip(r.boxes.tolist(), r.labels.tolist(), strict=True)
+            )
+        ],
+    }
+    annotations = os.path.join(folder, "instances.json")
+    with open(annotations, "w") as f:
+        json.dump(coco, f)
+    return {"voc": voc, "coco_images": os.path.join(voc, "JPEGImages"), "coco": annotations}
+
+
+def dataset(name: str, size: int, paths: dict[str, str], examples: int):
+    from jaxheads.train.detection import make_dataset
+
+    if name == "voc":
+        return make_dataset("voc", "train", image_size=size, data_dir=paths["voc"])
+    if name == "coco":
+        return make_dataset(
+            "coco",
+            "train",
+            image_size=size,
+            data_dir=paths["coco_images"],
+            annotations=paths["coco"],
+        )
+    return make_dataset(name, "train", image_size=size, num_examples=examples)
+
+
+def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> dict:
+    """One cell: images/s of ``batches`` batches on this thread, after one to warm up."""
+    from jaxheads.data import Batches
+    from jaxheads.data.augment import augment
+
+    data = dataset(name, size, paths, examples=batch * (batches + 1))
+
+    def make():
+        return Batches(data, batch, seed=0, augment=augment, prefetch=0, num_workers=1)
+
+    draw_batches(make, 1)()  # first use: imports, caches, the OS's file cache
+    cpu: dict[str, list[float]] = {}
+    times = interleaved({"pipeline": draw_batches(make, batches)}, repeats=1, cpu=cpu)
+    return {
+        "dataset": name,
+        "image_size": size,
+        "images_per_s": pipeline_images_per_s(times["pipeline"], batch, batches),
+        "wall_s": times["pipeline"][0],
+        "cpu_s": cpu["pipeline"][0],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=COMMAND,
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 416, 448])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--batch", type=int, default=64, help="images per batch")
+    parser.add_argument("--batches", type=int, default=3, help="timed batches per cell")
+    parser.add_argument("--json", default=DEFAULT_JSON, help="write the result here")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    info = machine()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_sets(folder)
+        for size in args.sizes:
+            for name in args.datasets:
+                row = measure(name, size, paths, batch=args.batch, batches=args.batches)
+                print(f"{name} {size}²: {row['images_per_s']:.1f} images/s", flush=True)
+                rows.append(row)
+    info["load_average_end"] = load_average()
+    result = {
+        "kind": "pipeline_rates",
+        "command": COMMAND,
+        "config": {
+            "batch": args.batch,
+            "batches": args.batches,
+            "warmup_batches": 1,
+            "augment": "jaxheads.data.augment.augment",
+            "threads": 1,
+            "voc_source_size": list(VOC_SOURCE[::-1]),
+            "feed_target_images_per_s": H200_IMAGES_PER_S,
+        },
+        "machine": info,
+        "rows": rows,
+        "seconds": time.perf_counter() - t0,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    print(pipeline_rates_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

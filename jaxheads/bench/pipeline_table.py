@@ -1,0 +1,53 @@
+"""The input pipeline's rate per host core as a table, from its record.
+
+The record is the JSON ``python -m benchmarks.pipeline_rates`` writes to
+``docs/results/bench/pipeline_rates.json``: per data set and image size the images/s
+of `jaxheads.data.Batches` on one thread with the default training augmentation.
+`jaxheads.study.tables` quotes this table in ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+#: YOLOv2-VOC's training step at 416², batch 64, bfloat16 on one H200 (docs/accelerators.md):
+#: the rate a host must feed.
+H200_IMAGES_PER_S = 2803.0
+FEED_SIZE = 416
+
+
+def pipeline_rates_table(result: Mapping) -> str:
+    """The images/s per core of each data set (rows) and size (columns), the cores a
+    feed of ``feed_target_images_per_s`` at 416² takes, and the conditions measured in."""
+    rows, config, m = result["rows"], result["config"], result["machine"]
+    sizes = sorted({r["image_size"] for r in rows})
+    names = list(dict.fromkeys(r["dataset"] for r in rows))
+    rate = {(r["dataset"], r["image_size"]): r["images_per_s"] for r in rows}
+    target = config["feed_target_images_per_s"]
+    feed = f"cores for {target:,.0f} images/s at {FEED_SIZE}²"
+    lines = [
+        "| data set | " + " | ".join(f"{s}²" for s in sizes) + f" | {feed} |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]
+    for name in names:
+        cells = [f"{rate[name, s]:,.0f}" if (name, s) in rate else "" for s in sizes]
+        at = rate.get((name, FEED_SIZE))
+        cores = f"{math.ceil(target / at)}" if at else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {cores} |")
+    cpu = sum(r["cpu_s"] for r in rows) / sum(r["wall_s"] for r in rows)
+    w, h = config["voc_source_size"]
+    start, end = m["load_average_start"], m["load_average_end"]
+    lines += [
+        "",
+        f"Images/s on one thread (`Batches(prefetch=0, num_workers=1)`), batch "
+        f"{config['batch']}, {config['batches']} batches after {config['warmup_batches']} to "
+        f"warm up, with the default training augmentation; `voc` and `coco` decode {w}×{h} "
+        f"JPEGs (the synthetic set of `jaxheads data voc-synthetic`), `shapes` and `digits` "
+        f"draw at the output size. Measured on {m['cpu']} ({m['cpu_count']} cores, Python "
+        f"{m['python']}, JAX {m['jax']}), {m['date'][:10]}, with load averages "
+        f"{start[0]:.2f} at the start and {end[0]:.2f} at the end: the cores were shared with "
+        f"other work, so these are lower bounds on a free core's rate. CPU time ÷ wall time "
+        f"{cpu:.2f} over all cells (1.00: one core's worth). From `{result['command']}`.",
+    ]
+    return "\n".join(lines)
