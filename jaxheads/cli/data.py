@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from jaxheads.cli.help import add_command, field_default
@@ -10,14 +11,8 @@ from jaxheads.data.voc_synthetic import SyntheticVOC, write_synthetic_voc
 
 
 def voc_synthetic_command(args: argparse.Namespace) -> int:
-    spec = SyntheticVOC(
-        images=args.images,
-        image_size=args.image_size,
-        seed=args.seed,
-        num_classes=args.num_classes,
-        max_objects=args.max_objects,
-        quality=args.quality,
-    )
+    # Every field of the record is a flag of the same name.
+    spec = SyntheticVOC(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SyntheticVOC)})
     try:
         ids = write_synthetic_voc(args.out, spec)
     except (OSError, ValueError, ImportError) as err:
