@@ -176,8 +176,14 @@ def test_rerun_skips_finished_runs(study, monkeypatch):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("jaxheads.train.loop.fit", no_training)
+    # The study's own config, not the command line's: its report is written anew, so the
+    # module's record (with the command as typed) is put back for the tests after this one.
+    made = (workdir / "results.json").read_bytes()
     config = studies.load_study(config_path).get_config()
-    heads = run_study(config, str(workdir), progress=False)
+    try:
+        heads = run_study(config, str(workdir), progress=False)
+    finally:
+        (workdir / "results.json").write_bytes(made)
     assert [h["head"] for h in heads] == LABELS
     assert [h["mAP50"] for h in heads] == [h["mAP50"] for h in results["heads"]]
     assert {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")} == stamps
@@ -370,7 +376,7 @@ def test_a_name_is_a_packaged_study_and_the_current_folder_is_never_read(tmp_pat
         studies.load_study("experiments/heads.py")
     with pytest.raises(
         ValueError,
-        match=r"\['fc_head', 'heads', 'heads_digits', 'seeds', 'yolov2_path'\].*'hedas'.*"
+        match=r"\['budget', 'fc_head', 'heads', 'heads_digits', 'seeds', 'yolov2_path'\].*'hedas'.*"
         r"did you mean 'heads'",
     ):
         studies.load_study("hedas")

@@ -11,7 +11,7 @@ from jaxheads.study.publish import ReportRequest
 
 def report_command(args: argparse.Namespace) -> int:
     """Exit 0; 1 when ``--check`` finds a table that differs; 2 for bad input."""
-    from jaxheads.study.publish import report
+    from jaxheads.study.publish import make_report
 
     request = ReportRequest(
         run=args.run_dir,
@@ -23,7 +23,7 @@ def report_command(args: argparse.Namespace) -> int:
         root=args.root,
     )
     try:
-        changed = report(request)
+        changed = make_report(request)
     except (ValueError, OSError) as err:
         print(f"jaxheads report: {err}", file=sys.stderr)
         return 2

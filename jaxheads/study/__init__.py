@@ -51,7 +51,7 @@ from jaxheads.study.measure import (
     prior_iou,
     steady_images_per_s,
 )
-from jaxheads.study.publish import ReportRequest, publish_run, publish_study, report
+from jaxheads.study.publish import ReportRequest, make_report, publish_run, publish_study
 from jaxheads.study.records import RunRecord
 from jaxheads.study.report import aggregate, winners, write_report
 from jaxheads.study.run import build_model, run_row, run_study
@@ -76,6 +76,7 @@ __all__ = [
     "detector_flops",
     "forward_flops",
     "load_study",
+    "make_report",
     "measure_params",
     "packaged_studies",
     "pretrained",
@@ -83,7 +84,6 @@ __all__ = [
     "publish_run",
     "publish_study",
     "regenerate",
-    "report",
     "rankings",
     "run_row",
     "run_study",

@@ -242,7 +242,7 @@ class ReportRequest:
     root: str = "."
 
 
-def report(request: ReportRequest) -> list[str]:
+def make_report(request: ReportRequest) -> list[str]:
     """Publishes ``request.run`` if given, then regenerates (or checks) every marked table.
 
     Returns:
