@@ -61,17 +61,19 @@ def _refused(argv, capsys) -> str:
     return err
 
 
-@pytest.mark.slow
-def test_each_bad_train_flag_writes_nothing_then_the_corrected_command_runs(tmp_path, capsys):
-    workdir = tmp_path / "run"
-    for flag, value, named in BAD_TRAIN:
-        argv = [*GOOD_TRAIN, "--workdir", str(workdir), flag, value]
-        err = _refused(argv, capsys)
+def _each_refused_then_the_corrected_command_runs(good, bad, workdir, capsys) -> None:
+    for flag, value, named in bad:
+        err = _refused([*good, "--workdir", str(workdir), flag, value], capsys)
         assert named in err.strip().splitlines()[-1], (flag, value, err)  # a line, not a traceback
         assert "Traceback" not in err, err
         assert not workdir.exists(), (flag, value, sorted(p.name for p in workdir.iterdir()))
-    assert main([*GOOD_TRAIN, "--workdir", str(workdir)]) == 0
+    assert main([*good, "--workdir", str(workdir)]) == 0
     assert (workdir / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_each_bad_train_flag_writes_nothing_then_the_corrected_command_runs(tmp_path, capsys):
+    _each_refused_then_the_corrected_command_runs(GOOD_TRAIN, BAD_TRAIN, tmp_path / "run", capsys)
 
 
 def test_a_missing_init_file_is_named_as_missing(tmp_path, capsys):
@@ -112,11 +114,6 @@ BAD_PRETRAIN = [
 
 @pytest.mark.slow
 def test_each_bad_pretrain_flag_writes_nothing_then_the_corrected_command_runs(tmp_path, capsys):
-    workdir = tmp_path / "run"
-    for flag, value, named in BAD_PRETRAIN:
-        err = _refused([*GOOD_PRETRAIN, "--workdir", str(workdir), flag, value], capsys)
-        assert named in err.strip().splitlines()[-1], (flag, value, err)
-        assert "Traceback" not in err, err
-        assert not workdir.exists(), (flag, value)
-    assert main([*GOOD_PRETRAIN, "--workdir", str(workdir)]) == 0
-    assert (workdir / "config.json").exists()
+    _each_refused_then_the_corrected_command_runs(
+        GOOD_PRETRAIN, BAD_PRETRAIN, tmp_path / "run", capsys
+    )
