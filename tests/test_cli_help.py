@@ -52,3 +52,23 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"jaxheads {jaxheads.__version__}"
+
+
+def test_a_command_prints_line_by_line_into_a_file_or_pipe(monkeypatch):
+    """Redirected stdout is block-buffered: `compare --no-progress > log` used to write
+    nothing until the study ended. While a command runs its lines are flushed as printed."""
+    import io
+    import sys
+
+    import jaxheads.cli.summary as summary_module
+
+    piped = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    assert piped.line_buffering is False
+    seen = []
+    monkeypatch.setattr(sys, "stdout", piped)
+    monkeypatch.setattr(
+        summary_module, "summary_command", lambda args: seen.append(piped.line_buffering) or 0
+    )
+    assert main(["summary", "yolov2"]) == 0
+    assert seen == [True]
+    assert piped.line_buffering is False  # put back as found

@@ -54,7 +54,6 @@ def test_signals_from_another_process_at_random_moments_lose_no_step(tmp_path):
     assert inside >= 30, report
     # the loop's phases are all met (a run spends most of its time waiting for batches)
     assert landed["batch"] and landed["other"], report
-    print(report)
 
 
 def _send(proc, line: str) -> None:

@@ -170,19 +170,9 @@ def test_schedules():
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     single = _run(tmp_path / "single", steps=4, num_devices=1, checkpoint_every=3)
     expected = [float(x.sum()) for x in jax.tree.leaves(single["params"])]
-    script = os.path.join(HERE, "train_multiprocess.py")
     for port, parallel in ((12461, "jit"), (12462, "pmap"), (12463, "shard_map")):
         workdir = tmp_path / parallel
-        procs = [
-            subprocess.Popen(
-                [sys.executable, script, str(port), "2", str(pid), str(workdir), "4", parallel],
-                env=ENV,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for pid in (0, 1)
-        ]
+        procs = [_spawn_process(port, pid, workdir, 4, parallel=parallel) for pid in (0, 1)]
         outs = [p.communicate(timeout=300) for p in procs]
         for pid, (out, err) in enumerate(outs):
             line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
@@ -194,10 +184,11 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
         assert [s for s, _ in logged_losses(workdir)] == [1, 2, 3, 4]  # one writer: process 0
 
 
-def _spawn_process(port, pid, workdir, steps, slow=0.0):
+def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit"):
+    """One of two processes of a `train_multiprocess.py` run on localhost."""
     script = os.path.join(HERE, "train_multiprocess.py")
     return subprocess.Popen(
-        [sys.executable, script, str(port), "2", str(pid), str(workdir), str(steps), "jit"]
+        [sys.executable, script, str(port), "2", str(pid), str(workdir), str(steps), parallel]
         + [str(slow)],
         env=ENV,
         stdout=subprocess.PIPE,

@@ -15,20 +15,11 @@ jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(f"localhost:{port}", num_processes=int(num), process_id=int(pid))
 
-from train_toy import toy_task  # noqa: E402
+from train_toy import slowed, toy_task  # noqa: E402
 
-from jaxheads.train.loop import PeerLost, RunConfig, Task, fit  # noqa: E402
+from jaxheads.train.loop import PeerLost, RunConfig, fit  # noqa: E402
 
-task = toy_task()
-if slow:
-    import time
-
-    def slowed(start, i, n, inner=task.batches):
-        for batch in inner(start, i, n):
-            time.sleep(slow)
-            yield batch
-
-    task = Task(task.init, task.loss_fn, slowed, task.examples_per_batch)
+task = slowed(toy_task(), slow) if slow else toy_task()
 try:
     result = fit(
         task,

@@ -83,6 +83,18 @@ def toy_task(
     )
 
 
+def slowed(task: Task, seconds: float) -> Task:
+    """``task`` whose batches each wait ``seconds`` first (time for a test to act mid-run)."""
+    import time
+
+    def batches(start, i, n):
+        for batch in task.batches(start, i, n):
+            time.sleep(seconds)
+            yield batch
+
+    return Task(task.init, task.loss_fn, batches, task.examples_per_batch, task.evaluate)
+
+
 def logged_losses(workdir) -> list[tuple[int, float]]:
     """``(step, loss)`` of every logged step in a run's ``metrics.jsonl``."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -137,18 +149,7 @@ if __name__ == "__main__":
     parallel = sys.argv[3] if len(sys.argv) > 3 else "jit"
     devices = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     slow = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
-    task = toy_task()
-    if slow:
-        import time
-
-        inner = task.batches
-
-        def slowed(start, i, n):
-            for b in inner(start, i, n):
-                time.sleep(slow)
-                yield b
-
-        task = Task(task.init, task.loss_fn, slowed, task.examples_per_batch)
+    task = slowed(toy_task(), slow) if slow else toy_task()
     result = fit(
         task,
         RunConfig(
