@@ -122,6 +122,10 @@ QUICK_BUDGET = Budget().replace(
     log_every=1,
     checkpoint_every=10,
 )
+# ``cpu``: the heads study's recipe at the pre-training's 64² (a 4×4 grid) and batch 8,
+# the largest budgets two CPU cores finish in a sitting (see the module docstring).
+CPU_BUDGET = Budget().replace(image_size=64, batch_size=8)
+
 QUICK_STAGE = {"steps": 4, "batch_size": 8, "burn_in": 0, "train_examples": 64, "val_examples": 16}
 
 DESCRIPTION = (
@@ -148,7 +152,9 @@ def get_config(profile: str = "full") -> StudyConfig:
         mine = [r for r in rows if r.changes["steps"] == n]
         swept += mine + pretrained(mine, PRETRAIN.label)
     budget, stage = Budget(), PRETRAIN
-    if profile == "quick":
+    if profile == "cpu":
+        budget = CPU_BUDGET
+    elif profile == "quick":
         budget, stage = QUICK_BUDGET, dataclasses.replace(PRETRAIN, **QUICK_STAGE)
     return StudyConfig(
         name="budget",

@@ -19,7 +19,9 @@ from jaxheads.study import (
     rankings,
     sweep,
     sweep_of,
+    tables,
 )
+from jaxheads.study.publish import environment
 from jaxheads.study.records import RunRecord
 from jaxheads.study.report import PER_SEED_COLUMNS, aggregate, write_report
 from jaxheads.study.sweep import is_sweep, ordering, sweep_markdown
@@ -144,7 +146,8 @@ def test_one_seed_is_not_judged():
     assert "v2@pre >? v2 >? fc@pre >? fc" in text
 
 
-def test_write_report_holds_the_sweep(tmp_path, monkeypatch):
+def _write_report(tmp_path, monkeypatch) -> dict:
+    """The sweep's report of `_runs` written into ``tmp_path``; its results.json."""
     config = _config()
     numbers = dict.fromkeys(PER_SEED_COLUMNS, 0.0)
     records = [
@@ -166,9 +169,13 @@ def test_write_report_holds_the_sweep(tmp_path, monkeypatch):
 
     monkeypatch.setattr(plots, "plot_all", plot_all)
     write_report(config, records, str(tmp_path))
-    assert (tmp_path / "budget_sweep.png").stat().st_size > 10_000
     with open(tmp_path / "results.json") as f:
-        results = json.load(f)
+        return json.load(f)
+
+
+def test_write_report_holds_the_sweep(tmp_path, monkeypatch):
+    results = _write_report(tmp_path, monkeypatch)
+    assert (tmp_path / "budget_sweep.png").stat().st_size > 10_000
     assert results["sweep"]["budgets"] == [100, 300]
     assert [r["steps"] for r in results["sweep"]["rankings"]] == [100, 300]
     text = (tmp_path / "results.md").read_text()
@@ -188,3 +195,20 @@ def test_a_command_line_steps_override_is_refused_where_the_rows_set_their_steps
         override(config, steps=5)
     assert override(config, heads=["plain"], steps=5).budget.run.steps == 5
     assert override(config, image_size=64).budget.image_size == 64
+
+
+def test_a_document_quotes_the_sweep_table_from_its_results_file(tmp_path, monkeypatch):
+    (tmp_path / "run").mkdir()
+    results = _write_report(tmp_path / "run", monkeypatch)
+    results.update(command="jaxheads compare --config sweep", environment=environment())
+    published = tmp_path / "docs" / "results" / "sweep"
+    published.mkdir(parents=True)
+    (published / "results.json").write_text(json.dumps(results))
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- results:sweep:sweep -->\nold\n<!-- /results:sweep:sweep -->\n")
+    assert tables.regenerate(str(tmp_path)) == [str(doc)]
+    text = doc.read_text()
+    assert "| head | init | 100 steps (800 img) | 300 steps (2,400 img) |" in text
+    assert "| v2 | pre | 0.710 ± 0.014 | 0.720 ± 0.014 |" in text
+    assert "old" not in text and "made by `jaxheads compare --config sweep`" in text
+    assert tables.regenerate(str(tmp_path), write=False) == []

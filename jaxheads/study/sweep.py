@@ -210,14 +210,19 @@ def _budget_heading(steps: int, images: int | None) -> str:
     return f"{steps:,} steps" + (f" ({images:,} img)" if images is not None else "")
 
 
-def sweep_markdown(sweep_: Mapping[str, Any], ranked: Sequence[Mapping]) -> list[str]:
-    """``results.md``'s sweep section: the table (series × budgets) and the rankings."""
-    key = sweep_["metric"]
-    metric = METRIC[key]
-    images = {}
+def _images_seen(sweep_: Mapping[str, Any]) -> dict[int, int | None]:
+    images: dict[int, int | None] = {}
     for s in sweep_["series"]:
         for p in s["points"]:
             images.setdefault(p["steps"], p["images_seen"])
+    return images
+
+
+def sweep_table(sweep_: Mapping[str, Any]) -> list[str]:
+    """The sweep's table: a row per series (head × init), a column per budget."""
+    key = sweep_["metric"]
+    metric = METRIC[key]
+    images = _images_seen(sweep_)
     budgets = sweep_["budgets"]
     rows = []
     for s in sweep_["series"]:
@@ -228,13 +233,21 @@ def sweep_markdown(sweep_: Mapping[str, Any], ranked: Sequence[Mapping]) -> list
             cells.append("—" if p is None else metric.format(p.get(key), p.get(f"{key}_std")))
         rows.append(cells)
     header = ["head", "init"] + [_budget_heading(n, images.get(n)) for n in budgets]
+    return table(header, rows)
+
+
+def sweep_markdown(sweep_: Mapping[str, Any], ranked: Sequence[Mapping]) -> list[str]:
+    """``results.md``'s sweep section: the table (series × budgets) and the rankings."""
+    key = sweep_["metric"]
+    metric = METRIC[key]
+    images = _images_seen(sweep_)
     lines = [
         "## Budget sweep",
         "",
         f"{metric.label}, mean ± std over seeds, against the training budget (each budget a "
         "run of its own, with its own cosine schedule):",
         "",
-        *table(header, rows),
+        *sweep_table(sweep_),
         "",
         "**Ranking at each budget** (`>`: the gap exceeds the larger seed std; `≈`: within "
         "it, not separated; `>?`: one seed, no spread to judge by):",

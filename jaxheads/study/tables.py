@@ -12,7 +12,8 @@ and what is written between the markers depends on the file: a training run
 (`jaxheads.study.publish.publish_study`) its summary table; the roofline of
 ``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`); the
 pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipeline_table`).
-``results:KEY:seeds`` gives a study's per-seed table instead. `regenerate` rewrites
+``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:sweep`` a
+budget sweep's table (`jaxheads.study.sweep.sweep_table`). `regenerate` rewrites
 every marked table; ``jaxheads report`` runs it, and a test checks that it changes nothing.
 """
 
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
 from jaxheads.study.report import PER_SEED_COLUMNS, summary_table, table
+from jaxheads.study.sweep import sweep_table
 from jaxheads.train.metric_table import ACCURACY, METRIC
 
 RESULTS_DIR = os.path.join("docs", "results")
@@ -121,6 +123,10 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
             ),
             "seeds": lambda: _study_seeds(results),
         }
+        if "sweep" in results:
+            views["sweep"] = lambda: (
+                "\n".join(sweep_table(results["sweep"])) + "\n\n" + _study_note(results, source)
+            )
     elif "totals" in results and "devices" in results:
         views = {"table": lambda: roofline_table(results)}
     elif results.get("kind") == "pipeline_rates":
