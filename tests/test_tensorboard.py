@@ -91,8 +91,8 @@ def tensorboard_scalars(workdir) -> tuple[dict, dict]:
     """``({(tag, step): value}, {(tag, step): times written})`` of a run's event files.
 
     The values are those TensorBoard shows: files read in name order, a restart marker
-    (``SessionLog.START`` at step s) drops what came before at steps >= s, and a later
-    write of a step wins.
+    (``SessionLog.START`` at step s) drops what came before at steps >= s, as TensorBoard's
+    event accumulator and its data server do, and a later write of a step wins.
     """
     values, counts = {}, {}
     for path in event_files(str(workdir)):
@@ -177,22 +177,26 @@ def test_a_resume_holds_each_step_once_with_the_resumed_value(tmp_path):
 
 
 def test_a_removed_file_is_dropped_by_the_restart_marker(tmp_path):
-    """A TensorBoard that read the files of an earlier start keeps what it read; the new
-    file's restart marker at step 0 makes it drop all of it."""
+    """A TensorBoard that read the file of an earlier start keeps what it read; the new
+    file's restart marker at step 0 makes it drop all of it, steps past the checkpoint
+    the run resumed from (logged with other timings) included."""
     run = tmp_path / "run"
-    _run(run, steps=3)
+    _run(run)
     (first,) = event_files(str(run))
-    kept = tmp_path / "first"
-    shutil.copy(first, kept)
-    _run(run, steps=6)
+    seen = tmp_path / "seen" / "tensorboard"
+    seen.mkdir(parents=True)
+    shutil.copy(first, seen / "events.out.tfevents.0.first")
+    shutil.rmtree(run / "checkpoints" / "6")  # as a kill before the save leaves it
+    os.unlink(run / "checksums" / "6.json")
+    _run(run)
     (second,) = event_files(str(run))
-    seen = tmp_path / "seen"
-    (seen / "tensorboard").mkdir(parents=True)
-    shutil.copy(kept, seen / "tensorboard" / "events.out.tfevents.0.first")
-    shutil.copy(second, seen / "tensorboard" / os.path.basename(second))
-    values, counts = tensorboard_scalars(seen)
+    shutil.copy(second, seen / os.path.basename(second))
+    values, counts = tensorboard_scalars(tmp_path / "seen")
     assert values == metrics_scalars(run)
-    assert max(counts.values()) == 2  # steps 1..3 twice in the files, once as shown
+    stale = read_events(seen / "events.out.tfevents.0.first")
+    assert any(v.tag == "train/steps_per_s" and e.step == 4 for e in stale for v in e.summary.value)
+    assert ("train/steps_per_s", 4) not in values  # the resumed run's step 4 compiled
+    assert max(counts.values()) == 2
 
 
 def test_no_tensorboard_writes_no_event_file_and_the_same_record(tmp_path):

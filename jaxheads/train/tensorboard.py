@@ -13,8 +13,10 @@ a step a killed run logged past its last checkpoint is never shown beside the re
 value: the event files hold each step once, with the value ``metrics.jsonl`` holds. The new
 file starts with a restart marker at step 0, which makes a TensorBoard already reading the
 folder drop what it read from the removed files. An event lost in a kill is written again
-by the next start, so nothing is flushed for the sake of a checkpoint; each row is flushed
-as it is written, for a TensorBoard that is watching.
+by the next start, so nothing is flushed for the sake of a checkpoint: the file is flushed
+(and synced) at the first row written `FLUSH_SECONDS` or more after the last flush, and at
+the end, which keeps a watching TensorBoard close behind and costs a slow disk (a mounted
+Drive) little. Each row is one event, written in the loop's thread: no thread, no queue.
 
 Writing needs tensorboardX (``pip install 'jaxheads[tensorboard]'``). `EventLog.open`
 returns None when it is not installed: silently when the event files were left to
@@ -25,13 +27,17 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import sys
+import time
 from collections.abc import Iterable, Mapping
 
 # Where the event files go, inside the work directory.
 EVENTS_DIR = "tensorboard"
 # The names TensorBoard's event files have (tensorboardX and TensorFlow alike).
 EVENT_FILE_PREFIX = "events.out.tfevents."
+# The least time between two flushes of the event file (TensorBoard reloads every 5 s).
+FLUSH_SECONDS = 5.0
 MISSING = (
     "TensorBoard event files not written: tensorboardX is not installed "
     "(pip install 'jaxheads[tensorboard]'); metrics.jsonl holds every logged step"
@@ -77,8 +83,26 @@ def event_files(workdir: str) -> list[str]:
 class EventLog:
     """A run's TensorBoard event file, written row by row beside ``metrics.jsonl``."""
 
-    def __init__(self, writer):
-        self._writer = writer
+    def __init__(self, folder: str):
+        from tensorboardX import RecordWriter
+        from tensorboardX.proto import event_pb2, summary_pb2
+
+        self._pb = event_pb2
+        self._summary = summary_pb2.Summary
+        now = time.time()
+        # The name tensorboardX and TensorFlow give an event file: TensorBoard reads a
+        # folder's files in name order.
+        name = f"{EVENT_FILE_PREFIX}{int(now):010d}.{socket.gethostname()}"
+        self._writer = RecordWriter(os.path.join(folder, name))
+        self._event(file_version="brain.Event:2", wall_time=now)
+        # A restart marker before every step (step 0): a TensorBoard that read the files of
+        # an earlier start drops what it read from them.
+        self._event(step=0, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
+        self._flushed = -math.inf
+
+    def _event(self, **fields) -> None:
+        event = self._pb.Event(**{"wall_time": time.time(), **fields})
+        self._writer.write(event.SerializeToString())
 
     @classmethod
     def open(cls, workdir: str, rows: Iterable[Mapping], *, asked: bool) -> EventLog | None:
@@ -94,30 +118,38 @@ class EventLog:
           The open log, or None when tensorboardX is not installed.
         """
         try:
-            from tensorboardX import SummaryWriter
+            import tensorboardX  # noqa: F401
         except ImportError:
             if asked:
                 print(MISSING, file=sys.stderr, flush=True)
             return None
         for path in event_files(workdir):
             os.unlink(path)
-        # purge_step=0: a restart marker before every step, so a TensorBoard that read the
-        # removed files drops what it read from them. flush_secs: rows are flushed by `write`.
-        log = cls(SummaryWriter(os.path.join(workdir, EVENTS_DIR), purge_step=0, flush_secs=3600))
+        folder = os.path.join(workdir, EVENTS_DIR)
+        os.makedirs(folder, exist_ok=True)
+        log = cls(folder)
         for row in rows:
-            log.write(row, flush=False)
-        log._writer.flush()
+            log.write(row)
+        log.flush()
         return log
 
-    def write(self, row: Mapping, *, flush: bool = True) -> None:
-        """Writes one ``metrics.jsonl`` row's `scalars` at its step."""
-        for tag, value in scalars(row).items():
-            self._writer.add_scalar(tag, value, global_step=int(row["step"]))
-        if flush:
-            self._writer.flush()
+    def write(self, row: Mapping) -> None:
+        """Writes one ``metrics.jsonl`` row's `scalars` at its step, as one event."""
+        values = [
+            self._summary.Value(tag=tag, simple_value=value) for tag, value in scalars(row).items()
+        ]
+        if values:
+            self._event(step=int(row["step"]), summary=self._summary(value=values))
+        if time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._writer.flush()
+        self._flushed = time.monotonic()
 
     def close(self) -> None:
+        self.flush()
         self._writer.close()
 
 
-__all__ = ["EVENTS_DIR", "EventLog", "event_files", "scalars"]
+__all__ = ["EVENTS_DIR", "FLUSH_SECONDS", "EventLog", "event_files", "scalars"]
