@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
-from jaxheads.cli.train import add_optimizer_arguments, announce_init, run_fit, with_init_record
+from jaxheads.cli.train import (
+    add_optimizer_arguments,
+    add_tensorboard_argument,
+    announce_init,
+    run_fit,
+    with_init_record,
+)
 from jaxheads.train.loop import RunConfig
 from jaxheads.train.pretrain import BACKBONES, PretrainExperiment
 
@@ -85,6 +91,7 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
         help="steps between metric rows",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_tensorboard_argument(p)
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
@@ -117,6 +124,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
             log_every=args.log_every,
             eval_every=args.steps,
             progress=not args.no_progress,
+            tensorboard=args.tensorboard,
             extra=extra,
         )
         return task, with_init_record(run, record)

@@ -124,6 +124,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="0: evaluate at the end only",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_tensorboard_argument(p)
     p.add_argument(
         "--init",
         default=None,
@@ -172,6 +173,18 @@ def add_devices_argument(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="use N devices (on CPU, N host devices are forced); default: every device jax sees",
+    )
+
+
+def add_tensorboard_argument(p: argparse.ArgumentParser) -> None:
+    """``--tensorboard`` / ``--no-tensorboard`` (also of ``jaxheads pretrain``)."""
+    p.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=field_default(RunConfig, "tensorboard"),
+        help="write metrics.jsonl's rows as TensorBoard event files in WORKDIR/tensorboard/ "
+        "(needs tensorboardX: pip install 'jaxheads[tensorboard]'); default: when "
+        "tensorboardX is installed",
     )
 
 
@@ -283,6 +296,7 @@ def _train_records(args: argparse.Namespace) -> tuple[DetectionExperiment, RunCo
         log_every=args.log_every,
         eval_every=args.eval_every or args.steps,
         progress=not args.no_progress,
+        tensorboard=args.tensorboard,
         freeze=args.freeze,
         freeze_bn_stats=not args.train_frozen_bn,
         extra=dataclasses.asdict(experiment),

@@ -103,7 +103,11 @@ def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dic
         init = {"stage": stage.init_from, "sha256": source["record"]["sha256"]}
     model, task, run = _stage_run(stage, rundir, init, progress)
     fingerprint = describe(
-        {k: v for k, v in dataclasses.asdict(run).items() if k not in ("workdir", "progress")}
+        {
+            k: v
+            for k, v in dataclasses.asdict(run).items()
+            if k not in ("workdir", "progress", "tensorboard")
+        }
     )
     found = stored(rundir)
     done = found is not None and found.get("fingerprint") == fingerprint

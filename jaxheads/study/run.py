@@ -335,9 +335,12 @@ def run_row(
         "example_images": budget.example_images,
         "eval_image_size": plan.eval_image_size,
     }
-    # What makes a stored result stale: the training run (its directory aside) and the evaluation.
+    # What makes a stored result stale: the training run (where it is and how it is shown
+    # aside) and the evaluation.
     trained_with = {
-        k: v for k, v in dataclasses.asdict(run).items() if k not in ("workdir", "progress")
+        k: v
+        for k, v in dataclasses.asdict(run).items()
+        if k not in ("workdir", "progress", "tensorboard")
     }
     fingerprint = describe({"train": trained_with, "evaluate": evaluation})
     path = os.path.join(rundir, "result.json")

@@ -6,6 +6,7 @@ A run lives in a work directory::
     WORKDIR/metrics.jsonl    one JSON object per logged step ({"step", "loss", ...})
     WORKDIR/checkpoints/N/   orbax checkpoints (written to a temporary name, then renamed)
     WORKDIR/checksums/N.json the SHA-256 of checkpoint N's arrays (written before it)
+    WORKDIR/tensorboard/     metrics.jsonl as TensorBoard event files (`jaxheads.train.tensorboard`)
     WORKDIR/.lock            held while a run trains (see `jaxheads.train.workdir`)
 
 Every setting is checked before anything is written. Running the same command
@@ -26,7 +27,7 @@ first step. The first row after each start (a new run or a resume) also holds
 ``compile_s``, that first step's time less a typical step's — compilation,
 mostly, which the persistent cache (`jaxheads.train.compilation_cache`) turns
 into a load — and ``device``, the kind of device it ran on; the progress bar
-shows both figures.
+shows the loss, images/s and the compile time.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from jaxheads._checks import fail
 from jaxheads.train.checkpoints import CheckpointStore
 from jaxheads.train.optim import make_optimizer, schedule
 from jaxheads.train.step import FINITE, LossFn, init_train_state, make_runner
+from jaxheads.train.tensorboard import EventLog
 from jaxheads.train.workdir import (
     WorkdirLock,
     atomic_write,
@@ -124,9 +126,20 @@ class RunConfig:
     freeze_bn_stats: bool = True
     # presentation only: may change between a run and its resumption
     progress: bool = True
+    # TensorBoard event files of metrics.jsonl in WORKDIR/tensorboard/
+    # (`jaxheads.train.tensorboard`): None writes them when tensorboardX is installed, True
+    # asks for them (one line on stderr if it is not), False writes none.
+    tensorboard: bool | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
-    PRESENTATION = ("progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
+    PRESENTATION = (
+        "progress",
+        "tensorboard",
+        "log_every",
+        "eval_every",
+        "checkpoint_every",
+        "max_to_keep",
+    )
 
     def __post_init__(self):
         validate_config(self, workdir=False)
@@ -256,17 +269,37 @@ def frozen_loss(loss_fn, params, state, freeze: int):
     return wrapped
 
 
-def _finished_run(task: Task, cfg: RunConfig, log: MetricsLog, step: int, host) -> tuple:
+def _finished_run(
+    task: Task, cfg: RunConfig, rows: list[dict], record: Callable[[dict], None], step: int, host
+) -> tuple:
     """The final loss and evaluation of a run that has nothing left to train."""
-    rows = log.read()
     losses = [r["loss"] for r in rows if r.get("step") == step and "loss" in r]
     evals = [r["eval"] for r in rows if r.get("step") == step and "eval" in r]
     loss = float(losses[-1]) if losses else math.nan
     result = evals[-1] if evals else None
     if result is None and task.evaluate and cfg.eval_every:
         result = task.evaluate(host.params, host.state)
-        log.append({"step": step, "eval": result})
+        record({"step": step, "eval": result})
     return loss, result
+
+
+class _Record:
+    """Writes a metrics row to ``metrics.jsonl`` and, when open, to the TensorBoard events."""
+
+    def __init__(self, cfg: RunConfig, log: MetricsLog):
+        self.log = log
+        self.events = None
+        if log.writes and cfg.tensorboard is not False:
+            self.events = EventLog.open(cfg.workdir, log.read(), asked=cfg.tensorboard is True)
+
+    def __call__(self, row: dict) -> None:
+        self.log.append(row)
+        if self.events is not None:
+            self.events.write(row)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
 
 class _Compiled:
@@ -344,8 +377,14 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
             f"checkpoint {start} (written by a longer run; use a new --workdir)",
         )
     if start >= cfg.steps:
-        loss, result = _finished_run(task, cfg, log, start, ts)
-        store.close()
+        record = None
+        try:
+            record = _Record(cfg, log)
+            loss, result = _finished_run(task, cfg, log.read(), record, start, ts)
+        finally:
+            store.close()
+            if record is not None:
+                record.close()
         return {
             "status": "completed",
             "step": start,
@@ -407,7 +446,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 if rate:
                     row["steps_per_s"] = rate
                     row["images_per_s"] = rate * task.examples_per_batch
-                log.append(row | compiled.record())
+                record(row | compiled.record())
         pending.clear()
         shown = {"loss": f"{last_loss:.4g}"}
         if rate:
@@ -417,6 +456,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
         bar.set_postfix(shown)
         t0, steps_timed = time.perf_counter(), 0
 
+    record = _Record(cfg, log)
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, cfg.steps + 1):
@@ -444,7 +484,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 if task.evaluate and cfg.eval_every and (step % cfg.eval_every == 0 or last):
                     host = runner.host_state(device_ts)
                     eval_result = task.evaluate(host.params, host.state)
-                    log.append({"step": step, "eval": eval_result})
+                    record({"step": step, "eval": eval_result})
                 if stopping and not last:
                     status = "interrupted"
                     break
@@ -460,6 +500,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     finally:
         bar.close()
         store.close()
+        record.close()
         close = getattr(batches, "close", None)
         if close:
             close()

@@ -27,7 +27,15 @@ from jaxheads._checks import fail
 
 # Settings that may differ between a run and its resumption (they decide nothing that is
 # computed). ``workdir`` is where the run is, not what it is.
-NOT_IDENTITY = ("workdir", "progress", "log_every", "eval_every", "checkpoint_every", "max_to_keep")
+NOT_IDENTITY = (
+    "workdir",
+    "progress",
+    "tensorboard",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "max_to_keep",
+)
 # Policies whose rate at a step does not depend on the run's length.
 EXTENDABLE_POLICIES = ("constant", "steps")
 # Without 64-bit mode JAX keeps a seed's low 32 bits (2**32 gives seed 0's key), and the
@@ -77,6 +85,8 @@ def validate_config(cfg, *, workdir: bool = True) -> None:
     for name in ("checkpoint_every", "max_to_keep", "log_every"):
         need_int(name, 1)
     need_int("eval_every", 0)
+    if cfg.tensorboard is not None and not isinstance(cfg.tensorboard, bool):
+        fail("train", "tensorboard to be True, False or None", repr(cfg.tensorboard))
     need_int("freeze", 0)
     need_int("burn_in", 0)
     need_real("learning_rate", 0)
