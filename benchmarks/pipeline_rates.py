@@ -28,13 +28,13 @@ import os
 import tempfile
 import time
 
+from jaxheads import zoo
 from jaxheads.bench import draw_batches, interleaved, machine, pipeline_images_per_s
 from jaxheads.bench.pipeline_table import H200_IMAGES_PER_S, pipeline_rates_table
 from jaxheads.bench.timing import load_average
 
 COMMAND = "python -m benchmarks.pipeline_rates"
 DEFAULT_JSON = os.path.join("docs", "results", "bench", "pipeline_rates.json")
-DATASETS = ("shapes", "digits", "voc", "coco")
 VOC_SOURCE = (375, 500)  # (height, width) of the JPEGs on disk
 
 
@@ -117,7 +117,8 @@ def main(argv=None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 416, 448])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    names = zoo.dataset_names()
+    parser.add_argument("--datasets", nargs="+", default=names, choices=names)
     parser.add_argument("--batch", type=int, default=64, help="images per batch")
     parser.add_argument("--batches", type=int, default=3, help="timed batches per cell")
     parser.add_argument("--json", default=DEFAULT_JSON, help="write the result here")

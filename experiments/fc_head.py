@@ -269,13 +269,13 @@ def gradients_table(workdir: str, seeds=(0, 1, 2)) -> str:
     from jaxheads.study.pretraining import stage_dir
     from jaxheads.study.run import build_model
     from jaxheads.train.detection import make_dataset
-    from jaxheads.train.warm_start import load_workdir, task_from_config, transfer
+    from jaxheads.train.warm_start import load_workdir, transfer
 
     budget = get_config().budget
     data = make_dataset("shapes", "train", image_size=budget.image_size, seed=budget.data_seed)
     batch = stack_examples([data.example(i) for i in range(32)])
     batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
-    weights = load_workdir(stage_dir(workdir, PRETRAIN.label), task_from_config)
+    weights = load_workdir(stage_dir(workdir, PRETRAIN.label))
     lines = ["| head | init | seed | " + " | ".join(TERMS) + " |", "|" + "---|" * (3 + len(TERMS))]
     for model in ("small-yolov1-fc", "small-yolov1-percell"):
         det, init = build_model(model, image_size=budget.image_size, num_classes=data.num_classes)

@@ -145,7 +145,7 @@ from jaxheads.decode import RegionCentre, decode_yolov2
 from jaxheads.heads import yolov2
 from jaxheads.losses import region_loss
 from jaxheads.models.detector import Detector, detector
-from jaxheads.models.small import BACKBONES, small_anchors
+from jaxheads.models.small import small_anchors, small_backbone, small_extraction_backbone
 from jaxheads.study import EvalRow, Pretraining, StudyConfig, TrainRow, box_sizes, with_profile
 
 # Hand-picked priors in fractions of the image side: three squares and two 2:1 / 1:2 boxes.
@@ -296,7 +296,11 @@ def small_yolov2(
       backbone_kind: ``"darknet"`` (`small_backbone`, the new network) or ``"extraction"``
         (`jaxheads.models.small_extraction_backbone`, YOLOv1's).
     """
-    backbone = BACKBONES[backbone_kind]()
+    if backbone_kind not in ("darknet", "extraction"):
+        raise ValueError(
+            f"small_yolov2: expected backbone_kind 'darknet' or 'extraction', got {backbone_kind!r}"
+        )
+    backbone = (small_extraction_backbone if backbone_kind == "extraction" else small_backbone)()
     train_size = image_size if train_data is None else train_data.image_size[0]
     grid = train_size // backbone.stride
     head = yolov2(

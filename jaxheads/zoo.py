@@ -1,15 +1,23 @@
-"""Every built-in detector, backbone and head by name: the one registry.
+"""Every built-in detector, backbone, head and data set by name: the one registry.
 
-``jaxheads summary NAME``, ``jaxheads train --model NAME``, the studies and
-`jaxheads.darknet.load` (for the darknet models, from `jaxheads.darknet.MODELS`)
-all resolve names here. An entry holds its description, its default image size
-and the kind of head it ends in; `build` gives ``(layer, input_shape)`` of any
-entry, `detector` a trainable ``(Detector, init)`` of a detector entry.
+``jaxheads summary NAME``, ``jaxheads train --model NAME --dataset NAME``,
+``jaxheads pretrain --backbone NAME``, the studies and `jaxheads.darknet.load` (for
+the darknet models, from `jaxheads.darknet.MODELS`) all resolve names here. An
+entry holds its description, its default image size and the kind of head it ends
+in; `build` gives ``(layer, input_shape)`` of any entry, `detector` a trainable
+``(Detector, init)`` of a detector entry, `pretrain_entry` the backbone
+entries that ``jaxheads pretrain`` trains. A `Dataset` entry makes a data set's splits
+(`dataset`, `dataset_names`).
 
 >>> entry("fast-yolo").image_size, entry("fast-yolo").head
 (448, 'yolov1')
->>> sorted(names("backbone"))
-['darknet19', 'darknet19_448', 'extraction', 'small-backbone', 'tiny']
+>>> sorted(names("backbone"))  # doctest: +NORMALIZE_WHITESPACE
+['darknet19', 'darknet19_448', 'extraction', 'small', 'small-extraction',
+ 'small-extraction-nobn', 'small-nobn', 'tiny']
+>>> list(pretrainable())
+['small', 'small-extraction', 'small-extraction-nobn', 'small-nobn']
+>>> dataset_names()
+['shapes', 'digits', 'voc', 'coco']
 
 Adding a model (see docs/architecture.md): write its builders (`Entry.build`,
 `Entry.detector`), or name its darknet cfg (`darknet_entry`), and `register` the
@@ -21,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import jax
 
@@ -51,6 +60,9 @@ class Entry:
       cfg: the darknet cfg it is built from (a packaged cfg's name or a path; see
         `darknet_entry`), None for a model built otherwise. ``--init`` reads darknet
         ``.weights`` files and ``jaxheads export`` writes them for such models only.
+      pretrain: a backbone's ``() -> jaxheads.models.Backbone``: what ``jaxheads
+        pretrain --backbone NAME`` puts a classifier on (`jaxheads.train.pretrain`);
+        None for an entry that is not pre-trained here.
     """
 
     name: str
@@ -61,6 +73,7 @@ class Entry:
     build: Callable[..., tuple[Layer, tuple]]
     detector: Callable[..., tuple] | None = None
     cfg: str | None = None
+    pretrain: Callable[[], Any] | None = None
 
 
 def register(registry: dict[str, Entry], entry: Entry) -> Entry:
@@ -73,6 +86,8 @@ def register(registry: dict[str, Entry], entry: Entry) -> Entry:
             "a detector builder for a detector entry (and only for one)",
             f"kind={entry.kind!r}, detector={entry.detector!r}",
         )
+    if entry.pretrain is not None and entry.kind != "backbone":
+        fail("zoo.register", "a pre-training recipe on a backbone entry only", repr(entry.kind))
     if entry.name in registry:
         fail("zoo.register", "a name not yet registered", repr(entry.name))
     registry[entry.name] = entry
@@ -131,11 +146,21 @@ def _small(head: str):
     return build, detector
 
 
-def _small_backbone(image_size=None, num_classes=None):
-    from jaxheads.models import small_backbone
+def _small_backbone(extraction: bool, batch_norm: bool) -> tuple[Callable, Callable]:
+    """``(build, pretrain)`` of a small backbone: Darknet-19-like (`small_backbone`) or
+    YOLOv1-like (`small_extraction_backbone`), with or without batch norm."""
 
-    size = 96 if image_size is None else image_size
-    return small_backbone().layer, (None, size, size, 3)
+    def pretrain():
+        from jaxheads.models import small_backbone, small_extraction_backbone
+
+        make = small_extraction_backbone if extraction else small_backbone
+        return make(batch_norm=batch_norm)
+
+    def build(image_size=None, num_classes=None):
+        size = 96 if image_size is None else image_size
+        return pretrain().layer, (None, size, size, 3)
+
+    return build, pretrain
 
 
 def darknet_entry(
@@ -213,17 +238,20 @@ def _builtin() -> dict[str, Entry]:
             _yolov2_head,
         ),
     )
-    register(
-        registry,
-        Entry(
-            "small-backbone",
-            "backbone",
-            "small CPU backbone: 96x96 -> 6x6x256 (+ 12x12x128 tap)",
-            96,
-            None,
-            _small_backbone,
-        ),
-    )
+    # The small detectors' backbones, each with its classification pre-training
+    # (`jaxheads pretrain --backbone NAME`); the small-* detectors use "small".
+    backbones = [
+        ("small", False, True, "small CPU backbone: 96x96 -> 6x6x256 (+ 12x12x128 tap)"),
+        ("small-nobn", False, False, "small CPU backbone without batch norm"),
+        ("small-extraction", True, True, "YOLOv1's extraction backbone in miniature"),
+        ("small-extraction-nobn", True, False, "small extraction backbone without batch norm"),
+    ]
+    for name, extraction, batch_norm, description in backbones:
+        build, pretrain = _small_backbone(extraction, batch_norm)
+        register(
+            registry,
+            Entry(name, "backbone", description, 96, None, build, pretrain=pretrain),
+        )
     small = [
         ("yolov1-fc", "small CPU backbone (96x96 -> 6x6x256) + YOLOv1 FC head, 3 classes"),
         ("yolov1-percell", "small CPU backbone + per-cell Dense YOLOv1 head"),
@@ -340,3 +368,176 @@ def detector(
     """
     found = entry(name, kind="detector", registry=registry, op=op)
     return found.detector(image_size=image_size, num_classes=num_classes)
+
+
+def pretrainable(registry: Mapping[str, Entry] | None = None) -> dict[str, str]:
+    """``{name: description}`` of the backbones with a pre-training recipe, sorted."""
+    registry = BUILTIN if registry is None else registry
+    return {n: e.description for n, e in sorted(registry.items()) if e.pretrain is not None}
+
+
+def pretrain_entry(
+    name: str, *, registry: Mapping[str, Entry] | None = None, op: str = "zoo.backbone"
+) -> Entry:
+    """The backbone entry ``name`` with its pre-training recipe (nothing is built): its
+    ``pretrain()`` is the `jaxheads.models.Backbone` ``jaxheads pretrain --backbone name``
+    trains.
+
+    Raises:
+      ValueError: a name with no pre-training recipe: those that have one listed, the
+        closest suggested.
+    """
+    registry = BUILTIN if registry is None else registry
+    known = pretrainable(registry)
+    if name not in known:
+        unknown_name(op, "a backbone", name, known)
+    return registry[name]
+
+
+# --- Data sets.
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One registered detection data set.
+
+    Attributes:
+      name: its name (``--dataset NAME``).
+      description: one line.
+      make: ``(split, *, image_size, num_examples, num_classes, seed, data_dir, annotations,
+        max_boxes) -> data set`` of ``split`` (``"train"`` or ``"val"``): a class with
+        ``__len__``, ``example(i)``, ``num_classes``, ``class_names`` and ``image_size``
+        (`jaxheads.data.Batches` batches it). None arguments mean its defaults.
+      class_names: ``(*, image_size, annotations) -> names``: what the classes of a run
+        trained on it are called.
+      embedded: made in memory, no files needed (what a study trains on).
+    """
+
+    name: str
+    description: str
+    make: Callable[..., Any]
+    class_names: Callable[..., tuple[str, ...]]
+    embedded: bool
+
+
+def _shapes(split, *, image_size, num_examples, num_classes, seed, max_boxes, **_):
+    from jaxheads.data import ShapesDataset
+
+    return ShapesDataset(
+        num_examples,
+        image_size=image_size,
+        max_boxes=max_boxes or 8,
+        num_classes=num_classes or 3,
+        seed=seed,
+        split=split,
+    )
+
+
+def _digits(split, *, image_size, num_examples, seed, max_boxes, **_):
+    from jaxheads.data import DigitsDataset
+
+    return DigitsDataset(
+        num_examples, image_size=image_size, max_boxes=max_boxes or 8, seed=seed, split=split
+    )
+
+
+def _voc(split, *, image_size, data_dir, max_boxes, **_):
+    from jaxheads.data import VOCDataset
+
+    if data_dir is None:
+        fail("make_dataset", "--data-dir pointing at a VOC directory for dataset 'voc'", None)
+    voc_split = "trainval" if split == "train" else "test"
+    return VOCDataset(data_dir, split=voc_split, image_size=image_size, max_boxes=max_boxes or 64)
+
+
+def _coco(split, *, image_size, data_dir, annotations, max_boxes, **_):
+    from jaxheads.data import COCODataset
+
+    if data_dir is None or annotations is None:
+        fail(
+            "make_dataset",
+            "--data-dir (images) and --annotations (json) for 'coco'",
+            f"data_dir={data_dir!r}, annotations={annotations!r}",
+        )
+    return COCODataset(annotations, data_dir, image_size=image_size, max_boxes=max_boxes or 100)
+
+
+def _embedded_names(make):
+    def class_names(*, image_size, annotations=None):
+        none = dict.fromkeys(("num_classes", "max_boxes"))
+        return tuple(make("val", image_size=image_size, num_examples=1, seed=0, **none).class_names)
+
+    return class_names
+
+
+def _voc_names(*, image_size, annotations=None):
+    from jaxheads.data.voc import VOC_CLASSES
+
+    return VOC_CLASSES
+
+
+def _coco_names(*, image_size, annotations=None):
+    """The annotation file's categories in id order; COCO's 80 when it cannot be read."""
+    import json
+
+    from jaxheads.data.coco import COCO_CLASSES
+
+    try:
+        with open(annotations) as f:
+            categories = json.load(f)["categories"]
+        by_id = {int(c["id"]): str(c["name"]) for c in categories}
+        return tuple(by_id[k] for k in sorted(by_id))
+    except (OSError, TypeError, KeyError, ValueError):  # json.JSONDecodeError is a ValueError
+        return COCO_CLASSES
+
+
+def _builtin_datasets() -> dict[str, Dataset]:
+    rows = [
+        ("shapes", "embedded: circles, squares, triangles (3 classes)", _shapes, None, True),
+        ("digits", "embedded: handwritten digits (10 classes)", _digits, None, True),
+        ("voc", "PASCAL VOC on disk (--data-dir)", _voc, _voc_names, False),
+        (
+            "coco",
+            "COCO-format json (--annotations) and images (--data-dir)",
+            _coco,
+            _coco_names,
+            False,
+        ),
+    ]
+    return {
+        name: Dataset(name, description, make, names or _embedded_names(make), embedded)
+        for name, description, make, names, embedded in rows
+    }
+
+
+#: The built-in data sets, read-only, in the order ``--help`` lists them.
+BUILTIN_DATASETS = MappingProxyType(_builtin_datasets())
+
+
+def dataset_names(
+    *, embedded: bool | None = None, registry: Mapping[str, Dataset] | None = None
+) -> list[str]:
+    """The data sets' names (only the ``embedded`` ones, or only those on disk, when
+    given), in the order registered."""
+    registry = BUILTIN_DATASETS if registry is None else registry
+    return [n for n, d in registry.items() if embedded in (None, d.embedded)]
+
+
+def dataset(
+    name: str,
+    *,
+    embedded: bool | None = None,
+    registry: Mapping[str, Dataset] | None = None,
+    op: str = "zoo.dataset",
+) -> Dataset:
+    """The data set called ``name`` (an ``embedded`` one, or one on disk, when given).
+
+    Raises:
+      ValueError: an unknown name: the known ones listed, the closest suggested.
+    """
+    registry = BUILTIN_DATASETS if registry is None else registry
+    known = dataset_names(embedded=embedded, registry=registry)
+    if name not in known:
+        what = {None: "a dataset", True: "an embedded dataset", False: "a dataset on disk"}
+        unknown_name(op, what[embedded], name, known)
+    return registry[name]

@@ -97,7 +97,8 @@ def test_unwritable_workdir_and_missing_run(tmp_path, capsys):
     assert main(["train", "--workdir", str(blocker / "run"), *SMALL]) == 2
     assert "expected a writable workdir" in capsys.readouterr().err
     assert main(["evaluate", "--workdir", str(tmp_path / "nothing")]) == 2
-    assert "expected a run's config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "expected a jaxheads work directory with a readable" in err and "nothing" in err
 
 
 def _train_argv(workdir, *extra):

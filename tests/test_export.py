@@ -12,8 +12,7 @@ from tiny_darknet import DETECTION_CFG, REGION_CFG
 from jaxheads import darknet, zoo
 from jaxheads.cli import main
 from jaxheads.train.freeze import layer_paths
-from jaxheads.train.loop import restore_params
-from jaxheads.train.warm_start import experiment_from_config
+from jaxheads.train.restore import restore_checkpoint
 
 
 def small_run(steps: int) -> list[str]:
@@ -57,10 +56,7 @@ def tiny_models(tmp_path, monkeypatch):
 
 def _checkpoint(workdir):
     """The run's detector and its newest checkpoint, rebuilt as ``--init WORKDIR`` does."""
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = json.load(f)
-    detector, task, cfg = experiment_from_config(config)
-    return detector, *restore_params(workdir, task, cfg)
+    return restore_checkpoint(workdir)[1:]
 
 
 def _read(path, mode="r"):
@@ -152,7 +148,8 @@ def test_a_weights_file_exports_to_the_same_bytes(tiny_models, tmp_path):
 def test_models_without_a_darknet_cfg_are_refused_before_writing(tmp_path, capsys):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    config = {"workdir": str(workdir), "extra": {"model": "small-yolov2", "image_size": 96}}
+    extra = {"model": "small-yolov2", "dataset": "shapes", "image_size": 96}
+    config = {"workdir": str(workdir), "extra": extra}
     (workdir / "config.json").write_text(json.dumps(config))
     out = tmp_path / "out.weights"
     assert main(["export", str(workdir), str(out)]) == 2
@@ -160,9 +157,9 @@ def test_models_without_a_darknet_cfg_are_refused_before_writing(tmp_path, capsy
     assert "model 'small-yolov2', which has no darknet cfg" in err
     assert "'yolov2-tiny-voc'" in err and "fast-yolo" in err
     assert not out.exists() and not (tmp_path / "out.cfg").exists()
-    config["extra"] = {"kind": "pretrain", "backbone": "small-backbone"}
+    config["extra"] = {"kind": "pretrain", "backbone": "small", "image_size": 64}
     (workdir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="model 'small-backbone'"):
+    with pytest.raises(ValueError, match="model 'small'"):
         from jaxheads.train.export import export_workdir
 
         export_workdir(workdir, out)

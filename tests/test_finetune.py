@@ -4,7 +4,6 @@ Its own file so that pytest-xdist (``--dist loadfile``) runs it beside the other
 pre-training tests, not after them.
 """
 
-import json
 import os
 
 import jax
@@ -20,8 +19,7 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
     """``jaxheads train --init --freeze``: frozen layers bitwise the source's, resumable."""
     from jaxheads.cli import main
     from jaxheads.train.freeze import layer_paths
-    from jaxheads.train.loop import restore_params
-    from jaxheads.train.warm_start import task_from_config
+    from jaxheads.train.restore import build_run, restore_checkpoint, restore_run
 
     pre = str(tmp_path / "pre")
     assert (
@@ -37,9 +35,7 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
         )
         == 0
     )
-    with open(os.path.join(pre, "config.json")) as f:
-        task, cfg = task_from_config(json.load(f))
-    src_params, src_state, _ = restore_params(pre, task, cfg)
+    _, _, src_params, src_state, _ = restore_checkpoint(pre)
     src, src_bn = warm_start.flatten(src_params), warm_start.flatten(src_state)
 
     def train(workdir, steps, *extra):
@@ -79,15 +75,12 @@ def test_train_init_freeze_and_resume(tmp_path, capsys):
     assert train(parts, 2) == 0 and train(parts, 4) == 0  # stopped at 2, extended to 4
     results = {}
     for w in (whole, parts):
-        with open(os.path.join(w, "config.json")) as f:
-            config = json.load(f)
-        assert config["freeze"] == 6 and len(config["extra"]["init"]["sha256"]) == 64
-        t, c = task_from_config(config)
-        params, state, step = restore_params(w, t, c)
+        restored, _, params, state, step = restore_checkpoint(w)
+        assert restored.run.freeze == 6 and len(restored.run.extra["init"]["sha256"]) == 64
         assert step == 4
         results[w] = (warm_start.flatten(params), warm_start.flatten(state))
     params, state = results[whole]
-    frozen = layer_paths(task_from_config(config)[0].init(jax.random.key(0))[0])[:6]
+    frozen = layer_paths(build_run(restore_run(whole))[1].init(jax.random.key(0))[0])[:6]
     assert all(p.startswith("backbone/") for p in frozen)
     for path, value in params.items():
         if path.rsplit("/", 1)[0] in frozen:

@@ -158,8 +158,8 @@ def test_checksum_sees_every_bit():
 def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
     """docs/pretraining.md's three commands, tiny: each stage starts from the last's weights."""
     from jaxheads.cli import main
-    from jaxheads.train.loop import restore_params
-    from jaxheads.train.warm_start import task_from_config, with_init
+    from jaxheads.train.restore import restore_checkpoint
+    from jaxheads.train.warm_start import with_init
 
     common = tiny_pretrain.ARGS
     low, high = str(tmp_path / "pre32"), str(tmp_path / "pre48")
@@ -171,8 +171,7 @@ def test_pretrain_then_hires_then_detector_start_from_it(tmp_path, capsys):
     assert config["extra"]["init"]["path"].startswith(os.path.abspath(low))
     assert len(config["extra"]["init"]["sha256"]) == 64
     # A detector's init from the high-resolution classifier: its backbone, bitwise.
-    task, cfg = task_from_config(config)
-    pre_params, pre_state, _ = restore_params(high, task, cfg)
+    _, _, pre_params, pre_state, _ = restore_checkpoint(high)
     from jaxheads.train.detection import build_detector, detection_task, make_dataset
 
     train = make_dataset("shapes", "train", image_size=64, num_examples=8)

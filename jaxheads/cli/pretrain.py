@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
 from jaxheads.cli.train import (
     add_optimizer_arguments,
@@ -17,7 +18,7 @@ from jaxheads.cli.train import (
     with_init_record,
 )
 from jaxheads.train.loop import RunConfig
-from jaxheads.train.pretrain import BACKBONES, PretrainExperiment
+from jaxheads.train.pretrain import PretrainExperiment
 
 
 def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,8 +28,9 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone",
         default=field_default(PretrainExperiment, "backbone"),
-        choices=list(BACKBONES),
-        help="the backbone to pre-train (the small-* detectors use 'small')",
+        help="the backbone to pre-train: "
+        + " | ".join(zoo.pretrainable())
+        + " (the small-* detectors use 'small')",
     )
     p.add_argument(
         "--image-size",
@@ -99,7 +101,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     from jaxheads.train.warm_start import with_init
 
     def make():
-        extra = PretrainExperiment(
+        experiment = PretrainExperiment(
             backbone=args.backbone,
             image_size=args.image_size,
             batch_size=args.batch_size,
@@ -107,8 +109,8 @@ def pretrain_command(args: argparse.Namespace) -> int:
             val_examples=args.val_examples,
             no_augment=args.no_augment,
             bf16=args.bf16,
-        ).extra()
-        _, task = build_task(extra, args.seed)
+        )
+        _, task = build_task(experiment, args.seed)
         task, record = with_init(task, args.init)
         announce_init(record)
         run = RunConfig(
@@ -125,7 +127,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
             eval_every=args.steps,
             progress=not args.no_progress,
             tensorboard=args.tensorboard,
-            extra=extra,
+            extra=experiment.extra(),
         )
         return task, with_init_record(run, record)
 

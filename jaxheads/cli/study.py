@@ -8,6 +8,7 @@ import os
 import shlex
 import time
 
+from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.cli.train import add_devices_argument, exit_status
 from jaxheads.study.config import StudyConfig, override
@@ -37,7 +38,9 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         "--heads", default=None, help="comma-separated row labels to keep; default: every row"
     )
     p.add_argument(
-        "--dataset", choices=("shapes", "digits"), default=None, help="override the study's dataset"
+        "--dataset",
+        default=None,
+        help="override the study's dataset: " + " | ".join(zoo.dataset_names(embedded=True)),
     )
     p.add_argument("--steps", type=int, default=None, help="override the study's training steps")
     p.add_argument(

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
 from collections.abc import Callable
 
+from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
-from jaxheads.train.detection import DATASETS, DetectionExperiment
+from jaxheads.train.detection import DetectionExperiment
 from jaxheads.train.loop import RunConfig
 
 
@@ -32,7 +32,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         default=field_default(DetectionExperiment, "dataset"),
-        help=" | ".join(DATASETS),
+        help=" | ".join(zoo.dataset_names()) + "; an unknown name lists them all",
     )
     p.add_argument("--workdir", required=True, help="checkpoints, metrics and config go here")
     p.add_argument(
@@ -430,32 +430,15 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    path = os.path.join(args.workdir, "config.json")
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        print(f"jaxheads evaluate: expected a run's config at {path}, got {err}", file=sys.stderr)
-        return 2
-    experiment = DetectionExperiment.from_extra(saved["extra"])
-    if args.val_examples:
-        experiment = dataclasses.replace(experiment, val_examples=args.val_examples)
-    from jaxheads.train.detection import build_experiment, evaluate
-    from jaxheads.train.loop import restore_params
+    from jaxheads.train.restore import evaluate_run
 
     try:
-        detector, task, val = build_experiment(experiment, saved["seed"])
-        cfg = RunConfig(
-            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()}
-            | {"workdir": args.workdir}
-        )
-        params, state, step = restore_params(args.workdir, task, cfg)
-        result = evaluate(detector, params, state, val)
+        experiment, step, result = evaluate_run(args.workdir, val_examples=args.val_examples)
     except (ValueError, FileNotFoundError) as err:
         print(f"jaxheads evaluate: {err}", file=sys.stderr)
         return 2
     print(
-        f"{saved['extra']['model']} on {saved['extra']['dataset']} (val, "
+        f"{experiment.model} on {experiment.dataset} (val, "
         f"{result['images']} images), checkpoint step {step}"
     )
     print_eval(result)

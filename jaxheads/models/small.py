@@ -133,12 +133,6 @@ def small_extraction_backbone(
     return Backbone(layer, 16, width * 16, width * 8)
 
 
-BACKBONES: dict[str, Callable[..., Backbone]] = {
-    "darknet": small_backbone,
-    "extraction": small_extraction_backbone,
-}
-
-
 def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     """``yolov2-voc.cfg``'s anchors rescaled from its 13×13 grid to a ``side × side`` one."""
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
@@ -189,9 +183,12 @@ def small_detector(
     if head not in SMALL_HEADS:
         fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
     check_positive_int(op, "image_size", image_size)
-    if backbone not in BACKBONES:
-        fail(op, f"backbone in {sorted(BACKBONES)}", repr(backbone))
-    net = BACKBONES[backbone](width=width, batch_norm=batch_norm)
+    if backbone == "darknet":
+        net = small_backbone(width=width, batch_norm=batch_norm)
+    elif backbone == "extraction":
+        net = small_extraction_backbone(width=width, batch_norm=batch_norm)
+    else:
+        fail(op, "backbone 'darknet' or 'extraction'", repr(backbone))
     if image_size % net.stride:
         fail(op, f"image_size divisible by {net.stride}", image_size)
     side = image_size // net.stride

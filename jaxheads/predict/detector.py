@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 
@@ -258,28 +257,26 @@ class Detector:
         run's annotation file when it is readable, else ``names``).
 
         Raises:
-          ValueError: when the directory holds no run or no readable checkpoint.
+          ValueError: when the directory holds no detection run
+            (`jaxheads.train.restore.restore_run`) or no readable checkpoint.
         """
-        from jaxheads.train.detection import build_detector
-        from jaxheads.train.loop import RunConfig, Task, restore_params
+        from jaxheads import zoo
+        from jaxheads.train.detection import DetectionExperiment
+        from jaxheads.train.restore import restore_detector, restore_run
 
         op = "Detector.from_workdir"
-        workdir = os.fspath(workdir)
-        path = os.path.join(workdir, "config.json")
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-            extra = saved["extra"]
-            model, dataset, size = extra["model"], extra["dataset"], int(extra["image_size"])
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            fail(op, f"a jaxheads train run's config at {path}", f"{type(err).__name__}: {err}")
+        restored = restore_run(workdir, op=op, expect=DetectionExperiment)
+        experiment = restored.experiment
         if names is not None and not isinstance(names, tuple):
             names = read_names(names)
-        class_names = names or _dataset_names(dataset, extra, size)
-        detector, init = build_detector(model, image_size=size, num_classes=len(class_names))
-        cfg = RunConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()})
-        task = Task(init=init, loss_fn=None, batches=None, examples_per_batch=batch_size)
-        params, state, step = restore_params(workdir, task, cfg)
+        model, size = experiment.model, experiment.image_size
+        dataset = zoo.dataset(experiment.dataset, op=op)
+        class_names = names or dataset.class_names(
+            image_size=size, annotations=experiment.annotations
+        )
+        detector, params, state, step = restore_detector(
+            restored, num_classes=len(class_names), op=op
+        )
         layer, decode = detector.layer, detector.head.decode
 
         def predict(params, state, images):
@@ -297,7 +294,7 @@ class Detector:
             kind="scores",
             resize="stretch",
             batch_size=batch_size,
-            description=f"{model} on {dataset}, step {step} of {workdir}",
+            description=f"{model} on {dataset.name}, step {step} of {os.fspath(workdir)}",
         )
 
     # ------------------------------------------------------------------ running
@@ -465,27 +462,3 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
             chunk, ready = [], 0
     if chunk:
         yield chunk
-
-
-def _dataset_names(dataset: str, extra: dict, image_size: int) -> tuple[str, ...]:
-    """The class names a ``jaxheads train`` data set trained on."""
-    from jaxheads.predict.names import COCO_NAMES, VOC_NAMES
-
-    if dataset in ("shapes", "digits"):
-        from jaxheads.train.detection import make_dataset
-
-        return tuple(
-            make_dataset(dataset, "val", image_size=image_size, num_examples=1).class_names
-        )
-    if dataset == "voc":
-        return VOC_NAMES
-    if dataset == "coco":
-        path = extra.get("annotations")
-        try:
-            with open(path) as f:
-                categories = json.load(f)["categories"]
-            by_id = {int(c["id"]): str(c["name"]) for c in categories}
-            return tuple(by_id[k] for k in sorted(by_id))
-        except (OSError, TypeError, KeyError, ValueError, json.JSONDecodeError):
-            return COCO_NAMES
-    fail("Detector.from_workdir", "a run on shapes, digits, voc or coco", repr(dataset))

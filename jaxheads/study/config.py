@@ -40,7 +40,8 @@ class Budget:
       run: how to train (`jaxheads.train.RunConfig`; its ``workdir`` and ``seed`` are
         set per (row, seed); ``burn_in`` is capped at a tenth of ``steps`` unless the
         row sets it: `jaxheads.study.run.warm_up`).
-      dataset: ``"shapes"`` or ``"digits"`` (`jaxheads.train.detection.make_dataset`).
+      dataset: an embedded data set of `jaxheads.zoo` (``"shapes"``, ``"digits"``:
+        `jaxheads.zoo.dataset_names`).
       image_size: training image side (square images).
       batch_size: the global training batch.
       train_examples: training set size (None: the data set's default, 20,000).
@@ -61,6 +62,11 @@ class Budget:
     val_examples: int = 256
     eval_batch_size: int = 64
     example_images: int = 4
+
+    def __post_init__(self):
+        from jaxheads import zoo
+
+        zoo.dataset(self.dataset, embedded=True, op="Budget")
 
     def replace(self, **changes) -> Budget:
         """`dataclasses.replace` of the budget's fields and of ``run``'s, by name.
@@ -128,7 +134,8 @@ class Pretraining:
     Attributes:
       label: the stage's name: its directory ``WORKDIR/pretrain/<label>``, and what
         `TrainRow.init` and ``init_from`` name.
-      backbone: a `jaxheads.train.pretrain.BACKBONES` name, the backbone of the rows
+      backbone: a backbone of `jaxheads.zoo` with a pre-training recipe
+        (`jaxheads.zoo.pretrainable`), the backbone of the rows
         that start from it (``"small"``, ``"small-nobn"``, ``"small-extraction"``...).
       image_size: the classifier's image side (a multiple of 16).
       steps: training steps (Adam, cosine decay after ``burn_in`` warm-up steps).
@@ -236,7 +243,7 @@ class StudyConfig:
                 )
 
     def _check_pretraining(self, where: str) -> None:
-        from jaxheads.train.pretrain import BACKBONES
+        from jaxheads import zoo
 
         seen: list[str] = []
         for p in self.pretraining:
@@ -247,10 +254,7 @@ class StudyConfig:
                     f"{where}: expected unique stage labels usable as directory names, "
                     f"got {p.label!r}"
                 )
-            if p.backbone not in BACKBONES:
-                raise ValueError(
-                    f"stage {p.label!r}: expected backbone in {list(BACKBONES)}, got {p.backbone!r}"
-                )
+            zoo.pretrain_entry(p.backbone, op=f"stage {p.label!r}")
             if p.init_from is not None and p.init_from not in seen:
                 raise ValueError(
                     f"stage {p.label!r}: expected init_from to name an earlier stage among "

@@ -25,21 +25,19 @@ def stage_dir(workdir: str, label: str) -> str:
 def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: bool):
     """``(model, task, RunConfig)`` of ``stage``: the ``jaxheads pretrain`` run it is."""
     from jaxheads.train.loop import RunConfig
-    from jaxheads.train.pretrain import build_task
+    from jaxheads.train.pretrain import PretrainExperiment, build_task
 
-    extra: dict[str, Any] = {
-        "kind": "pretrain",
-        "backbone": stage.backbone,
-        "image_size": stage.image_size,
-        "batch_size": stage.batch_size,
-        "train_examples": stage.train_examples,
-        "val_examples": stage.val_examples,
-        "no_augment": False,
-        "bf16": False,
-    }
+    experiment = PretrainExperiment(
+        backbone=stage.backbone,
+        image_size=stage.image_size,
+        batch_size=stage.batch_size,
+        train_examples=stage.train_examples,
+        val_examples=stage.val_examples,
+    )
+    extra: dict[str, Any] = experiment.extra()
     if init is not None:
         extra["init"] = init
-    model, task = build_task(extra, stage.seed)
+    model, task = build_task(experiment, stage.seed)
     run = RunConfig(
         workdir=rundir,
         steps=stage.steps,

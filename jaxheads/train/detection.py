@@ -24,8 +24,6 @@ from jaxheads.metrics import evaluate_detections
 from jaxheads.models import Detector
 from jaxheads.train.loop import Task
 
-DATASETS = ("shapes", "digits", "voc", "coco")
-
 
 @dataclasses.dataclass(frozen=True)
 class DetectionExperiment:
@@ -33,7 +31,7 @@ class DetectionExperiment:
 
     Attributes:
       model: a trainable model (`model_names`): ``small-<head>`` or a darknet model.
-      dataset: one of `DATASETS`.
+      dataset: a data set of `jaxheads.zoo` (`jaxheads.zoo.dataset_names`).
       data_dir: the VOC root, or the COCO image directory.
       annotations: the COCO annotation json.
       batch_size: the global batch size.
@@ -128,42 +126,28 @@ def make_dataset(
     annotations: str | None = None,
     max_boxes: int | None = None,
 ):
-    """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk)."""
-    from jaxheads import data
+    """A data set of `jaxheads.zoo` by name: ``shapes`` and ``digits`` (embedded), ``voc``
+    and ``coco`` (on disk).
 
+    Raises:
+      ValueError: an unknown name (the known ones listed, the closest suggested), or a
+        data set on disk without its files.
+    """
+    from jaxheads import zoo
+
+    found = zoo.dataset(name, op="make_dataset")
     if num_examples is None:  # 0 is refused by the data set, not read as "the default"
         num_examples = 20_000 if split == "train" else 256
-    if name == "shapes":
-        return data.ShapesDataset(
-            num_examples,
-            image_size=image_size,
-            max_boxes=max_boxes or 8,
-            num_classes=num_classes or 3,
-            seed=seed,
-            split=split,
-        )
-    if name == "digits":
-        return data.DigitsDataset(
-            num_examples, image_size=image_size, max_boxes=max_boxes or 8, seed=seed, split=split
-        )
-    if name == "voc":
-        if data_dir is None:
-            fail("make_dataset", "--data-dir pointing at a VOC directory for dataset 'voc'", None)
-        voc_split = "trainval" if split == "train" else "test"
-        return data.VOCDataset(
-            data_dir, split=voc_split, image_size=image_size, max_boxes=max_boxes or 64
-        )
-    if name == "coco":
-        if data_dir is None or annotations is None:
-            fail(
-                "make_dataset",
-                "--data-dir (images) and --annotations (json) for 'coco'",
-                f"data_dir={data_dir!r}, annotations={annotations!r}",
-            )
-        return data.COCODataset(
-            annotations, data_dir, image_size=image_size, max_boxes=max_boxes or 100
-        )
-    fail("make_dataset", f"a dataset in {list(DATASETS)}", repr(name))
+    return found.make(
+        split,
+        image_size=image_size,
+        num_examples=num_examples,
+        num_classes=num_classes,
+        seed=seed,
+        data_dir=data_dir,
+        annotations=annotations,
+        max_boxes=max_boxes,
+    )
 
 
 def detection_loss(

@@ -50,13 +50,15 @@ def cfg_path_for(out: str | os.PathLike) -> str:
     return os.fspath(out).removesuffix(".weights") + ".cfg"
 
 
-def exportable_model(config: dict, *, where: str = "the work directory") -> str:
-    """The darknet model a run's ``config.json`` trained; a ValueError for any other."""
+def exportable_model(experiment, *, where: str = "the work directory") -> str:
+    """The darknet model a run trained (its `jaxheads.train.restore.restore_run`
+    experiment); a ValueError for any other."""
     from jaxheads import zoo
+    from jaxheads.train.pretrain import PretrainExperiment
 
-    extra = config["extra"]
     darknet = zoo.darknet_names()
-    name = extra.get("backbone") if extra.get("kind") == "pretrain" else extra.get("model")
+    pretrain = isinstance(experiment, PretrainExperiment)
+    name = experiment.backbone if pretrain else experiment.model
     if name not in darknet:
         fail(
             OP,
@@ -103,23 +105,24 @@ def export_workdir(
     from jaxheads.darknet.detector import model_params, resolve_cfg
     from jaxheads.layers.base import abstract_init
     from jaxheads.train.loop import restore_params
-    from jaxheads.train.warm_start import experiment_from_config, read_run_config
+    from jaxheads.train.restore import build_run, restore_run
 
     workdir, out = os.fspath(workdir), os.fspath(out)
-    config = read_run_config(workdir, op=OP)
-    name = exportable_model(config, where=workdir)
+    restored = restore_run(workdir, op=OP)
+    experiment = restored.experiment
+    name = exportable_model(experiment, where=workdir)
     cfg_out = cfg_path_for(out)
     _check_free([out, cfg_out], force)
     source = resolve_cfg(zoo.entry(name).cfg)
-    detector, task, run_config = experiment_from_config(config)
+    detector, task = build_run(restored)
     model = from_cfg(
-        source, image_size=config["extra"]["image_size"], num_classes=detector.head.num_classes
+        source, image_size=experiment.image_size, num_classes=detector.head.num_classes
     )
-    params, state, step = restore_params(workdir, task, run_config, op=OP)
+    params, state, step = restore_params(workdir, task, restored.run, op=OP)
     params, state = jax.device_get(model_params(model, params, state))
     _check_fits(model, params, state, abstract_init(model.layer, model.input_shape)[1:])
     text = with_options(read_cfg_text(source), model.sections)
-    seen = step * int(config["extra"]["batch_size"])
+    seen = step * int(experiment.batch_size)
     _write_pair(cfg_out, text, out, model.layers, params, state, seen)
     floats = weights_io.float_count(model.layers, params, state)
     return Exported(out, cfg_out, name, step, seen, floats)

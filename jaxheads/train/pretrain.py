@@ -19,34 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 
-# name -> (small_detector's ``backbone``, ``batch_norm``): the small detectors' backbones.
-BACKBONES = {
-    "small": ("darknet", True),
-    "small-nobn": ("darknet", False),
-    "small-extraction": ("extraction", True),
-    "small-extraction-nobn": ("extraction", False),
-}
-
-
-def backbone(name: str):
-    """A backbone by name: ``small`` (the small detectors', Darknet-19-like),
-    ``small-extraction`` (YOLOv1-like), each with ``-nobn`` for no batch norm."""
-    from jaxheads._checks import fail
-    from jaxheads.models.small import BACKBONES as BUILDERS
-
-    if name not in BACKBONES:
-        fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(name))
-    kind, batch_norm = BACKBONES[name]
-    return BUILDERS[kind](batch_norm=batch_norm)
-
 
 @dataclasses.dataclass(frozen=True)
 class PretrainExperiment:
     """What a pre-training run trains and on what data (``config.json``'s ``extra``).
 
     Attributes:
-      backbone: the backbone to pre-train (a `BACKBONES` name; the small-* detectors
-        use ``"small"``).
+      backbone: the backbone to pre-train: a backbone of `jaxheads.zoo` with a
+        pre-training recipe (`jaxheads.zoo.pretrainable`; the small-* detectors use
+        ``"small"``).
       image_size: the square image side.
       batch_size: the global batch size.
       train_examples: distinct training images.
@@ -65,33 +46,40 @@ class PretrainExperiment:
 
     def __post_init__(self):
         # Checked when the record is made: before a work directory is touched.
+        from jaxheads import zoo
         from jaxheads._checks import fail
 
-        if self.backbone not in BACKBONES:
-            fail("pretrain", f"a backbone in {list(BACKBONES)}", repr(self.backbone))
+        zoo.pretrain_entry(self.backbone, op="pretrain")
         for name in ("image_size", "batch_size", "train_examples", "val_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail("pretrain", f"{name} a positive integer", repr(value))
 
     def extra(self) -> dict:
-        """The record `build_task` reads and a work directory keeps."""
+        """The record a work directory keeps (``config.json``'s ``extra``)."""
         return {"kind": "pretrain", **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_extra(cls, extra: dict) -> PretrainExperiment:
+        """The experiment a work directory's ``extra`` records (its other keys ignored)."""
+        return cls(**{f.name: extra[f.name] for f in dataclasses.fields(cls) if f.name in extra})
 
-def build_task(extra: dict, seed: int):
-    """The classifier and its `Task` for a run's settings (``config.json``'s ``extra``)."""
+
+def build_task(experiment: PretrainExperiment, seed: int):
+    """``(classifier, task)`` of a pre-training run."""
     import jax
     import jax.numpy as jnp
 
+    from jaxheads import zoo
     from jaxheads.data.objects import ObjectsDataset, classification_augment
     from jaxheads.models.classifier import classifier
     from jaxheads.train.classification import classification_task
 
-    size = extra["image_size"]
-    train = ObjectsDataset(extra["train_examples"], image_size=size, seed=seed, split="train")
-    val = ObjectsDataset(extra["val_examples"], image_size=size, seed=seed, split="val")
-    model = classifier(backbone(extra["backbone"]), train.num_classes, image_size=size)
+    e, size = experiment, experiment.image_size
+    train = ObjectsDataset(e.train_examples, image_size=size, seed=seed, split="train")
+    val = ObjectsDataset(e.val_examples, image_size=size, seed=seed, split="val")
+    backbone = zoo.pretrain_entry(e.backbone, op="pretrain").pretrain()
+    model = classifier(backbone, train.num_classes, image_size=size)
 
     def init(key):
         _, params, state = model.layer.init(key, model.input_shape)
@@ -102,10 +90,10 @@ def build_task(extra: dict, seed: int):
         model,
         init,
         train,
-        batch_size=extra["batch_size"],
+        batch_size=e.batch_size,
         seed=seed,
-        augment=None if extra["no_augment"] else classification_augment,
+        augment=None if e.no_augment else classification_augment,
         val_data=val,
-        compute_dtype=jnp.bfloat16 if extra["bf16"] else jnp.float32,
+        compute_dtype=jnp.bfloat16 if e.bf16 else jnp.float32,
     )
     return model, task

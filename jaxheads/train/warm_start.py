@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -124,46 +122,6 @@ def _check_layers_whole(params, weights: Weights, what: str) -> None:
             )
 
 
-def experiment_from_config(config: dict):
-    """``(model, task, run_config)`` of the run that wrote ``config`` (a work directory's).
-
-    ``model`` is the `jaxheads.models.Detector` of a ``jaxheads train`` run, the
-    classifier of a ``jaxheads pretrain`` run.
-    """
-    from jaxheads.train.loop import RunConfig
-
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
-    cfg = RunConfig(**fields)
-    extra = config.get("extra", {})
-    if extra.get("kind") == "pretrain":
-        from jaxheads.train.pretrain import build_task
-
-        return (*build_task(extra, config["seed"]), cfg)
-    from jaxheads.train.detection import DetectionExperiment, build_experiment
-
-    detector, task, _ = build_experiment(DetectionExperiment.from_extra(extra), config["seed"])
-    return detector, task, cfg
-
-
-def task_from_config(config: dict):
-    """``(task, run_config)`` of the run that wrote ``config`` (a work directory's)."""
-    _, task, cfg = experiment_from_config(config)
-    return task, cfg
-
-
-def read_run_config(path: str, *, op: str = "--init") -> dict:
-    """``config.json`` of the work directory ``path``; ``op`` names the caller in errors."""
-    config_path = os.path.join(path, "config.json")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        fail(op, f"a jaxheads work directory with a readable {config_path}", str(err))
-    if not isinstance(config, dict) or not isinstance(config.get("extra"), dict):
-        fail(op, f"a jaxheads run's settings in {config_path}", type(config).__name__)
-    return config
-
-
 def load_darknet(
     path: str, model: str, *, image_size: int, num_classes: int, wrap: str | None = None
 ) -> Weights:
@@ -238,7 +196,7 @@ def with_init(
         fail("--init", "a work directory or a regular weights file", f"{path!r} (neither)")
     params, state = task.init(jax.random.key(0))
     if os.path.isdir(path):
-        weights = load_workdir(path, task_from_config)
+        weights = load_workdir(path)
     elif path.endswith(".weights"):
         wrap = None
         if (
@@ -269,18 +227,12 @@ def with_init(
     return dataclasses.replace(task, init=init), record
 
 
-def load_workdir(path: str, model_init: Callable[[dict], tuple]) -> Weights:
-    """The newest readable checkpoint of a jaxheads work directory.
+def load_workdir(path: str) -> Weights:
+    """The newest readable checkpoint of a jaxheads work directory, its run rebuilt from its
+    ``config.json`` for the template (`jaxheads.train.restore.restore_checkpoint`)."""
+    from jaxheads.train.restore import restore_checkpoint
 
-    Args:
-      path: the work directory (with ``config.json`` and ``checkpoints/``).
-      model_init: ``config -> (task, run_config)``, rebuilding the run that
-        wrote the directory from its ``config.json`` (for the template).
-    """
-    from jaxheads.train.loop import restore_params
-
-    task, cfg = model_init(read_run_config(path))
-    params, state, step = restore_params(path, task, cfg, op="--init")
+    _, _, params, state, step = restore_checkpoint(path, op="--init")
     params, state = jax.device_get((params, state))
     return Weights(
         params, state, f"{os.path.abspath(path)} (step {step})", checksum(params, state), step
