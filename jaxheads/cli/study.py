@@ -12,6 +12,7 @@ from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.cli.train import add_devices_argument, exit_status
 from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
+from jaxheads.train.detection import EMBEDDED
 
 
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,9 +37,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--heads", default=None, help="comma-separated row labels to keep; default: every row"
     )
-    p.add_argument(
-        "--dataset", choices=("shapes", "digits"), default=None, help="override the study's dataset"
-    )
+    p.add_argument("--dataset", choices=EMBEDDED, default=None, help="override the study's dataset")
     p.add_argument("--steps", type=int, default=None, help="override the study's training steps")
     p.add_argument(
         "--batch-size", type=int, default=None, help="override the study's global batch size"

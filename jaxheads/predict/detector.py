@@ -470,10 +470,9 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 def _dataset_names(dataset: str, extra: dict, image_size: int) -> tuple[str, ...]:
     """The class names a ``jaxheads train`` data set trained on."""
     from jaxheads.predict.names import COCO_NAMES, VOC_NAMES
+    from jaxheads.train.detection import EMBEDDED, make_dataset
 
-    if dataset in ("shapes", "digits"):
-        from jaxheads.train.detection import make_dataset
-
+    if dataset in EMBEDDED:
         return tuple(
             make_dataset(dataset, "val", image_size=image_size, num_examples=1).class_names
         )
@@ -488,4 +487,4 @@ def _dataset_names(dataset: str, extra: dict, image_size: int) -> tuple[str, ...
             return tuple(by_id[k] for k in sorted(by_id))
         except (OSError, TypeError, KeyError, ValueError, json.JSONDecodeError):
             return COCO_NAMES
-    fail("Detector.from_workdir", "a run on shapes, digits, voc or coco", repr(dataset))
+    fail("Detector.from_workdir", f"a run on one of {EMBEDDED + ('voc', 'coco')}", repr(dataset))

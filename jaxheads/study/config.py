@@ -40,7 +40,8 @@ class Budget:
       run: how to train (`jaxheads.train.RunConfig`; its ``workdir`` and ``seed`` are
         set per (row, seed); ``burn_in`` is capped at a tenth of ``steps`` unless the
         row sets it: `jaxheads.study.run.warm_up`).
-      dataset: ``"shapes"`` or ``"digits"`` (`jaxheads.train.detection.make_dataset`).
+      dataset: ``"shapes"`` or ``"digits"``, or ``"shapes-device"`` / ``"digits-device"``
+        drawn on the accelerator (`jaxheads.train.detection.make_dataset`).
       image_size: training image side (square images).
       batch_size: the global training batch.
       train_examples: training set size (None: the data set's default, 20,000).

@@ -24,7 +24,9 @@ from jaxheads.metrics import evaluate_detections
 from jaxheads.models import Detector
 from jaxheads.train.loop import Task
 
-DATASETS = ("shapes", "digits", "voc", "coco")
+DATASETS = ("shapes", "digits", "voc", "coco", "shapes-device", "digits-device")
+#: The data sets drawn by the package itself (no files): the host's and the device's.
+EMBEDDED = ("shapes", "digits", "shapes-device", "digits-device")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +35,9 @@ class DetectionExperiment:
 
     Attributes:
       model: a trainable model (`model_names`): ``small-<head>`` or a darknet model.
-      dataset: one of `DATASETS`.
+      dataset: one of `DATASETS`; ``shapes-device`` and ``digits-device`` draw the
+        scenes of ``shapes`` and ``digits`` on the accelerator
+        (`jaxheads.data.device_pipeline`).
       data_dir: the VOC root, or the COCO image directory.
       annotations: the COCO annotation json.
       batch_size: the global batch size.
@@ -128,11 +132,18 @@ def make_dataset(
     annotations: str | None = None,
     max_boxes: int | None = None,
 ):
-    """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk)."""
+    """A dataset by name: ``shapes`` and ``digits`` (embedded), ``voc`` and ``coco`` (on disk).
+
+    ``shapes-device`` and ``digits-device`` are the embedded scenes drawn on the
+    accelerator (`jaxheads.data.DeviceDataset`): training draws each batch there, so
+    the host only picks indices.
+    """
     from jaxheads import data
 
     if num_examples is None:  # 0 is refused by the data set, not read as "the default"
         num_examples = 20_000 if split == "train" else 256
+    if name in ("shapes-device", "digits-device"):
+        return _device_dataset(name, split, image_size, num_examples, num_classes, seed, max_boxes)
     if name == "shapes":
         return data.ShapesDataset(
             num_examples,
@@ -164,6 +175,24 @@ def make_dataset(
             annotations, data_dir, image_size=image_size, max_boxes=max_boxes or 100
         )
     fail("make_dataset", f"a dataset in {list(DATASETS)}", repr(name))
+
+
+def _device_dataset(name, split, image_size, num_examples, num_classes, seed, max_boxes):
+    from jaxheads.data import DeviceDataset, DigitsSpec, ShapesSpec
+
+    size = (int(image_size), int(image_size))
+    boxes = max_boxes or 8
+    if name == "shapes-device":
+        spec = ShapesSpec(
+            image_size=size,
+            max_boxes=boxes,
+            num_classes=num_classes or 3,
+            max_objects=min(boxes, 6),
+            split=split,
+        )
+    else:
+        spec = DigitsSpec(image_size=size, max_boxes=boxes, max_objects=min(boxes, 5), split=split)
+    return DeviceDataset(spec, num_examples, seed=seed)
 
 
 def detection_loss(
@@ -293,9 +322,6 @@ def detection_task(
     compute_dtype=jnp.float32,
 ) -> Task:
     """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``."""
-    from jaxheads.data import Batches
-    from jaxheads.data.augment import augment as augment_fn
-
     if detector.head.num_classes != train_data.num_classes:
         fail(
             "detection_task",
@@ -304,11 +330,10 @@ def detection_task(
         )
 
     def batches(start, process_index, process_count):
-        return Batches(
-            train_data,
+        return train_data.training_batches(
             batch_size,
             seed=seed,
-            augment=augment_fn if augment else None,
+            augment=augment,
             start_step=start,
             process_index=process_index,
             process_count=process_count,
