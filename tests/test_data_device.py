@@ -190,6 +190,10 @@ def test_bad_input_is_refused_at_trace_time():
         ValueError, match="DeviceBatches: expected a DeviceDataset, got ShapesDataset"
     ):
         DeviceBatches(ShapesDataset(8, image_size=SIZE), 4, seed=0)
+    with pytest.raises(
+        ValueError, match=r"DeviceDataset: expected seed an integer in \[0, 2\*\*32\)"
+    ):
+        DeviceDataset(spec, 8, seed=2**32)
     with pytest.raises(ValueError, match="DeviceDataset: expected split in"):
         DeviceDataset(ShapesSpec(split="test"), 8)
     with pytest.raises(ValueError, match="scale_translate_device: expected image"):

@@ -260,6 +260,12 @@ def draw_batch(
     return _batch(spec, seed, indices, epochs, augment_seed, augment)
 
 
+def _check_seed(op: str, name: str, seed) -> None:
+    # A seed becomes a uint32 array, the argument of the jitted draw.
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        fail(op, f"{name} an integer in [0, 2**32)", repr(seed))
+
+
 class DeviceDataset(DetectionDataset):
     """A procedural data set drawn on the device, with the interface of the host ones.
 
@@ -278,8 +284,7 @@ class DeviceDataset(DetectionDataset):
     def __init__(self, spec: Spec, num_examples: int, seed: int = 0):
         op = "DeviceDataset"
         check_positive_int(op, "num_examples", num_examples)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            fail(op, "seed to be a non-negative integer", repr(seed))
+        _check_seed(op, "seed", seed)
         if spec.split not in SPLITS:
             fail(op, f"split in {tuple(SPLITS)}", repr(spec.split))
         self.spec = spec
@@ -307,6 +312,7 @@ class DeviceDataset(DetectionDataset):
 
     def draw(self, indices, epochs, *, seed: int = 0, augment: DeviceAugment | None = None):
         """`draw_batch` of this data set: ``indices`` [B], ``epochs`` [B], the run's ``seed``."""
+        _check_seed("DeviceDataset.draw", "seed", seed)
         return draw_batch(
             self.spec,
             np.uint32(self.seed),
