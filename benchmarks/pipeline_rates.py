@@ -7,12 +7,21 @@ Each cell is `jaxheads.data.Batches` as training draws it (the data set of
 of ``--batches`` batches from a fresh pipeline, timed as ``jaxheads bench`` times it. The
 process's CPU seconds are recorded beside the wall time: equal, the cell used one core.
 
-Data sets: ``shapes`` and ``digits`` are drawn at the output size; ``voc`` is the set
+Data sets: ``shapes`` and ``digits`` are drawn at the output size, with numpy on the
+host; ``shapes-device`` and ``digits-device`` are the same kind of scene drawn and
+augmented by one jitted program a batch (`jaxheads.data.DeviceBatches`, the default
+`jaxheads.data.DeviceAugment`), here on the CPU backend, each batch waited for, after a
+first batch that compiles it; ``voc`` is the set
 ``jaxheads data voc-synthetic`` writes (`jaxheads.data.write_synthetic_voc`), here at
 500×375 (a typical VOC image), written to a temporary directory and decoded and resized
 to each size; ``coco`` is the same JPEGs under a COCO-format JSON made from the VOC
 annotations (`jaxheads.data.COCODataset` reads it), so its cell differs from ``voc``'s
 only by the annotation reader.
+
+With ``--step-fraction`` (on by default) it also times one training step of
+``small-yolov2`` at 96², batch 32, on a batch drawn beforehand, beside the time of drawing
+that batch (host: ``shapes``'s `Batches`; device: ``shapes-device``'s jitted draw): the
+``step_fraction`` section of the record.
 
 ``python -m benchmarks.pipeline_rates`` writes ``docs/results/bench/pipeline_rates.json``
 (the processor, the load average at start and end, the versions) and prints the table
@@ -29,7 +38,7 @@ import tempfile
 import time
 
 from jaxheads import zoo
-from jaxheads.bench import draw_batches, interleaved, machine, pipeline_images_per_s
+from jaxheads.bench import draw_batches, interleaved, machine, pipeline_images_per_s, timing
 from jaxheads.bench.pipeline_table import H200_IMAGES_PER_S, pipeline_rates_table
 from jaxheads.bench.timing import load_average
 
@@ -88,6 +97,24 @@ def dataset(name: str, size: int, paths: dict[str, str], examples: int):
     return make_dataset(name, "train", image_size=size, num_examples=examples)
 
 
+class Waited:
+    """An iterator of device batches that waits for each one (so timing holds its drawing)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __next__(self):
+        import jax
+
+        return jax.block_until_ready(next(self.batches))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.batches.close()
+
+
 def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> dict:
     """One cell: images/s of ``batches`` batches on this thread, after one to warm up."""
     from jaxheads.data import Batches
@@ -96,6 +123,8 @@ def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> d
     data = dataset(name, size, paths, examples=batch * (batches + 1))
 
     def make():
+        if zoo.dataset(name).on_device:
+            return Waited(data.training_batches(batch, seed=0, augment=True))
         return Batches(data, batch, seed=0, augment=augment, prefetch=0, num_workers=1)
 
     draw_batches(make, 1)()  # first use: imports, caches, the OS's file cache
@@ -107,6 +136,53 @@ def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> d
         "images_per_s": pipeline_images_per_s(times["pipeline"], batch, batches),
         "wall_s": times["pipeline"][0],
         "cpu_s": cpu["pipeline"][0],
+    }
+
+
+def step_fraction(*, model: str, size: int, batch: int, repeats: int) -> dict:
+    """A training step's time on a batch drawn beforehand, beside the time to draw a batch."""
+    import jax
+
+    from jaxheads.data import Batches
+    from jaxheads.data.augment import augment
+    from jaxheads.train.detection import build_detector, detection_task, make_dataset
+    from jaxheads.train.optim import make_optimizer
+    from jaxheads.train.step import init_train_state, make_runner
+
+    host = make_dataset("shapes", "train", image_size=size, num_examples=batch * 2)
+    device = make_dataset("shapes-device", "train", image_size=size, num_examples=batch * 2)
+    detector, init = build_detector(model, image_size=size, num_classes=host.num_classes)
+    task = detection_task(detector, init, device, batch_size=batch, seed=0)
+    optimizer = make_optimizer("adam", 1e-3)
+    runner = make_runner("jit", task.loss_fn, optimizer, devices=jax.devices()[:1])
+    state = [runner.place_state(init_train_state(*task.init(jax.random.key(0)), optimizer))]
+    drawn = task.batches(0, 0, 1)
+    placed = runner.place_batch(next(drawn))
+    key = jax.random.key(1)
+
+    def step():
+        state[0], metrics = runner.step(state[0], placed, key)
+        jax.block_until_ready(metrics)
+
+    def draw_device():
+        jax.block_until_ready(drawn.load(1))
+
+    def draw_host():
+        Batches(host, batch, seed=0, augment=augment, prefetch=0, num_workers=1).load(1)
+
+    for warm in (step, draw_device, draw_host):
+        warm()
+    times = timing.interleaved(
+        {"step": step, "device": draw_device, "host": draw_host}, repeats=repeats
+    )
+    ms = {name: timing.median(t) * 1e3 for name, t in times.items()}
+    return {
+        "model": model,
+        "image_size": size,
+        "batch": batch,
+        "repeats": repeats,
+        "step_ms": ms["step"],
+        "draw_ms": {"shapes-device": ms["device"], "shapes": ms["host"]},
     }
 
 
@@ -122,6 +198,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="images per batch")
     parser.add_argument("--batches", type=int, default=3, help="timed batches per cell")
     parser.add_argument("--json", default=DEFAULT_JSON, help="write the result here")
+    parser.add_argument(
+        "--step-fraction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time a training step beside the drawing of its batch",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     info = machine()
@@ -133,6 +215,10 @@ def main(argv=None) -> int:
                 row = measure(name, size, paths, batch=args.batch, batches=args.batches)
                 print(f"{name} {size}²: {row['images_per_s']:.1f} images/s", flush=True)
                 rows.append(row)
+    fraction = None
+    if args.step_fraction:
+        fraction = step_fraction(model="small-yolov2", size=96, batch=32, repeats=5)
+        print(f"step fraction: {fraction}", flush=True)
     info["load_average_end"] = load_average()
     result = {
         "kind": "pipeline_rates",
@@ -148,6 +234,7 @@ def main(argv=None) -> int:
         },
         "machine": info,
         "rows": rows,
+        **({"step_fraction": fraction} if fraction else {}),
         "seconds": time.perf_counter() - t0,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -411,6 +411,8 @@ class Dataset:
       class_names: ``(*, image_size, annotations) -> names``: what the classes of a run
         trained on it are called.
       embedded: made in memory, no files needed (what a study trains on).
+      on_device: drawn on the accelerator (`jaxheads.data.DeviceDataset`): training
+        draws each batch there and the host only picks indices.
     """
 
     name: str
@@ -418,6 +420,7 @@ class Dataset:
     make: Callable[..., Any]
     class_names: Callable[..., tuple[str, ...]]
     embedded: bool
+    on_device: bool = False
 
 
 def _shapes(split, *, image_size, num_examples, num_classes, seed, max_boxes, **_):
@@ -439,6 +442,38 @@ def _digits(split, *, image_size, num_examples, seed, max_boxes, **_):
     return DigitsDataset(
         num_examples, image_size=image_size, max_boxes=max_boxes or 8, seed=seed, split=split
     )
+
+
+def _device(spec_of):
+    """``make`` of a data set drawn on the device; ``spec_of(split, size, boxes,
+    num_classes)`` gives its scene settings."""
+
+    def make(split, *, image_size, num_examples, num_classes, seed, max_boxes, **_):
+        from jaxheads.data import DeviceDataset
+
+        size = (int(image_size), int(image_size))
+        spec = spec_of(split, size, max_boxes or 8, num_classes)
+        return DeviceDataset(spec, num_examples, seed=seed)
+
+    return make
+
+
+def _shapes_spec(split, size, boxes, num_classes):
+    from jaxheads.data import ShapesSpec
+
+    return ShapesSpec(
+        image_size=size,
+        max_boxes=boxes,
+        num_classes=num_classes or 3,
+        max_objects=min(boxes, 6),
+        split=split,
+    )
+
+
+def _digits_spec(split, size, boxes, num_classes):
+    from jaxheads.data import DigitsSpec
+
+    return DigitsSpec(image_size=size, max_boxes=boxes, max_objects=min(boxes, 5), split=split)
 
 
 def _voc(split, *, image_size, data_dir, max_boxes, **_):
@@ -497,6 +532,20 @@ def _builtin_datasets() -> dict[str, Dataset]:
         ("digits", "embedded: handwritten digits (10 classes)", _digits, None, True),
         ("voc", "PASCAL VOC on disk (--data-dir)", _voc, _voc_names, False),
         (
+            "shapes-device",
+            "the shapes scenes drawn on the accelerator",
+            _device(_shapes_spec),
+            None,
+            True,
+        ),
+        (
+            "digits-device",
+            "the digits scenes drawn on the accelerator",
+            _device(_digits_spec),
+            None,
+            True,
+        ),
+        (
             "coco",
             "COCO-format json (--annotations) and images (--data-dir)",
             _coco,
@@ -505,7 +554,14 @@ def _builtin_datasets() -> dict[str, Dataset]:
         ),
     ]
     return {
-        name: Dataset(name, description, make, names or _embedded_names(make), embedded)
+        name: Dataset(
+            name,
+            description,
+            make,
+            names or _embedded_names(make),
+            embedded,
+            on_device=name.endswith("-device"),
+        )
         for name, description, make, names, embedded in rows
     }
 

@@ -144,8 +144,14 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
     bench.mkdir(parents=True)
     rows = [
         {"dataset": d, "image_size": s, "images_per_s": r, "wall_s": 1.0, "cpu_s": 1.0}
-        for d, s, r in [("voc", 64, 400.0), ("voc", 416, 40.0), ("shapes", 64, 900.0)]
+        for d, s, r in [
+            ("voc", 64, 400.0),
+            ("voc", 416, 40.0),
+            ("shapes", 64, 900.0),
+            ("shapes-device", 416, 700.0),
+        ]
     ]
+    rows[-1]["cpu_s"] = 2.0
     record = {
         "kind": "pipeline_rates",
         "command": "python -m benchmarks.pipeline_rates",
@@ -166,6 +172,14 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
             "load_average_end": [3.0, 3.0, 3.0],
         },
         "rows": rows,
+        "step_fraction": {
+            "model": "small-yolov2",
+            "image_size": 96,
+            "batch": 32,
+            "repeats": 5,
+            "step_ms": 200.0,
+            "draw_ms": {"shapes-device": 50.0, "shapes": 400.0},
+        },
     }
     (bench / "p.json").write_text(json.dumps(record))
     doc = tmp_path / "docs" / "page.md"
@@ -175,4 +189,8 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
     assert "| voc | 400 | 40 | 71 |" in text  # ceil(2803 / 40)
     assert "| shapes | 900 |  |  |" in text
     assert "load averages 2.00 at the start and 3.00 at the end" in text
+    assert "| shapes-device |  | 700 | 5 |" in text
+    assert "`shapes-device`: the same kind of scenes" in text
+    assert "(CPU time ÷ wall time 2.00 in these cells)" in text
+    assert "`shapes-device` 50 ms (25% of the step), `shapes` 400 ms (200% of the step)" in text
     assert tables.regenerate(str(tmp_path), write=False) == []

@@ -50,4 +50,29 @@ def pipeline_rates_table(result: Mapping) -> str:
         f"other work, so these are lower bounds on a free core's rate. CPU time ÷ wall time "
         f"{cpu:.2f} over all cells (1.00: one core's worth). From `{result['command']}`.",
     ]
+    device = [n for n in names if n.endswith("-device")]
+    if device:
+        on = {r["dataset"] for r in rows if r["dataset"] in device}
+        ratio = sum(r["cpu_s"] for r in rows if r["dataset"] in on) / sum(
+            r["wall_s"] for r in rows if r["dataset"] in on
+        )
+        lines += [
+            "",
+            f"{' and '.join(f'`{n}`' for n in device)}: the same kind of scenes drawn and "
+            "augmented by one jitted program a batch (`jaxheads.data.DeviceBatches`), here on "
+            f"this CPU through XLA (CPU time ÷ wall time {ratio:.2f} in these cells), each "
+            "batch waited for; on an accelerator the host only picks the indices.",
+        ]
+    fraction = result.get("step_fraction")
+    if fraction:
+        step, draw = fraction["step_ms"], fraction["draw_ms"]
+        parts = ", ".join(
+            f"`{n}` {ms:,.0f} ms ({ms / step:.0%} of the step)" for n, ms in draw.items()
+        )
+        lines += [
+            "",
+            f"A training step of `{fraction['model']}` at {fraction['image_size']}², batch "
+            f"{fraction['batch']}, on a batch drawn beforehand: {step:,.0f} ms on the same "
+            f"CPU (median of {fraction['repeats']}); drawing one such batch: {parts}.",
+        ]
     return "\n".join(lines)

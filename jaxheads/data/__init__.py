@@ -15,6 +15,9 @@ and ``batches(batch_size, seed=...)``.
 * `jaxheads.data.augment` — geometry and colour that keep boxes right; the
   default training mix is the function ``augment.augment`` (the package
   attribute ``augment`` stays the module, never shadowed by the function).
+* `DeviceDataset`, `ShapesSpec`, `DigitsSpec`, `DeviceAugment` — the shapes and
+  digits drawn and augmented on the accelerator, a batch a jitted program
+  (`jaxheads.data.device_pipeline`).
 * `Batches`, `shard_batch`, `per_device` — a resumable, prefetching batch
   iterator and device placement (`jaxheads.data.pipeline`).
 """
@@ -30,6 +33,16 @@ from jaxheads.data.augment import (
     scale_translate,
 )
 from jaxheads.data.coco import COCODataset
+from jaxheads.data.device_augment import DeviceAugment
+from jaxheads.data.device_digits import DigitsSpec
+from jaxheads.data.device_pipeline import (
+    DeviceBatches,
+    DeviceDataset,
+    DeviceScene,
+    draw_batch,
+    draw_example,
+)
+from jaxheads.data.device_shapes import ShapesSpec
 from jaxheads.data.digits import DIGIT_NAMES, DigitsDataset
 from jaxheads.data.pipeline import (
     Batches,
@@ -50,11 +63,19 @@ __all__ = [
     "VOC_CLASSES",
     "Batches",
     "DetectionDataset",
+    "DeviceAugment",
+    "DeviceBatches",
+    "DeviceDataset",
+    "DeviceScene",
+    "DigitsSpec",
     "DigitsDataset",
     "ShapesDataset",
+    "ShapesSpec",
     "SyntheticVOC",
     "VOCDataset",
     "augment",
+    "draw_batch",
+    "draw_example",
     "flip_horizontal",
     "hsv_jitter",
     "pad_targets",

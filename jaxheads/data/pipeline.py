@@ -139,6 +139,15 @@ class DetectionDataset:
         """``Batches(self, batch_size, seed=seed, **kwargs)``: see `Batches`."""
         return Batches(self, batch_size, seed=seed, **kwargs)
 
+    def training_batches(self, batch_size: int, *, seed: int, augment: bool, **kwargs: Any):
+        """The batches training reads: `Batches` with `jaxheads.data.augment.augment` when
+        ``augment`` (a data set drawn elsewhere, e.g. on the device, overrides this)."""
+        from jaxheads.data.augment import augment as augment_fn
+
+        return Batches(
+            self, batch_size, seed=seed, augment=augment_fn if augment else None, **kwargs
+        )
+
     def _index(self, i: int) -> int:
         n = len(self)
         if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= i < n:

@@ -102,18 +102,14 @@ def multiscale_batches(
     The size of step ``k`` is a function of ``(seed, k // every)`` alone, so a resumed
     run sees the same batches.
     """
-    from jaxheads.data import Batches
-    from jaxheads.data.augment import augment as augment_fn
-
     sizes = sorted(datasets)
 
     def batches(start, process_index, process_count):
         sources = {
-            s: Batches(
-                ds,
+            s: ds.training_batches(
                 batch_size,
                 seed=seed,
-                augment=augment_fn if augment else None,
+                augment=augment,
                 process_index=process_index,
                 process_count=process_count,
             )

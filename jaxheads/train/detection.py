@@ -277,9 +277,6 @@ def detection_task(
     compute_dtype=jnp.float32,
 ) -> Task:
     """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``."""
-    from jaxheads.data import Batches
-    from jaxheads.data.augment import augment as augment_fn
-
     if detector.head.num_classes != train_data.num_classes:
         fail(
             "detection_task",
@@ -288,11 +285,10 @@ def detection_task(
         )
 
     def batches(start, process_index, process_count):
-        return Batches(
-            train_data,
+        return train_data.training_batches(
             batch_size,
             seed=seed,
-            augment=augment_fn if augment else None,
+            augment=augment,
             start_step=start,
             process_index=process_index,
             process_count=process_count,

@@ -1,0 +1,356 @@
+"""Procedural detection data drawn on the accelerator: the stream, the batch, the data set.
+
+The embedded data sets of `jaxheads.data.shapes` and `jaxheads.data.digits` are drawn
+with numpy on the host, a few dozen images a second a core. Their device counterparts
+(`jaxheads.data.device_shapes.ShapesSpec`, `jaxheads.data.device_digits.DigitsSpec`)
+rasterise the same kind of scene with `jax.numpy` over a coordinate grid, so a batch
+is one jitted program and the host builds nothing but ``B`` indices a step.
+
+The random stream is a pure function of its coordinates:
+
+* example ``i`` of a data set with seed ``s`` and split ``p`` (0 train, 1 val) is
+  drawn from ``fold_in(fold_in(key(s), p), i)`` (`example_key`);
+* its augmentation in epoch ``e`` of a run with seed ``r`` uses
+  ``fold_in(fold_in(fold_in(key(r), AUGMENT_STREAM), e), i)`` (`augment_key`).
+
+So any example is reproducible from its indices alone, whatever batch or batch
+position it is drawn in, and `DeviceBatches` (the order of `jaxheads.data.Batches`:
+a permutation per epoch, a pure function of ``(seed, epoch)``) resumed at step
+``k`` draws exactly the batches an uninterrupted run draws.
+
+A spec is a frozen, hashable record of a data set's settings with one method,
+``draw(key) -> DeviceScene``, for one example; `draw_example` and `draw_batch`
+are the jitted functions of it, and `DeviceDataset` wraps a spec as a
+`jaxheads.data.DetectionDataset`, so evaluation, studies and ``jaxheads train``
+use it by name (``shapes-device``, ``digits-device``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxheads._checks import check_positive_int, fail
+from jaxheads.data.device_augment import DeviceAugment
+from jaxheads.data.pipeline import Batches, DetectionDataset
+
+__all__ = [
+    "AUGMENT_STREAM",
+    "DeviceBatches",
+    "DeviceDataset",
+    "DeviceScene",
+    "augment_key",
+    "draw_batch",
+    "draw_example",
+    "example_key",
+    "tight_boxes",
+]
+
+SPLITS = {"train": 0, "val": 1}
+#: The stream the augmentation keys are folded from, apart from the examples' streams.
+AUGMENT_STREAM = 2
+
+
+class DeviceScene(NamedTuple):
+    """One procedurally drawn example, padded to ``M = max_boxes`` rows.
+
+    Attributes:
+      image: [H, W, 3] float32 in [0, 1].
+      boxes: [M, 4] float32 normalised xyxy, the tight boxes of the objects'
+        visible pixels (pixel (r, c) covers [c, c + 1) x [r, r + 1)); rows past
+        ``count`` are zero.
+      labels: [M] int32 classes; rows past ``count`` are zero.
+      count: [] int32, how many rows hold an object.
+      instances: [H, W] int32, the row of ``boxes`` each pixel shows; -1 elsewhere.
+      background: [H, W, 3] float32, the image the same key draws without objects.
+    """
+
+    image: jax.Array
+    boxes: jax.Array
+    labels: jax.Array
+    count: jax.Array
+    instances: jax.Array
+    background: jax.Array
+
+
+class Spec(Protocol):
+    """What `DeviceDataset` needs of a spec (a frozen, hashable dataclass)."""
+
+    image_size: tuple[int, int]
+    max_boxes: int
+    split: str
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    def draw(self, key: jax.Array) -> DeviceScene: ...
+
+
+def example_key(seed, split: str, index) -> jax.Array:
+    """The key of example ``index`` of split ``split`` of the data set with ``seed``."""
+    key = jax.random.fold_in(jax.random.key(seed), SPLITS[split])
+    return jax.random.fold_in(key, index)
+
+
+def augment_key(seed, epoch, index) -> jax.Array:
+    """The key that augments example ``index`` in ``epoch`` of a run with ``seed``."""
+    key = jax.random.fold_in(jax.random.key(seed), AUGMENT_STREAM)
+    return jax.random.fold_in(jax.random.fold_in(key, epoch), index)
+
+
+def tight_boxes(instances: jax.Array, present: jax.Array) -> jax.Array:
+    """[K, 4] normalised xyxy boxes of the pixels of each instance ``0..K-1``.
+
+    Args:
+      instances: [H, W] int, the instance of each pixel, -1 for none.
+      present: [K] bool; absent rows (and rows without a pixel) are zero.
+    """
+    h, w = instances.shape
+    k = present.shape[0]
+    mine = instances[None] == jnp.arange(k, dtype=instances.dtype)[:, None, None]  # [K, H, W]
+    rows, cols = jnp.any(mine, axis=2), jnp.any(mine, axis=1)
+    r0 = jnp.argmax(rows, axis=1)
+    r1 = h - jnp.argmax(rows[:, ::-1], axis=1)
+    c0 = jnp.argmax(cols, axis=1)
+    c1 = w - jnp.argmax(cols[:, ::-1], axis=1)
+    scale = jnp.array([[w, h, w, h]], jnp.float32)
+    boxes = jnp.stack([c0, r0, c1, r1], axis=1).astype(jnp.float32) / scale
+    keep = present & jnp.any(rows, axis=1)
+    return jnp.where(keep[:, None], boxes, 0.0)
+
+
+def pick_colour(candidates: jax.Array, base: jax.Array, distance: float) -> jax.Array:
+    """The first of ``candidates`` [K, 3] at least ``distance`` from ``base`` in a channel."""
+    ok = jnp.any(jnp.abs(candidates - base[None, :]) >= distance, axis=1)
+    fallback = jnp.where(base > 0.5, 0.0, 1.0)
+    return jnp.where(jnp.any(ok), candidates[jnp.argmax(ok)], fallback)
+
+
+def add_noise(key: jax.Array, image: jax.Array, noise: float) -> jax.Array:
+    """``image`` plus uniform per-pixel noise of a random amplitude up to ``noise``."""
+    k_amp, k_noise = jax.random.split(key)
+    amplitude = 2 * noise * jax.random.uniform(k_amp, (), jnp.float32)
+    h, w = image.shape[:2]
+    return image + (jax.random.uniform(k_noise, (h, w, 1), jnp.float32) - 0.5) * amplitude
+
+
+def finish_scene(key, spec, background_image, painted, instances, present, labels) -> DeviceScene:
+    """Noise, clipping, boxes, and the placed objects packed into the first rows."""
+    k = present.shape[0]
+    # Objects that found no place leave gaps: number the placed ones 0, 1, ...
+    rank = jnp.cumsum(present) - 1
+    instances = jnp.where(instances >= 0, rank[jnp.maximum(instances, 0)], -1)
+    count = jnp.sum(present).astype(jnp.int32)
+    order = jnp.argsort(~present, stable=True)
+    packed = jnp.arange(k) < count
+    boxes = tight_boxes(instances, packed)
+    labels = jnp.where(packed, labels[order], 0).astype(jnp.int32)
+    pad = spec.max_boxes - k
+    noise_key = key
+    image = jnp.clip(add_noise(noise_key, painted, spec.noise), 0.0, 1.0)
+    clean = jnp.clip(add_noise(noise_key, background_image, spec.noise), 0.0, 1.0)
+    return DeviceScene(
+        image=image,
+        boxes=jnp.pad(boxes, ((0, pad), (0, 0))),
+        labels=jnp.pad(labels, (0, pad)),
+        count=count,
+        instances=instances,
+        background=clean,
+    )
+
+
+def _check_index(op: str, name: str, x, rank: int) -> None:
+    if jnp.ndim(x) != rank or not jnp.issubdtype(jnp.result_type(x), jnp.integer):
+        fail(
+            op,
+            f"{name} an integer array of rank {rank}",
+            f"dtype {jnp.result_type(x)}, shape {jnp.shape(x)}",
+        )
+
+
+def _check_scene(op: str, spec: Spec, scene: DeviceScene) -> None:
+    h, w = spec.image_size
+    m = spec.max_boxes
+    want = {
+        "image": ((h, w, 3), jnp.float32),
+        "boxes": ((m, 4), jnp.float32),
+        "labels": ((m,), jnp.int32),
+        "count": ((), jnp.int32),
+    }
+    for name, (shape, dtype) in want.items():
+        got = getattr(scene, name)
+        if got.shape != shape or got.dtype != dtype:
+            fail(
+                op,
+                f"{type(spec).__name__}.draw to give {name} {shape} {jnp.dtype(dtype).name}",
+                f"{got.shape} {got.dtype}",
+            )
+
+
+def _draw(spec: Spec, seed, index) -> DeviceScene:
+    scene = spec.draw(example_key(seed, spec.split, index))
+    _check_scene("draw_example", spec, scene)
+    return scene
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def draw_example(spec: Spec, seed, index) -> DeviceScene:
+    """Example ``index`` of the data set ``(spec, seed)``: a pure, jitted function.
+
+    Args:
+      spec: the data set's settings (static: a new spec compiles anew).
+      seed: [] integer, the data set's seed.
+      index: [] integer, the example.
+
+    Returns:
+      The `DeviceScene`, on the default device.
+    """
+    _check_index("draw_example", "seed", seed, 0)
+    _check_index("draw_example", "index", index, 0)
+    return _draw(spec, seed, index)
+
+
+def _batch(spec, seed, indices, epochs, augment_seed, augment):
+    _check_index("draw_batch", "indices", indices, 1)
+    _check_index("draw_batch", "epochs", epochs, 1)
+    if epochs.shape != indices.shape:
+        fail("draw_batch", f"epochs of the indices' shape {indices.shape}", epochs.shape)
+
+    def one(index, epoch):
+        scene = _draw(spec, seed, jnp.maximum(index, 0))
+        example = {
+            "image": scene.image,
+            "boxes": scene.boxes,
+            "labels": scene.labels,
+            "mask": jnp.arange(spec.max_boxes) < scene.count,
+        }
+        if augment is not None:
+            example = augment(example, augment_key(augment_seed, epoch, index))
+        # -1 pads the last batch of an epoch: a blank example, as `Batches` makes.
+        valid = index >= 0
+        example = jax.tree.map(lambda a: jnp.where(valid, a, jnp.zeros_like(a)), example)
+        return example | {"valid": valid}
+
+    return jax.vmap(one)(indices, epochs)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "augment"))
+def draw_batch(
+    spec: Spec, seed, indices, epochs, augment_seed=0, augment: DeviceAugment | None = None
+) -> dict[str, jax.Array]:
+    """A batch of examples drawn (and augmented) on the device: a pure, jitted function.
+
+    Args:
+      spec: the data set's settings (static).
+      seed: [] integer, the data set's seed.
+      indices: [B] integer examples; -1 gives a blank example (``valid`` False).
+      epochs: [B] integer epochs (the augmentation's stream).
+      augment_seed: [] integer, the run's seed (the augmentation's stream).
+      augment: a `DeviceAugment` (static), or None for none.
+
+    Returns:
+      ``image`` [B, H, W, 3] float32, ``boxes`` [B, M, 4] float32, ``labels`` [B, M]
+      int32, ``mask`` [B, M] bool, ``valid`` [B] bool: the batch format of
+      `jaxheads.data.pipeline`.
+    """
+    return _batch(spec, seed, indices, epochs, augment_seed, augment)
+
+
+def _check_seed(op: str, name: str, seed) -> None:
+    # A seed becomes a uint32 array, the argument of the jitted draw.
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        fail(op, f"{name} an integer in [0, 2**32)", repr(seed))
+
+
+class DeviceDataset(DetectionDataset):
+    """A procedural data set drawn on the device, with the interface of the host ones.
+
+    Args:
+      spec: the settings (`jaxheads.data.device_shapes.ShapesSpec`,
+        `jaxheads.data.device_digits.DigitsSpec`), its ``split`` included.
+      num_examples: the data set's length (the epoch of `DeviceBatches`).
+      seed: picks the data set; ``(seed, spec.split, i)`` fixes example ``i``.
+
+    ``example(i)`` draws one example on the device and returns it as numpy (the
+    format of `jaxheads.data.pipeline`), so `jaxheads.data.Batches` and the
+    evaluation read it as any data set; `training_batches` draws whole batches
+    on the device instead (`DeviceBatches`).
+    """
+
+    def __init__(self, spec: Spec, num_examples: int, seed: int = 0):
+        op = "DeviceDataset"
+        check_positive_int(op, "num_examples", num_examples)
+        _check_seed(op, "seed", seed)
+        if spec.split not in SPLITS:
+            fail(op, f"split in {tuple(SPLITS)}", repr(spec.split))
+        self.spec = spec
+        self.num_examples = int(num_examples)
+        self.seed = int(seed)
+        self.class_names = spec.class_names
+        self.image_size = spec.image_size
+        self.max_boxes = spec.max_boxes
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def scene(self, i: int) -> DeviceScene:
+        """Example ``i`` as the device draws it, with its instance map and background."""
+        return draw_example(self.spec, np.uint32(self.seed), np.int32(self._index(i)))
+
+    def example(self, i: int) -> dict[str, np.ndarray]:
+        scene = jax.device_get(self.scene(i))
+        return {
+            "boxes": scene.boxes,
+            "labels": scene.labels,
+            "mask": np.arange(self.max_boxes) < scene.count,
+            "image": scene.image,
+        }
+
+    def draw(self, indices, epochs, *, seed: int = 0, augment: DeviceAugment | None = None):
+        """`draw_batch` of this data set: ``indices`` [B], ``epochs`` [B], the run's ``seed``."""
+        _check_seed("DeviceDataset.draw", "seed", seed)
+        return draw_batch(
+            self.spec,
+            np.uint32(self.seed),
+            np.asarray(indices, np.int32),
+            np.asarray(epochs, np.int32),
+            np.uint32(seed),
+            augment,
+        )
+
+    def training_batches(self, batch_size: int, *, seed: int, augment: bool, **kwargs: Any):
+        """`DeviceBatches` with the default `DeviceAugment` when ``augment``."""
+        return DeviceBatches(
+            self, batch_size, seed=seed, augment=DeviceAugment() if augment else None, **kwargs
+        )
+
+
+class DeviceBatches(Batches):
+    """`jaxheads.data.Batches` whose batches a `DeviceDataset` draws on the device.
+
+    The order, the process slices, ``start_step`` and ``num_epochs`` are those of
+    `Batches`; ``augment`` is a `DeviceAugment` (or None), applied with the keys of
+    `augment_key`. A batch is a dict of `jax.Array` s on the default device,
+    dispatched asynchronously, so the host only computes the indices; ``prefetch``
+    defaults to 0 (a thread would add nothing but its own cost).
+    """
+
+    def __init__(self, dataset: DeviceDataset, batch_size: int, *, seed: int, **kwargs: Any):
+        if not isinstance(dataset, DeviceDataset):
+            fail("DeviceBatches", "a DeviceDataset", type(dataset).__name__)
+        augment = kwargs.get("augment")
+        if augment is not None and not isinstance(augment, DeviceAugment):
+            fail("DeviceBatches", "augment to be a DeviceAugment or None", repr(augment))
+        kwargs.setdefault("prefetch", 0)
+        kwargs.setdefault("num_workers", 1)
+        super().__init__(dataset, batch_size, seed=seed, **kwargs)
+
+    def load(self, step: int) -> dict[str, jax.Array]:
+        """This process's part of global step ``step``, drawn on the device."""
+        idx = self.indices(step)
+        epochs = np.full(idx.shape, step // self.steps_per_epoch, np.int32)
+        return self.dataset.draw(idx, epochs, seed=self.seed, augment=self.augment)
