@@ -530,7 +530,6 @@ def _builtin_datasets() -> dict[str, Dataset]:
     rows = [
         ("shapes", "embedded: circles, squares, triangles (3 classes)", _shapes, None, True),
         ("digits", "embedded: handwritten digits (10 classes)", _digits, None, True),
-        ("voc", "PASCAL VOC on disk (--data-dir)", _voc, _voc_names, False),
         (
             "shapes-device",
             "the shapes scenes drawn on the accelerator",
@@ -545,6 +544,7 @@ def _builtin_datasets() -> dict[str, Dataset]:
             None,
             True,
         ),
+        ("voc", "PASCAL VOC on disk (--data-dir)", _voc, _voc_names, False),
         (
             "coco",
             "COCO-format json (--annotations) and images (--data-dir)",
