@@ -180,7 +180,8 @@ def resize(image: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     """Resizes [H, W, C] to [h, w, C] (``size`` is h or (h, w)), linear with antialiasing.
 
     The same numbers as ``jax.image.resize(image, (h, w, C), "linear",
-    antialias=True)``, computed in float32 numpy on the host.
+    antialias=True)`` to float32 rounding, computed on the host (by Pillow when
+    installed, else by numpy).
     """
     if np.ndim(image) != 3:
         fail("resize", "an image of rank 3 [H, W, C]", f"shape {np.shape(image)}")
