@@ -6,6 +6,14 @@ Each cell is `jaxheads.data.Batches` as training draws it (the data set of
 (``prefetch=0``, ``num_workers=1``): one batch to warm up, then `jaxheads.bench.draw_batches`
 of ``--batches`` batches from a fresh pipeline, timed as ``jaxheads bench`` times it. The
 process's CPU seconds are recorded beside the wall time: equal, the cell used one core.
+A cell's images per CPU second is its rate per core, also on a machine whose cores
+other jobs share (where the wall-time rate measures the share it got as well).
+
+The worker-process cells time the same VOC pipeline with ``Batches(processes=P)``
+(P = ``--processes``, default all cores; ``prefetch=2``): after a batch that starts the
+workers, ``--batches`` batches on the same pipeline, the wall time and the CPU
+seconds of the caller's process alone: the caller's share per image (copying the
+workers' examples into the batch) bounds the rate one process can receive.
 
 Data sets: ``shapes`` and ``digits`` are drawn at the output size, with numpy on the
 host; ``shapes-device`` and ``digits-device`` are the same kind of scene drawn and
@@ -136,6 +144,30 @@ def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> d
         "images_per_s": pipeline_images_per_s(times["pipeline"], batch, batches),
         "wall_s": times["pipeline"][0],
         "cpu_s": cpu["pipeline"][0],
+        "images_per_cpu_s": batch * batches / cpu["pipeline"][0],
+    }
+
+
+def measure_processes(size: int, paths: dict, *, batch: int, batches: int, processes: int) -> dict:
+    """VOC at ``size`` in ``processes`` worker processes: wall rate, the caller's CPU per image."""
+    from jaxheads.data import Batches
+    from jaxheads.data.augment import augment
+
+    data = dataset("voc", size, paths, examples=0)
+    with Batches(data, batch, seed=0, augment=augment, prefetch=2, processes=processes) as it:
+        next(it)  # starts the workers (a spawned interpreter each)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(batches):
+            next(it)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {
+        "dataset": "voc",
+        "image_size": size,
+        "processes": processes,
+        "images_per_s": batch * batches / wall,
+        "wall_s": wall,
+        "caller_cpu_s": cpu,
+        "caller_cpu_ms_per_image": 1e3 * cpu / (batch * batches),
     }
 
 
@@ -204,6 +236,15 @@ def main(argv=None) -> int:
         default=True,
         help="time a training step beside the drawing of its batch",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes of the worker-process cells (0: none)",
+    )
+    parser.add_argument(
+        "--process-sizes", type=int, nargs="*", default=[416, 448], help="their image sizes"
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     info = machine()
@@ -213,8 +254,23 @@ def main(argv=None) -> int:
         for size in args.sizes:
             for name in args.datasets:
                 row = measure(name, size, paths, batch=args.batch, batches=args.batches)
-                print(f"{name} {size}²: {row['images_per_s']:.1f} images/s", flush=True)
+                print(
+                    f"{name} {size}²: {row['images_per_s']:.1f} images/s, "
+                    f"{row['images_per_cpu_s']:.1f} per CPU second",
+                    flush=True,
+                )
                 rows.append(row)
+        process_rows = []
+        for size in args.process_sizes if args.processes else ():
+            row = measure_processes(
+                size, paths, batch=args.batch, batches=args.batches, processes=args.processes
+            )
+            print(
+                f"voc {size}², {args.processes} processes: {row['images_per_s']:.1f} images/s, "
+                f"caller {row['caller_cpu_ms_per_image']:.2f} CPU ms per image",
+                flush=True,
+            )
+            process_rows.append(row)
     fraction = None
     if args.step_fraction:
         fraction = step_fraction(model="small-yolov2", size=96, batch=32, repeats=5)
@@ -229,12 +285,14 @@ def main(argv=None) -> int:
             "warmup_batches": 1,
             "augment": "jaxheads.data.augment.augment",
             "threads": 1,
+            "processes": args.processes,
             "voc_source_size": list(VOC_SOURCE[::-1]),
             "feed_target_images_per_s": H200_IMAGES_PER_S,
         },
         "machine": info,
         "rows": rows,
         **({"step_fraction": fraction} if fraction else {}),
+        "process_rows": process_rows,
         "seconds": time.perf_counter() - t0,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -166,3 +166,93 @@ def test_augment_is_deterministic_per_rng_seed():
 def test_scale_translate_rejects_non_positive_scale():
     with pytest.raises(ValueError, match="scale_translate: expected positive scales"):
         aug.scale_translate(rectangle_example(), 0.0, (0.0, 0.0))
+
+
+def _numpy_resample(image, out_hw, scale_yx, offset_yx, fill):
+    """The numpy passes over the whole output, then the blend with ``fill`` by coverage."""
+    h, w, _ = image.shape
+    iy, wy, cy = aug._resample_taps(out_hw[0], h, scale_yx[0], offset_yx[0])
+    ix, wx, cx = aug._resample_taps(out_hw[1], w, scale_yx[1], offset_yx[1])
+    out = aug._resample_numpy(image, (iy, wy), (ix, wx))
+    coverage = (cy[:, None] * cx[None, :])[..., None]
+    return out * coverage + np.float32(fill) * (1.0 - coverage)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pillow_resample_equals_the_numpy_passes(seed):
+    """Pillow resamples the covered rectangle; the edges and fill stay the numpy rule."""
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        h, w = rng.integers(3, 60, size=2)
+        image = rng.random((h, w, 3), dtype=np.float32)
+        out_hw = tuple(int(n) for n in rng.integers(2, 50, size=2))
+        scale = np.exp(rng.uniform(-1.2, 1.2, size=2)) * np.array(out_hw) / (h, w)
+        offset = rng.uniform(-0.5, 0.5, size=2) * np.array(out_hw)
+        fill = float(rng.random())
+        got = aug._resample(image, out_hw, tuple(scale), tuple(offset), fill, pillow=True)
+        want = _numpy_resample(image, out_hw, tuple(scale), tuple(offset), fill)
+        assert got.dtype == np.float32 and got.shape == (*out_hw, 3)
+        # Pillow sums in float64, the numpy passes in float32.
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_scale_translate_inside_equals_jax_scale_and_translate():
+    """Where the output lies on the source, the pixels are jax's antialiased linear map."""
+    image = np.random.default_rng(5).random((40, 56, 3), dtype=np.float32)
+    out = aug.scale_translate({**rectangle_example(), "image": image}, (1.6, 1.3), (-0.4, -0.2))
+    scale = np.array([1.3, 1.6], np.float32)
+    want = jax.image.scale_and_translate(
+        image, (40, 56, 3), (0, 1), scale, np.array([-0.2 * 40, -0.4 * 56], np.float32), "linear"
+    )
+    np.testing.assert_allclose(out["image"], want, rtol=0, atol=1e-5)
+
+
+def _reference_hsv_jitter(image, d_hue, d_sat, d_exp):
+    """`hsv_jitter`'s arithmetic spelled out with `_rgb_to_hsv` and `_hsv_to_rgb`."""
+    hsv = aug._rgb_to_hsv(image)
+    h = (hsv[..., 0] + np.float32(d_hue)) % 1.0
+    s = hsv[..., 1] * np.float32(d_sat)
+    v = hsv[..., 2] * np.float32(d_exp)
+    return np.clip(aug._hsv_to_rgb(np.stack([h, s, v], axis=-1)), 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("d_hue", [0.0, 0.07, -0.1, 0.5, -0.99, 1.7])
+def test_hsv_jitter_equals_the_hsv_round_trip_bit_for_bit(d_hue):
+    rng = np.random.default_rng(6)
+    image = rng.random((30, 33, 3), dtype=np.float32)
+    # Ties between channels, grays, black and white: every branch of the hue.
+    levels = (rng.integers(0, 4, size=image.shape) / 3).astype(np.float32)
+    image[:10] = levels[:10]
+    image[10:15] = image[10:15, :, :1]
+    for d_sat, d_exp in ((1.0, 1.0), (1.4, 1 / 1.3), (1 / 1.5, 1.5), (3.0, 2.0)):
+        got = aug._jitter_hsv(image, d_hue, d_sat, d_exp)
+        np.testing.assert_array_equal(got, _reference_hsv_jitter(image, d_hue, d_sat, d_exp))
+
+
+def test_resample_without_pillow_is_the_numpy_passes(monkeypatch):
+    image = np.random.default_rng(7).random((21, 17, 3), dtype=np.float32)
+    args = ((19, 23), (0.8, 1.5), (3.0, -2.5), 0.25)
+    with_pillow = aug._resample(image, *args, pillow=True)
+    monkeypatch.setattr(aug, "_pillow_available", lambda: False)
+    without = aug._resample(image, *args, pillow=True)
+    np.testing.assert_array_equal(without, _numpy_resample(image, *args))
+    np.testing.assert_allclose(with_pillow, without, rtol=0, atol=1e-5)
+
+
+def test_the_augmentation_resamples_with_numpy_whatever_is_installed():
+    """The embedded data sets' pixels do not depend on Pillow: only ``resize(pillow=True)``
+    (the data sets read from files) takes Pillow's path."""
+    image = np.random.default_rng(8).random((21, 17, 3), dtype=np.float32)
+    example = {
+        "image": image,
+        "boxes": np.zeros((1, 4), np.float32),
+        "labels": np.zeros((1,), np.int32),
+        "mask": np.zeros((1,), bool),
+    }
+    moved = aug.scale_translate(example, (1.3, 0.8), (-0.1, 0.2), fill=0.25)
+    want = _numpy_resample(image, (21, 17), (0.8, 1.3), (0.2 * 21, -0.1 * 17), 0.25)
+    np.testing.assert_array_equal(moved["image"], want)
+    np.testing.assert_array_equal(
+        aug.resize(image, (9, 30)),
+        _numpy_resample(image, (9, 30), (9 / 21, 30 / 17), (0.0, 0.0), 0.0),
+    )

@@ -104,6 +104,32 @@ def test_odd_modes_convert_to_rgb_like_pillow(tmp_path, mode):
     np.testing.assert_array_equal(got, np.asarray(source.convert("RGB")))
 
 
+@pytest.mark.parametrize(
+    "mode, options",
+    [
+        ("RGB", {"quality": 90}),  # 4:2:0 chroma, upsampled
+        ("RGB", {"quality": 95, "subsampling": 0}),  # 4:4:4
+        ("RGB", {"quality": 75, "progressive": True}),
+        ("L", {"quality": 90}),
+        ("CMYK", {"quality": 90}),  # simplejpeg refuses it; Pillow converts it
+    ],
+)
+def test_jpeg_decodes_to_pillows_pixels(tmp_path, mode, options):
+    """simplejpeg's pixels are Pillow's: libjpeg-turbo with the same settings."""
+    pytest.importorskip("simplejpeg")
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:61, 0:83]
+    rgb = np.stack([xx * 3, yy * 4, (xx + yy) * 2], axis=-1) + rng.integers(0, 40, (61, 83, 3))
+    source = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).convert(mode)
+    path = tmp_path / "x.jpg"
+    source.save(path, format="JPEG", **options)
+    with Image.open(path) as image:
+        want = np.asarray(image.convert("RGB"))
+    got = read_rgb(path)
+    assert got.dtype == np.uint8 and got.shape == (61, 83, 3)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_image_to_float_normalises_uint16_and_refuses_out_of_range(voc_root):  # noqa: F811
     big = np.full((30, 40, 3), 65535, np.uint16)
     ds = VOCDataset(voc_root, image_size=8, read_image=lambda p: big)

@@ -143,7 +143,14 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
     bench = tmp_path / "docs" / "results" / "bench"
     bench.mkdir(parents=True)
     rows = [
-        {"dataset": d, "image_size": s, "images_per_s": r, "wall_s": 1.0, "cpu_s": 1.0}
+        {
+            "dataset": d,
+            "image_size": s,
+            "images_per_s": r / 2,
+            "images_per_cpu_s": r,
+            "wall_s": 1.0,
+            "cpu_s": 1.0,
+        }
         for d, s, r in [
             ("voc", 64, 400.0),
             ("voc", 416, 40.0),
@@ -152,6 +159,17 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
         ]
     ]
     rows[-1]["cpu_s"] = 2.0
+    process_rows = [
+        {
+            "dataset": "voc",
+            "image_size": 416,
+            "processes": 2,
+            "images_per_s": 4.43,
+            "wall_s": 1.0,
+            "caller_cpu_s": 1.0,
+            "caller_cpu_ms_per_image": 5.0,
+        }
+    ]
     record = {
         "kind": "pipeline_rates",
         "command": "python -m benchmarks.pipeline_rates",
@@ -180,13 +198,15 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
             "step_ms": 200.0,
             "draw_ms": {"shapes-device": 50.0, "shapes": 400.0},
         },
+        "process_rows": process_rows,
     }
     (bench / "p.json").write_text(json.dumps(record))
     doc = tmp_path / "docs" / "page.md"
     doc.write_text("<!-- results:bench/p -->\n<!-- /results:bench/p -->\n")
     assert tables.regenerate(str(tmp_path)) == [str(doc)]
     text = doc.read_text()
-    assert "| voc | 400 | 40 | 71 |" in text  # ceil(2803 / 40)
+    assert "| voc | 400 | 40 | 71 |" in text  # per CPU second; ceil(2803 / 40)
+    assert "| 416² | 2 | 4.4 | 5.00 | 200 |" in text  # 1000 / 5 ms
     assert "| shapes | 900 |  |  |" in text
     assert "load averages 2.00 at the start and 3.00 at the end" in text
     assert "| shapes-device |  | 700 | 5 |" in text

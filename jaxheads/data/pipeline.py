@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from jaxheads._checks import check_positive_int, fail
+from jaxheads.data.workers import ProcessLoader, load_example
 
 __all__ = [
     "Batches",
@@ -185,7 +186,13 @@ class Batches(Iterator[Example]):
       prefetch: how many batches a background thread prepares ahead; 0 loads
         each batch in the caller's thread when it is asked for.
       num_workers: threads that load the examples of one batch in parallel;
-        None uses ``min(4, os.cpu_count())``.
+        None uses ``min(4, os.cpu_count())``. Ignored when ``processes`` > 0.
+      processes: worker processes that load and augment the examples (see
+        `jaxheads.data.workers`): each loads a run of consecutive examples of a
+        batch, and the next ``max(1, prefetch)`` batches are started before one
+        is returned, so the workers keep busy while the caller trains. The data
+        set and ``augment`` must pickle. 0 (the default) loads in this process.
+        The batches are the same bit for bit whatever the number of processes.
       process_index: this process's index (``jax.process_index()``).
       process_count: the number of processes (``jax.process_count()``). Each
         process loads only its contiguous slice of ``B // process_count``
@@ -217,6 +224,7 @@ class Batches(Iterator[Example]):
         num_workers: int | None = None,
         process_index: int = 0,
         process_count: int = 1,
+        processes: int = 0,
     ):
         op = "Batches"
         check_positive_int(op, "batch_size", batch_size)
@@ -229,6 +237,8 @@ class Batches(Iterator[Example]):
             check_positive_int(op, "num_epochs", num_epochs)
         if not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
             fail(op, "prefetch to be a non-negative integer", repr(prefetch))
+        if not isinstance(processes, (int, np.integer)) or processes < 0:
+            fail(op, "processes to be a non-negative integer", repr(processes))
         if augment is not None and not callable(augment):
             fail(op, "augment to be a function (example, rng) -> example", repr(augment))
         if num_workers is None:
@@ -260,6 +270,7 @@ class Batches(Iterator[Example]):
         self.num_epochs = num_epochs
         self.prefetch = int(prefetch)
         self.num_workers = int(num_workers)
+        self.processes = int(processes)
         self.process_index = int(process_index)
         self.process_count = int(process_count)
         self.steps_per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
@@ -268,6 +279,8 @@ class Batches(Iterator[Example]):
         self._permutations: dict[int, np.ndarray] = {}
         self._blank: Example | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loader: ProcessLoader | None = None
+        self._pending: dict[int, list[concurrent.futures.Future]] = {}
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -308,15 +321,31 @@ class Batches(Iterator[Example]):
     def _example(self, epoch: int, index: int) -> Example:
         if index < 0:
             if self._blank is None:
-                self._blank = {k: np.zeros_like(v) for k, v in self.dataset.example(0).items()}
+                self._blank = load_example(self.dataset, None, self.seed, epoch, -1)
             return self._blank
-        ex = self.dataset.example(int(index))
-        if self.augment is not None:
-            ex = self.augment(ex, np.random.default_rng([self.seed, epoch, int(index)]))
-        return ex
+        return load_example(self.dataset, self.augment, self.seed, epoch, index)
+
+    def _load_in_processes(self, step: int) -> Example:
+        if self._loader is None:
+            self._loader = ProcessLoader(self.dataset, self.augment, self.seed, self.processes)
+        for stale in [k for k in self._pending if k < step]:
+            self._loader.discard(self._pending.pop(stale))
+        for ahead in range(step, step + 1 + max(1, self.prefetch)):
+            if ahead not in self._pending and (ahead == step or not self._finished(ahead)):
+                epoch = ahead // self.steps_per_epoch
+                self._pending[ahead] = self._loader.submit(epoch, self.indices(ahead))
+        batch = self._loader.collect(self._pending.pop(step))
+        batch["valid"] = self.indices(step) >= 0
+        return batch
 
     def load(self, step: int) -> Example:
-        """This process's part of global step ``step``, loaded in the caller's thread."""
+        """This process's part of global step ``step``, loaded in the caller's thread.
+
+        With ``processes`` > 0 the worker processes load it (and start on the
+        batches after it), and the caller waits for them.
+        """
+        if self.processes:
+            return self._load_in_processes(step)
         epoch = step // self.steps_per_epoch
         idx = self.indices(step)
         if self.num_workers > 1 and idx.shape[0] > 1:
@@ -384,7 +413,7 @@ class Batches(Iterator[Example]):
                     ) from None
 
     def close(self) -> None:
-        """Stops the prefetch thread and the worker pool; iteration may resume later."""
+        """Stops the prefetch thread and the workers; iteration may resume later."""
         thread, self._thread = self._thread, None
         self._stop.set()
         # A finaliser may run in the thread itself, which cannot join itself; the
@@ -395,6 +424,10 @@ class Batches(Iterator[Example]):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        loader, self._loader = self._loader, None
+        self._pending = {}
+        if loader is not None:
+            loader.close()
 
     @property
     def running(self) -> bool:
