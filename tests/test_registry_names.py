@@ -98,7 +98,9 @@ def test_a_mistyped_name_is_refused_with_the_closest_before_anything_is_written(
 
 def test_the_registry_refuses_a_name_of_the_wrong_kind():
     with pytest.raises(
-        ValueError, match=r"an embedded dataset in \['digits', 'shapes'\], got 'voc'"
+        ValueError,
+        match=r"an embedded dataset in \['digits', 'digits-device', 'shapes', 'shapes-device'\], "
+        "got 'voc'",
     ):
         zoo.dataset("voc", embedded=True)
     with pytest.raises(ValueError, match="a backbone in .*got 'darknet19'"):
