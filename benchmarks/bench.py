@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -356,10 +357,20 @@ def targets(figures: Figures) -> list[dict]:
     return out
 
 
-def run(cfg: Config, *, sections=BENCH_SECTIONS, json_path: str | None = None, log=print) -> dict:
+def run(
+    cfg: Config,
+    *,
+    sections=BENCH_SECTIONS,
+    json_path: str | None = None,
+    markdown_path: str | None = None,
+    command: str | None = None,
+    log=print,
+) -> dict:
     """Runs the benchmark; returns ``{"machine", "config", "sections", "figures", "targets"}``.
 
-    ``figures`` is the `Figures` of the run; the JSON holds each record as an object.
+    ``figures`` is the `Figures` of the run; the JSON holds each record as an object, and
+    ``command`` (the command line that ran it) when given; ``markdown_path`` receives the
+    tables `benchmarks.report.report` makes of the same result.
     """
     os.environ.setdefault("KERAS_BACKEND", "jax")
     unknown = set(sections) - set(BENCH_SECTIONS)
@@ -457,10 +468,18 @@ def run(cfg: Config, *, sections=BENCH_SECTIONS, json_path: str | None = None, l
     }
     log(report(result))
     if json_path:
+        record = {"command": command} if command else {}
         with open(json_path, "w") as f:
-            json.dump({**result, "figures": figures.to_json()}, f, indent=1, sort_keys=False)
+            record.update(result, figures=figures.to_json())
+            json.dump(record, f, indent=1, sort_keys=False)
             f.write("\n")
         log(f"wrote {json_path}")
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            made = f" by `{command}`" if command else ""
+            f.write(f"Made{made}; every figure is in the JSON beside this file.\n\n")
+            f.write(report(result) + "\n")
+        log(f"wrote {markdown_path}")
     return result
 
 
@@ -471,6 +490,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             QUICK if args.quick else FULL,
             sections=sections,
             json_path=args.json,
+            markdown_path=args.markdown,
+            command="python -m benchmarks.bench " + shlex.join(sys.argv[1:]),
             log=lambda msg: print(msg, flush=True),
         )
     except ValueError as err:
@@ -489,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="reduced sizes: a few minutes on a 2-core CPU"
     )
     parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
+    parser.add_argument("--markdown", metavar="PATH", help="write the tables to PATH")
     parser.add_argument(
         "--only",
         metavar="SECTIONS",

@@ -73,12 +73,26 @@ def _select(records, **fields):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
-    result = bench.run(bench.SMOKE, json_path=str(path), log=lambda msg: None)
-    return result, json.loads(path.read_text())
+    result = bench.run(
+        bench.SMOKE,
+        json_path=str(path),
+        markdown_path=str(path.with_suffix(".md")),
+        command="python -m benchmarks.bench --smoke",
+        log=lambda msg: None,
+    )
+    written = json.loads(path.read_text())
+    return result, written, path.with_suffix(".md").read_text()
+
+
+def test_the_tables_are_written_beside_the_json_with_the_command(smoke):
+    result, written, markdown = smoke
+    assert written["command"] == "python -m benchmarks.bench --smoke"
+    assert markdown.startswith("Made by `python -m benchmarks.bench --smoke`")
+    assert bench.report(result) in markdown
 
 
 def test_json_has_every_figure_finite_and_positive(smoke):
-    result, written = smoke
+    result, written, _ = smoke
     records = written["figures"]
     missing = [fields for fields in EXPECTED if len(_select(records, **fields)) != 1]
     assert not missing

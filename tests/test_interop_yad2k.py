@@ -4,7 +4,9 @@ The network is YOLOv2 (``yolov2.cfg``'s 31 layers, passthrough included) at a
 sixteenth of the widths and 64×64, built in Keras 3 the way YAD2K's ``yad2k.py``
 builds it (``padding="same"`` convolutions, Keras' batch norm, LeakyReLU 0.1,
 TensorFlow's ``space_to_depth`` on the passthrough); its weights are written
-with h5py in the Keras 2 HDF5 layout of YAD2K's ``yolo.h5``.
+with h5py in the Keras 2 HDF5 layout of YAD2K's ``yolo.h5``. A second test converts a
+darknet cfg and ``.weights`` the way ``yad2k.py`` does (``yad2k_h5.py``: its layer
+names, order and weight layout) and compares the import with the darknet build.
 """
 
 import json
@@ -15,7 +17,9 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from yad2k_h5 import convert_like_yad2k_py, reduced_yolov2_cfg
 
+from jaxheads import darknet
 from jaxheads import layers as L
 from jaxheads.interop import from_yad2k
 
@@ -215,3 +219,72 @@ def test_not_an_hdf5_file(tmp_path):
         f.create_group("something")
     with pytest.raises(ValueError, match=r"Keras' HDF5 layout.*got groups \['something'\]"):
         from_yad2k(tmp_path / "empty.h5")
+
+
+def _with_yad2k_changes(net):
+    """The darknet graph with the two changes YAD2K's Keras model makes: TensorFlow's
+    ``space_to_depth`` for ``[reorg]`` and Keras' batch-norm epsilon 1e-3 for darknet's."""
+    nodes = []
+    for node in net.layer.nodes:
+        layer = node.layer
+        if layer.kind == "DarknetReorg":
+            layer = L.SpaceToDepth(2)
+        elif layer.kind == "Sequential":
+            parts = [
+                L.BatchNormalization(epsilon=1e-3)
+                if n.layer.kind == "BatchNormalization"
+                else n.layer
+                for n in layer.nodes
+            ]
+            layer = L.serial(*parts, name=layer.name)
+        nodes.append(L.Node(node.name, layer, node.inputs))
+    return L.graph(nodes)
+
+
+def test_the_file_yad2k_py_writes_imports_to_the_darknet_network(tmp_path):
+    cfg = tmp_path / "yolov2-small.cfg"
+    with open(darknet.cfg_path("yolov2")) as f:
+        cfg.write_text(reduced_yolov2_cfg(f.read(), divide=16, size=SIZE, classes=CLASSES))
+    rng = np.random.default_rng(2)
+    random = darknet.load(cfg, seed=1)
+    params = jax.tree.map(lambda a: rng.normal(0, 0.4, a.shape).astype(np.float32), random.params)
+    state = jax.tree.map(lambda a: rng.uniform(0.5, 2.0, a.shape).astype(np.float32), random.state)
+    weights = tmp_path / "small.weights"
+    darknet.save_weights(weights, random.layers, params, state)
+    # As yolov2.weights: version 0.1, whose ``seen`` is an int32 (yad2k.py reads 16 bytes).
+    body = weights.read_bytes()[20:]
+    weights.write_bytes(np.array([0, 1, 0, 0], "<i4").tobytes() + body)
+    reference = darknet.load(cfg, weights)
+
+    h5 = tmp_path / "yolo.h5"
+    names = convert_like_yad2k_py(cfg, weights, h5)
+    assert names[:5] == [
+        "input_1",
+        "conv2d_1",
+        "batch_normalization_1",
+        "leaky_re_lu_1",
+        "max_pooling2d_1",
+    ]
+    assert names[-5:] == [
+        "concatenate_1",
+        "conv2d_22",
+        "batch_normalization_22",
+        "leaky_re_lu_22",
+        "conv2d_23",
+    ]
+    # Keras 2 lists a layer by its depth from the output: the passthrough's layers sit
+    # among the main chain's, not after it.
+    assert names.index("conv2d_21") < names.index("conv2d_20")
+    net = from_yad2k(h5)
+    assert net.input_shape == reference.input_shape == (None, SIZE, SIZE, 3)
+    jax.tree.map(np.testing.assert_array_equal, net.params, reference.params)
+    jax.tree.map(np.testing.assert_array_equal, net.state, reference.state)
+
+    x = jnp.asarray(rng.random((2, SIZE, SIZE, 3), dtype=np.float32))
+    # Both un-jitted: the same ops in the same order give the same bits.
+    ours, _ = net.layer.apply(net.params, net.state, x)
+    want, _ = _with_yad2k_changes(reference).apply(reference.params, reference.state, x)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(want))
+    ours = np.asarray(net(x))
+    # The file is not darknet's network: YAD2K's passthrough and epsilon change the output.
+    assert np.max(np.abs(ours - np.asarray(reference(x)))) > 1e-2

@@ -69,6 +69,8 @@ def test_bench_runs_from_the_package_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| training step |" in proc.stdout and "MFU" in proc.stdout
     result = json.loads((run / "bench.json").read_text())
+    assert result["kind"] == "chip_bench"
+    assert result["command"] == "jaxheads " + " ".join(["bench", *TINY, "--json", "bench.json"])
     assert result["config"] == {**vars(ChipBench()), **_tiny_config()}
     figures = {(r["section"], r["metric"]): r["value"] for r in result["figures"]}
     for key in [

@@ -21,7 +21,8 @@ def test_every_quoted_table_is_what_jaxheads_report_writes():
 
 def test_the_readme_and_the_benchmarks_quote_their_files():
     assert "main" in tables.marked(os.path.join(ROOT, "README.md"))
-    assert "bench/roofline" in tables.marked(os.path.join(ROOT, "docs", "benchmarks.md"))
+    quoted = tables.marked(os.path.join(ROOT, "docs", "benchmarks.md"))
+    assert {"bench/roofline", "bench/cpu-small-yolov2", "bench/cpu-yolov2-tiny"} <= set(quoted)
     for path in tables.documents(ROOT):
         for key in tables.marked(path):
             assert os.path.exists(tables.results_path(key.split(":")[0], ROOT)), (path, key)
@@ -59,6 +60,64 @@ def test_a_hand_edited_figure_is_found_and_rewritten(tmp_path, capsys):
             == f"Intro.\n\n<!-- results:bench/r -->\n{good}\n<!-- /results:bench/r -->\n\nEnd.\n"
         )
     assert main(["report", "--check", "--root", str(tmp_path)]) == 0
+
+
+def _chip_bench_record() -> dict:
+    """``jaxheads bench --json``'s record, with round figures."""
+    from jaxheads.bench import CHIP_BENCH_KIND, ChipBench, Figures
+
+    figures = Figures()
+    for section, metric, value in [
+        ("train", "step_ms", 12.5),
+        ("train", "images_per_s", 1280.0),
+        ("compile", "compile_s", 3.25),
+        ("train", "mfu", 0.25),
+        ("pipeline", "fraction_of_step", 0.875),
+    ]:
+        figures.add(section, metric, value, model="small-yolov2", framework="jaxheads", batch=16)
+    machine = {
+        "cpu": "Some CPU",
+        "cpu_count": 2,
+        "device_kind": "cpu",
+        "jax": "0.10.2",
+        "date": "2026-12-07T01:20:00+00:00",
+        "load_average_start": [3.2, 2.0, 1.0],
+        "load_average_end": [4.1, 2.5, 1.2],
+    }
+    return {
+        "kind": CHIP_BENCH_KIND,
+        "command": "jaxheads bench --model small-yolov2",
+        "machine": machine,
+        "config": vars(ChipBench(model="small-yolov2", image_size=96)),
+        "figures": figures.to_json(),
+        "wall_s": 61.0,
+    }
+
+
+def test_a_jaxheads_bench_record_is_quoted_with_its_conditions(tmp_path):
+    bench = tmp_path / "docs" / "results" / "bench"
+    bench.mkdir(parents=True)
+    (bench / "cpu.json").write_text(json.dumps(_chip_bench_record()))
+    doc = tmp_path / "docs" / "page.md"
+    doc.write_text("<!-- results:bench/cpu -->\n<!-- /results:bench/cpu -->\n")
+    assert main(["report", "--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    for line in [
+        "| training step | 12.50 ms |",
+        "| training images/s | 1280.0 |",
+        "| compilation | 3.25 s |",
+        "| MFU (against the matmul) | 25.0% |",
+        "| fed ÷ step alone | 0.88 |",
+        "`small-yolov2` at 96², batch 16, float32: medians of 5 interleaved runs of 5 steps",
+        "load average 3.20 at the start and 4.10 at the end, in 61 s",
+        "made by `jaxheads bench --model small-yolov2` from "
+        "[`results/bench/cpu.json`](results/bench/cpu.json).",
+    ]:
+        assert line in text, line
+    assert "lowering" not in text  # a figure the record lacks gets no row
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 0
+    doc.write_text(text.replace("| 12.50 ms |", "| 12.40 ms |"))
+    assert main(["report", "--check", "--root", str(tmp_path)]) == 1
 
 
 def test_a_marker_without_its_file_names_the_files_looked_for(tmp_path, capsys):

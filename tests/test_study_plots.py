@@ -59,3 +59,63 @@ def test_labels_stay_inside_bounds_and_still_apart(boxes):
     ):
         if a[1] > b[0] and b[1] > a[0]:
             assert abs(ya - yb) >= HEIGHT - 1e-6, (a, b, ya, yb)
+
+
+# Rows of close values: pairs a hair apart in mAP50 and in size, the smallest pressed
+# against the axes' floor (the heads-digits study's rows, rounded).
+CLOSE_ROWS = [
+    ("yolov1_fc", 0.003, 2.9e6),
+    ("yolov1_fc@pre64", 0.005, 2.9e6),
+    ("yolov1_percell", 0.15, 4.6e5),
+    ("yolov1_percell@pre64", 0.337, 4.6e5),
+    ("yolov1_local", 0.028, 3.8e6),
+    ("yolov1_local@pre64", 0.069, 3.8e6),
+    ("gap", 0.008, 5.8e5),
+    ("gap@pre64", 0.02, 5.8e5),
+    ("yolov2", 0.487, 9.9e5),
+    ("yolov2@pre64", 0.735, 9.9e5),
+    ("yolov2_passthrough", 0.469, 1.06e6),
+    ("yolov2_passthrough@pre64", 0.760, 1.06e6),
+]
+
+
+def _drawn_texts(ax) -> list:
+    """The texts matplotlib draws for ``ax``: title, axis labels, the ticks' labels within
+    its limits, and the texts placed in it."""
+    texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+            if low <= tick.get_loc() <= high:
+                texts.append(tick.label1)
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_no_two_texts_of_the_overview_overlap(copies):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from jaxheads.study.plots import overview_figure
+
+    heads = [
+        {"head": f"{name}{'#' * k}", "mAP50": m, "mAP50_std": 0.004, "params": p * (1 + k / 50)}
+        for k in range(copies)
+        for name, m, p in CLOSE_ROWS
+    ]
+    fig = overview_figure(plt, heads)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = [t for ax in fig.axes for t in _drawn_texts(ax)]
+        named = {t.get_text() for t in texts}
+        assert {h["head"] for h in heads} <= named  # every row named on the bars and points
+        # the text alone: an annotation's extent would include its leader line
+        boxes = [(t.get_text(), Text.get_window_extent(t, renderer)) for t in texts]
+        for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+            assert not box_a.overlaps(box_b), (a, box_a.extents, b, box_b.extents)
+    finally:
+        plt.close(fig)

@@ -107,10 +107,34 @@ def assert_same_tree(a, b) -> None:
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-def spawn_toy(workdir, steps: int, slow: float = 0.0):
+def paused_commit(step: int, gate: str):
+    """An orbax temporary-path class whose commit of checkpoint ``step`` waits on a file.
+
+    Once every file of checkpoint ``step`` is written into its temporary folder, and
+    before that folder is renamed to ``step``, the save creates ``GATE/inside`` and
+    waits until ``GATE/release`` exists: a test kills the process there, inside the save.
+    """
+    import asyncio
+
+    import orbax.checkpoint as ocp
+
+    class PausedCommit(ocp.path.atomicity.AtomicRenameTemporaryPath):
+        async def finalize(self):
+            if self.get_final().name == str(step):
+                open(os.path.join(gate, "inside"), "w").close()
+                while not os.path.exists(os.path.join(gate, "release")):
+                    await asyncio.sleep(0.01)
+            await super().finalize()
+
+    return PausedCommit
+
+
+def spawn_toy(workdir, steps: int, slow: float = 0.0, pause: tuple[int, str] | None = None):
     """This script training ``steps`` steps in ``workdir`` in a new process (jit, 2 devices).
 
-    ``slow`` seconds of sleep a step give a test time to kill or stop it mid-run.
+    ``slow`` seconds of sleep a step give a test time to kill or stop it mid-run;
+    ``pause=(step, gate)`` stops the save of checkpoint ``step`` before it commits
+    (``paused_commit``).
     """
     import subprocess
     import sys
@@ -119,7 +143,8 @@ def spawn_toy(workdir, steps: int, slow: float = 0.0):
     path = here + os.pathsep + os.environ.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, os.path.join(here, "train_toy.py"), str(workdir), str(steps), "jit", "2"]
-        + [str(slow)],
+        + [str(slow)]
+        + ([f"{pause[0]}:{pause[1]}"] if pause else []),
         env={**os.environ, "PYTHONPATH": path},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -139,7 +164,9 @@ def final_checkpoint(workdir, step: int):
 
 
 if __name__ == "__main__":
-    # python train_toy.py WORKDIR STEPS [PARALLEL] [DEVICES]: used by the kill/resume tests.
+    # python train_toy.py WORKDIR STEPS [PARALLEL] [DEVICES] [SLOW] [STEP:GATE]: used by
+    # the kill/resume tests.
+    import functools
     import sys
 
     jax.config.update("jax_num_cpu_devices", 8)
@@ -150,6 +177,14 @@ if __name__ == "__main__":
     devices = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     slow = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
     task = slowed(toy_task(), slow) if slow else toy_task()
+    if len(sys.argv) > 6:
+        from jaxheads.train import loop
+        from jaxheads.train.checkpoints import CheckpointStore
+
+        pause_step, gate = sys.argv[6].split(":", 1)
+        loop.CheckpointStore = functools.partial(
+            CheckpointStore, temporary_path_class=paused_commit(int(pause_step), gate)
+        )
     result = fit(
         task,
         RunConfig(

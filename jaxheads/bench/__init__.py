@@ -6,6 +6,7 @@ side-by-side against Keras 3 and Flax NNX in a source checkout's ``benchmarks/``
 """
 
 from jaxheads.bench.chip import (
+    CHIP_BENCH_KIND,
     ChipBench,
     draw_batches,
     machine,
@@ -19,6 +20,7 @@ from jaxheads.bench.peak import datasheet_peak, matmul
 from jaxheads.bench.timing import interleaved, load_average, median, timed, wall
 
 __all__ = [
+    "CHIP_BENCH_KIND",
     "FIELDS",
     "ChipBench",
     "Figure",

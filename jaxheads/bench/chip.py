@@ -253,6 +253,9 @@ def measure_chip(config: ChipBench, *, log: Callable[[str], object] = print) -> 
     }
 
 
+#: The ``kind`` of ``jaxheads bench --json``'s record (`jaxheads.bench.chip_table`).
+CHIP_BENCH_KIND = "chip_bench"
+
 #: The lines of `report`: (section, metric, label, format).
 REPORTED = (
     ("train", "step_ms", "training step", "{:.2f} ms"),

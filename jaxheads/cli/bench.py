@@ -12,8 +12,9 @@ from jaxheads.cli.help import add_command, add_compilation_cache_arguments, fiel
 
 def bench_command(args: argparse.Namespace) -> int:
     import json
+    import shlex
 
-    from jaxheads.bench import measure_chip, report
+    from jaxheads.bench import CHIP_BENCH_KIND, measure_chip, report
 
     # Every field of the record is a flag of the same name.
     config = ChipBench(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ChipBench)})
@@ -25,7 +26,13 @@ def bench_command(args: argparse.Namespace) -> int:
     print(report(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({**result, "figures": result["figures"].to_json()}, f, indent=1)
+            record = {
+                "kind": CHIP_BENCH_KIND,
+                "command": "jaxheads " + shlex.join(getattr(args, "argv", ["bench"])),
+                **result,
+                "figures": result["figures"].to_json(),
+            }
+            json.dump(record, f, indent=1)
             f.write("\n")
         print(f"wrote {args.json}")
     return 0
@@ -59,6 +66,11 @@ def add_commands(sub) -> None:
         int,
         "side of the matmul whose rate is the peak; default: 8192 on an accelerator, 2048 on a CPU",
     )
-    p.add_argument("--json", metavar="PATH", help="write every figure and the machine to PATH")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write every figure, the machine and the command to PATH (under docs/results/, "
+        "a record `jaxheads report` quotes)",
+    )
     add_compilation_cache_arguments(p, measures_compilation=True)
     p.set_defaults(run=bench_command)

@@ -36,8 +36,9 @@ def _grid(n: int, cols: int = 3) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _save(plt, fig, workdir: str, name: str) -> str:
-    fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
+def _save(plt, fig, workdir: str, name: str, *, layout: bool = True) -> str:
+    if layout:
+        fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
     fig.savefig(os.path.join(workdir, name), dpi=110)
     plt.close(fig)
     return name
@@ -314,26 +315,36 @@ def _label_points(fig, ax, points, labels, fontsize: float = 8) -> None:
 
 
 def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
-    """mAP50 ± std per row, and mAP50 against parameters."""
+    """Writes `overview_figure` as ``overview.png``; returns the name."""
+    return _save(plt, overview_figure(plt, heads), workdir, "overview.png", layout=False)
+
+
+def overview_figure(plt, heads: Sequence[Mapping]):
+    """mAP50 ± std per row (a horizontal bar each, its name level beside it, so that no
+    two names overlap however many rows), and mAP50 against parameters (each point
+    named, names pushed apart where close values would overlap them); laid out."""
     colours = plt.get_cmap("tab10")
     labels = [h["head"] for h in heads]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    x = np.arange(len(heads))
+    # a bar's pitch at least two lines of its 8-point name
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, max(4.5, 1.6 + 0.25 * len(heads))))
+    y = np.arange(len(heads))
     means = [h["mAP50"] or 0 for h in heads]
     errs = [h["mAP50_std"] or 0 for h in heads]
     styles = row_styles(labels)
-    ax1.bar(
-        x,
+    ax1.barh(
+        y,
         means,
-        yerr=errs,
+        xerr=errs,
         color=[colours(styles[label][0]) for label in labels],
         capsize=4,
     )
     for bar, label in zip(ax1.patches, labels, strict=True):
         if styles[label][1] == "--":
             bar.set_hatch("//")
-    ax1.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    ax1.set(ylabel="mAP50 (VOC2010)", title="mAP50, mean ± std over seeds")
+    ax1.set_yticks(y, labels, fontsize=8)
+    ax1.invert_yaxis()  # the first row on top, as in the tables
+    ax1.set(xlabel="mAP50 (VOC2010)", title="mAP50, mean ± std over seeds")
+    ax1.grid(axis="x", alpha=0.3)
     for i, h in enumerate(heads):
         marker = "s" if styles[h["head"]][1] == "--" else "o"
         colour = colours(styles[h["head"]][0])
@@ -347,7 +358,7 @@ def overview(plt, heads: Sequence[Mapping], workdir: str) -> str:
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     _label_points(fig, ax2, [(h["params"], m) for h, m in zip(heads, means, strict=True)], labels)
-    return _save(plt, fig, workdir, "overview.png")
+    return fig
 
 
 def budget_curves(plt, name: str, budget_sweep: Mapping, workdir: str) -> str:

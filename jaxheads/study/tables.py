@@ -11,7 +11,8 @@ and what is written between the markers depends on the file: a training run
 (`jaxheads.study.publish.publish_run`) gives its evaluation; a study
 (`jaxheads.study.publish.publish_study`) its summary table; the roofline of
 ``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`); the
-pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipeline_table`).
+pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipeline_table`);
+``jaxheads bench --json``'s record its figures (`jaxheads.bench.chip_table`).
 ``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:sweep`` a
 budget sweep's table (`jaxheads.study.sweep.sweep_table`). `regenerate` rewrites
 every marked table; ``jaxheads report`` runs it, and a test checks that it changes nothing.
@@ -25,6 +26,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from jaxheads.bench.chip_table import chip_bench_table, is_chip_bench
 from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
 from jaxheads.study.report import PER_SEED_COLUMNS, summary_table, table
@@ -131,9 +133,12 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
         views = {"table": lambda: roofline_table(results)}
     elif results.get("kind") == "pipeline_rates":
         views = {"table": lambda: pipeline_rates_table(results)}
+    elif is_chip_bench(results):
+        views = {"table": lambda: chip_bench_table(results, source)}
     else:
         raise ValueError(
-            f"results:{key}: {path} is not a run, a study, a roofline or a pipeline-rates record"
+            f"results:{key}: {path} is not a run, a study, a roofline, a pipeline-rates or "
+            "a `jaxheads bench --json` record"
         )
     if (view or "table") not in views:
         raise ValueError(

@@ -108,21 +108,35 @@ class CheckpointStore:
       max_to_keep: how many of the newest checkpoints orbax keeps.
       writes: whether this process moves unreadable checkpoints aside and writes
         checksums (process 0 of a multi-process run).
+      temporary_path_class: for tests only: orbax's class of the folder a save
+        writes into and renames when complete (``None``: orbax's default). The
+        kill tests pass a subclass whose commit waits on a file, so that a process
+        is stopped inside a save (``tests/train_toy.py``).
     """
 
-    def __init__(self, workdir: str, *, max_to_keep: int | None = None, writes: bool = True):
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        max_to_keep: int | None = None,
+        writes: bool = True,
+        temporary_path_class: type | None = None,
+    ):
         self.workdir = os.path.abspath(workdir)
         self.directory = os.path.join(self.workdir, "checkpoints")
         self.checksums = os.path.join(self.workdir, "checksums")
         self.max_to_keep = max_to_keep
         self.writes = writes
+        self.temporary_path_class = temporary_path_class
         self._manager = self._new_manager()
 
     def _new_manager(self) -> ocp.CheckpointManager:
         return ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=self.max_to_keep, enable_async_checkpointing=False
+                max_to_keep=self.max_to_keep,
+                enable_async_checkpointing=False,
+                temporary_path_class=self.temporary_path_class,
             ),
         )
 
