@@ -18,6 +18,7 @@ from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments, field_default
 from jaxheads.train.detection import DetectionExperiment
 from jaxheads.train.loop import RunConfig
+from jaxheads.train.workdir import atomic_write
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -432,6 +433,18 @@ def train_command(args: argparse.Namespace) -> int:
 def evaluate_command(args: argparse.Namespace) -> int:
     from jaxheads.train.restore import evaluate_run
 
+    if args.json is not None and (
+        not args.json.endswith(".json")
+        or os.path.isdir(args.json)
+        or not os.path.isdir(os.path.dirname(os.path.abspath(args.json)))
+    ):
+        print(
+            "jaxheads evaluate: expected --json to name a .json file in an existing folder, "
+            f"got {args.json}",
+            file=sys.stderr,
+        )
+        return 2
+
     try:
         experiment, step, result = evaluate_run(args.workdir, val_examples=args.val_examples)
     except (ValueError, FileNotFoundError) as err:
@@ -442,6 +455,14 @@ def evaluate_command(args: argparse.Namespace) -> int:
         f"{result['images']} images), checkpoint step {step}"
     )
     print_eval(result)
+    if args.json is not None:
+        record = {"model": experiment.model, "dataset": experiment.dataset}
+        record |= {"checkpoint_step": step, **result}
+        try:
+            atomic_write(os.path.abspath(args.json), json.dumps(record, indent=1, allow_nan=False))
+        except OSError as err:
+            print(f"jaxheads evaluate: could not write --json {args.json}: {err}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -467,6 +488,13 @@ def add_commands(sub) -> None:
     p.add_argument("--workdir", required=True, help="the training run's --workdir")
     p.add_argument(
         "--val-examples", type=int, default=None, help="validation examples; default: the run's own"
+    )
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        default=None,
+        help="also write the metrics to this .json file (strict JSON: a metric with nothing "
+        "to measure, such as a class absent from the split, is null)",
     )
     add_compilation_cache_arguments(p)
     p.set_defaults(run=evaluate_command)

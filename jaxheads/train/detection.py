@@ -215,10 +215,16 @@ def evaluate(
     Returns a flat dict (keys as `jaxheads.train.metric_table.METRICS`): ``mAP50``
     (VOC2010 all-point), ``mAP50_voc07``, ``recall`` (VOC2010 recall at IoU 0.5),
     ``mAP`` (COCO .50:.95), ``mAP50_coco``, ``mAP75``, ``mAP_small/medium/large``,
-    ``per_class_ap50``; with ``keep_predictions`` also the raw lists.
+    ``per_class_ap50``; with ``keep_predictions`` also the raw lists. A metric with
+    nothing to measure (a class, or a size of box, absent from ``dataset``) is None,
+    so the dict is strict JSON.
+
+    ``batch_size`` is capped at ``len(dataset)``: a smaller set is not padded with
+    blank images to a full batch.
     """
     from jaxheads.data import Batches
 
+    batch_size = min(batch_size, len(dataset))
     predict = predict or make_predict(detector)
     size = detector.input_shape[1:3]
     scale = (size[1], size[0])
@@ -254,14 +260,19 @@ def evaluate(
         "mAP_small": coco["mAP_small"],
         "mAP_medium": coco["mAP_medium"],
         "mAP_large": coco["mAP_large"],
-        "per_class_ap50": {int(k): float(v) for k, v in voc10["per_class_ap"].items()},
+        "per_class_ap50": {int(k): _number(v) for k, v in voc10["per_class_ap"].items()},
         "images": len(truths),
     }
-    result = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+    result = {k: (_number(v) if isinstance(v, float) else v) for k, v in result.items()}
     if keep_predictions:
         result["predictions"], result["ground_truths"] = predictions, truths
         result["pr_curves"] = voc10["pr_curves"]
     return result
+
+
+def _number(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
 
 
 def detection_task(
