@@ -1,8 +1,9 @@
 """Does the heads' ranking change with the training budget? A budget sweep, each budget its own run.
 
-Three heads of the heads study on its backbone, data and recipe (``shapes`` at
-96², batch 32, Adam 1e-3 with a cosine decay after a warm-up of 100 steps, 256
-validation images), each from scratch and from the heads study's ``pre64``
+Three heads of the heads study on its backbone, data and recipe (``shapes``,
+Adam 1e-3 with a cosine decay after a warm-up of 100 steps, 256 validation
+images; 96² and batch 32 in the ``accelerator`` profile, the pre-training's 64²
+and batch 8 in ``cpu``), each from scratch and from the heads study's ``pre64``
 classification pre-training (the same stage, the same settings: the same
 weights), at increasing budgets:
 
@@ -15,8 +16,9 @@ Each budget is a full run with its own cosine schedule: the learning rate of a
 shorter run decays to 0 at its own end, so evaluating a longer run's early
 checkpoint would not measure the same thing. What the machinery saves instead:
 the stage trains once for every row and seed; a finished (row, seed) is found,
-not retrained, so a larger profile run in the same work directory keeps the
-smaller one's runs (``cpu``'s 36 runs are ``accelerator``'s first 36).
+not retrained, so a profile run again in the same work directory keeps the
+runs it finished (``cpu`` and ``accelerator`` train at different sizes: give
+each its own work directory).
 ``results.md`` holds the sweep's table (head × init against budget, mean ±
 std over seeds), the ranking at each budget by the study's rule for winners (a
 gap counts when it exceeds the larger seed std) and ``budget_sweep.png``
@@ -41,19 +43,16 @@ about 2.5 to 4.5 minutes, not the 2 minutes aimed at: compiling twelve runs'
 steps and evaluations is most of it, and only one compiled step shared by the
 runs whose shapes agree would cut it.
 
-``cpu`` (budgets 1,000, 3,000 and 10,000 steps, seeds 0 and 1: 14,000 steps per
-head, init and seed, 168,000 steps in all, 36 runs, and the 600-step stage): not yet
-measured; estimated from step rates. Measured 2026-12-06 (``jaxheads train --model
-<head> --steps 60``: the mean rate of the 50 steps after the first 10, which
-compile; 96², batch 32) on the 2-core CPU shared with other jobs at a load average
-of 5-6: ``yolov1_fc`` 2.85 steps/s, ``yolov1_percell`` 2.94, ``yolov2`` 2.35 (an
-earlier try at a load of 9-18 gave 1.37, 0.53 and 0.56). At those rates the 168,000
-steps take 17.4 hours, about 18 with the evaluations, the compilations and the
-stage. On the free machine a single ``yolov1_fc`` run of 10,000 steps took 36
-minutes (4.6 steps/s with its evaluation); with the ratios measured here (per-cell
-1.03×, YOLOv2 0.82× the FC head's rate) that is 4.6, 4.7 and 3.8 steps/s, so **about
-11 hours** on the free 2-core CPU (10.8 hours of steps). Run it in sittings: an
-interrupted study resumes, a finished run is kept.
+``cpu`` (64², batch 8; budgets 1,000, 3,000 and 10,000 steps, seeds 0 and 1:
+14,000 steps per head, init and seed, 168,000 steps in all, 36 runs, and the
+600-step stage): measured **97.5 minutes** on the 2-core CPU (2026-12-07), with
+other work beside it at a load average of 11-15 (from its 25th minute that work
+ran at the idle scheduling class, leaving it most of both cores: 27-45 steps/s,
+against 45 steps/s measured alone beforehand). Alone, about 75 minutes. It was
+sized from step rates measured alone on the same CPU (``jaxheads train --model
+small-yolov2 --steps 300``): at 96² and batch 32 the three heads train at 3.8 to
+4.7 steps/s, which would make this profile about 11 hours; at 64², 20 steps/s
+with batch 16 and 45 with batch 8.
 
 ``accelerator`` (budgets 1,000 to 30,000 steps, seeds 0, 1 and 2: 44,000 steps
 per head, init and seed, 792,000 steps, 72 runs, 25.3 M training images): sized
@@ -80,13 +79,20 @@ reported, all near mAP50 0 (10 steps rank nothing); measured (seed 0,
 scratch and pre-trained; ``yolov2`` 0.001 (pre-trained 0.0013 and 0.0010, from
 scratch 0.0011 and 0.0010). The ranking lines then read ``yolov2@pre64 >? yolov2
 >? yolov1_fc = ...``: one seed, nothing judged.
-``cpu`` and ``accelerator``: not yet measured. What is known (single
-runs of seed 0 on this CPU, pre-trained, VOC2010 mAP50): ``yolov1_fc@pre64``
-0.003 at 1,000 steps, 0.063 at 3,000 and 0.424 at 10,000; ``yolov2@pre64`` 0.700
-at 1,000 and 0.930 at 10,000. The heads study at 1,000 steps (seeds 0 and 1):
-``yolov1_percell`` 0.478 from scratch, 0.604 pre-trained. The sweep says whether
-the FC head's slow start is a matter of budget: whether it closes on the per-cell
-and YOLOv2 heads as the budget grows, and whether pre-training's lift holds.
+``cpu``, measured (2-core AMD EPYC, JAX 0.10.2; VOC2010 mAP50, mean ± std over
+seeds 0 and 1; ``docs/results/budget/results.json``), at 1,000 / 3,000 / 10,000
+steps: ``yolov1_fc`` 0.001 / 0.002 / 0.034 ± 0.007 from scratch and 0.001 / 0.003
+/ 0.037 ± 0.005 pre-trained; ``yolov1_percell`` 0.022 / 0.238 / 0.643 ± 0.029 and
+0.113 / 0.450 / 0.681 ± 0.011; ``yolov2`` 0.016 / 0.178 / 0.484 ± 0.003 and 0.112
+/ 0.353 / 0.589 ± 0.007. The ranking per-cell > YOLOv2 > FC holds at every budget
+and either start (per-cell and YOLOv2 pre-trained are not separated at 1,000
+steps); the FC head starts between 3,000 and 10,000 steps and falls further
+behind; pre-training never separates it from its from-scratch runs. The seeds
+differ by up to 0.045 per cell; another processor moves the third digit.
+``accelerator``: not yet measured. A single 96², batch-32 run of 10,000 steps
+(seed 0, this CPU, pre-trained) gave ``yolov1_fc@pre64`` 0.424 and
+``yolov2@pre64`` 0.930: the profile says whether the FC head closes the gap by
+30,000 steps.
 """
 
 from __future__ import annotations
