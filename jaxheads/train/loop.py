@@ -131,15 +131,7 @@ class RunConfig:
     # asks for them (one line on stderr if it is not), False writes none.
     tensorboard: bool | None = None
     extra: dict = dataclasses.field(default_factory=dict)
-
-    PRESENTATION = (
-        "progress",
-        "tensorboard",
-        "log_every",
-        "eval_every",
-        "checkpoint_every",
-        "max_to_keep",
-    )
+    # The settings a resumption may change: `jaxheads.train.workdir.NOT_IDENTITY`.
 
     def __post_init__(self):
         validate_config(self, workdir=False)
