@@ -17,7 +17,7 @@ entries that ``jaxheads pretrain`` trains. A `Dataset` entry makes a data set's 
 >>> list(pretrainable())
 ['small', 'small-extraction', 'small-extraction-nobn', 'small-nobn']
 >>> dataset_names()
-['shapes', 'digits', 'voc', 'coco']
+['shapes', 'digits', 'shapes-device', 'digits-device', 'voc', 'coco']
 
 Adding a model (see docs/architecture.md): write its builders (`Entry.build`,
 `Entry.detector`), or name its darknet cfg (`darknet_entry`), and `register` the

@@ -108,11 +108,11 @@ def export_workdir(
     from jaxheads.train.restore import build_run, restore_run
 
     workdir, out = os.fspath(workdir), os.fspath(out)
+    cfg_out = cfg_path_for(out)
+    _check_free([out, cfg_out], force)  # before the run is read: nothing else to learn first
     restored = restore_run(workdir, op=OP)
     experiment = restored.experiment
     name = exportable_model(experiment, where=workdir)
-    cfg_out = cfg_path_for(out)
-    _check_free([out, cfg_out], force)
     source = resolve_cfg(zoo.entry(name).cfg)
     detector, task = build_run(restored)
     model = from_cfg(
