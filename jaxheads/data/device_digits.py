@@ -26,7 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxheads._checks import fail
-from jaxheads.data.device_pipeline import DeviceScene, finish_scene, pick_colour
+from jaxheads.data.device_pipeline import (
+    DeviceScene,
+    check_scene_settings,
+    finish_scene,
+    pick_colour,
+)
 from jaxheads.data.digits import DIGIT_NAMES, load_digit_images, split_indices
 
 __all__ = ["DigitsSpec", "glyph_weights"]
@@ -77,17 +82,11 @@ class DigitsSpec:
 
     def __post_init__(self):
         op = "DigitsSpec"
-        h, w = self.image_size
-        if not (isinstance(h, int) and isinstance(w, int) and h >= 8 and w >= 8):
-            fail(op, "image_size (H, W), integers >= 8", self.image_size)
-        if not 1 <= self.max_objects <= self.max_boxes:
-            fail(op, f"1 <= max_objects <= max_boxes={self.max_boxes}", self.max_objects)
+        check_scene_settings(op, self)
         if not _GLYPH <= self.digit_size[0] <= self.digit_size[1]:
             fail(op, f"digit_size = (low, high) with {_GLYPH} <= low <= high", self.digit_size)
         if not 0 < self.val_fraction < 1:
             fail(op, "val_fraction in (0, 1)", self.val_fraction)
-        if self.placement_tries < 1:
-            fail(op, "placement_tries >= 1", self.placement_tries)
 
     @property
     def class_names(self) -> tuple[str, ...]:

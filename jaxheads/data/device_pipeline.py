@@ -90,6 +90,18 @@ class Spec(Protocol):
     def draw(self, key: jax.Array) -> DeviceScene: ...
 
 
+def check_scene_settings(op: str, spec) -> None:
+    """The settings every scene spec shares: ``image_size`` (H, W), integers >= 8;
+    ``1 <= max_objects <= max_boxes``; ``placement_tries >= 1``."""
+    h, w = spec.image_size
+    if not (isinstance(h, int) and isinstance(w, int) and h >= 8 and w >= 8):
+        fail(op, "image_size (H, W), integers >= 8", spec.image_size)
+    if not 1 <= spec.max_objects <= spec.max_boxes:
+        fail(op, f"1 <= max_objects <= max_boxes={spec.max_boxes}", spec.max_objects)
+    if spec.placement_tries < 1:
+        fail(op, "placement_tries >= 1", spec.placement_tries)
+
+
 def example_key(seed, split: str, index) -> jax.Array:
     """The key of example ``index`` of split ``split`` of the data set with ``seed``."""
     key = jax.random.fold_in(jax.random.key(seed), SPLITS[split])

@@ -26,7 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxheads._checks import fail
-from jaxheads.data.device_pipeline import DeviceScene, finish_scene, pick_colour
+from jaxheads.data.device_pipeline import (
+    DeviceScene,
+    check_scene_settings,
+    finish_scene,
+    pick_colour,
+)
 from jaxheads.data.shapes import SHAPE_NAMES
 
 __all__ = ["ShapesSpec"]
@@ -111,17 +116,11 @@ class ShapesSpec:
 
     def __post_init__(self):
         op = "ShapesSpec"
-        h, w = self.image_size
-        if not (isinstance(h, int) and isinstance(w, int) and h >= 8 and w >= 8):
-            fail(op, "image_size (H, W), integers >= 8", self.image_size)
+        check_scene_settings(op, self)
         if self.num_classes not in range(1, len(SHAPE_NAMES) + 1):
             fail(op, f"num_classes in 1..{len(SHAPE_NAMES)}", repr(self.num_classes))
-        if not 1 <= self.max_objects <= self.max_boxes:
-            fail(op, f"1 <= max_objects <= max_boxes={self.max_boxes}", self.max_objects)
         if not 0 < self.size[0] <= self.size[1]:
             fail(op, "size = (low, high) with 0 < low <= high", self.size)
-        if self.placement_tries < 1:
-            fail(op, "placement_tries >= 1", self.placement_tries)
 
     @property
     def class_names(self) -> tuple[str, ...]:
