@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -115,16 +116,37 @@ def paused_commit(step: int, gate: str):
     waits until ``GATE/release`` exists: a test kills the process there, inside the save.
     """
     import asyncio
+    import inspect
 
     import orbax.checkpoint as ocp
 
-    class PausedCommit(ocp.path.atomicity.AtomicRenameTemporaryPath):
-        async def finalize(self):
-            if self.get_final().name == str(step):
-                open(os.path.join(gate, "inside"), "w").close()
-                while not os.path.exists(os.path.join(gate, "release")):
-                    await asyncio.sleep(0.01)
-            await super().finalize()
+    base = ocp.path.atomicity.AtomicRenameTemporaryPath
+
+    def arrived() -> bool:
+        """Marks the arrival once; True while the gate is still closed."""
+        if not os.path.exists(os.path.join(gate, "inside")):
+            open(os.path.join(gate, "inside"), "w").close()
+        return not os.path.exists(os.path.join(gate, "release"))
+
+    # orbax's finalize became a coroutine between the oldest supported and the newest
+    # release: the pause must take the form the installed orbax awaits or calls.
+    if inspect.iscoroutinefunction(base.finalize):
+
+        class PausedCommit(base):
+            async def finalize(self, *args, **kwargs):
+                if self.get_final().name == str(step):
+                    while arrived():
+                        await asyncio.sleep(0.01)
+                await super().finalize(*args, **kwargs)
+
+    else:
+
+        class PausedCommit(base):
+            def finalize(self, *args, **kwargs):
+                if self.get_final().name == str(step):
+                    while arrived():
+                        time.sleep(0.01)
+                super().finalize(*args, **kwargs)
 
     return PausedCommit
 
