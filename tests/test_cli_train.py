@@ -75,6 +75,11 @@ def test_train_then_evaluate(tmp_path, capsys, model):
         (["--lr", "inf"], "--lr: expected a finite number >= 0.0, got inf"),
         (["--weight-decay", "nan"], "--weight-decay: expected a finite number >= 0.0, got nan"),
         (["--clip-norm", "0"], "--clip-norm: expected a finite number > 0.0, got 0.0"),
+        (["--loader-processes", "-1"], "--loader-processes: expected an integer >= 0, got -1"),
+        (
+            ["--dataset", "shapes-device", "--loader-processes", "2"],
+            "expected loader_processes 0 for 'shapes-device' (drawn on the device",
+        ),
     ],
 )
 def test_bad_input_leaves_no_workdir(tmp_path, capsys, args, message):

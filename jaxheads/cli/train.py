@@ -108,6 +108,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="validation examples for the evaluation",
     )
     p.add_argument(
+        "--loader-processes",
+        type=int,
+        default=field_default(DetectionExperiment, "loader_processes"),
+        help="worker processes that decode and augment the training images (0: threads of "
+        "this process); the same batches whatever the number, so a run may resume with "
+        "another; pays for image files on a machine with spare cores",
+    )
+    p.add_argument(
         "--checkpoint-every",
         type=int,
         default=field_default(RunConfig, "checkpoint_every"),
@@ -229,6 +237,7 @@ _INT_ARGS = (
     ("devices", 1),
     ("train_examples", 1),
     ("val_examples", 1),
+    ("loader_processes", 0),
     ("checkpoint_every", 1),
     ("log_every", 1),
     ("eval_every", 0),
@@ -280,6 +289,7 @@ def _train_records(args: argparse.Namespace) -> tuple[DetectionExperiment, RunCo
         no_augment=args.no_augment,
         train_examples=args.train_examples,
         val_examples=args.val_examples,
+        loader_processes=args.loader_processes,
     )
     run = RunConfig(
         workdir=args.workdir,

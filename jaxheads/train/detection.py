@@ -41,6 +41,11 @@ class DetectionExperiment:
       train_examples: training examples (None: the data set's own, 20,000 for shapes
         and digits).
       val_examples: validation examples for the evaluation.
+      loader_processes: worker processes that decode and augment the training images
+        (`jaxheads.data.workers`; 0: threads of this process). The batches are the same bit
+        for bit whatever the number, so a run may resume with another; for image files on
+        a machine with spare cores (procedural data are cheaper drawn in-process, and a
+        data set drawn on the device has nothing to load).
     """
 
     model: str = "small-yolov2"
@@ -53,6 +58,7 @@ class DetectionExperiment:
     no_augment: bool = False
     train_examples: int | None = None
     val_examples: int = 256
+    loader_processes: int = 0
 
     @classmethod
     def from_extra(cls, extra: dict) -> DetectionExperiment:
@@ -62,6 +68,17 @@ class DetectionExperiment:
 
 def build_experiment(experiment: DetectionExperiment, seed: int):
     """``(detector, task, val)``; raises ValueError before anything is written."""
+    from jaxheads import zoo
+
+    processes = experiment.loader_processes
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 0:
+        fail("build_experiment", "loader_processes to be an integer >= 0", repr(processes))
+    if processes and zoo.dataset(experiment.dataset).on_device:
+        fail(
+            "build_experiment",
+            f"loader_processes 0 for {experiment.dataset!r} (drawn on the device: nothing to load)",
+            processes,
+        )
     common = {
         "image_size": experiment.image_size,
         "seed": seed,
@@ -84,6 +101,7 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
         augment=not experiment.no_augment,
         val_data=val,
         compute_dtype=jnp.bfloat16 if experiment.bf16 else jnp.float32,
+        loader_processes=processes,
     )
     return detector, task, val
 
@@ -286,8 +304,14 @@ def detection_task(
     val_data=None,
     eval_batch_size: int = 64,
     compute_dtype=jnp.float32,
+    loader_processes: int = 0,
 ) -> Task:
-    """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``."""
+    """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``.
+
+    ``loader_processes`` > 0 loads the training batches in that many worker processes
+    (`jaxheads.data.Batches`' ``processes``): the same batches, off this process.
+    """
+    loader = {"processes": loader_processes} if loader_processes else {}
     if detector.head.num_classes != train_data.num_classes:
         fail(
             "detection_task",
@@ -303,6 +327,7 @@ def detection_task(
             start_step=start,
             process_index=process_index,
             process_count=process_count,
+            **loader,
         )
 
     predict = make_predict(detector)

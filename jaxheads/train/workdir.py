@@ -169,8 +169,16 @@ class WorkdirLock:
             self._fd = None
 
 
+# Settings of the experiment (``RunConfig.extra``) that may differ likewise: how the same
+# batches are loaded.
+NOT_IDENTITY_EXTRA = ("loader_processes",)
+
+
 def _identity(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in NOT_IDENTITY}
+    out = {k: v for k, v in d.items() if k not in NOT_IDENTITY}
+    if isinstance(out.get("extra"), dict):
+        out["extra"] = {k: v for k, v in out["extra"].items() if k not in NOT_IDENTITY_EXTRA}
+    return out
 
 
 def reconcile_config(cfg, *, writes: bool = True) -> int | None:
