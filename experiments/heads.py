@@ -74,7 +74,7 @@ Pre-training lifts the heads that predict per location by about 0.12 mAP50 and
 does not rescue Flatten + Dense or GAP; the ranking is unchanged. The Flatten and
 GAP heads' objectness tells object cells from empty ones barely better than
 chance (ROC AUC 0.53-0.70 against 0.94-0.98 for the per-location heads:
-``python experiments/fc_head.py dependence --study heads --workdir runs/heads``).
+``jaxheads analyse dependence --study heads --workdir runs/heads``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ locally connected head, GAP and Flatten + Dense. Pre-training on other images (t
 embedded objects) lifts the anchored heads more than on ``shapes`` (+0.25 to +0.29 per seed);
 their recall@0.5 is 0.93-0.96 either way: what it adds is naming the digits (the best
 class in an object's cell right for 48-50% of objects from scratch, 72-74% pre-trained,
-seed 0; ``python experiments/fc_head.py dependence --study heads_digits --workdir
+seed 0; ``jaxheads analyse dependence --study heads_digits --workdir
 runs/heads_digits``). An earlier run of seed 0 on another processor gave mAP50 within
 0.03 of these for every row.
 """

@@ -136,14 +136,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from jaxheads.anchors import kmeans_anchors
-from jaxheads.decode import RegionCentre, decode_yolov2
+from jaxheads.decode import BOUNDED, UNBOUNDED
 from jaxheads.heads import yolov2
-from jaxheads.losses import region_loss
 from jaxheads.models.detector import Detector, detector
 from jaxheads.models.small import small_anchors, small_backbone, small_extraction_backbone
 from jaxheads.study import EvalRow, Pretraining, StudyConfig, TrainRow, box_sizes, with_profile
@@ -170,76 +165,6 @@ PAPER = {
     "hi_res_detector": "78.6 (544×544)",
     "single_scale_hi_res": "— (not in Table 2)",
 }
-
-
-# ---------------------------------------------------------------------------
-# The unbounded (RPN-style) location prediction the paper started from.
-# ---------------------------------------------------------------------------
-
-
-def _unbounded_centre(t, cell, prior):
-    # The offset from the cell centre in prior widths: anywhere in the image.
-    return cell + 0.5 + t * prior
-
-
-def _unbounded_target(truth, cell, prior):
-    return (truth - cell - 0.5) / prior
-
-
-def _identity(t):
-    return t
-
-
-# ``x = (cx + 0.5 + tx·pw) / W``: the raw ``tx`` is regressed on ``(x·W − cx − 0.5) / pw``
-# and the warm-up pulls it to 0 (the cell centre). With ``tx = 0`` it is `BOUNDED`'s centre.
-UNBOUNDED = RegionCentre(_unbounded_centre, _identity, _unbounded_target, 0.0)
-
-
-def decode_unbounded(pred: jax.Array, anchors, *, num_classes: int):
-    """`jaxheads.decode.decode_yolov2` with `UNBOUNDED` centres: ``[B, H, W, A·(5 + C)]`` to
-    ``(boxes [B, H·W·A, 4] xyxy normalised, scores [B, H·W·A, C])``."""
-    return decode_yolov2(pred, anchors, num_classes=num_classes, centre=UNBOUNDED)
-
-
-def unbounded_region_loss(pred, gt_boxes, gt_labels, gt_mask, anchors, *, seen, **kwargs):
-    """`jaxheads.losses.region_loss` (rescore, bias_match) with `UNBOUNDED` centres.
-
-    The same terms, targets and slot assignment, except the centre's coordinate
-    term and warm-up (see `UNBOUNDED`). ``kwargs``: `region_loss`'s scales.
-
-    Returns:
-      ``[B]`` loss per image.
-    """
-    return region_loss(
-        pred, gt_boxes, gt_labels, gt_mask, anchors, seen=seen, centre=UNBOUNDED, **kwargs
-    )
-
-
-def unbounded_loss(det: Detector, *, global_batch: int):
-    """``loss_fn`` for `jaxheads.train.Task`: `unbounded_region_loss` of the detector's output."""
-    anchors = np.asarray(det.head.anchors, np.float32)
-
-    def loss_fn(params, state, batch, key, axis_name, step):
-        raw, new_state = det.layer.apply(
-            params,
-            state,
-            batch["image"].astype(jnp.float32),
-            train=True,
-            key=key,
-            axis_name=axis_name,
-        )
-        seen = step.astype(jnp.float32) * global_batch
-        per_image = unbounded_region_loss(
-            raw.astype(jnp.float32),
-            batch["boxes"],
-            batch["labels"],
-            batch["mask"],
-            anchors,
-            seen=seen,
-        )
-        return jnp.mean(per_image), (new_state, {})
-
-    return loss_fn
 
 
 # ---------------------------------------------------------------------------
@@ -291,8 +216,8 @@ def small_yolov2(
         its boxes the k-means ones.
       anchors: ``"hand"``, ``"kmeans"`` or ``"voc"`` (see `priors`).
       passthrough: darknet's reorg passthrough.
-      location: ``"bounded"`` (σ offsets, darknet) or ``"unbounded"`` (`decode_unbounded`;
-        train with `unbounded_loss`).
+      location: ``"bounded"`` (σ offsets, darknet: `jaxheads.decode.BOUNDED`) or
+        ``"unbounded"`` (`jaxheads.decode.UNBOUNDED`), in the decoder and the loss alike.
       backbone_kind: ``"darknet"`` (`small_backbone`, the new network) or ``"extraction"``
         (`jaxheads.models.small_extraction_backbone`, YOLOv1's).
     """
@@ -303,23 +228,19 @@ def small_yolov2(
     backbone = (small_extraction_backbone if backbone_kind == "extraction" else small_backbone)()
     train_size = image_size if train_data is None else train_data.image_size[0]
     grid = train_size // backbone.stride
+    centres = {"bounded": BOUNDED, "unbounded": UNBOUNDED}
+    if location not in centres:
+        raise ValueError(
+            f"small_yolov2: expected location 'bounded' or 'unbounded', got {location!r}"
+        )
     head = yolov2(
         anchors=priors(anchors, grid, train_data),
         num_classes=num_classes,
         width=128,
         passthrough=passthrough,
         passthrough_channels=16,
+        centre=centres[location],
     )
-    if location == "unbounded":
-        head = head._replace(
-            decode=functools.partial(
-                decode_unbounded, anchors=head.anchors, num_classes=num_classes
-            )
-        )
-    elif location != "bounded":
-        raise ValueError(
-            f"small_yolov2: expected location 'bounded' or 'unbounded', got {location!r}"
-        )
     return detector(backbone, head, image_size=image_size, name="small_yolov2")
 
 
@@ -366,7 +287,6 @@ def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
             TrainRow(
                 "anchor_boxes",
                 functools.partial(old, anchors="hand", location="unbounded"),
-                loss=unbounded_loss,
             ),
             "old_hires",
         ),
@@ -374,7 +294,6 @@ def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
             TrainRow(
                 "new_network",
                 functools.partial(small_yolov2, anchors="hand", location="unbounded"),
-                loss=unbounded_loss,
             ),
             "new_hires",
         ),
@@ -382,7 +301,6 @@ def _rows(train_sizes, hi_res: int) -> list[TrainRow | EvalRow]:
             TrainRow(
                 "dimension_priors",
                 functools.partial(small_yolov2, anchors="kmeans", location="unbounded"),
-                loss=unbounded_loss,
             ),
             "new_hires",
         ),

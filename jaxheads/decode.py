@@ -108,6 +108,26 @@ class RegionCentre(NamedTuple):
 BOUNDED = RegionCentre(_bounded_centre, jax.nn.sigmoid, _bounded_target, 0.5)
 
 
+def _unbounded_centre(t, cell, prior):
+    return cell + 0.5 + t * prior
+
+
+def _unbounded_target(truth, cell, prior):
+    return (truth - cell - 0.5) / prior
+
+
+def _identity(t):
+    return t
+
+
+#: The region-proposal-network offset YOLOv2's paper started from (its Table 2 before
+#: "location prediction"): ``x = (cx + 0.5 + tx·pw) / W``, an offset from the cell centre in
+#: prior widths, so a box may land anywhere in the image. The raw ``tx`` is regressed on
+#: ``(x·W − cx − 0.5) / pw`` and the warm-up pulls it to 0, the cell centre: with ``tx = 0``
+#: it is `BOUNDED`'s centre. Darknet has no such layer.
+UNBOUNDED = RegionCentre(_unbounded_centre, _identity, _unbounded_target, 0.0)
+
+
 def decode_yolov2(
     pred: jax.Array, anchors, *, num_classes: int = 20, centre: RegionCentre = BOUNDED
 ):

@@ -14,6 +14,7 @@ from jaxheads import summary
 from jaxheads.bench import cost_flops
 from jaxheads.cli import main
 from jaxheads.study import (
+    analysis,
     build_model,
     forward_flops,
     run_study,
@@ -280,8 +281,7 @@ def test_pretraining_stages_and_the_rows_that_start_from_them(study):
 @pytest.mark.slow
 def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study):
     config, workdir, _ = study
-    fc_head = studies.load_study("fc_head")
-    text = fc_head.dependence_table(str(workdir), study=str(config))
+    text = analysis.dependence_table(str(workdir), study=str(config))
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
     # every trained or evaluated row, the EvalRow on its source's weights at 48²
     assert [r for r in rows if r in LABELS] == LABELS

@@ -4,14 +4,11 @@ import json
 import re
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxheads.anchors import mean_best_iou
-from jaxheads.decode import decode_yolov2
-from jaxheads.losses import region_loss
+from jaxheads.decode import BOUNDED, UNBOUNDED
 from jaxheads.study import (
     QUICK_BUDGET,
     StudyConfig,
@@ -186,8 +183,13 @@ def test_yolov2_path_rows_and_paper_numbers():
     assert specs["hi_res_classifier@old_hires"].model == extraction
     assert specs["anchor_boxes"].model.keywords["backbone_kind"] == "extraction"
     assert "backbone_kind" not in specs["new_network"].model.keywords
-    assert specs["anchor_boxes"].loss is module.unbounded_loss
-    assert specs["location_prediction"].loss is None
+    # The unbounded rows carry their centre in the head: decoder and loss alike.
+    train = make_dataset("shapes", "train", image_size=64, num_examples=32)
+    for label, centre in [("anchor_boxes", UNBOUNDED), ("location_prediction", BOUNDED)]:
+        assert specs[label].loss is None
+        det, _ = build_model(specs[label].model, image_size=96, num_classes=3, train_data=train)
+        assert det.head.loss_kwargs().get("centre", BOUNDED) is centre
+        assert det.head.decode.keywords["centre"] is centre
     assert len(specs["multi_scale"].train_sizes) > 1
     assert specs["hi_res_detector"].weights_from == "multi_scale"
     assert specs["hi_res_detector"].eval_image_size == 128
@@ -223,150 +225,6 @@ def test_yolov2_path_detectors_and_priors():
         quick["passthrough"].model, image_size=64, num_classes=3, train_data=train
     )
     assert big.head.anchors == small.head.anchors
-
-
-def _scene(num_classes=3):
-    anchors = np.array([[1.0, 1.5], [2.0, 1.0], [3.0, 3.0]], np.float32)
-    rng = np.random.default_rng(0)
-    pred = rng.normal(size=(2, 4, 4, 3 * (5 + num_classes))).astype(np.float32)
-    boxes = np.array(
-        [
-            [[0.1, 0.1, 0.4, 0.5], [0.5, 0.3, 0.9, 0.9], [0, 0, 0, 0]],
-            [[0.2, 0.6, 0.5, 0.95], [0, 0, 0, 0], [0, 0, 0, 0]],
-        ],
-        np.float32,
-    )
-    labels = np.array([[0, 2, 0], [1, 0, 0]], np.int32)
-    mask = np.array([[True, True, False], [True, False, False]])
-    return anchors, pred, boxes, labels, mask
-
-
-@pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
-def test_unbounded_matches_bounded_at_the_cell_centre(jit):
-    module = _load("yolov2_path")
-    anchors, pred, boxes, labels, mask = _scene()
-    p = pred.reshape(2, 4, 4, 3, 8)
-    p[..., :2] = 0  # tx = ty = 0: σ(0) = 0.5 and the unbounded offset 0 are both the centre
-    pred = p.reshape(pred.shape)
-    decode = module.decode_unbounded
-    if jit:
-        decode = jax.jit(decode, static_argnames="num_classes")
-    got = decode(jnp.asarray(pred), anchors, num_classes=3)
-    want = decode_yolov2(jnp.asarray(pred), anchors, num_classes=3)
-    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
-    # Past the warm-up and without the coordinate term both losses see the same boxes.
-    loss = module.unbounded_region_loss
-    if jit:
-        loss = jax.jit(loss, static_argnames=("coord_scale",))
-    ours = loss(jnp.asarray(pred), boxes, labels, mask, anchors, seen=20000, coord_scale=0.0)
-    theirs = region_loss(
-        jnp.asarray(pred), boxes, labels, mask, anchors, seen=20000, coord_scale=0.0
-    )
-    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
-
-
-def test_unbounded_targets_decode_to_the_truth():
-    module = _load("yolov2_path")
-    anchors, pred, boxes, labels, mask = _scene()
-    truth = boxes[0, 1]  # centre (0.7, 0.6), size (0.4, 0.6): cell (2, 2), anchor 2
-    cx, cy, w, h = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2, *(truth[2:] - truth[:2])
-    pw, ph = anchors[2]
-    p = np.zeros((1, 4, 4, 3, 8), np.float32)
-    p[0, 2, 2, 2, :4] = [
-        (cx * 4 - 2 - 0.5) / pw,
-        (cy * 4 - 2 - 0.5) / ph,
-        np.log(w * 4 / pw),
-        np.log(h * 4 / ph),
-    ]
-    pred = jnp.asarray(p.reshape(1, 4, 4, 24))
-    decoded, _ = module.decode_unbounded(pred, anchors, num_classes=3)
-    np.testing.assert_allclose(decoded[0, (2 * 4 + 2) * 3 + 2], truth, atol=1e-6)
-    args = (pred, boxes[:1, 1:2], labels[:1, 1:2], mask[:1, 1:2], anchors)
-    with_coords = module.unbounded_region_loss(*args, seen=20000)
-    without = module.unbounded_region_loss(*args, seen=20000, coord_scale=0.0)
-    np.testing.assert_allclose(with_coords, without, atol=1e-6)  # the coordinates are exact
-    grad = jax.grad(lambda x: module.unbounded_region_loss(x, *args[1:], seen=0).sum())(pred)
-    assert bool(jnp.all(jnp.isfinite(grad)))
-
-
-def test_fc_head_gradient_terms_add_up_to_the_loss_gradient():
-    """The four per-term gradients of `fc_head.py gradients` are the whole loss's, split."""
-    module = _load("fc_head")
-    from jaxheads.data.pipeline import stack_examples
-    from jaxheads.train.detection import detection_loss
-
-    data = make_dataset("shapes", "train", image_size=64, num_examples=4)
-    batch = stack_examples([data.example(i) for i in range(4)])
-    batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
-    det, init = build_model("small-yolov1-fc", image_size=64, num_classes=data.num_classes)
-    params, state = init(jax.random.key(0))
-    key = jax.random.key(1)
-    terms = module.term_grads(det, params, state, batch, key)
-    assert len(terms) == 4
-    loss_fn = detection_loss(det, global_batch=4, **module._PAPER)
-    whole = jax.grad(
-        lambda head: loss_fn({**params, "head": head}, state, batch, key, None, jnp.asarray(0))[0]
-    )(params["head"])
-    summed = jax.tree.map(lambda *g: sum(g), *terms.values())
-    for a, b in zip(jax.tree.leaves(summed), jax.tree.leaves(whole), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    norms = module.term_gradients(det, params, state, batch, key)
-    assert set(norms) == set(terms) and all(v > 0 for v in norms.values()), norms
-
-
-def test_fc_head_image_dependence_finds_the_cell_and_the_fit():
-    module = _load("fc_head")
-    # a 2×2 grid, one box per cell; image 0 has an object in cell 3 (bottom right),
-    # image 1 one in cell 0 (top left) and a padded slot
-    truth = np.array([[[0.6, 0.6, 0.9, 0.9], [0, 0, 0, 0]], [[0.1, 0.1, 0.3, 0.3], [0, 0, 0, 0]]])
-    mask = np.array([[True, False], [True, False]])
-    boxes = np.tile(np.array([[0.0, 0.0, 0.5, 0.5]]), (2, 4, 1))
-    boxes[0, 3] = truth[0, 0]  # image 0: the right cell, the exact box
-    scores = np.full((2, 4, 1), 0.1)
-    scores[0, 3] = scores[1, 2] = 0.9  # image 1's best box sits in an empty cell
-    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
-    # object cells score 0.9 and 0.1, the six empty ones 0.1 (five) and 0.9 (one)
-    auc = (1 * 5 + 0.5 * 1 + 0.5 * 5 + 0 * 1) / 12
-    assert got == {"cell_auc": auc, "top_slots": 2, "cell_hit": 0.5, "iou": 0.5, "iou50": 0.5}
-    scores[1, 2], scores[1, 0] = 0.1, 0.9  # now image 1's best is in its object's cell
-    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=1)
-    assert got["cell_hit"] == 1.0 and got["iou"] == pytest.approx((1 + 0.04 / 0.25) / 2)
-    assert got["cell_auc"] == 1.0
-
-
-def test_fc_head_image_dependence_names_the_class_in_each_objects_cell():
-    module = _load("fc_head")
-    # a 2×2 grid, two boxes per cell, two classes; image 0 has objects in cells 0 and 3,
-    # image 1 one in cell 1 and a padded slot
-    truth = np.array(
-        [
-            [[0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]],
-            [[0.6, 0.1, 0.9, 0.3], [0, 0, 0, 0]],
-        ]
-    )
-    mask = np.array([[True, True], [True, False]])
-    labels = np.array([[0, 1], [1, 0]])
-    boxes = np.zeros((2, 8, 4))
-    scores = np.full((2, 8, 2), 0.1)
-    scores[0, 1] = [0.8, 0.2]  # cell 0, its second box: class 0, right
-    scores[0, 6] = [0.7, 0.3]  # cell 3, its first box: class 0, wrong (the object is 1)
-    scores[0, 7] = [0.1, 0.6]  # ... its second box says 1, but less sure than 0.7
-    scores[1, 3] = [0.2, 0.9]  # cell 1: class 1, right; the padded slot is not counted
-    got = module.image_dependence(boxes, scores, truth, mask, side=2, num_boxes=2, labels=labels)
-    assert got["class_right"] == pytest.approx(2 / 3)
-    assert "class_right" not in module.image_dependence(
-        boxes, scores, truth, mask, side=2, num_boxes=2
-    )
-
-
-def test_fc_head_object_cell_map_marks_each_objects_cell():
-    module = _load("fc_head")
-    truth = np.array([[[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]]])
-    got = module.object_cell_map(truth, np.array([[True, True, True]]), 2)
-    assert got.tolist() == [[True, False, False, True]]
-    got = module.object_cell_map(truth, np.array([[False, False, True]]), 2)
-    assert got.tolist() == [[False, False, False, True]]
 
 
 def test_fc_head_warm_up_rows_train_with_their_own_warm_up():

@@ -1,4 +1,5 @@
-"""``jaxheads compare``: run a study (`jaxheads.study`) and print its table."""
+"""``jaxheads compare``: run a study (`jaxheads.study`) and print its table; ``jaxheads analyse``:
+question its trained runs (`jaxheads.study.analysis`)."""
 
 from __future__ import annotations
 
@@ -167,8 +168,23 @@ def compare_command(args: argparse.Namespace) -> int:
     return exit_status("compare", work)
 
 
+def analyse_command(args: argparse.Namespace) -> int:
+    """Print the Markdown table of one analysis of a study's work directory."""
+
+    def work() -> int:
+        from jaxheads.study import analysis
+
+        if args.analysis == "gradients":
+            print(analysis.gradients_table(args.workdir, study=args.study))
+        else:
+            print(analysis.dependence_table(args.workdir, seed=args.seed, study=args.study))
+        return 0
+
+    return exit_status("analyse", work)
+
+
 def add_commands(sub) -> None:
-    """``jaxheads compare``."""
+    """``jaxheads compare`` and ``jaxheads analyse``."""
     p = add_command(
         sub,
         "compare",
@@ -179,3 +195,30 @@ def add_commands(sub) -> None:
     add_compare_arguments(p)
     add_compilation_cache_arguments(p)
     p.set_defaults(run=compare_command)
+
+    p = add_command(
+        sub,
+        "analyse",
+        "question a study's trained heads (gradient terms; do the boxes see the image)",
+        "gradients: the global norm of each YOLOv1 loss term's gradient with respect to the "
+        "head's parameters at initialisation, for the FC and per-cell heads, from scratch and "
+        "from the study's pre-trained backbone (seeds 0-2). dependence: for each trained row, "
+        "where its best box lands image by image, and how well its objectness tells the cells "
+        "holding an object from the empty ones. Run the study first.",
+    )
+    p.add_argument(
+        "analysis",
+        choices=("gradients", "dependence"),
+        help="which analysis (see above); its Markdown table goes to stdout",
+    )
+    p.add_argument("--workdir", default="runs/fc_head", help="the study's work directory")
+    p.add_argument(
+        "--study",
+        default="fc_head",
+        help="the packaged study whose runs are in --workdir (dependence: any; gradients: "
+        "one with a single pre-training stage)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="dependence: the seed whose weights are read"
+    )
+    p.set_defaults(run=analyse_command)

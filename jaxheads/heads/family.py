@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from jaxheads.decode import BOUNDED, RegionCentre
 from jaxheads.losses import region_loss, yolov1_loss
 
 
@@ -54,3 +55,19 @@ YOLOV2 = HeadFamily(
     lambda head: {"anchors": np.asarray(head.anchors, np.float32)},
     region_loss,
 )
+
+
+def region_family(centre: RegionCentre) -> HeadFamily:
+    """The YOLOv2 family with another centre parameterisation (`jaxheads.decode.RegionCentre`).
+
+    `YOLOV2` for `jaxheads.decode.BOUNDED`; otherwise the same loss with ``centre`` passed
+    through, and no darknet section (darknet's ``[region]`` is bounded).
+    """
+    if centre is BOUNDED:
+        return YOLOV2
+    return HeadFamily(
+        "yolov2",
+        None,
+        lambda head: {**YOLOV2.loss_kwargs(head), "centre": centre},
+        region_loss,
+    )

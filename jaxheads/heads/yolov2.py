@@ -29,9 +29,9 @@ from collections.abc import Sequence
 
 from jaxheads import layers as L
 from jaxheads._checks import check_positive_int, fail
-from jaxheads.decode import decode_yolov2
+from jaxheads.decode import BOUNDED, RegionCentre, decode_yolov2
 from jaxheads.heads.base import Head, check_feature_map, guarded, normalize_anchors, select
-from jaxheads.heads.family import YOLOV2
+from jaxheads.heads.family import region_family
 from jaxheads.layers.base import is_multi
 from jaxheads.layers.combinators import INPUT, Node
 
@@ -82,6 +82,7 @@ def yolov2(
     passthrough_channels: int = 64,
     width: int = 1024,
     extra_convs: bool = True,
+    centre: RegionCentre = BOUNDED,
     name: str = "yolov2",
 ) -> Head:
     """The YOLOv2 head (see the module docstring for the darknet layer it mirrors).
@@ -100,6 +101,9 @@ def yolov2(
       width: filters of the 3×3 convolutions (1024 in darknet).
       extra_convs: include the three 3×3 convolutions; without them only the
         final 1×1 convolution (after the route, with passthrough) remains.
+      centre: where ``tx, ty`` put a box centre, in the decoder and the loss alike:
+        `jaxheads.decode.BOUNDED` (darknet's ``σ(t) + c``) or `jaxheads.decode.UNBOUNDED`
+        (the paper's starting point; such a head has no darknet section).
       name: the layer's name.
 
     Returns:
@@ -149,11 +153,13 @@ def yolov2(
     nodes.append(Node("output", L.Conv2D(out, 1), last))
 
     layer = guarded(L.graph(nodes, name=name), lambda shape: _check_input(op, shape, passthrough))
-    decode = functools.partial(decode_yolov2, anchors=anchors, num_classes=num_classes)
+    decode = functools.partial(
+        decode_yolov2, anchors=anchors, num_classes=num_classes, centre=centre
+    )
     return Head(
         layer,
         decode,
-        YOLOV2,
+        region_family(centre),
         len(anchors),
         num_classes,
         anchors=anchors,
