@@ -80,8 +80,8 @@ def study(tmp_path_factory):
     config = root / "tiny.py"
     config.write_text(textwrap.dedent(TINY))
     workdir = root / "out"
-    code = main(["compare", "--config", str(config), "--workdir", str(workdir), "--no-progress"])
-    assert code == 0
+    argv = ["compare", "--config", str(config), "--workdir", str(workdir), "--no-progress"]
+    assert main([*argv, "--no-tensorboard"]) == 0
     with open(workdir / "results.json") as f:
         results = json.load(f)
     return config, workdir, results
@@ -102,6 +102,10 @@ def test_every_file_and_finite_numbers(study):
         run = json.loads((workdir / label / "seed0" / "result.json").read_text())["row"]
         assert run["compile_s"] >= 0 and run["device"] == "cpu", label
     assert not (workdir / "v2_hires" / "seed0" / "metrics.jsonl").exists()  # not trained
+    # --no-tensorboard reaches every run, the pre-training stages' too (tensorboardX is
+    # installed with the tests, so each would write its event files otherwise)
+    assert (workdir / "pretrain" / "pre" / "metrics.jsonl").is_file()
+    assert not list(workdir.rglob("tensorboard")), list(workdir.rglob("tensorboard"))
     assert [h["head"] for h in results["heads"]] == LABELS
     assert [r["head"] for r in results["runs"]] == LABELS
     for row in results["heads"] + results["runs"]:

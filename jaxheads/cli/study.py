@@ -11,7 +11,7 @@ import time
 
 from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments
-from jaxheads.cli.train import add_devices_argument, exit_status
+from jaxheads.cli.train import add_devices_argument, add_tensorboard_argument, exit_status
 from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
 
@@ -58,6 +58,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="override how each run splits its batch over the devices",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_tensorboard_argument(p)
     p.add_argument(
         "--publish",
         nargs="?",
@@ -96,6 +97,7 @@ def _config(module, args: argparse.Namespace) -> StudyConfig:
         image_size=args.image_size,
         num_devices=args.devices,
         parallel=args.parallel,
+        tensorboard=args.tensorboard,
     )
 
 

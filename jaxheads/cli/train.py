@@ -187,7 +187,7 @@ def add_devices_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_tensorboard_argument(p: argparse.ArgumentParser) -> None:
-    """``--tensorboard`` / ``--no-tensorboard`` (also of ``jaxheads pretrain``)."""
+    """``--tensorboard`` / ``--no-tensorboard`` (also of ``jaxheads pretrain`` and ``compare``)."""
     p.add_argument(
         "--tensorboard",
         action=argparse.BooleanOptionalAction,

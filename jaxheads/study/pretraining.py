@@ -22,7 +22,9 @@ def stage_dir(workdir: str, label: str) -> str:
     return os.path.join(workdir, "pretrain", label)
 
 
-def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: bool):
+def _stage_run(
+    stage: Pretraining, rundir: str, init: dict | None, progress: bool, tensorboard: bool | None
+):
     """``(model, task, RunConfig)`` of ``stage``: the ``jaxheads pretrain`` run it is."""
     from jaxheads.train.loop import RunConfig
     from jaxheads.train.pretrain import PretrainExperiment, build_task
@@ -50,6 +52,7 @@ def _stage_run(stage: Pretraining, rundir: str, init: dict | None, progress: boo
         log_every=10,
         eval_every=stage.steps,
         progress=progress,
+        tensorboard=tensorboard,
         extra=extra,
     )
     return model, task, run
@@ -74,8 +77,13 @@ def _before(stage: Pretraining, model, task) -> dict:
     return {"top1_before": float(result["top1"]), "top5_before": float(result["top5"])}
 
 
-def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dict:
+def run_stage(
+    stage: Pretraining, workdir: str, *, progress: bool = True, tensorboard: bool | None = None
+) -> dict:
     """Trains (or finds) one pre-training stage; returns its record.
+
+    ``tensorboard``: `jaxheads.train.RunConfig.tensorboard` (None: when tensorboardX is
+    installed); like ``progress``, it changes nothing the stage computes.
 
     The record: ``{"label", "backbone", "image_size", "steps", "init_from", "top1",
     "top5", "loss", "images", "sha256", "dir", "skipped"}`` (``sha256``: of the weights,
@@ -99,7 +107,7 @@ def run_stage(stage: Pretraining, workdir: str, *, progress: bool = True) -> dic
                 f"stage {stage.label!r}: expected stage {stage.init_from!r} to have run first"
             )
         init = {"stage": stage.init_from, "sha256": source["record"]["sha256"]}
-    model, task, run = _stage_run(stage, rundir, init, progress)
+    model, task, run = _stage_run(stage, rundir, init, progress, tensorboard)
     fingerprint = describe(
         {
             k: v
@@ -155,10 +163,13 @@ def stored(rundir: str) -> dict | None:
 
 
 def run_stages(config: StudyConfig, workdir: str, *, progress: bool = True) -> dict[str, dict]:
-    """Runs every stage of ``config`` in order; ``{label: record}``."""
+    """Runs every stage of ``config`` in order; ``{label: record}``. The stages write
+    TensorBoard files as the study's rows do (``config.budget.run.tensorboard``)."""
     records = {}
     for stage in config.pretraining:
-        record = run_stage(stage, workdir, progress=progress)
+        record = run_stage(
+            stage, workdir, progress=progress, tensorboard=config.budget.run.tensorboard
+        )
         records[stage.label] = record
         if progress:
             print(
