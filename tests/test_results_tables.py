@@ -273,3 +273,24 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
     assert "(CPU time ÷ wall time 2.00 in these cells)" in text
     assert "`shapes-device` 50 ms (25% of the step), `shapes` 400 ms (200% of the step)" in text
     assert tables.regenerate(str(tmp_path), write=False) == []
+
+
+def test_a_study_with_pre_trained_rows_has_a_pretraining_view():
+    """Each row from scratch beside its pre-trained copy, read from the committed record."""
+    with open(tables.results_path("heads-quick", ROOT)) as f:
+        heads = json.load(f)["heads"]
+    by_label = {h["head"]: h for h in heads}
+    text = tables.render("heads-quick", "pretraining", ROOT, os.path.join(ROOT, "README.md"))
+    lines = text.splitlines()
+    assert lines[0].startswith("| row | stage | VOC2010 mAP@0.5 from scratch |")
+    rows = [line.strip("| ").split(" | ") for line in lines[2:] if line.startswith("| ")]
+    assert [r[0] for r in rows] == [h["head"] for h in heads if "@" not in h["head"]]
+    for label, stage, scratch, pre, gain in rows:
+        want = by_label[f"{label}@{stage}"]["mAP50"] - by_label[label]["mAP50"]
+        assert float(scratch) == round(by_label[label]["mAP50"], 3)
+        assert float(pre) == round(by_label[f"{label}@{stage}"]["mAP50"], 3)
+        assert abs(float(gain) - want) <= 5e-4
+    assert "docs/results/heads-quick/results.json" in text
+    # a study without pre-trained rows has no such view
+    with pytest.raises(ValueError, match="expected a view among"):
+        tables.render("main", "pretraining", ROOT, os.path.join(ROOT, "README.md"))

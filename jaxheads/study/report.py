@@ -112,7 +112,7 @@ def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
     )
 
 
-def _effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
+def effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
     """Each row beside its `pretrained` copies: ``key`` from scratch, pre-trained, the gain."""
     by_label = {h["head"]: h for h in heads}
     metric = METRIC[key]
@@ -202,7 +202,7 @@ def markdown(
         for title, members in groups.items():
             lines += [f"### {title}", ""]
             lines += _summary_table(config, members) + [""]
-        effect = _effect_table(heads)
+        effect = effect_table(heads)
         if effect:
             lines += ["### What pre-training changes", ""] + effect
     lines += ["", "**Which head won on what** (computed from the tables):", ""]

@@ -13,9 +13,11 @@ and what is written between the markers depends on the file: a training run
 ``benchmarks/roofline.py`` its per-layer table (`jaxheads.bench.roofline_table`); the
 pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipeline_table`);
 ``jaxheads bench --json``'s record its figures (`jaxheads.bench.chip_table`).
-``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:sweep`` a
-budget sweep's table (`jaxheads.study.sweep.sweep_table`). `regenerate` rewrites
-every marked table; ``jaxheads report`` runs it, and a test checks that it changes nothing.
+``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:pretraining``
+each row from scratch beside its pre-trained copy (`jaxheads.study.report.effect_table`),
+``results:KEY:sweep`` a budget sweep's table (`jaxheads.study.sweep.sweep_table`).
+`regenerate` rewrites every marked table; ``jaxheads report`` runs it, and a test checks
+that it changes nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from jaxheads.bench.chip_table import chip_bench_table, is_chip_bench
 from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
-from jaxheads.study.report import PER_SEED_COLUMNS, summary_table, table
+from jaxheads.study.report import PER_SEED_COLUMNS, effect_table, summary_table, table
 from jaxheads.study.sweep import sweep_table
 from jaxheads.train.metric_table import ACCURACY, METRIC
 
@@ -125,6 +127,9 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
             ),
             "seeds": lambda: _study_seeds(results),
         }
+        effect = effect_table(results["heads"])
+        if effect:
+            views["pretraining"] = lambda: "\n".join(effect) + "\n\n" + _study_note(results, source)
         if "sweep" in results:
             views["sweep"] = lambda: (
                 "\n".join(sweep_table(results["sweep"])) + "\n\n" + _study_note(results, source)
