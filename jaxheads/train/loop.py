@@ -159,11 +159,12 @@ class MetricsLog:
                     break  # a line cut by a kill: everything after it is dropped
         return rows
 
-    def truncate_after(self, step: int) -> None:
-        if not self.writes:
-            return
+    def truncate_after(self, step: int) -> list[dict]:
+        """Drops the rows after ``step`` (a resumed run logs them again); the rows kept."""
         rows = [r for r in self.read() if r["step"] <= step]
-        atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+        if self.writes:
+            atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+        return rows
 
     def append(self, row: dict) -> None:
         if not self.writes:
@@ -278,11 +279,12 @@ def _finished_run(
 class _Record:
     """Writes a metrics row to ``metrics.jsonl`` and, when open, to the TensorBoard events."""
 
-    def __init__(self, cfg: RunConfig, log: MetricsLog):
+    def __init__(self, cfg: RunConfig, log: MetricsLog, rows: list[dict]):
+        """``rows``: what ``metrics.jsonl`` holds now (the TensorBoard files restart from it)."""
         self.log = log
         self.events = None
         if log.writes and cfg.tensorboard is not False:
-            self.events = EventLog.open(cfg.workdir, log.read(), asked=cfg.tensorboard is True)
+            self.events = EventLog.open(cfg.workdir, rows, asked=cfg.tensorboard is True)
 
     def __call__(self, row: dict) -> None:
         self.log.append(row)
@@ -360,7 +362,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     restored, start = store.restore_latest(ts)
     if restored is not None:
         ts = type(ts)(*restored) if not isinstance(restored, type(ts)) else restored
-    log.truncate_after(start)
+    rows = log.truncate_after(start)
     if start > cfg.steps:
         store.close()
         fail(
@@ -371,8 +373,8 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
     if start >= cfg.steps:
         record = None
         try:
-            record = _Record(cfg, log)
-            loss, result = _finished_run(task, cfg, log.read(), record, start, ts)
+            record = _Record(cfg, log, rows)
+            loss, result = _finished_run(task, cfg, rows, record, start, ts)
         finally:
             store.close()
             if record is not None:
@@ -448,7 +450,7 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
         bar.set_postfix(shown)
         t0, steps_timed = time.perf_counter(), 0
 
-    record = _Record(cfg, log)
+    record = _Record(cfg, log, rows)
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, cfg.steps + 1):
