@@ -119,8 +119,6 @@ from __future__ import annotations
 
 import functools
 
-from jaxheads.heads import yolov1_fc
-from jaxheads.models import detector, small_backbone
 from jaxheads.study import Pretraining, StudyConfig, TrainRow, with_profile
 from jaxheads.train.detection import detection_loss
 
@@ -128,55 +126,24 @@ from jaxheads.train.detection import detection_loss
 PRETRAIN = Pretraining("pre64", backbone="small", image_size=64, steps=600)
 
 
-def fc_detector(
-    *,
-    image_size: int,
-    num_classes: int,
-    train_data=None,
-    dropout: float = 0.5,
-    output_scale: float = 1.0,
-    hidden: int = 256,
-):
-    """The heads study's ``small-yolov1-fc`` with a choice of dropout, initial output scale
-    and hidden width.
-
-    ``output_scale`` multiplies the output Dense's initial kernel (its bias starts at 0),
-    so the head's initial outputs shrink by that factor.
-    """
-    del train_data
-    backbone = small_backbone()
-    side = image_size // backbone.stride
-    head = yolov1_fc(side=side, num_classes=num_classes, hidden=hidden, dropout=dropout)
-    det = detector(backbone, head, image_size=image_size, name="small_yolov1_fc")
-    if output_scale == 1.0:
-        return det
-    layer = det.layer
-
-    def init(key, input_shape):
-        shape, params, state = layer.init(key, input_shape)
-        out = params["head"]["dense_1"]
-        params["head"]["dense_1"] = {**out, "kernel": out["kernel"] * output_scale}
-        return shape, params, state
-
-    return det._replace(layer=layer._replace(init=init))
-
-
 def _rows() -> list[TrainRow]:
     fc = "small-yolov1-fc"
+    # The FC head with one of `jaxheads.heads.yolov1_fc`'s options changed.
+    fc_with = {"head": "yolov1-fc"}
     return [
         TrainRow("baseline", fc),
         TrainRow("percell", "small-yolov1-percell"),
         TrainRow("pretrained", fc, init=PRETRAIN.label),
-        TrainRow("no_dropout", functools.partial(fc_detector, dropout=0.0)),
+        TrainRow("no_dropout", {**fc_with, "dropout": 0.0}),
         TrainRow("lr_3e-4", fc, changes={"learning_rate": 3e-4}),
         TrainRow("lr_3e-3", fc, changes={"learning_rate": 3e-3}),
         TrainRow("warmup_0", fc, changes={"burn_in": 0}),
         TrainRow("warmup_300", fc, changes={"burn_in": 300}),
-        TrainRow("small_init", functools.partial(fc_detector, output_scale=0.01)),
+        TrainRow("small_init", {**fc_with, "output_scale": 0.01}),
         TrainRow("coord_1", fc, loss=functools.partial(detection_loss, lambda_coord=1.0)),
         TrainRow("noobj_0.1", fc, loss=functools.partial(detection_loss, lambda_noobj=0.1)),
         TrainRow("noobj_1", fc, loss=functools.partial(detection_loss, lambda_noobj=1.0)),
-        TrainRow("hidden_1024", functools.partial(fc_detector, hidden=1024)),
+        TrainRow("hidden_1024", {**fc_with, "hidden": 1024}),
     ]
 
 

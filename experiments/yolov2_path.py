@@ -138,9 +138,8 @@ import functools
 
 from jaxheads.anchors import kmeans_anchors
 from jaxheads.decode import BOUNDED, UNBOUNDED
-from jaxheads.heads import yolov2
-from jaxheads.models.detector import Detector, detector
-from jaxheads.models.small import small_anchors, small_backbone, small_extraction_backbone
+from jaxheads.models.detector import Detector
+from jaxheads.models.small import small_anchors, small_detector
 from jaxheads.study import EvalRow, Pretraining, StudyConfig, TrainRow, box_sizes, with_profile
 
 # Hand-picked priors in fractions of the image side: three squares and two 2:1 / 1:2 boxes.
@@ -218,30 +217,24 @@ def small_yolov2(
       passthrough: darknet's reorg passthrough.
       location: ``"bounded"`` (σ offsets, darknet: `jaxheads.decode.BOUNDED`) or
         ``"unbounded"`` (`jaxheads.decode.UNBOUNDED`), in the decoder and the loss alike.
-      backbone_kind: ``"darknet"`` (`small_backbone`, the new network) or ``"extraction"``
-        (`jaxheads.models.small_extraction_backbone`, YOLOv1's).
+      backbone_kind: ``"darknet"`` (the new network) or ``"extraction"`` (YOLOv1's): the
+        backbones of `jaxheads.models.small_detector`.
     """
-    if backbone_kind not in ("darknet", "extraction"):
-        raise ValueError(
-            f"small_yolov2: expected backbone_kind 'darknet' or 'extraction', got {backbone_kind!r}"
-        )
-    backbone = (small_extraction_backbone if backbone_kind == "extraction" else small_backbone)()
-    train_size = image_size if train_data is None else train_data.image_size[0]
-    grid = train_size // backbone.stride
     centres = {"bounded": BOUNDED, "unbounded": UNBOUNDED}
     if location not in centres:
         raise ValueError(
             f"small_yolov2: expected location 'bounded' or 'unbounded', got {location!r}"
         )
-    head = yolov2(
-        anchors=priors(anchors, grid, train_data),
+    train_size = image_size if train_data is None else train_data.image_size[0]
+    grid = train_size // 16  # both small backbones' stride
+    return small_detector(
+        "yolov2-passthrough" if passthrough else "yolov2",
+        image_size=image_size,
         num_classes=num_classes,
-        width=128,
-        passthrough=passthrough,
-        passthrough_channels=16,
+        backbone=backbone_kind,
+        anchors=priors(anchors, grid, train_data),
         centre=centres[location],
     )
-    return detector(backbone, head, image_size=image_size, name="small_yolov2")
 
 
 # The backbones' classification pre-training: each backbone at half the detector's side (the

@@ -7,7 +7,7 @@ import pytest
 from compilations import compilations
 from numpy_init import numpy_init as _init
 
-from jaxheads import heads, losses, zoo
+from jaxheads import decode, heads, losses, zoo
 from jaxheads import layers as L
 from jaxheads.cli import main
 from jaxheads.models import (
@@ -154,6 +154,38 @@ def test_detector_rejects_mismatched_sizes():
         small_detector("yolov3")
     with pytest.raises(ValueError, match=r"small_detector: expected image_size divisible by 16"):
         small_detector("gap", image_size=100)
+
+
+def test_small_detector_takes_the_heads_options():
+    """An option of the head's builder reaches it; the sizes SMALL_HEADS sets are defaults."""
+    key = jax.random.key(3)
+
+    def head_params(det):
+        return det.layer.init(key, det.input_shape)[1]["head"]
+
+    base = head_params(_model("yolov1-fc"))
+    # output_scale multiplies the output Dense's initial kernel, and nothing else
+    scaled = head_params(
+        small_detector(
+            "yolov1-fc", image_size=IMAGE, num_classes=CLASSES, width=WIDTH, output_scale=0.01
+        )
+    )
+    np.testing.assert_array_equal(scaled["dense_1"]["kernel"], base["dense_1"]["kernel"] * 0.01)
+    np.testing.assert_array_equal(scaled["dense"]["kernel"], base["dense"]["kernel"])
+    wide = small_detector("yolov1-fc", image_size=IMAGE, num_classes=CLASSES, hidden=32)
+    assert head_params(wide)["dense"]["kernel"].shape[-1] == 32
+    unbounded = small_detector(
+        "yolov2", image_size=IMAGE, num_classes=CLASSES, centre=decode.UNBOUNDED, anchors=((1, 2),)
+    )
+    assert unbounded.head.anchors == ((1.0, 2.0),) and unbounded.head.family.darknet_section is None
+    with pytest.raises(
+        ValueError, match=r"head options of yolov1_fc among \[.*'dropout'.*\['dropuot'\]"
+    ):
+        small_detector("yolov1-fc", dropuot=0.0)
+    with pytest.raises(ValueError, match=r"head options of yolov2 among .*\['passthrough'\]"):
+        small_detector("yolov2", passthrough=True)  # a head of its own: yolov2-passthrough
+    with pytest.raises(ValueError, match=r"yolov1_fc: expected output_scale a finite number > 0"):
+        small_detector("yolov1-fc", output_scale=0.0)
 
 
 def test_small_anchors_rescale_voc():

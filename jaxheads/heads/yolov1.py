@@ -10,7 +10,9 @@ and `jaxheads.losses.yolov1_loss`). Leaky slope 0.1 is darknet's ``leaky``.
 from __future__ import annotations
 
 from jaxheads import layers as L
+from jaxheads._checks import fail
 from jaxheads.heads.base import Head, check_rate, check_yolov1_sizes, yolov1_head
+from jaxheads.layers.core import glorot_uniform
 
 
 def yolov1_fc(
@@ -21,6 +23,7 @@ def yolov1_fc(
     hidden: int = 4096,
     dropout: float = 0.5,
     sqrt: bool = True,
+    output_scale: float = 1.0,
     name: str = "yolov1_fc",
 ) -> Head:
     """The YOLO paper's head: every output sees the whole ``S × S`` map.
@@ -36,6 +39,8 @@ def yolov1_fc(
       hidden: width of the hidden Dense (4096 in the paper).
       dropout: drop probability after the hidden layer (active with ``train=True``).
       sqrt: the decoder squares ``w, h`` (the paper predicts their square roots).
+      output_scale: multiplies the output Dense's initial kernel (Glorot uniform; its
+        bias starts at 0), so the head's initial outputs shrink by that factor.
       name: the layer's name.
 
     Returns:
@@ -49,12 +54,20 @@ def yolov1_fc(
     op = "yolov1_fc"
     out = check_yolov1_sizes(op, side, num_boxes, num_classes, hidden=hidden)
     rate = check_rate(op, dropout)
+    if not isinstance(output_scale, (int, float)) or not 0 < output_scale < float("inf"):
+        fail(op, "output_scale a finite number > 0", repr(output_scale))
+    kernel_init = glorot_uniform
+    if output_scale != 1.0:
+
+        def kernel_init(key, shape, dtype):
+            return glorot_uniform(key, shape, dtype) * output_scale
+
     layer = L.serial(
         L.Flatten(),
         L.Dense(hidden),
         L.LeakyReLU(0.1),
         L.Dropout(rate),
-        L.Dense(side * side * out),
+        L.Dense(side * side * out, kernel_init=kernel_init),
         L.Reshape((side, side, out)),
         name=name,
     )

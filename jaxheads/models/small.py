@@ -13,6 +13,7 @@ in a few CPU minutes.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from jaxheads import layers as L
@@ -138,20 +139,36 @@ def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
 
 
-#: Heads sized for the small backbone: (side, num_classes) -> Head.
-SMALL_HEADS: dict[str, Callable[[int, int], Head]] = {
-    "yolov1-fc": lambda side, c: yolov1_fc(side=side, num_classes=c, hidden=256),
-    "yolov1-percell": lambda side, c: yolov1_percell(side=side, num_classes=c, hidden=256),
-    "yolov1-local": lambda side, c: yolov1_local(side=side, num_classes=c, filters=32),
-    "gap": lambda side, c: gap(side=side, num_classes=c),
-    "yolov2": lambda side, c: yolov2(anchors=small_anchors(side), num_classes=c, width=128),
-    "yolov2-passthrough": lambda side, c: yolov2(
-        anchors=small_anchors(side),
-        num_classes=c,
-        width=128,
-        passthrough=True,
-        passthrough_channels=16,
+#: Heads sized for the small backbone: (side, num_classes, **options) -> Head; an option
+#: is a keyword of the head's builder and wins over the size set here.
+SMALL_HEADS: dict[str, Callable[..., Head]] = {
+    "yolov1-fc": lambda side, c, **o: yolov1_fc(**{"hidden": 256, **o}, side=side, num_classes=c),
+    "yolov1-percell": lambda side, c, **o: yolov1_percell(
+        **{"hidden": 256, **o}, side=side, num_classes=c
     ),
+    "yolov1-local": lambda side, c, **o: yolov1_local(
+        **{"filters": 32, **o}, side=side, num_classes=c
+    ),
+    "gap": lambda side, c, **o: gap(**o, side=side, num_classes=c),
+    "yolov2": lambda side, c, **o: yolov2(
+        **{"anchors": small_anchors(side), "width": 128, **o}, num_classes=c
+    ),
+    "yolov2-passthrough": lambda side, c, **o: yolov2(
+        **{"anchors": small_anchors(side), "width": 128, "passthrough_channels": 16, **o},
+        num_classes=c,
+        passthrough=True,
+    ),
+}
+
+
+# The builder each of SMALL_HEADS calls: the options it takes.
+_HEAD_BUILDERS = {
+    "yolov1-fc": yolov1_fc,
+    "yolov1-percell": yolov1_percell,
+    "yolov1-local": yolov1_local,
+    "gap": gap,
+    "yolov2": yolov2,
+    "yolov2-passthrough": yolov2,
 }
 
 
@@ -163,6 +180,7 @@ def small_detector(
     width: int = 16,
     batch_norm: bool = True,
     backbone: str = "darknet",
+    **head_options,
 ) -> Detector:
     """A small backbone with one of ``SMALL_HEADS`` on it.
 
@@ -175,6 +193,9 @@ def small_detector(
       batch_norm: batch norm in the backbone (see `small_backbone`).
       backbone: ``"darknet"`` (`small_backbone`, Darknet-19-like) or ``"extraction"``
         (`small_extraction_backbone`, YOLOv1-like).
+      head_options: keywords of the head's builder (`jaxheads.heads.yolov1_fc`'s
+        ``dropout``, ``hidden``, ``output_scale``; `jaxheads.heads.yolov2`'s ``anchors``,
+        ``centre``, ...), over the sizes ``SMALL_HEADS`` sets.
 
     Returns:
       A `Detector` on ``[B, image_size, image_size, 3]`` images.
@@ -182,6 +203,11 @@ def small_detector(
     op = "small_detector"
     if head not in SMALL_HEADS:
         fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
+    builder = _HEAD_BUILDERS[head]
+    allowed = set(inspect.signature(builder).parameters) - {"side", "num_classes", "passthrough"}
+    unknown = sorted(set(head_options) - allowed)
+    if unknown:
+        fail(op, f"head options of {builder.__name__} among {sorted(allowed)}", unknown)
     check_positive_int(op, "image_size", image_size)
     if backbone == "darknet":
         net = small_backbone(width=width, batch_norm=batch_norm)
@@ -194,7 +220,7 @@ def small_detector(
     side = image_size // net.stride
     return detector(
         net,
-        SMALL_HEADS[head](side, num_classes),
+        SMALL_HEADS[head](side, num_classes, **head_options),
         image_size=image_size,
         name=f"small_{head.replace('-', '_')}",
     )
