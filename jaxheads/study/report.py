@@ -128,6 +128,7 @@ def effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
         gain = None
         if h.get(key) is not None and scratch.get(key) is not None:
             gain = h[key] - scratch[key]
+            gain = 0.0 if abs(gain) < 5e-4 else gain  # no "-0.000"
         cells.append(metric.format_one(gain) if gain is not None else "—")
         rows.append(cells)
     if not rows:
