@@ -139,8 +139,8 @@ def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
 
 
-#: Heads sized for the small backbone: (side, num_classes, **options) -> Head; an option
-#: is a keyword of the head's builder and wins over the size set here.
+#: Heads sized for the small backbone: ``(side, num_classes, **options) -> Head``; an
+#: option is a keyword of the head's builder and wins over the size set here.
 SMALL_HEADS: dict[str, Callable[..., Head]] = {
     "yolov1-fc": lambda side, c, **o: yolov1_fc(**{"hidden": 256, **o}, side=side, num_classes=c),
     "yolov1-percell": lambda side, c, **o: yolov1_percell(
