@@ -27,9 +27,10 @@ Full profile (96×96, batch 32, 1000 steps, 2 seeds, 256 validation images: 24
 runs and the pre-training): measured in two parts on the 2-core CPU, seed 0 and the
 stage alone about 1 h 10 min (4-6 min a run), seed 1 in 1 h 56 min while the
 FC-head study ran beside it on the same two cores; about 2 h 15 min on the free
-machine. Seed 0 alone with this code (``--seeds 1``; the pre-training and 12 runs):
-measured 58.5 min on 2026-12-07 with other work beside it, published in
-``docs/results/heads/`` (``--seeds 2`` on the same work directory adds seed 1); on one
+machine. With this code, in two sittings into one work directory (2026-12-07):
+``--seeds 1`` (the pre-training and seed 0's 12 runs) 58.5 min with other work beside it,
+then ``--seeds 2`` (seed 1) 76.6 min at idle priority beside the test suite; published in
+``docs/results/heads/``. On one
 TPU or GPU the compute is seconds per run and the time goes to compilation and
 the numpy data pipeline on the host (not measured).
 
@@ -72,11 +73,11 @@ mAP50, VOC2010, mean ± std over the two seeds)::
     yolov2              0.584 ± 0.021   0.700 ± 0.005   +0.104, +0.128
     yolov2_passthrough  0.645 ± 0.028   0.768 ± 0.020   +0.089, +0.157
 
-Seed 0 again with this code (2026-12-07; ``docs/results/heads/results.json``): from
-scratch → pre64, yolov1_fc 0.002 → 0.002, yolov1_percell 0.465 → 0.607, yolov1_local
-0.005 → 0.057, gap 0.006 → 0.019, yolov2 0.608 → 0.718, yolov2_passthrough 0.680 → 0.753:
-each within 0.035 of the two seeds' mean above (yolov2@pre64, 0.018 above it, lies
-outside that mean's narrow ± 0.005), and the same ranking.
+Again with this code (2026-12-07, seeds 0 and 1; ``docs/results/heads/results.json``):
+from scratch → pre64, yolov1_fc 0.002 → 0.002, yolov1_percell 0.458 ± 0.010 → 0.602 ±
+0.008, yolov1_local 0.006 → 0.064 ± 0.009, gap 0.006 → 0.020, yolov2 0.587 ± 0.029 →
+0.714 ± 0.006, yolov2_passthrough 0.657 ± 0.033 → 0.763 ± 0.015: every mean within 0.02
+of the table above, and the same ranking.
 
 Pre-training lifts the heads that predict per location by about 0.12 mAP50 and
 does not rescue Flatten + Dense or GAP; the ranking is unchanged. The Flatten and
