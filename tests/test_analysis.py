@@ -86,6 +86,21 @@ def test_object_cell_map_marks_each_objects_cell():
     assert got.tolist() == [[False, False, False, True]]
 
 
+def test_gradients_table_gives_each_terms_spread_and_the_coordinate_share():
+    terms = list(analysis.TERMS)
+    norms = [dict(zip(terms, v, strict=True)) for v in ([3.0, 4.0, 0, 0], [5.0, 0, 0, 0])]
+    rows = [
+        {"model": "fc", "init": "scratch", "seed": seed, "norms": n} for seed, n in enumerate(norms)
+    ] + [{"model": "fc", "init": "pre", "seed": 0, "norms": norms[1]}]
+    text = analysis.gradients_table({"kind": "gradients", "terms": terms, "rows": rows})
+    lines = text.splitlines()
+    assert lines[0].startswith(f"| head | init | {terms[0]} | ")
+    # coord 3 and 5: mean 4, sample std √2; its share of the squared norms 9/25 and 1
+    assert lines[2] == "| fc | scratch | 4 ± 1.41 | 2 ± 2.83 | 0 ± 0 | 0 ± 0 | 68% ± 45% |"
+    assert lines[3] == "| fc | pre | 5 | 0 | 0 | 0 | 100% |"
+    assert lines[-1] == "Mean ± sample std over seeds 0, 1."
+
+
 def test_analyse_gradients_refuses_a_study_without_one_pre_training_stage(tmp_path, capsys):
     """Checked before anything is read: yolov2_path pre-trains five backbones."""
     status = main(["analyse", "gradients", "--study", "yolov2_path", "--workdir", str(tmp_path)])

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import textwrap
 
 import numpy as np
@@ -32,6 +33,7 @@ from jaxheads.study.config import (
 from jaxheads.study.pretraining import run_stage
 from jaxheads.study.publish import publish_study
 from jaxheads.study.report import winner_sentence
+from jaxheads.study.tables import regenerate
 from jaxheads.train.checkpoints import CheckpointWriteError
 from jaxheads.train.loop import TrainingDiverged
 from jaxheads.train.metric_table import METRICS
@@ -283,9 +285,17 @@ def test_pretraining_stages_and_the_rows_that_start_from_them(study):
 
 
 @pytest.mark.slow
-def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study):
+def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study, tmp_path, capsys):
     config, workdir, _ = study
-    text = analysis.dependence_table(str(workdir), study=str(config))
+    argv = ["analyse", "dependence", "--study", str(config), "--workdir", str(workdir)]
+    assert main([*argv, "--publish", str(tmp_path / "docs" / "results" / "toy")]) == 0
+    printed = capsys.readouterr().out
+    record = tmp_path / "docs" / "results" / "toy" / "dependence.json"
+    data = json.loads(record.read_text())
+    assert data["command"] == shlex.join(["jaxheads", *argv, "--publish", str(record.parent)])
+    assert data["environment"]["processor"] and data["run_time_s"] > 0
+    text = analysis.dependence_table(data)
+    assert text in printed
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
     # every trained or evaluated row, the EvalRow on its source's weights at 48²
     assert [r for r in rows if r in LABELS] == LABELS
@@ -296,6 +306,13 @@ def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study):
     random_lines = [r for r in rows if r.startswith("a cell drawn at random")]
     assert len(random_lines) == 2 and all("grid" in r for r in random_lines)
     assert rows["v2"].split(" | ")[2] != rows["v2_hires"].split(" | ")[2]
+    # `jaxheads report` quotes the record between its markers, with where it was made
+    page = tmp_path / "docs" / "page.md"
+    page.write_text("<!-- results:toy/dependence -->\n<!-- /results:toy/dependence -->\n")
+    assert regenerate(str(tmp_path)) == [str(page)]
+    quoted = page.read_text()
+    assert text in quoted and "(results/toy/dependence.json)" in quoted
+    assert data["command"] in quoted
 
 
 def test_pretraining_checks():

@@ -171,15 +171,28 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def analyse_command(args: argparse.Namespace) -> int:
-    """Print the Markdown table of one analysis of a study's work directory."""
+    """Print the Markdown table of one analysis of a study's work directory (and publish it)."""
 
     def work() -> int:
         from jaxheads.study import analysis
+        from jaxheads.study.publish import command_line, publish_analysis, published_dir
 
+        start = time.perf_counter()
         if args.analysis == "gradients":
-            print(analysis.gradients_table(args.workdir, study=args.study))
+            data = analysis.measure_gradients(args.workdir, study=args.study)
+            text = analysis.gradients_table(data)
         else:
-            print(analysis.dependence_table(args.workdir, seed=args.seed, study=args.study))
+            data = analysis.measure_dependence(args.workdir, seed=args.seed, study=args.study)
+            text = analysis.dependence_table(data)
+        print(text)
+        if args.publish is not None:
+            path = publish_analysis(
+                data,
+                args.publish or published_dir(args.study),
+                command=command_line(getattr(args, "argv", None)),
+                seconds=time.perf_counter() - start,
+            )
+            print(f"published: {path}")
         return 0
 
     return exit_status("analyse", work)
@@ -222,5 +235,15 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--seed", type=int, default=0, help="dependence: the seed whose weights are read"
+    )
+    p.add_argument(
+        "--publish",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="also write the analysis's record (its figures, the command, versions, processor "
+        "and run time) to DIR/<analysis>.json, for `jaxheads report` to quote; DIR left out: "
+        "docs/results/<study>",
     )
     p.set_defaults(run=analyse_command)

@@ -2,20 +2,23 @@
 
 Two questions the FC-head study asks of any detector's runs:
 
-* `gradients_table`: the global norm of each YOLOv1 loss term's gradient with respect to the
+* `measure_gradients`: the global norm of each YOLOv1 loss term's gradient with respect to the
   head's parameters at initialisation (`term_gradients`), for the FC and per-cell heads,
   from scratch and from a study's pre-trained backbone;
-* `dependence_table`: where each trained row's best box lands, image by image
+* `measure_dependence`: where each trained row's best box lands, image by image
   (`image_dependence`): the object's cell, a good box, the right class, and how well the
   objectness tells object cells from empty ones.
 
-From the shell: ``jaxheads analyse gradients --workdir runs/fc_head`` and ``jaxheads
-analyse dependence --study heads --workdir runs/heads``.
+Each ``measure_*`` returns a record (plain data) and each ``*_table`` renders one. From the
+shell: ``jaxheads analyse gradients --workdir runs/fc_head`` and ``jaxheads analyse
+dependence --study heads --workdir runs/heads``; with ``--publish`` the record goes to
+``docs/results/<study>/<analysis>.json``, where ``jaxheads report`` quotes it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -67,11 +70,16 @@ def term_gradients(det, params, state, batch, key) -> dict[str, float]:
     }
 
 
-def gradients_table(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> str:
-    """The Markdown table of `term_gradients` for the FC and per-cell heads, both inits.
+def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> dict:
+    """`term_gradients` for the FC and per-cell heads, from scratch and pre-trained.
 
     The data and image size are ``study``'s; the pre-trained backbone is its (one)
     pre-training stage in ``workdir`` (run the study first).
+
+    Returns:
+      ``{"kind": "gradients", "study", "stage", "terms", "rows"}``: a row per model,
+      start and seed, ``{"model", "init", "seed", "norms": {term: global norm}}``
+      (`gradients_table` renders it).
     """
     from jaxheads.data.pipeline import stack_examples
     from jaxheads.study import load_study
@@ -83,7 +91,7 @@ def gradients_table(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> st
     config = load_study(study).get_config()
     if len(config.pretraining) != 1:
         raise ValueError(
-            f"gradients_table: expected a study with one pre-training stage, got {study!r} "
+            f"gradients: expected a study with one pre-training stage, got {study!r} "
             f"with {[p.label for p in config.pretraining]}"
         )
     (stage,) = config.pretraining
@@ -94,7 +102,7 @@ def gradients_table(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> st
     batch = stack_examples([data.example(i) for i in range(32)])
     batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
     weights = load_workdir(stage_dir(workdir, stage.label))
-    lines = ["| head | init | seed | " + " | ".join(TERMS) + " |", "|" + "---|" * (3 + len(TERMS))]
+    rows = []
     for model in ("small-yolov1-fc", "small-yolov1-percell"):
         det, init = build_model(model, image_size=budget.image_size, num_classes=data.num_classes)
         for start in ("scratch", stage.label):
@@ -103,9 +111,44 @@ def gradients_table(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> st
                 if start != "scratch":
                     params, state, _ = transfer(params, state, weights)
                 norms = term_gradients(det, params, state, batch, jax.random.key(100 + seed))
-                cells = " | ".join(f"{norms[t]:.3g}" for t in TERMS)
-                lines.append(f"| {model} | {start} | {seed} | {cells} |")
-    return "\n".join(lines)
+                rows.append({"model": model, "init": start, "seed": seed, "norms": norms})
+    return {
+        "kind": "gradients",
+        "study": study,
+        "stage": stage.label,
+        "terms": list(TERMS),
+        "rows": rows,
+    }
+
+
+def gradients_table(data: Mapping) -> str:
+    """`measure_gradients`'s record as Markdown: each term's norm, mean ± std over seeds.
+
+    The last column is the coordinate term's share of the squared norms' sum (the
+    terms' gradients add up to the loss's, so it says which term the head's first
+    steps follow).
+    """
+    terms = data["terms"]
+    groups: dict[tuple, list] = {}
+    for row in data["rows"]:
+        groups.setdefault((row["model"], row["init"]), []).append(row["norms"])
+    seeds = sorted({row["seed"] for row in data["rows"]})
+    lines = [
+        f"| head | init | {' | '.join(terms)} | {terms[0]}'s share of the squared norms |",
+        "|" + "---|" * (3 + len(terms)),
+    ]
+    for (model, init), norms in groups.items():
+        cells = [_mean_std([n[t] for n in norms]) for t in terms]
+        share = [n[terms[0]] ** 2 / sum(n[t] ** 2 for t in terms) for n in norms]
+        lines.append(f"| {model} | {init} | {' | '.join(cells)} | {_mean_std(share, '.0%')} |")
+    return "\n".join(lines) + f"\n\nMean ± sample std over seeds {', '.join(map(str, seeds))}."
+
+
+def _mean_std(values, spec: str = ".3g") -> str:
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return format(values.mean(), spec)
+    return f"{format(values.mean(), spec)} ± {format(values.std(ddof=1), spec)}"
 
 
 # ---------------------------------------------------------------------------
@@ -164,14 +207,23 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int, l
     return out
 
 
-def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_head") -> str:
-    """The Markdown table of `image_dependence` for a study's trained runs in ``workdir``.
+def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "fc_head") -> dict:
+    """`image_dependence` of a study's trained runs in ``workdir``, with references.
 
     Each row's trained weights (seed ``seed``) on the study's 256 validation images;
     ``study`` is a packaged study (``"fc_head"``; ``"heads"``: all six heads, whose
-    decoders all give their boxes cell-major). Rows evaluated at another size (another
-    grid; an `EvalRow` too, with its source row's weights) get their own validation
-    batch and their own reference lines.
+    decoders all give their boxes cell-major); ``labels`` limits the rows. Rows evaluated
+    at another size (another grid; an `EvalRow` too, with its source row's weights) get
+    their own validation batch and their own references.
+
+    Returns:
+      ``{"kind": "dependence", "study", "seed", "rows", "references"}``: a row per trained
+      row, `image_dependence`'s figures with ``row`` and ``slots`` (the grid's box slots);
+      a reference per grid side met, what ignoring the image scores: ``random_cell`` (the
+      chance that a cell drawn at random holds an object), ``prior_auc`` (every image
+      given one map, how often each cell holds an object in these very images: an upper
+      bound) and ``commonest`` (every object named the commonest class).
+      `dependence_table` renders it.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -181,12 +233,7 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
     from jaxheads.train.loop import restore_params
 
     config = load_study(study).get_config()
-    lines = [
-        "| row | objectness AUC, object cells vs empty ones | slots holding a best box | best "
-        "box in an object's cell | its IoU with the object | IoU ≥ 0.5 | class named right in "
-        "an object's cell |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     vals = {}  # the validation batch at each evaluation size, stacked once
     grids = {}  # each grid side met: the validation batch its references are drawn on
     for row in config.rows:
@@ -217,32 +264,55 @@ def dependence_table(workdir: str, labels=None, seed: int = 0, study: str = "fc_
             num_boxes=det.head.num_boxes,
             labels=val["labels"],
         )
-        lines.append(
-            f"| {row.label} | {d['cell_auc']:.2f} | {d['top_slots']} of "
-            f"{side * side * det.head.num_boxes} | "
-            f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} | {d['class_right']:.2f} |"
+        rows.append(
+            {"row": row.label, "side": side, "slots": side * side * det.head.num_boxes, **d}
         )
+    references = []
     for side, val in grids.items():
-        # references that ignore the image: a random cell, and every image given the same
-        # map, how often each cell holds an object in these very images (an upper bound)
         holds = object_cell_map(val["boxes"], val["mask"], side)
         prior = np.broadcast_to(holds.mean(0), holds.shape)
-        prior_auc = roc_auc_score(holds.ravel(), prior.ravel())
-        chance = holds.sum(-1).mean() / side**2
-        # naming every object the commonest class of these images
         counts = np.bincount(np.asarray(val["labels"])[np.asarray(val["mask"], bool)])
-        commonest = counts.max() / counts.sum()
-        grid = f", {side}×{side} grid" if len(grids) > 1 else ""
-        lines.append(f"| a cell drawn at random{grid} | 0.50 | — | {chance:.2f} | — | — | — |")
-        lines.append(
-            f"| one map for every image: each cell's object frequency{grid} | {prior_auc:.2f} "
-            "| — | — | — | — | — |"
+        references.append(
+            {
+                "side": side,
+                "random_cell": float(holds.sum(-1).mean() / side**2),
+                "prior_auc": float(roc_auc_score(holds.ravel(), prior.ravel())),
+                "commonest": float(counts.max() / counts.sum()),
+            }
         )
+    return {
+        "kind": "dependence",
+        "study": study,
+        "seed": seed,
+        "rows": rows,
+        "references": references,
+    }
+
+
+def dependence_table(data: Mapping) -> str:
+    """`measure_dependence`'s record as Markdown: a line per row, then the references."""
+    lines = [
+        "| row | objectness AUC, object cells vs empty ones | slots holding a best box | best "
+        "box in an object's cell | its IoU with the object | IoU ≥ 0.5 | class named right in "
+        "an object's cell |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in data["rows"]:
         lines.append(
+            f"| {d['row']} | {d['cell_auc']:.2f} | {d['top_slots']} of {d['slots']} | "
+            f"{d['cell_hit']:.2f} | {d['iou']:.2f} | {d['iou50']:.2f} | {d['class_right']:.2f} |"
+        )
+    several = len(data["references"]) > 1
+    for ref in data["references"]:
+        grid = f", {ref['side']}×{ref['side']} grid" if several else ""
+        lines += [
+            f"| a cell drawn at random{grid} | 0.50 | — | {ref['random_cell']:.2f} | — | — | — |",
+            f"| one map for every image: each cell's object frequency{grid} | "
+            f"{ref['prior_auc']:.2f} | — | — | — | — | — |",
             f"| every object named the commonest class{grid} | — | — | — | — | — | "
-            f"{commonest:.2f} |"
-        )
-    return "\n".join(lines)
+            f"{ref['commonest']:.2f} |",
+        ]
+    return "\n".join(lines) + f"\n\nSeed {data['seed']}'s trained weights."
 
 
 def _centre_cells(truth, side: int) -> np.ndarray:

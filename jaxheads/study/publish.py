@@ -205,6 +205,20 @@ def publish_run(
     return dest
 
 
+def publish_analysis(
+    data: Mapping, dest: str, *, command: str | None = None, seconds: float | None = None
+) -> str:
+    """Writes an analysis's record (`jaxheads.study.analysis`) to ``dest/<kind>.json``.
+
+    The record gets the provenance of `publish_study`; ``jaxheads report`` renders it
+    between ``results:<study>/<kind>`` markers. Returns the file's path.
+    """
+    os.makedirs(dest, exist_ok=True)
+    path = os.path.join(dest, f"{data['kind']}.json")
+    write_json(path, {**data, **_provenance(command, seconds)})
+    return path
+
+
 def command_line(argv: Sequence[str] | None) -> str | None:
     """``argv`` as typed after ``jaxheads`` (None when unknown)."""
     import shlex

@@ -16,6 +16,9 @@ pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipel
 ``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:pretraining``
 each row from scratch beside its pre-trained copy (`jaxheads.study.report.effect_table`),
 ``results:KEY:sweep`` a budget sweep's table (`jaxheads.study.sweep.sweep_table`).
+``results:STUDY/gradients`` and ``results:STUDY/dependence`` read the records ``jaxheads
+analyse ... --publish`` writes (``docs/results/STUDY/<analysis>.json``) and give their
+tables (`jaxheads.study.analysis.gradients_table`, ``dependence_table``).
 `regenerate` rewrites every marked table; ``jaxheads report`` runs it, and a test checks
 that it changes nothing.
 """
@@ -104,6 +107,24 @@ def _study_seeds(results: Mapping) -> str:
     return "\n".join(table(header, rows))
 
 
+# The analyses of `jaxheads.study.analysis` whose records `render` reads.
+ANALYSES = ("gradients", "dependence")
+
+
+def _analysis_table(results: Mapping, source: str) -> str:
+    from jaxheads.study import analysis
+
+    text = getattr(analysis, f"{results['kind']}_table")(results)
+    env = results["environment"]
+    seconds = results.get("run_time_s")
+    took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
+    return (
+        f"{text} Measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
+        f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; from "
+        f"[`{source}`]({source}), made by `{results['command']}`."
+    )
+
+
 def render(key: str, view: str | None, root: str, document: str) -> str:
     """What goes between the markers ``results:KEY[:VIEW]`` of ``document``.
 
@@ -117,6 +138,8 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
     views: dict[str, Callable[[], str]]
     if results.get("kind") == "train":
         views = {"table": lambda: run_table(results) + "\n\n" + _run_note(results, source)}
+    elif results.get("kind") in ANALYSES:
+        views = {"table": lambda: _analysis_table(results, source)}
     elif "study" in results:
         paper = results["config"].get("paper")
         views = {
@@ -142,8 +165,8 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
         views = {"table": lambda: chip_bench_table(results, source)}
     else:
         raise ValueError(
-            f"results:{key}: {path} is not a run, a study, a roofline, a pipeline-rates or "
-            "a `jaxheads bench --json` record"
+            f"results:{key}: {path} is not a run, a study, an analysis, a roofline, a "
+            "pipeline-rates or a `jaxheads bench --json` record"
         )
     if (view or "table") not in views:
         raise ValueError(
