@@ -13,8 +13,9 @@ in a few CPU minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from jaxheads import layers as L
 from jaxheads._checks import check_positive_int, fail
@@ -139,36 +140,58 @@ def small_anchors(side: int) -> tuple[tuple[float, float], ...]:
     return tuple((w * side / 13, h * side / 13) for w, h in VOC_ANCHORS)
 
 
-#: Heads sized for the small backbone: ``(side, num_classes, **options) -> Head``; an
-#: option is a keyword of the head's builder and wins over the size set here.
-SMALL_HEADS: dict[str, Callable[..., Head]] = {
-    "yolov1-fc": lambda side, c, **o: yolov1_fc(**{"hidden": 256, **o}, side=side, num_classes=c),
-    "yolov1-percell": lambda side, c, **o: yolov1_percell(
-        **{"hidden": 256, **o}, side=side, num_classes=c
-    ),
-    "yolov1-local": lambda side, c, **o: yolov1_local(
-        **{"filters": 32, **o}, side=side, num_classes=c
-    ),
-    "gap": lambda side, c, **o: gap(**o, side=side, num_classes=c),
-    "yolov2": lambda side, c, **o: yolov2(
-        **{"anchors": small_anchors(side), "width": 128, **o}, num_classes=c
-    ),
-    "yolov2-passthrough": lambda side, c, **o: yolov2(
-        **{"anchors": small_anchors(side), "width": 128, "passthrough_channels": 16, **o},
-        num_classes=c,
-        passthrough=True,
-    ),
-}
+@dataclasses.dataclass(frozen=True)
+class SmallHead:
+    """A head of `jaxheads.heads` sized for the small backbone.
+
+    Called as ``(side, num_classes, **options) -> Head``: ``builder`` with the grid
+    ``side`` (when it takes one), ``sizes(side)`` as defaults that an option wins over,
+    and ``fixed``, which no option may change.
+    """
+
+    builder: Callable[..., Head]
+    sizes: Callable[[int], dict] = lambda side: {}
+    fixed: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    def options(self) -> list[str]:
+        """The keywords of ``builder`` an option may set."""
+        params = inspect.signature(self.builder).parameters
+        return sorted(set(params) - {"side", "num_classes"} - set(self.fixed))
+
+    def check(self, options: Mapping[str, object]) -> None:
+        """Refuses, by name, an option that is not among `options`."""
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            fail(
+                "small_detector",
+                f"head options of {self.builder.__name__} among {self.options()}",
+                unknown,
+            )
+
+    def __call__(self, side: int, num_classes: int, **options) -> Head:
+        self.check(options)
+        grid = {"side": side} if "side" in inspect.signature(self.builder).parameters else {}
+        kw = {**self.sizes(side), **options, **self.fixed}
+        return self.builder(**kw, **grid, num_classes=num_classes)
 
 
-# The builder each of SMALL_HEADS calls: the options it takes.
-_HEAD_BUILDERS = {
-    "yolov1-fc": yolov1_fc,
-    "yolov1-percell": yolov1_percell,
-    "yolov1-local": yolov1_local,
-    "gap": gap,
-    "yolov2": yolov2,
-    "yolov2-passthrough": yolov2,
+def _yolov2_sizes(side: int) -> dict:
+    return {"anchors": small_anchors(side), "width": 128}
+
+
+#: Heads sized for the small backbone (`SmallHead`): ``(side, num_classes, **options) ->
+#: Head``; an option is a keyword of the head's builder and wins over the size set here.
+SMALL_HEADS: dict[str, SmallHead] = {
+    "yolov1-fc": SmallHead(yolov1_fc, lambda side: {"hidden": 256}),
+    "yolov1-percell": SmallHead(yolov1_percell, lambda side: {"hidden": 256}),
+    "yolov1-local": SmallHead(yolov1_local, lambda side: {"filters": 32}),
+    "gap": SmallHead(gap),
+    "yolov2": SmallHead(yolov2, _yolov2_sizes, {"passthrough": False}),
+    "yolov2-passthrough": SmallHead(
+        yolov2,
+        lambda side: {**_yolov2_sizes(side), "passthrough_channels": 16},
+        {"passthrough": True},
+    ),
 }
 
 
@@ -203,11 +226,7 @@ def small_detector(
     op = "small_detector"
     if head not in SMALL_HEADS:
         fail(op, f"head in {sorted(SMALL_HEADS)}", repr(head))
-    builder = _HEAD_BUILDERS[head]
-    allowed = set(inspect.signature(builder).parameters) - {"side", "num_classes", "passthrough"}
-    unknown = sorted(set(head_options) - allowed)
-    if unknown:
-        fail(op, f"head options of {builder.__name__} among {sorted(allowed)}", unknown)
+    SMALL_HEADS[head].check(head_options)
     check_positive_int(op, "image_size", image_size)
     if backbone == "darknet":
         net = small_backbone(width=width, batch_norm=batch_norm)
