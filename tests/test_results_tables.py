@@ -294,3 +294,25 @@ def test_a_study_with_pre_trained_rows_has_a_pretraining_view():
     # a study without pre-trained rows has no such view
     with pytest.raises(ValueError, match="expected a view among"):
         tables.render("main", "pretraining", ROOT, os.path.join(ROOT, "README.md"))
+
+
+def test_a_study_quotes_its_winners_and_its_pre_training_stages():
+    """The winners and stages views read the committed record: what results.md says."""
+    with open(tables.results_path("heads", ROOT)) as f:
+        results = json.load(f)
+    readme = os.path.join(ROOT, "README.md")
+    winners = tables.render("heads", "winners", ROOT, readme).splitlines()
+    assert len([w for w in winners if w.startswith("- ")]) == len(results["winners"])
+    with open(os.path.join(ROOT, "docs", "results", "heads", "results.md")) as f:
+        page = f.read()
+    assert all(w in page for w in winners if w.startswith("- "))
+    stages = tables.render("heads", "stages", ROOT, readme).splitlines()
+    assert stages[0].startswith("| stage | backbone | image | steps |")
+    (stage,) = results["pretraining"]
+    assert (
+        stages[2].startswith(f"| {stage['label']} | ") and f"| {stage['top1']:.3f} |" in stages[2]
+    )
+    # a training run has neither view
+    for view in ("winners", "stages"):
+        with pytest.raises(ValueError, match="expected a view among"):
+            tables.render("main", view, ROOT, readme)

@@ -88,7 +88,7 @@ def _groups(config: StudyConfig, heads: Sequence[Mapping]) -> dict[str, list]:
     return groups
 
 
-def _stages_table(stages: Mapping[str, Mapping]) -> list[str]:
+def stages_table(stages: Mapping[str, Mapping]) -> list[str]:
     """The stages; one that starts from another shows its start weights' top-1 at its size."""
 
     def before(s):
@@ -195,7 +195,7 @@ def markdown(
     stages = stages or {}
     if stages:
         lines += ["Pre-training stages (held-out top-1/top-5 on the embedded objects):", ""]
-        lines += _stages_table(stages) + [""]
+        lines += stages_table(stages) + [""]
     groups = _groups(config, heads)
     if len(groups) == 1:
         lines += _summary_table(config, heads)

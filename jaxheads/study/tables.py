@@ -15,6 +15,8 @@ pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipel
 ``jaxheads bench --json``'s record its figures (`jaxheads.bench.chip_table`).
 ``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:pretraining``
 each row from scratch beside its pre-trained copy (`jaxheads.study.report.effect_table`),
+``results:KEY:winners`` which row won on what (`jaxheads.study.ranking.winner_sentence`),
+``results:KEY:stages`` the pre-training stages (`jaxheads.study.report.stages_table`),
 ``results:KEY:sweep`` a budget sweep's table (`jaxheads.study.sweep.sweep_table`).
 ``results:STUDY/gradients`` and ``results:STUDY/dependence`` read the records ``jaxheads
 analyse ... --publish`` writes (``docs/results/STUDY/<analysis>.json``) and give their
@@ -34,7 +36,14 @@ from collections.abc import Callable, Mapping, Sequence
 from jaxheads.bench.chip_table import chip_bench_table, is_chip_bench
 from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
-from jaxheads.study.report import PER_SEED_COLUMNS, effect_table, summary_table, table
+from jaxheads.study.ranking import winner_sentence
+from jaxheads.study.report import (
+    PER_SEED_COLUMNS,
+    effect_table,
+    stages_table,
+    summary_table,
+    table,
+)
 from jaxheads.study.sweep import sweep_table
 from jaxheads.train.metric_table import ACCURACY, METRIC
 
@@ -149,7 +158,17 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
                 + _study_note(results, source)
             ),
             "seeds": lambda: _study_seeds(results),
+            "winners": lambda: (
+                "\n".join(winner_sentence(k, e) for k, e in results["winners"].items())
+                + "\n\n"
+                + _study_note(results, source)
+            ),
         }
+        if results.get("pretraining"):
+            stages = {s["label"]: s for s in results["pretraining"]}
+            views["stages"] = lambda: (
+                "\n".join(stages_table(stages)) + f"\n\nFrom [`{source}`]({source})."
+            )
         effect = effect_table(results["heads"])
         if effect:
             views["pretraining"] = lambda: "\n".join(effect) + "\n\n" + _study_note(results, source)
