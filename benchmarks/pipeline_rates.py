@@ -24,7 +24,9 @@ first batch that compiles it; ``voc`` is the set
 500×375 (a typical VOC image), written to a temporary directory and decoded and resized
 to each size; ``coco`` is the same JPEGs under a COCO-format JSON made from the VOC
 annotations (`jaxheads.data.COCODataset` reads it), so its cell differs from ``voc``'s
-only by the annotation reader.
+only by the annotation reader. The cells of ``--augment-on-device`` (``voc`` and ``coco``)
+time the host's share of `jaxheads.data.DeviceAugmentedBatches` (``jaxheads train
+--augment-on-device``): the same pipelines with no augmentation, which the device applies.
 
 With ``--step-fraction`` (on by default) it also times one training step of
 ``small-yolov2`` at 96², batch 32, on a batch drawn beforehand, beside the time of drawing
@@ -123,17 +125,31 @@ class Waited:
         self.batches.close()
 
 
-def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> dict:
-    """One cell: images/s of ``batches`` batches on this thread, after one to warm up."""
+def measure(
+    name: str,
+    size: int,
+    paths: dict,
+    *,
+    batch: int,
+    batches: int,
+    augment_on_device: bool = False,
+) -> dict:
+    """One cell: images/s of ``batches`` batches on this thread, after one to warm up.
+
+    ``augment_on_device``: the host's share of `jaxheads.data.DeviceAugmentedBatches`
+    (``jaxheads train --augment-on-device``): the batches loaded with no augmentation,
+    which the device then applies.
+    """
     from jaxheads.data import Batches
     from jaxheads.data.augment import augment
 
     data = dataset(name, size, paths, examples=batch * (batches + 1))
+    host_augment = None if augment_on_device else augment
 
     def make():
         if zoo.dataset(name).on_device:
             return Waited(data.training_batches(batch, seed=0, augment=True))
-        return Batches(data, batch, seed=0, augment=augment, prefetch=0, num_workers=1)
+        return Batches(data, batch, seed=0, augment=host_augment, prefetch=0, num_workers=1)
 
     draw_batches(make, 1)()  # first use: imports, caches, the OS's file cache
     cpu: dict[str, list[float]] = {}
@@ -145,6 +161,7 @@ def measure(name: str, size: int, paths: dict, *, batch: int, batches: int) -> d
         "wall_s": times["pipeline"][0],
         "cpu_s": cpu["pipeline"][0],
         "images_per_cpu_s": batch * batches / cpu["pipeline"][0],
+        **({"augment_on_device": True} if augment_on_device else {}),
     }
 
 
@@ -243,6 +260,13 @@ def main(argv=None) -> int:
         help="worker processes of the worker-process cells (0: none)",
     )
     parser.add_argument(
+        "--augment-on-device",
+        nargs="*",
+        default=["voc", "coco"],
+        choices=[n for n in names if not zoo.dataset(n).on_device],
+        help="data sets also measured augmented on the device: the host's share",
+    )
+    parser.add_argument(
         "--process-sizes", type=int, nargs="*", default=[416, 448], help="their image sizes"
     )
     args = parser.parse_args(argv)
@@ -257,6 +281,21 @@ def main(argv=None) -> int:
                 print(
                     f"{name} {size}²: {row['images_per_s']:.1f} images/s, "
                     f"{row['images_per_cpu_s']:.1f} per CPU second",
+                    flush=True,
+                )
+                rows.append(row)
+            for name in args.augment_on_device:
+                row = measure(
+                    name,
+                    size,
+                    paths,
+                    batch=args.batch,
+                    batches=args.batches,
+                    augment_on_device=True,
+                )
+                print(
+                    f"{name} {size}², augmented on the device: {row['images_per_s']:.1f} "
+                    f"images/s, {row['images_per_cpu_s']:.1f} per CPU second",
                     flush=True,
                 )
                 rows.append(row)

@@ -214,10 +214,12 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
             ("voc", 64, 400.0),
             ("voc", 416, 40.0),
             ("shapes", 64, 900.0),
+            ("voc", 416, 250.0),
             ("shapes-device", 416, 700.0),
         ]
     ]
     rows[-1]["cpu_s"] = 2.0
+    rows[3]["augment_on_device"] = True
     process_rows = [
         {
             "dataset": "voc",
@@ -269,6 +271,10 @@ def test_the_pipeline_rates_render_with_the_cores_a_feed_takes(tmp_path):
     assert "| shapes | 900 |  |  |" in text
     assert "load averages 2.00 at the start and 3.00 at the end" in text
     assert "| shapes-device |  | 700 | 5 |" in text
+    # the host's share when the device augments: a row of its own
+    assert "| voc, augmented on the device |  | 250 | 12 |" in text
+    assert "| voc | 400 | 40 | 71 |" in text
+    assert "the host's share of `jaxheads.data.DeviceAugmentedBatches`" in text
     assert "`shapes-device`: the same kind of scenes" in text
     assert "(CPU time ÷ wall time 2.00 in these cells)" in text
     assert "`shapes-device` 50 ms (25% of the step), `shapes` 400 ms (200% of the step)" in text

@@ -18,14 +18,21 @@ H200_IMAGES_PER_S = 2803.0
 FEED_SIZE = 416
 
 
+ON_DEVICE = "augmented on the device"
+
+
+def _label(row: Mapping) -> str:
+    return row["dataset"] + (f", {ON_DEVICE}" if row.get("augment_on_device") else "")
+
+
 def pipeline_rates_table(result: Mapping) -> str:
     """The images/s per core of each data set (rows) and size (columns), the cores a
     feed of ``feed_target_images_per_s`` at 416² takes, and the conditions measured in;
     then the worker-process cells, when the record has them."""
     rows, config, m = result["rows"], result["config"], result["machine"]
     sizes = sorted({r["image_size"] for r in rows})
-    names = list(dict.fromkeys(r["dataset"] for r in rows))
-    rate = {(r["dataset"], r["image_size"]): r["images_per_cpu_s"] for r in rows}
+    names = list(dict.fromkeys(_label(r) for r in rows))
+    rate = {(_label(r), r["image_size"]): r["images_per_cpu_s"] for r in rows}
     target = config["feed_target_images_per_s"]
     feed = f"cores for {target:,.0f} images/s at {FEED_SIZE}²"
     lines = [
@@ -55,6 +62,13 @@ def pipeline_rates_table(result: Mapping) -> str:
         f"on a free core's rate. CPU time ÷ wall time {cpu:.2f} over all cells (1.00: one "
         f"core's worth). From `{result['command']}`.",
     ]
+    if any(r.get("augment_on_device") for r in rows):
+        lines += [
+            "",
+            f'The rows "{ON_DEVICE}": the host\'s share of `jaxheads.data.DeviceAugmentedBatches` '
+            "(`jaxheads train --augment-on-device`): decoding and one resize, the batch "
+            "augmented by the accelerator.",
+        ]
     device = [n for n in names if n.endswith("-device")]
     if device:
         on = {r["dataset"] for r in rows if r["dataset"] in device}

@@ -116,6 +116,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "another; pays for image files on a machine with spare cores",
     )
     p.add_argument(
+        "--augment-on-device",
+        action="store_true",
+        help="augment the training images on the accelerator, not the host (which then only "
+        "decodes and resizes): other pixels than the host augmentation's, the same kinds of "
+        "draws; for image files feeding a GPU or TPU",
+    )
+    p.add_argument(
         "--checkpoint-every",
         type=int,
         default=field_default(RunConfig, "checkpoint_every"),
@@ -290,6 +297,7 @@ def _train_records(args: argparse.Namespace) -> tuple[DetectionExperiment, RunCo
         train_examples=args.train_examples,
         val_examples=args.val_examples,
         loader_processes=args.loader_processes,
+        augment_on_device=args.augment_on_device,
     )
     run = RunConfig(
         workdir=args.workdir,

@@ -40,9 +40,11 @@ from jaxheads.data.pipeline import Batches, DetectionDataset
 
 __all__ = [
     "AUGMENT_STREAM",
+    "DeviceAugmentedBatches",
     "DeviceBatches",
     "DeviceDataset",
     "DeviceScene",
+    "augment_batch",
     "augment_key",
     "draw_batch",
     "draw_example",
@@ -366,3 +368,72 @@ class DeviceBatches(Batches):
         idx = self.indices(step)
         epochs = np.full(idx.shape, step // self.steps_per_epoch, np.int32)
         return self.dataset.draw(idx, epochs, seed=self.seed, augment=self.augment)
+
+
+@functools.partial(jax.jit, static_argnames=("augment",))
+def augment_batch(batch, indices, epochs, seed, augment: DeviceAugment) -> dict[str, jax.Array]:
+    """A host batch augmented on the device: a pure, jitted function.
+
+    Example ``indices[b]`` in epoch ``epochs[b]`` of a run with ``seed`` gets the key of
+    `augment_key`, as a `DeviceDataset`'s examples do; rows whose index is -1 (the
+    padding of an epoch's last batch) stay blank.
+
+    Args:
+      batch: ``image`` [B, H, W, 3] float32, ``boxes`` [B, M, 4], ``labels`` [B, M],
+        ``mask`` [B, M] (`jaxheads.data.pipeline`'s batch format; other keys are kept).
+      indices, epochs: [B] integers.
+      seed: [] integer, the run's seed.
+      augment: a `DeviceAugment` (static).
+    """
+    _check_index("augment_batch", "indices", indices, 1)
+    _check_index("augment_batch", "epochs", epochs, 1)
+    keys = ("image", "boxes", "labels", "mask")
+
+    def one(example, index, epoch):
+        out = augment(example, augment_key(seed, epoch, index))
+        return jax.tree.map(lambda a, b: jnp.where(index >= 0, a, b), out, example)
+
+    examples = {k: batch[k] for k in keys}
+    return {**batch, **jax.vmap(one)(examples, indices, epochs)}
+
+
+class DeviceAugmentedBatches(Batches):
+    """`jaxheads.data.Batches` of a host data set, augmented on the device.
+
+    The host loads each example as the data set gives it (decoding and resizing
+    image files, in threads or worker processes: ``processes``), with no
+    augmentation; `augment_batch` then applies ``augment`` (a `DeviceAugment`) to the
+    batch on the default device, with the keys of `augment_key`. The host's share of
+    an image is then its decoding and one resize, and the batches are a pure function
+    of ``(seed, step)`` as `Batches`' are: a run resumed at step ``k`` gets the batches
+    of an uninterrupted one. The pixels are not the host augmentation's
+    (`jaxheads.data.augment.augment`: the same draws' distributions, other random
+    numbers, and ``fill`` shown in whole pixels, see `jaxheads.data.device_augment`).
+    A batch is a dict of `jax.Array` s.
+    """
+
+    def __init__(
+        self, dataset: DetectionDataset, batch_size: int, *, seed: int, **kwargs: Any
+    ) -> None:
+        augment = kwargs.pop("augment", None) or DeviceAugment()
+        if not isinstance(augment, DeviceAugment):
+            fail("DeviceAugmentedBatches", "augment to be a DeviceAugment", repr(augment))
+        if isinstance(dataset, DeviceDataset):
+            fail(
+                "DeviceAugmentedBatches",
+                "a data set loaded on the host (a DeviceDataset augments as it draws: "
+                "DeviceBatches)",
+                type(dataset).__name__,
+            )
+        _check_seed("DeviceAugmentedBatches", "seed", seed)
+        super().__init__(dataset, batch_size, seed=seed, augment=None, **kwargs)
+        self.device_augment = augment
+
+    def load(self, step: int) -> dict[str, jax.Array]:
+        """This process's part of global step ``step``: loaded here, augmented there."""
+        batch = super().load(step)
+        idx = self.indices(step)
+        epochs = np.full(idx.shape, step // self.steps_per_epoch, np.int32)
+        return augment_batch(
+            batch, idx.astype(np.int32), epochs, np.uint32(self.seed), self.device_augment
+        )

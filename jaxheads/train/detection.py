@@ -59,6 +59,7 @@ class DetectionExperiment:
     train_examples: int | None = None
     val_examples: int = 256
     loader_processes: int = 0
+    augment_on_device: bool = False
 
     @classmethod
     def from_extra(cls, extra: dict) -> DetectionExperiment:
@@ -79,6 +80,15 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
             f"loader_processes 0 for {experiment.dataset!r} (drawn on the device: nothing to load)",
             processes,
         )
+    if experiment.augment_on_device and zoo.dataset(experiment.dataset).on_device:
+        fail(
+            "build_experiment",
+            f"augment_on_device False for {experiment.dataset!r} (drawn and augmented on "
+            "the device already)",
+            True,
+        )
+    if experiment.augment_on_device and experiment.no_augment:
+        fail("build_experiment", "augment_on_device without no_augment (nothing to augment)", True)
     common = {
         "image_size": experiment.image_size,
         "seed": seed,
@@ -102,6 +112,7 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
         val_data=val,
         compute_dtype=jnp.bfloat16 if experiment.bf16 else jnp.float32,
         loader_processes=processes,
+        augment_on_device=experiment.augment_on_device,
     )
     return detector, task, val
 
@@ -305,11 +316,14 @@ def detection_task(
     eval_batch_size: int = 64,
     compute_dtype=jnp.float32,
     loader_processes: int = 0,
+    augment_on_device: bool = False,
 ) -> Task:
     """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``.
 
     ``loader_processes`` > 0 loads the training batches in that many worker processes
     (`jaxheads.data.Batches`' ``processes``): the same batches, off this process.
+    ``augment_on_device`` (with ``augment``) loads them unaugmented and augments them
+    on the device (`jaxheads.data.device_pipeline.DeviceAugmentedBatches`).
     """
     loader = {"processes": loader_processes} if loader_processes else {}
     if detector.head.num_classes != train_data.num_classes:
@@ -320,14 +334,14 @@ def detection_task(
         )
 
     def batches(start, process_index, process_count):
+        where = {"start_step": start, "process_index": process_index}
+        where["process_count"] = process_count
+        if augment and augment_on_device:
+            from jaxheads.data.device_pipeline import DeviceAugmentedBatches
+
+            return DeviceAugmentedBatches(train_data, batch_size, seed=seed, **where, **loader)
         return train_data.training_batches(
-            batch_size,
-            seed=seed,
-            augment=augment,
-            start_step=start,
-            process_index=process_index,
-            process_count=process_count,
-            **loader,
+            batch_size, seed=seed, augment=augment, **where, **loader
         )
 
     predict = make_predict(detector)

@@ -172,12 +172,16 @@ class WorkdirLock:
 # Settings of the experiment (``RunConfig.extra``) that may differ likewise: how the same
 # batches are loaded.
 NOT_IDENTITY_EXTRA = ("loader_processes",)
+# Settings of the experiment added after runs were recorded without them: such a run had
+# the default.
+EXTRA_DEFAULTS = {"augment_on_device": False}
 
 
 def _identity(d: dict) -> dict:
     out = {k: v for k, v in d.items() if k not in NOT_IDENTITY}
     if isinstance(out.get("extra"), dict):
-        out["extra"] = {k: v for k, v in out["extra"].items() if k not in NOT_IDENTITY_EXTRA}
+        extra = {**EXTRA_DEFAULTS, **out["extra"]}
+        out["extra"] = {k: v for k, v in extra.items() if k not in NOT_IDENTITY_EXTRA}
     return out
 
 
