@@ -36,7 +36,7 @@ that batch (host: ``shapes``'s `Batches`; device: ``shapes-device``'s jitted dra
 ``python -m benchmarks.pipeline_rates`` writes ``docs/results/bench/pipeline_rates.json``
 (the processor, the load average at start and end, the versions) and prints the table
 ``docs/benchmarks.md`` quotes (`jaxheads.bench.pipeline_table`; ``jaxheads report``
-rewrites it there). About two minutes on one free core; a busy machine stretches it.
+rewrites it there). About four minutes on two shared cores (2026-12-07).
 """
 
 from __future__ import annotations
