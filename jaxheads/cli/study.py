@@ -16,6 +16,11 @@ from jaxheads.study.config import StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
 
 
+def _add_publish_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """``--publish [DIR]``: None when not given, "" when given without its folder."""
+    p.add_argument("--publish", nargs="?", const="", default=None, metavar="DIR", help=help)
+
+
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``jaxheads compare``; each overrides the study config when given."""
     p.add_argument(
@@ -59,13 +64,9 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_tensorboard_argument(p)
-    p.add_argument(
-        "--publish",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="DIR",
-        help="also write the results to commit (results.json with the command, versions, "
+    _add_publish_argument(
+        p,
+        "also write the results to commit (results.json with the command, versions, "
         "processor and run time; results.md; the plots; the learning curves as CSV) into "
         "DIR; DIR left out: docs/results/<study>[-quick]",
     )
@@ -236,13 +237,9 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="dependence: the seed whose weights are read"
     )
-    p.add_argument(
-        "--publish",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="DIR",
-        help="also write the analysis's record (its figures, the command, versions, processor "
+    _add_publish_argument(
+        p,
+        "also write the analysis's record (its figures, the command, versions, processor "
         "and run time) to DIR/<analysis>.json, for `jaxheads report` to quote; DIR left out: "
         "docs/results/<study>",
     )

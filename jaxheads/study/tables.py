@@ -91,17 +91,22 @@ def _run_note(results: Mapping, source: str) -> str:
 
 
 def _study_note(results: Mapping, source: str) -> str:
-    env = results["environment"]
     seeds = results["config"]["seeds"]
     over = (
         f"Seed {seeds[0]}"
         if len(seeds) == 1
         else "Mean ± sample std over seeds " + ", ".join(str(s) for s in seeds)
     )
+    return f"{over}; {_provenance(results, source)}"
+
+
+def _provenance(results: Mapping, source: str) -> str:
+    """Where and when a study's or an analysis's record was made, and by what command."""
+    env = results["environment"]
     seconds = results.get("run_time_s")
     took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
     return (
-        f"{over}; measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
+        f"measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
         f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; "
         f"from [`{source}`]({source}), made by `{results['command']}`."
     )
@@ -124,14 +129,8 @@ def _analysis_table(results: Mapping, source: str) -> str:
     from jaxheads.study import analysis
 
     text = getattr(analysis, f"{results['kind']}_table")(results)
-    env = results["environment"]
-    seconds = results.get("run_time_s")
-    took = "" if seconds is None else f" in {seconds / 60:.1f} minutes"
-    return (
-        f"{text} Measured on {env['processor']} ({env['cpu_count']} CPUs, JAX "
-        f"{env['versions'].get('jax')}, {env['device_kind']}){took}, {env['date']}; from "
-        f"[`{source}`]({source}), made by `{results['command']}`."
-    )
+    where = _provenance(results, source)
+    return f"{text} {where[0].upper()}{where[1:]}"
 
 
 def render(key: str, view: str | None, root: str, document: str) -> str:
