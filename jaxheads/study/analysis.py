@@ -82,7 +82,7 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> 
       (`gradients_table` renders it).
     """
     from jaxheads.data.pipeline import stack_examples
-    from jaxheads.study import load_study
+    from jaxheads.study.studies import load_study
     from jaxheads.study.pretraining import stage_dir
     from jaxheads.study.run import build_model
     from jaxheads.train.detection import make_dataset
@@ -228,7 +228,7 @@ def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "f
     from sklearn.metrics import roc_auc_score
 
     from jaxheads.data.pipeline import stack_examples
-    from jaxheads.study import load_study
+    from jaxheads.study.studies import load_study
     from jaxheads.study.run import plan_row, training
     from jaxheads.train.loop import restore_params
 
