@@ -37,9 +37,10 @@ Command::
 Run time: ``--quick`` (12 training runs of 100 steps at 64² and a 40-step
 pre-training) a few minutes on the 2-core CPU. Full profile (96×96, batch 32, 1000
 steps, one seed: 13 runs and the heads study's 600-step pre-training): measured
-2026-12-04 at about 1 h 30 min of the 2-core CPU (5-7 min a run alone; it shared
-the machine with the heads study, so it took 1 h 53 min), plus about a minute for
-``dependence``.
+2026-12-07 at 84.6 min on a 2-core Intel Xeon, with the test suite beside it for half
+of that time (4-7 min a run); then about a minute each for ``dependence`` and
+``gradients``. The record, with the analyses' (``--publish``), is
+``docs/results/fc_head/``; docs/studies/fc_head.md quotes it.
 
 Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps: 39 runs,
 780,000 steps, 25 M training images), sized from FLOPs (the rule
@@ -54,65 +55,54 @@ compilation; the host's numpy pipeline would need about 3 hours to draw the imag
 full profile's 1 h 30 min for 13,000 steps, scaled). ``gradients`` and
 ``dependence`` are as before. Not yet measured on any accelerator.
 
-Expected result, measured (seed 0; mAP50 VOC2010; ``dependence``: the objectness
-ROC AUC of cells holding an object's centre against empty ones, and how often an
+Expected result, measured (seed 0, 2026-12-07; mAP50 VOC2010; ``dependence``: the
+objectness ROC AUC of cells holding an object's centre against empty ones, and how often an
 image's best box comes from such a cell, on the 256 validation images)::
 
     row          mAP50  VOC07  recall  objectness AUC  best box in an object's cell
-    baseline     0.001  0.002  0.179   0.53            0.14
-    percell      0.501  0.498  0.706   0.94            0.85
-    pretrained   0.003  0.011  0.183   0.58            0.17
-    no_dropout   0.012  0.049  0.287   0.73            0.30
-    lr_3e-4      0.002  0.006  0.157   0.61            0.21
-    lr_3e-3      0.002  0.019  0.183   0.52            0.11
-    warmup_0     0.002  0.009  0.173   0.51            0.12
-    warmup_300   0.001  0.007  0.158   0.52            0.11
-    small_init   0.004  0.009  0.208   0.69            0.21
-    coord_1      0.001  0.007  0.167   0.53            0.12
-    noobj_0.1    0.004  0.009  0.191   0.56            0.17
-    noobj_1      0.002  0.012  0.133   0.53            0.13
-    hidden_1024  0.003  0.006  0.153   0.59            0.18
+    baseline     0.001  0.003  0.166   0.53            0.11
+    percell      0.490  0.493  0.686   0.94            0.87
+    pretrained   0.004  0.011  0.190   0.59            0.16
+    no_dropout   0.014  0.034  0.300   0.77            0.38
+    lr_3e-4      0.002  0.012  0.155   0.57            0.15
+    lr_3e-3      0.002  0.006  0.180   0.52            0.10
+    warmup_0     0.003  0.033  0.168   0.52            0.11
+    warmup_300   0.001  0.002  0.165   0.53            0.13
+    small_init   0.006  0.014  0.223   0.70            0.32
+    coord_1      0.001  0.002  0.174   0.53            0.12
+    noobj_0.1    0.002  0.008  0.175   0.57            0.16
+    noobj_1      0.001  0.002  0.148   0.53            0.11
+    hidden_1024  0.003  0.006  0.166   0.61            0.20
     (a random cell: AUC 0.50, 0.10; one object-frequency map for every image: AUC 0.55)
 
-What changes the outcome is sharing the Dense layers across positions
-(``percell``); the FC head's objectness knows no more of where the objects are than
-a fixed map. No dropout (AUC 0.73) and a small initial output (0.69) help it a
-little; pre-training, the learning rate, the warm-up, λ_coord, λ_noobj and a
-4× wider hidden layer do not. One seed: moves of 0.01 mAP50 or less are noise.
+An earlier run (2026-12-04, another processor) gave every row within 0.012 mAP50 and
+0.04 AUC of these. What changes the outcome is sharing the Dense layers across positions
+(``percell``); the FC head's objectness knows no more of where the objects are than a
+fixed map. No dropout (AUC 0.77) and a small initial output (0.70) help it a little;
+pre-training, the learning rate, the warm-up, λ_coord, λ_noobj and a 4× wider hidden
+layer do not. One seed: moves of 0.01 mAP50 or less are noise.
 
-Three times the steps, measured (seed 0, 2026-12-04; ``jaxheads compare --heads
-yolov1_fc,yolov1_fc@pre64 --seeds 1 --steps 3000 --workdir runs/fc-3000``, then
-``dependence --study heads --workdir runs/fc-3000``)::
-
-    row, 3000 steps  mAP50  VOC07  recall  objectness AUC  best box in an object's cell
-    yolov1_fc        0.006  0.013  0.255   0.63            0.19
-    yolov1_fc@pre64  0.063  0.082  0.400   0.81            0.46
-
-Given the steps, pre-training is what gets the FC head started (10× the mAP, a
-map of where the objects are), still far below the per-cell head at 1000 steps.
-
-Measured, ``gradients`` (run 2026-12-04 on the heads study's ``pre64`` stage, which
-has this study's settings: ``jaxheads analyse gradients --workdir
-runs/heads``; about 10 minutes on the 2-core CPU beside other work; mean ± std
-over seeds 0-2): the global norm of each term's gradient with respect to the
+``gradients`` (the same day, on the study's ``pre64`` stage; mean ± std over seeds 0-2 of
+the head's initialisation): the global norm of each term's gradient with respect to the
 head's parameters at initialisation is
 
 =================== ======== ========= ============ ==========
 head, init          coord    object    no-object    class
 =================== ======== ========= ============ ==========
 FC, scratch         503 ± 23 42 ± 4    184 ± 4      90 ± 6
-FC, pre64           533 ± 12 39 ± 3    183 ± 10     95 ± 5
+FC, pre64           520 ± 21 39 ± 3    179 ± 6      96 ± 7
 per-cell, scratch   298 ± 64 25 ± 8    150 ± 67     54 ± 4
-per-cell, pre64     372 ± 23 42 ± 17   176 ± 54     83 ± 21
+per-cell, pre64     384 ± 28 39 ± 12   183 ± 56     81 ± 19
 =================== ======== ========= ============ ==========
 
-λ_coord's term carries 85-87% of the squared gradient norm for the FC head and
-78% for the per-cell head, with or without pre-training: the coordinate term
-dominates both heads alike at the start, so the balance of terms at
-initialisation does not by itself tell the head that learns from the one that
-does not (the FC head's coordinate gradient is 1.4-1.7× the per-cell head's; the
-other terms 0.9-1.7×). The rows
-``coord_1``, ``noobj_*`` and ``small_init`` test what that leaves open.
+λ_coord's term carries 85-86% of the squared gradient norm for the FC head and 78%
+for the per-cell head, with or without pre-training: the coordinate term dominates
+both heads alike at the start, so the balance of terms at initialisation does not by
+itself tell the head that learns from the one that does not. The rows ``coord_1``,
+``noobj_*`` and ``small_init`` test what that leaves open. Given three times the steps
+(one seed, 2026-12-04), pre-training is what got the FC head started: 0.006 from scratch,
+0.063 pre-trained (docs/studies/fc_head.md); the budget sweep (experiments/budget.py)
+measures it with two seeds.
 """
 
 from __future__ import annotations
