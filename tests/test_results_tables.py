@@ -322,3 +322,23 @@ def test_a_study_quotes_its_winners_and_its_pre_training_stages():
     for view in ("winners", "stages"):
         with pytest.raises(ValueError, match="expected a view among"):
             tables.render("main", view, ROOT, readme)
+
+
+def test_the_compact_view_shows_the_rows_named_in_the_marker_in_their_order():
+    with open(tables.results_path("fc_head", ROOT)) as f:
+        heads = {h["head"]: h for h in json.load(f)["heads"]}
+    readme = os.path.join(ROOT, "README.md")
+    text = tables.render("fc_head", "compact", ROOT, readme, ["percell", "baseline"])
+    lines = text.splitlines()
+    assert lines[0] == "| head | VOC2010 mAP@0.5 | VOC2007 mAP@0.5 | recall@0.5 |"
+    assert [line.split(" | ")[0].lstrip("| ") for line in lines[2:4]] == ["percell", "baseline"]
+    assert f"| {heads['percell']['mAP50']:.3f} |" in lines[2]
+    assert len([line for line in lines if line.startswith("| ")]) == 3  # the header, two rows
+    # every row without a list; a list in the marker reaches the view
+    assert text.count("\n| ") < tables.render("fc_head", "compact", ROOT, readme).count("\n| ")
+    marked = "<!-- results:fc_head:compact percell -->\nold\n<!-- /results:fc_head:compact -->"
+    assert "| percell |" in tables.regenerate_text(marked, ROOT, readme)
+    with pytest.raises(ValueError, match=r"expected rows among \[.*got \['percel'\]"):
+        tables.render("fc_head", "compact", ROOT, readme, ["percel"])
+    with pytest.raises(ValueError, match=r"expected rows only with the table or compact view"):
+        tables.render("fc_head", "winners", ROOT, readme, ["percell"])

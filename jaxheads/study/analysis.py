@@ -82,9 +82,9 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> 
       (`gradients_table` renders it).
     """
     from jaxheads.data.pipeline import stack_examples
-    from jaxheads.study.studies import load_study
     from jaxheads.study.pretraining import stage_dir
     from jaxheads.study.run import build_model
+    from jaxheads.study.studies import load_study
     from jaxheads.train.detection import make_dataset
     from jaxheads.train.warm_start import load_workdir, transfer
 
@@ -228,8 +228,8 @@ def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "f
     from sklearn.metrics import roc_auc_score
 
     from jaxheads.data.pipeline import stack_examples
-    from jaxheads.study.studies import load_study
     from jaxheads.study.run import plan_row, training
+    from jaxheads.study.studies import load_study
     from jaxheads.train.loop import restore_params
 
     config = load_study(study).get_config()

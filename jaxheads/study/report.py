@@ -138,13 +138,16 @@ def effect_table(heads: Sequence[Mapping], key: str = "mAP50") -> list[str]:
 
 
 def summary_table(
-    heads: Sequence[Mapping], paper: Mapping[str, str] | None = None, paper_metric: str = ""
+    heads: Sequence[Mapping],
+    paper: Mapping[str, str] | None = None,
+    paper_metric: str = "",
+    columns: Sequence[str] = SUMMARY_COLUMNS,
 ) -> list[str]:
-    """The summary table's lines: one row per aggregated row, `SUMMARY_COLUMNS` as columns.
+    """The summary table's lines: one row per aggregated row, ``columns`` (metric keys).
 
     ``paper``: ``{row label: the paper's figure}`` for a last column (``paper_metric``).
     """
-    keys = [k for k in SUMMARY_COLUMNS if not METRIC[k].optional or any(k in h for h in heads)]
+    keys = [k for k in columns if not METRIC[k].optional or any(k in h for h in heads)]
     header = ["head"] + [METRIC[k].label for k in keys]
     if paper:
         header.append(f"paper ({paper_metric})")

@@ -15,6 +15,8 @@ pipeline rates of ``benchmarks/pipeline_rates.py`` theirs (`jaxheads.bench.pipel
 ``jaxheads bench --json``'s record its figures (`jaxheads.bench.chip_table`).
 ``results:KEY:seeds`` gives a study's per-seed table instead, ``results:KEY:pretraining``
 each row from scratch beside its pre-trained copy (`jaxheads.study.report.effect_table`),
+``results:KEY:compact`` a study's rows with their mAP50 and recall alone; either of
+those two views takes the rows to show, in order: ``<!-- results:KEY:compact a,b,c -->``.
 ``results:KEY:winners`` which row won on what (`jaxheads.study.ranking.winner_sentence`),
 ``results:KEY:stages`` the pre-training stages (`jaxheads.study.report.stages_table`),
 ``results:KEY:sweep`` a budget sweep's table (`jaxheads.study.sweep.sweep_table`).
@@ -51,7 +53,7 @@ RESULTS_DIR = os.path.join("docs", "results")
 # The documents whose marked tables `regenerate` rewrites, relative to the project root.
 DOCUMENTS = ("README.md", "docs/*.md", "docs/*/*.md")
 _BLOCK = re.compile(
-    r"(?P<open><!-- results:(?P<key>[\w./-]+?)(?::(?P<view>\w+))? -->\n)"
+    r"(?P<open><!-- results:(?P<key>[\w./-]+?)(?::(?P<view>\w+))?(?: (?P<rows>[\w.@+,-]+))? -->\n)"
     r"(?P<body>.*?)"
     r"(?P<close><!-- /results:(?P=key)(?::(?P=view))? -->)",
     re.DOTALL,
@@ -133,10 +135,28 @@ def _analysis_table(results: Mapping, source: str) -> str:
     return f"{text} {where[0].upper()}{where[1:]}"
 
 
-def render(key: str, view: str | None, root: str, document: str) -> str:
-    """What goes between the markers ``results:KEY[:VIEW]`` of ``document``.
+# A study's rows in the compact view: what a front page quotes.
+COMPACT_COLUMNS = ("mAP50", "mAP50_voc07", "recall")
 
-    Links are relative to ``document``'s folder.
+
+def _rows(heads: Sequence[Mapping], rows: Sequence[str] | None, key: str) -> list[Mapping]:
+    """``heads`` limited to ``rows``, in that order (all of them when None)."""
+    if rows is None:
+        return list(heads)
+    by_label = {h["head"]: h for h in heads}
+    unknown = [r for r in rows if r not in by_label]
+    if unknown:
+        raise ValueError(f"results:{key}: expected rows among {sorted(by_label)}, got {unknown}")
+    return [by_label[r] for r in rows]
+
+
+def render(
+    key: str, view: str | None, root: str, document: str, rows: Sequence[str] | None = None
+) -> str:
+    """What goes between the markers ``results:KEY[:VIEW] [ROW,ROW,...]`` of ``document``.
+
+    Links are relative to ``document``'s folder. ``rows`` limits a study's ``table`` and
+    ``compact`` views to those rows, in that order.
     """
     path = results_path(key, root)
     with open(path) as f:
@@ -150,9 +170,15 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
         views = {"table": lambda: _analysis_table(results, source)}
     elif "study" in results:
         paper = results["config"].get("paper")
+        chosen = _rows(results["heads"], rows, key)
         views = {
             "table": lambda: (
-                "\n".join(summary_table(results["heads"], paper, results["config"]["paper_metric"]))
+                "\n".join(summary_table(chosen, paper, results["config"]["paper_metric"]))
+                + "\n\n"
+                + _study_note(results, source)
+            ),
+            "compact": lambda: (
+                "\n".join(summary_table(chosen, columns=COMPACT_COLUMNS))
                 + "\n\n"
                 + _study_note(results, source)
             ),
@@ -186,6 +212,11 @@ def render(key: str, view: str | None, root: str, document: str) -> str:
             f"results:{key}: {path} is not a run, a study, an analysis, a roofline, a "
             "pipeline-rates or a `jaxheads bench --json` record"
         )
+    if rows is not None and (view or "table") not in ("table", "compact"):
+        raise ValueError(
+            f"results:{key}:{view}: expected rows only with the table or compact view of a "
+            f"study, got {','.join(rows)}"
+        )
     if (view or "table") not in views:
         raise ValueError(
             f"results:{key}:{view}: expected a view among {sorted(views)}, got {view!r}"
@@ -197,7 +228,8 @@ def regenerate_text(text: str, root: str, document: str) -> str:
     """``text`` with every marked table rewritten from its results file."""
 
     def replace(match: re.Match) -> str:
-        body = render(match["key"], match["view"], root, document)
+        rows = match["rows"].split(",") if match["rows"] else None
+        body = render(match["key"], match["view"], root, document, rows)
         return f"{match['open']}{body}\n{match['close']}"
 
     return _BLOCK.sub(replace, text)
