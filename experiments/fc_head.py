@@ -162,5 +162,6 @@ def get_config(profile: str = "full") -> StudyConfig:
         description=DESCRIPTION,
         command=f"jaxheads compare --config experiments/fc_head.py {where}",
         pretraining=[PRETRAIN],
+        analyses=("dependence", "gradients"),
     )
     return with_profile(config, profile, accelerator=ACCELERATOR)

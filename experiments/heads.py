@@ -147,5 +147,6 @@ def get_config(profile: str = "full") -> StudyConfig:
         command=command,
         paper=PAPER,
         pretraining=[PRETRAIN],
+        analyses=("dependence",),
     )
     return with_profile(config, profile, accelerator=ACCELERATOR)

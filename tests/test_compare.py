@@ -59,7 +59,7 @@ def get_config(profile="full"):
     ]
     return StudyConfig(
         name="tiny", rows=rows + pretrained(rows[:1], "pre_hires"), seeds=(0,), budget=budget,
-        paper={"fc": "63.4"}, pretraining=stages)
+        paper={"fc": "63.4"}, pretraining=stages, analyses=("dependence",))
 """
 LABELS = ["fc", "v2", "v2_hires", "fc@pre_hires"]
 REQUIRED = [
@@ -315,6 +315,27 @@ def test_the_fc_head_dependence_table_reads_every_row_at_its_own_grid(study, tmp
     assert data["command"] in quoted
 
 
+@pytest.mark.slow
+def test_compare_publish_runs_and_publishes_the_studys_analyses(study, tmp_path):
+    config, workdir, _ = study
+    dest = tmp_path / "published"
+    argv = ["compare", "--config", str(config), "--workdir", str(workdir), "--no-progress"]
+    assert main([*argv, "--no-tensorboard", "--publish", str(dest)]) == 0  # runs done: kept
+    data = json.loads((dest / "dependence.json").read_text())
+    assert data["study"] == "tiny" and [r["row"] for r in data["rows"]] == LABELS
+    assert data["run_time_s"] > 0 and data["command"].startswith("jaxheads compare --config")
+    assert (dest / "results.json").is_file() and not (dest / "gradients.json").exists()
+
+
+def test_a_study_names_analyses_that_exist_and_can_run():
+    rows = [TrainRow("a")]
+    with pytest.raises(ValueError, match=r"expected analyses among \['dependence', 'gradients'\]"):
+        StudyConfig("x", rows, analyses=("dependance",))
+    with pytest.raises(ValueError, match=r"one pre-training stage for the gradients analysis"):
+        StudyConfig("x", rows, analyses=("gradients",))
+    StudyConfig("x", rows, pretraining=[Pretraining("p")], analyses=("gradients",))
+
+
 def test_pretraining_checks():
     with pytest.raises(ValueError, match="init to name a pretraining stage among \\['p'\\]"):
         StudyConfig("x", [TrainRow("a", init="q")], pretraining=[Pretraining("p")])
@@ -438,16 +459,26 @@ def test_compare_publish_defaults_to_the_studys_docs_folder(tmp_path, monkeypatc
     def fake_publish(workdir, dest, *, command, seconds):
         published.update(workdir=workdir, dest=dest, command=command, timed=seconds >= 0)
 
+    def fake_dependence(workdir, *, study):
+        return {"kind": "dependence", "study": study.name, "workdir": workdir}
+
     monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)
     monkeypatch.setattr("jaxheads.study.publish.publish_study", fake_publish)
+    monkeypatch.setattr("jaxheads.study.analysis.measure_dependence", fake_dependence)
     argv = ["compare", "--quick", "--workdir", "w", "--no-progress", "--publish"]
     assert main(argv) == 0
+    dest = os.path.join("docs", "results", "heads-quick")
     assert published == {
         "workdir": "w",
-        "dest": os.path.join("docs", "results", "heads-quick"),
+        "dest": dest,
         "command": "jaxheads " + " ".join(argv),
         "timed": True,
     }
+    # the study's analyses (heads: where the boxes land) are published beside it
+    with open(tmp_path / dest / "dependence.json") as f:
+        record = json.load(f)
+    assert record["study"] == "heads" and record["workdir"] == "w"
+    assert record["command"] == "jaxheads " + " ".join(argv)
 
 
 @pytest.mark.slow

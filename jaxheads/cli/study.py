@@ -163,12 +163,24 @@ def compare_command(args: argparse.Namespace) -> int:
                     workdir, dest, command=config.command, seconds=time.perf_counter() - start
                 )
                 print(f"published: {dest}")
+                for name in config.analyses:
+                    print(f"published: {_publish_analysis(name, config, workdir, dest)}")
         with open(os.path.join(workdir, "results.md")) as f:
             print(f.read())
         print(f"results: {os.path.join(workdir, 'results.md')}")
         return 0
 
     return exit_status("compare", work)
+
+
+def _publish_analysis(name: str, config: StudyConfig, workdir: str, dest: str) -> str:
+    """Runs one of the study's ``analyses`` on its finished runs and publishes it in ``dest``."""
+    from jaxheads.study import analysis
+    from jaxheads.study.publish import publish_analysis
+
+    start = time.perf_counter()
+    data = getattr(analysis, f"measure_{name}")(workdir, study=config)
+    return publish_analysis(data, dest, command=config.command, seconds=time.perf_counter() - start)
 
 
 def analyse_command(args: argparse.Namespace) -> int:

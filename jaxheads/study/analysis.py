@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxheads.study.config import StudyConfig
 from jaxheads.train.detection import detection_loss
 
 # ---------------------------------------------------------------------------
@@ -70,11 +71,12 @@ def term_gradients(det, params, state, batch, key) -> dict[str, float]:
     }
 
 
-def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> dict:
+def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str | StudyConfig = "fc_head") -> dict:
     """`term_gradients` for the FC and per-cell heads, from scratch and pre-trained.
 
-    The data and image size are ``study``'s; the pre-trained backbone is its (one)
-    pre-training stage in ``workdir`` (run the study first).
+    The data and image size are ``study``'s (a packaged study's name, or its config); the
+    pre-trained backbone is its (one) pre-training stage in ``workdir`` (run the study
+    first).
 
     Returns:
       ``{"kind": "gradients", "study", "stage", "terms", "rows"}``: a row per model,
@@ -84,14 +86,13 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> 
     from jaxheads.data.pipeline import stack_examples
     from jaxheads.study.pretraining import stage_dir
     from jaxheads.study.run import build_model
-    from jaxheads.study.studies import load_study
     from jaxheads.train.detection import make_dataset
     from jaxheads.train.warm_start import load_workdir, transfer
 
-    config = load_study(study).get_config()
+    config = _config(study)
     if len(config.pretraining) != 1:
         raise ValueError(
-            f"gradients: expected a study with one pre-training stage, got {study!r} "
+            f"gradients: expected a study with one pre-training stage, got {config.name!r} "
             f"with {[p.label for p in config.pretraining]}"
         )
     (stage,) = config.pretraining
@@ -114,11 +115,17 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str = "fc_head") -> 
                 rows.append({"model": model, "init": start, "seed": seed, "norms": norms})
     return {
         "kind": "gradients",
-        "study": study,
+        "study": config.name,
         "stage": stage.label,
         "terms": list(TERMS),
         "rows": rows,
     }
+
+
+def _config(study: str | StudyConfig) -> StudyConfig:
+    from jaxheads.study.studies import load_study
+
+    return study if isinstance(study, StudyConfig) else load_study(study).get_config()
 
 
 def gradients_table(data: Mapping) -> str:
@@ -211,10 +218,10 @@ def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "f
     """`image_dependence` of a study's trained runs in ``workdir``, with references.
 
     Each row's trained weights (seed ``seed``) on the study's 256 validation images;
-    ``study`` is a packaged study (``"fc_head"``; ``"heads"``: all six heads, whose
-    decoders all give their boxes cell-major); ``labels`` limits the rows. Rows evaluated
-    at another size (another grid; an `EvalRow` too, with its source row's weights) get
-    their own validation batch and their own references.
+    ``study`` is a packaged study by name (``"fc_head"``; ``"heads"``: all six heads, whose
+    decoders all give their boxes cell-major) or a `StudyConfig`; ``labels`` limits the
+    rows. Rows evaluated at another size (another grid; an `EvalRow` too, with its source
+    row's weights) get their own validation batch and their own references.
 
     Returns:
       ``{"kind": "dependence", "study", "seed", "rows", "references"}``: a row per trained
@@ -229,10 +236,9 @@ def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "f
 
     from jaxheads.data.pipeline import stack_examples
     from jaxheads.study.run import plan_row, training
-    from jaxheads.study.studies import load_study
     from jaxheads.train.loop import restore_params
 
-    config = load_study(study).get_config()
+    config = _config(study)
     rows = []
     vals = {}  # the validation batch at each evaluation size, stacked once
     grids = {}  # each grid side met: the validation batch its references are drawn on
@@ -282,7 +288,7 @@ def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "f
         )
     return {
         "kind": "dependence",
-        "study": study,
+        "study": config.name,
         "seed": seed,
         "rows": rows,
         "references": references,

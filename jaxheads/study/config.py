@@ -180,6 +180,10 @@ class EvalRow:
 Row = TrainRow | EvalRow
 
 
+#: The analyses a study may publish (`jaxheads.study.analysis`).
+ANALYSES = ("dependence", "gradients")
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """A comparison study: the rows and the budget they share.
@@ -194,6 +198,9 @@ class StudyConfig:
       paper: ``{label: text}``, published numbers shown beside ours.
       paper_metric: the key of ours the ``paper`` column compares with.
       pretraining: the `Pretraining` stages rows start from (run first, in order).
+      analyses: the analyses of `jaxheads.study.analysis` (``"dependence"``,
+        ``"gradients"``: the latter needs exactly one pre-training stage) that ``jaxheads
+        compare --publish`` runs on the finished study and publishes beside its results.
     """
 
     name: str
@@ -205,11 +212,20 @@ class StudyConfig:
     paper: Mapping[str, str] = dataclasses.field(default_factory=dict)
     paper_metric: str = "mAP50_voc07"
     pretraining: Sequence[Pretraining] = ()
+    analyses: Sequence[str] = ()
 
     def __post_init__(self):
         labels = [r.label for r in self.rows]
         where = f"StudyConfig {self.name!r}"
         self._check_pretraining(where)
+        unknown = [a for a in self.analyses if a not in ANALYSES]
+        if unknown:
+            raise ValueError(f"{where}: expected analyses among {list(ANALYSES)}, got {unknown}")
+        if "gradients" in self.analyses and len(self.pretraining) != 1:
+            raise ValueError(
+                f"{where}: expected one pre-training stage for the gradients analysis, got "
+                f"{[p.label for p in self.pretraining]}"
+            )
         if "pretrain" in labels:
             raise ValueError(f"{where}: 'pretrain' is the stages' directory, not a row label")
         if not labels:

@@ -245,8 +245,9 @@ def spread_labels(
     bounds: tuple[float, float] | None = None,
 ) -> list[float]:
     """New heights for text labels so that none overlaps another: ``boxes`` are each
-    label's ``(left, right, y)`` in points; labels whose spans overlap are pushed apart
-    symmetrically until they are at least ``height`` apart, and kept within ``bounds``
+    label's ``(left, right, y)`` in points; labels whose spans overlap (directly or through
+    others) are moved as little as they can be (least squares) to be at least ``height``
+    apart, a cluster staying centred on its labels' mean height, and kept within ``bounds``
     (``(low, high)`` for the labels' heights, e.g. inside the axes); a label that
     shares its span with no other keeps its ``y`` (brought within ``bounds``).
 
@@ -257,26 +258,44 @@ def spread_labels(
     """
     low, high = bounds if bounds is not None else (-math.inf, math.inf)
     ys = [min(max(float(y), low), high) for _, _, y in boxes]
-    for _ in range(500):
-        moved = False
-        for i, j in itertools.combinations(range(len(boxes)), 2):
-            if boxes[i][1] <= boxes[j][0] or boxes[j][1] <= boxes[i][0]:
-                continue  # side by side: no overlap whatever the heights
-            gap = ys[j] - ys[i]
-            if abs(gap) >= height - 1e-9:
-                continue
-            sign = 1.0 if gap >= 0 else -1.0  # a tie: the later label goes up
-            lo_i, hi_j = (i, j) if sign > 0 else (j, i)  # the lower and the upper one
-            deficit = height - abs(gap)
-            # push each half the deficit; against a bound, the other one takes the rest
-            down = min(deficit / 2, ys[lo_i] - low)
-            up = min(deficit - down, high - ys[hi_j])
-            down = min(deficit - up, ys[lo_i] - low)
-            ys[lo_i] -= max(down, 0.0)
-            ys[hi_j] += max(up, 0.0)
-            moved = True
-        if not moved:
-            break
+    # Labels whose spans overlap, directly or through others, form a group; groups are
+    # side by side, so each is placed on its own.
+    group = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, j in itertools.combinations(range(len(boxes)), 2):
+        if boxes[i][1] > boxes[j][0] and boxes[j][1] > boxes[i][0]:
+            group[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        members.setdefault(root(i), []).append(i)
+    for labels in members.values():
+        if len(labels) == 1:
+            continue
+        # Bottom to top (a tie: the later label above), the heights p_k closest to the
+        # labels' own y_k (least squares) with p_k+1 - p_k >= height: with q_k = p_k - k·height
+        # that is a non-decreasing fit of y_k - k·height, pooling adjacent violators (each
+        # pool keeps its mean, so a cluster stays centred), clipped to what the bounds allow.
+        order = sorted(labels, key=lambda i: (ys[i], i))
+        pools: list[list[float]] = []  # [sum, count] of each pool, bottom to top
+        for k, i in enumerate(order):
+            pools.append([ys[i] - k * height, 1.0])
+            while len(pools) > 1 and pools[-2][0] / pools[-2][1] > pools[-1][0] / pools[-1][1]:
+                total, count = pools.pop()
+                pools[-1][0] += total
+                pools[-1][1] += count
+        top = high - (len(order) - 1) * height
+        k = 0
+        for total, count in pools:
+            q = float(max(min(total / count, top), low))
+            for _ in range(int(count)):
+                ys[order[k]] = q + k * height
+                k += 1
     return ys
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from jaxheads.bench.chip_table import chip_bench_table, is_chip_bench
 from jaxheads.bench.pipeline_table import pipeline_rates_table
 from jaxheads.bench.roofline_table import roofline_table
+from jaxheads.study.config import ANALYSES
 from jaxheads.study.ranking import winner_sentence
 from jaxheads.study.report import (
     PER_SEED_COLUMNS,
@@ -121,10 +122,6 @@ def _study_seeds(results: Mapping) -> str:
     ]
     header = ["head", "seed"] + [METRIC[k].label for k in PER_SEED_COLUMNS]
     return "\n".join(table(header, rows))
-
-
-# The analyses of `jaxheads.study.analysis` whose records `render` reads.
-ANALYSES = ("gradients", "dependence")
 
 
 def _analysis_table(results: Mapping, source: str) -> str:
