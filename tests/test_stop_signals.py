@@ -21,7 +21,9 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-TRIALS = 36  # at least 30 must land inside the training loop
+INSIDE = 30  # signals that must land inside the training loop
+MAX_TRIALS = 60  # a signal before or after the loop (its timing drifts on a busy machine)
+# does not count: the trials go on until INSIDE have landed inside, or MAX_TRIALS are sent
 
 
 def _expect(proc, word: str) -> list[str]:
@@ -47,11 +49,11 @@ def test_signals_from_another_process_at_random_moments_lose_no_step(tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
-    inside = TRIALS - landed["outside"]
+    inside = sum(landed.values()) - landed["outside"]
     report = f"where the signals landed: {dict(landed)}"
     assert not lost, f"runs whose newest checkpoint is not the step they stopped at: {lost}"
     assert not differ, f"resumed runs that differ from the uninterrupted one: {differ}"
-    assert inside >= 30, report
+    assert inside >= INSIDE, report
     # the loop's phases are all met (a run spends most of its time waiting for batches)
     assert landed["batch"] and landed["other"], report
 
@@ -66,7 +68,9 @@ def _trials(proc) -> tuple[Counter, list, list]:
     rng = random.Random(0)
     _, loop_start, loop_end = _expect(proc, "REFERENCE")
     landed, lost, differ = Counter(), [], []
-    for k in range(TRIALS):
+    for k in range(MAX_TRIALS):
+        if sum(landed.values()) - landed["outside"] >= INSIDE:
+            break
         sig = (signal.SIGTERM, signal.SIGINT)[k % 2]
         _send(proc, f"GO {k}")
         _expect(proc, "ARMED")
