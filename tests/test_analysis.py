@@ -119,5 +119,5 @@ def test_analyse_is_a_command_with_its_defaults_shown(capsys):
     with pytest.raises(SystemExit):
         main(["analyse", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "{gradients,dependence}" in out
+    assert "{dependence,gradients}" in out
     assert "(default: runs/fc_head)" in out and "(default: fc_head)" in out

@@ -327,6 +327,40 @@ def test_compare_publish_runs_and_publishes_the_studys_analyses(study, tmp_path)
     assert (dest / "results.json").is_file() and not (dest / "gradients.json").exists()
 
 
+@pytest.mark.slow
+def test_the_gradients_analysis_reads_the_studys_one_stage_and_is_quoted(study, tmp_path):
+    """`measure_gradients` on a study with one pre-training stage (the tiny study's first,
+    finished by the fixture): each head, start and seed, rendered and quoted as published."""
+    import dataclasses
+
+    from jaxheads.study.publish import publish_analysis
+
+    config, workdir, _ = study
+    tiny = studies.load_study(str(config)).get_config()
+    one = dataclasses.replace(tiny, rows=[TrainRow("fc", "small-yolov1-fc")], analyses=())
+    one = dataclasses.replace(one, pretraining=tiny.pretraining[:1])
+    record = analysis.measure("gradients", str(workdir), one)
+    assert record["kind"] == "gradients" and record["stage"] == "pre"
+    starts = {(r["model"], r["init"]) for r in record["rows"]}
+    assert starts == {
+        (m, i) for m in ("small-yolov1-fc", "small-yolov1-percell") for i in ("scratch", "pre")
+    }
+    assert all(v > 0 for r in record["rows"] for v in r["norms"].values())
+    assert len(record["rows"]) == 4 * 3  # seeds 0-2 of each
+    publish_analysis(record, str(tmp_path / "docs" / "results" / "toy"), command="c")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text("<!-- results:toy/gradients -->\n<!-- /results:toy/gradients -->\n")
+    assert regenerate(str(tmp_path)) == [str(page)]
+    assert analysis.table(record) in page.read_text()
+
+
+def test_an_analysis_is_named_among_those_that_exist():
+    with pytest.raises(ValueError, match=r"expected an analysis among \['dependence', 'gr"):
+        analysis.measure("dependance", "w", "heads")
+    with pytest.raises(ValueError, match=r"expected a record of kind among .*got 'train'"):
+        analysis.table({"kind": "train"})
+
+
 def test_a_study_names_analyses_that_exist_and_can_run():
     rows = [TrainRow("a")]
     with pytest.raises(ValueError, match=r"expected analyses among \['dependence', 'gradients'\]"):
@@ -459,7 +493,7 @@ def test_compare_publish_defaults_to_the_studys_docs_folder(tmp_path, monkeypatc
     def fake_publish(workdir, dest, *, command, seconds):
         published.update(workdir=workdir, dest=dest, command=command, timed=seconds >= 0)
 
-    def fake_dependence(workdir, *, study):
+    def fake_dependence(workdir, *, seed, study):
         return {"kind": "dependence", "study": study.name, "workdir": workdir}
 
     monkeypatch.setattr("jaxheads.study.run.run_study", fake_run_study)

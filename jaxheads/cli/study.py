@@ -12,7 +12,7 @@ import time
 from jaxheads import zoo
 from jaxheads.cli.help import add_command, add_compilation_cache_arguments
 from jaxheads.cli.train import add_devices_argument, add_tensorboard_argument, exit_status
-from jaxheads.study.config import StudyConfig, override
+from jaxheads.study.config import ANALYSES, StudyConfig, override
 from jaxheads.study.studies import DEFAULT_STUDY
 
 
@@ -164,7 +164,8 @@ def compare_command(args: argparse.Namespace) -> int:
                 )
                 print(f"published: {dest}")
                 for name in config.analyses:
-                    print(f"published: {_publish_analysis(name, config, workdir, dest)}")
+                    _, path = _analyse(name, workdir, config, dest=dest, command=config.command)
+                    print(f"published: {path}")
         with open(os.path.join(workdir, "results.md")) as f:
             print(f.read())
         print(f"results: {os.path.join(workdir, 'results.md')}")
@@ -173,14 +174,18 @@ def compare_command(args: argparse.Namespace) -> int:
     return exit_status("compare", work)
 
 
-def _publish_analysis(name: str, config: StudyConfig, workdir: str, dest: str) -> str:
-    """Runs one of the study's ``analyses`` on its finished runs and publishes it in ``dest``."""
+def _analyse(name: str, workdir: str, study, *, seed: int = 0, dest=None, command=None):
+    """``(record, path)``: the analysis ``name`` of a study's runs, and the file it was
+    published to in ``dest`` (None: not published)."""
     from jaxheads.study import analysis
     from jaxheads.study.publish import publish_analysis
 
     start = time.perf_counter()
-    data = getattr(analysis, f"measure_{name}")(workdir, study=config)
-    return publish_analysis(data, dest, command=config.command, seconds=time.perf_counter() - start)
+    record = analysis.measure(name, workdir, study, seed=seed)
+    if dest is None:
+        return record, None
+    seconds = time.perf_counter() - start
+    return record, publish_analysis(record, dest, command=command, seconds=seconds)
 
 
 def analyse_command(args: argparse.Namespace) -> int:
@@ -188,23 +193,15 @@ def analyse_command(args: argparse.Namespace) -> int:
 
     def work() -> int:
         from jaxheads.study import analysis
-        from jaxheads.study.publish import command_line, publish_analysis, published_dir
+        from jaxheads.study.publish import command_line, published_dir
 
-        start = time.perf_counter()
-        if args.analysis == "gradients":
-            data = analysis.measure_gradients(args.workdir, study=args.study)
-            text = analysis.gradients_table(data)
-        else:
-            data = analysis.measure_dependence(args.workdir, seed=args.seed, study=args.study)
-            text = analysis.dependence_table(data)
-        print(text)
-        if args.publish is not None:
-            path = publish_analysis(
-                data,
-                args.publish or published_dir(args.study),
-                command=command_line(getattr(args, "argv", None)),
-                seconds=time.perf_counter() - start,
-            )
+        dest = None if args.publish is None else args.publish or published_dir(args.study)
+        command = command_line(getattr(args, "argv", None))
+        record, path = _analyse(
+            args.analysis, args.workdir, args.study, seed=args.seed, dest=dest, command=command
+        )
+        print(analysis.table(record))
+        if path is not None:
             print(f"published: {path}")
         return 0
 
@@ -236,7 +233,7 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "analysis",
-        choices=("gradients", "dependence"),
+        choices=ANALYSES,
         help="which analysis (see above); its Markdown table goes to stdout",
     )
     p.add_argument("--workdir", default="runs/fc_head", help="the study's work directory")

@@ -406,16 +406,23 @@ class DeviceAugmentedBatches(Batches):
     batch on the default device, with the keys of `augment_key`. The host's share of
     an image is then its decoding and one resize, and the batches are a pure function
     of ``(seed, step)`` as `Batches`' are: a run resumed at step ``k`` gets the batches
-    of an uninterrupted one. The pixels are not the host augmentation's
-    (`jaxheads.data.augment.augment`: the same draws' distributions, other random
-    numbers, and ``fill`` shown in whole pixels, see `jaxheads.data.device_augment`).
+    of an uninterrupted one. ``augment`` None is the default `DeviceAugment`. The pixels
+    are not the host augmentation's (`jaxheads.data.augment.augment`: the same draws'
+    distributions, other random numbers, and ``fill`` shown in whole pixels, see
+    `jaxheads.data.device_augment`).
     A batch is a dict of `jax.Array` s.
     """
 
     def __init__(
-        self, dataset: DetectionDataset, batch_size: int, *, seed: int, **kwargs: Any
+        self,
+        dataset: DetectionDataset,
+        batch_size: int,
+        *,
+        seed: int,
+        augment: DeviceAugment | None = None,
+        **kwargs: Any,
     ) -> None:
-        augment = kwargs.pop("augment", None) or DeviceAugment()
+        augment = DeviceAugment() if augment is None else augment
         if not isinstance(augment, DeviceAugment):
             fail("DeviceAugmentedBatches", "augment to be a DeviceAugment", repr(augment))
         if isinstance(dataset, DeviceDataset):

@@ -9,7 +9,8 @@ Two questions the FC-head study asks of any detector's runs:
   (`image_dependence`): the object's cell, a good box, the right class, and how well the
   objectness tells object cells from empty ones.
 
-Each ``measure_*`` returns a record (plain data) and each ``*_table`` renders one. From the
+Each ``measure_*`` (`measure`, by name) returns a record of plain data, and each
+``*_table`` (`table`) renders one. From the
 shell: ``jaxheads analyse gradients --workdir runs/fc_head`` and ``jaxheads analyse
 dependence --study heads --workdir runs/heads``; with ``--publish`` the record goes to
 ``docs/results/<study>/<analysis>.json``, where ``jaxheads report`` quotes it.
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxheads.study.config import StudyConfig
+from jaxheads.study.config import ANALYSES, StudyConfig
 from jaxheads.train.detection import detection_loss
 
 # ---------------------------------------------------------------------------
@@ -122,6 +123,28 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str | StudyConfig = 
     }
 
 
+def measure(name: str, workdir: str, study: str | StudyConfig, *, seed: int = 0) -> dict:
+    """The analysis ``name`` (of `jaxheads.study.config.ANALYSES`) of a study's runs.
+
+    ``seed``: the trained weights ``dependence`` reads (``gradients`` initialises its own).
+    """
+    if name == "dependence":
+        return measure_dependence(workdir, seed=seed, study=study)
+    if name == "gradients":
+        return measure_gradients(workdir, study=study)
+    raise ValueError(f"measure: expected an analysis among {list(ANALYSES)}, got {name!r}")
+
+
+def table(record: Mapping) -> str:
+    """The Markdown table of a record `measure` returned (its ``kind`` names the analysis)."""
+    tables = {"dependence": dependence_table, "gradients": gradients_table}
+    if record.get("kind") not in tables:
+        raise ValueError(
+            f"table: expected a record of kind among {sorted(tables)}, got {record.get('kind')!r}"
+        )
+    return tables[record["kind"]](record)
+
+
 def _config(study: str | StudyConfig) -> StudyConfig:
     from jaxheads.study.studies import load_study
 
@@ -214,7 +237,9 @@ def image_dependence(boxes, scores, truth, mask, *, side: int, num_boxes: int, l
     return out
 
 
-def measure_dependence(workdir: str, labels=None, seed: int = 0, study: str = "fc_head") -> dict:
+def measure_dependence(
+    workdir: str, labels=None, seed: int = 0, study: str | StudyConfig = "fc_head"
+) -> dict:
     """`image_dependence` of a study's trained runs in ``workdir``, with references.
 
     Each row's trained weights (seed ``seed``) on the study's 256 validation images;

@@ -127,7 +127,7 @@ def _study_seeds(results: Mapping) -> str:
 def _analysis_table(results: Mapping, source: str) -> str:
     from jaxheads.study import analysis
 
-    text = getattr(analysis, f"{results['kind']}_table")(results)
+    text = analysis.table(results)
     where = _provenance(results, source)
     return f"{text} {where[0].upper()}{where[1:]}"
 

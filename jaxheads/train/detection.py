@@ -334,8 +334,11 @@ def detection_task(
         )
 
     def batches(start, process_index, process_count):
-        where = {"start_step": start, "process_index": process_index}
-        where["process_count"] = process_count
+        where = {
+            "start_step": start,
+            "process_index": process_index,
+            "process_count": process_count,
+        }
         if augment and augment_on_device:
             from jaxheads.data.device_pipeline import DeviceAugmentedBatches
 
