@@ -184,12 +184,12 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
         assert [s for s, _ in logged_losses(workdir)] == [1, 2, 3, 4]  # one writer: process 0
 
 
-def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit"):
+def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit", die=0):
     """One of two processes of a `train_multiprocess.py` run on localhost."""
     script = os.path.join(HERE, "train_multiprocess.py")
     return subprocess.Popen(
         [sys.executable, script, str(port), "2", str(pid), str(workdir), str(steps), parallel]
-        + [str(slow)],
+        + [str(slow), str(die)],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -227,4 +227,27 @@ def test_kill_9_of_one_process_ends_the_other_at_once_and_resumes_exactly(tmp_pa
     assert "PEER_LOST" in out and "start every process again" in out, out
     assert waited < 30, f"the survivor took {waited:.0f} s to exit"
     resumed = [_spawn_process(12483, pid, workdir, steps) for pid in (0, 1)]
+    assert [_result_line(p).split()[1:] for p in resumed] == expected
+
+
+@pytest.mark.slow
+def test_a_process_lost_inside_a_save_ends_the_other_at_once_and_resumes_exactly(tmp_path):
+    """Process 1 exits at the first barrier of its save of step 6, while process 0 saves:
+    process 0's barrier is a collective, which fails at once (the coordination service's
+    barrier would wait out the 100 s heartbeat), it says what to do, and both restarted
+    resume to the uninterrupted run's parameters."""
+    steps = 12
+    reference = [_spawn_process(12491, pid, tmp_path / "reference", steps) for pid in (0, 1)]
+    expected = [_result_line(p).split()[1:] for p in reference]
+    workdir = tmp_path / "run"
+    procs = [_spawn_process(12492, pid, workdir, steps, die=6) for pid in (0, 1)]
+    out1, _ = procs[1].communicate(timeout=240)
+    died_at = time.time()
+    assert procs[1].returncode == 9 and "DYING" in out1, out1
+    out, err = procs[0].communicate(timeout=120)
+    waited = time.time() - died_at
+    assert procs[0].returncode == 5, err[-3000:]
+    assert "PEER_LOST" in out and "start every process again" in out, out
+    assert waited < 30, f"the survivor took {waited:.0f} s to exit"
+    resumed = [_spawn_process(12493, pid, workdir, steps) for pid in (0, 1)]
     assert [_result_line(p).split()[1:] for p in resumed] == expected

@@ -14,6 +14,12 @@ tried. Nothing here deletes or overwrites a checkpoint that restores correctly.
 A failed restore can leave an orbax ``CheckpointManager`` in a state in which
 it reads nothing else (``reload()`` does not reset it), so every failure is
 followed by a fresh manager.
+
+In a multi-process run every barrier of a save is a collective over the devices
+(`collective_barrier`), never a wait on JAX's coordination service: a process
+that stops while the others save makes their save fail within seconds, as a
+failed training step does, instead of after the coordination service's heartbeat
+timeout (100 s by default).
 """
 
 from __future__ import annotations
@@ -100,6 +106,32 @@ def _reason(err: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def collective_barrier(*, key: str, timeout_ms: int) -> None:
+    """Orbax's ``BarrierSyncFn`` as a collective over every device of every process.
+
+    A lost process breaks the collective's connection at once (`jax.errors.JaxRuntimeError`);
+    the coordination service's barrier, orbax's default for its save-progress flag, only
+    fails when the lost process's heartbeat times out. ``timeout_ms`` is not used: a
+    collective waits for its peers as long as they live.
+    """
+    from jax.experimental import multihost_utils
+
+    del timeout_ms
+    multihost_utils.sync_global_devices(key)
+
+
+def peer_lost(err: BaseException) -> bool:
+    """Whether ``err`` (or what it was raised from) is a failed collective of a
+    multi-process run: another process stopped, nothing is wrong with the disk."""
+    if jax.process_count() == 1:
+        return False
+    while err is not None:
+        if isinstance(err, jax.errors.JaxRuntimeError):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 class CheckpointStore:
     """Saves and restores one run's train states with verified checksums.
 
@@ -137,6 +169,7 @@ class CheckpointStore:
                 max_to_keep=self.max_to_keep,
                 enable_async_checkpointing=False,
                 temporary_path_class=self.temporary_path_class,
+                async_options=ocp.AsyncOptions(barrier_sync_fn=collective_barrier),
             ),
         )
 
@@ -156,6 +189,9 @@ class CheckpointStore:
         Raises:
           CheckpointWriteError: the write failed (e.g. no space left); the checkpoint's
             partial files were removed and the earlier checkpoints are untouched.
+          jax.errors.JaxRuntimeError: a collective of the save failed in a multi-process
+            run (another process stopped); its partial folder is left for orbax to
+            ignore, and the earlier checkpoints are untouched.
         """
         try:
             if self.writes:
@@ -166,6 +202,8 @@ class CheckpointStore:
             self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
             self._manager.wait_until_finished()
         except Exception as err:  # noqa: BLE001 — orbax and tensorstore raise many kinds
+            if peer_lost(err):
+                raise  # tidying up would wait on the lost process; the caller reports it
             raise self._write_failed(step, err) from err
         if self.writes:
             self._prune_checksums()
@@ -275,5 +313,7 @@ __all__ = [
     "CheckpointWriteError",
     "ChecksumMismatch",
     "StepMismatch",
+    "collective_barrier",
+    "peer_lost",
     "tree_checksum",
 ]

@@ -48,7 +48,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxheads._checks import fail
-from jaxheads.train.checkpoints import CheckpointStore
+from jaxheads.train.checkpoints import CheckpointStore, peer_lost
 from jaxheads.train.optim import make_optimizer, schedule
 from jaxheads.train.step import FINITE, LossFn, init_train_state, make_runner
 from jaxheads.train.tensorboard import EventLog
@@ -482,8 +482,8 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
                 if stopping and not last:
                     status = "interrupted"
                     break
-    except jax.errors.JaxRuntimeError as err:
-        if jax.process_count() == 1:
+    except Exception as err:
+        if not peer_lost(err):
             raise
         raise PeerLost(
             f"a collective with the run's other processes failed ({_first_line(err)}): one of "
