@@ -251,3 +251,35 @@ def test_a_process_lost_inside_a_save_ends_the_other_at_once_and_resumes_exactly
     assert waited < 30, f"the survivor took {waited:.0f} s to exit"
     resumed = [_spawn_process(12493, pid, workdir, steps) for pid in (0, 1)]
     assert [_result_line(p).split()[1:] for p in resumed] == expected
+
+
+@pytest.mark.slow
+def test_stop_signals_at_different_moments_stop_every_process_after_the_same_step(tmp_path):
+    """A preemption signals each host at its own moment: process 1 gets SIGTERM, process 0
+    half a second (about two steps) later. Both stop after the same step and save it (a
+    process that stopped alone would leave the other waiting on a collective), and both
+    restarted resume to the uninterrupted run's parameters."""
+    steps = 24
+    reference = [_spawn_process(12494, pid, tmp_path / "reference", steps) for pid in (0, 1)]
+    expected = [_result_line(p).split()[1:] for p in reference]
+    workdir = tmp_path / "run"
+    procs = [_spawn_process(12495, pid, workdir, steps, slow=0.25) for pid in (0, 1)]
+    deadline = time.time() + 240
+    while not (workdir / "checkpoints" / "3").is_dir():
+        assert time.time() < deadline and procs[0].poll() is None, procs[0].communicate()
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    procs[0].send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=120) for p in procs]
+    stops = []
+    for pid, (out, err) in enumerate(outs):
+        line = next((ln for ln in out.splitlines() if ln.startswith("STATUS")), None)
+        assert line is not None, f"process {pid}:\n{err[-3000:]}"
+        _, _, status, step = line.split()
+        assert status == "interrupted", line
+        stops.append(int(step))
+    assert stops[0] == stops[1] and 3 < stops[0] < steps, stops
+    assert (workdir / "checkpoints" / str(stops[0])).is_dir()
+    resumed = [_spawn_process(12496, pid, workdir, steps) for pid in (0, 1)]
+    assert [_result_line(p).split()[1:] for p in resumed] == expected

@@ -60,6 +60,7 @@ except PeerLost as err:
     print("PEER_LOST", err, flush=True)
     os._exit(5)  # as the commands do: JAX's shutdown would wait for the lost process
 
+print("STATUS", jax.process_index(), result["status"], result["step"], flush=True)
 sums = " ".join(f"{float(x.sum()):.9g}" for x in jax.tree.leaves(result["params"]))
 print("RESULT", jax.process_index(), result["step"], sums, flush=True)
 jax.distributed.shutdown()

@@ -19,7 +19,9 @@ skipped with a warning and moved to ``WORKDIR/unreadable-checkpoints/``; only
 that one (see `jaxheads.train.checkpoints`). A non-finite loss, or a finite
 loss whose update leaves a non-finite parameter or optimizer state, stops the
 run (`TrainingDiverged`) before that state is saved, so every checkpoint is
-finite. SIGTERM/SIGINT finish the current step, save, and return.
+finite. SIGTERM/SIGINT finish the current step, save, and return. In a
+multi-process run a signal to any one process stops them all after the same
+step, which each saves (a preemption signals each host at its own moment).
 
 A metrics row holds the step's loss and metrics, ``lr``, and the rate since the
 row before (``steps_per_s``, ``images_per_s``), which leaves out each start's
@@ -44,6 +46,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 from tqdm.auto import tqdm
 
@@ -197,6 +200,36 @@ class _StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class _AgreedStop:
+    """`_StopRequest` of a multi-process run: every process acts on the same reading.
+
+    Processes are signalled at different moments; one that saves and stops while
+    another trains on would leave both waiting on mismatched collectives. After each
+    step every process contributes its flag to a maximum over all devices, dispatched
+    without waiting, and reads the maximum of the step before: the same value, at the
+    same step, everywhere, so that a signal to any process stops all of them one step
+    later (the host runs at most one step ahead of the devices).
+    """
+
+    def __init__(self, local: _StopRequest):
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        self.local = local
+        mesh = Mesh(np.array(jax.devices()), ("processes",))
+        self._sharding = NamedSharding(mesh, PartitionSpec("processes"))
+        self._reduce = jax.jit(
+            lambda flags: flags.max(), out_shardings=NamedSharding(mesh, PartitionSpec())
+        )
+        self._pending = None
+
+    def requested(self) -> bool:
+        """Whether any process asked to stop one step ago (call it once a step)."""
+        agreed = self._pending is not None and bool(self._pending.addressable_data(0))
+        flags = np.full(jax.local_device_count(), self.local.requested(), np.int32)
+        self._pending = self._reduce(jax.make_array_from_process_local_data(self._sharding, flags))
+        return agreed
 
 
 def _devices(cfg: RunConfig):
@@ -452,7 +485,8 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
 
     record = _Record(cfg, log, rows)
     try:
-        with _StopRequest() as stop:
+        with _StopRequest() as local_stop:
+            stop = local_stop if jax.process_count() == 1 else _AgreedStop(local_stop)
             for step in range(start + 1, cfg.steps + 1):
                 batch = runner.place_batch(next(batches))
                 device_ts, metrics = runner.step(device_ts, batch, key)
