@@ -1,5 +1,6 @@
 """Host-loaded batches augmented on the device (``--augment-on-device``)."""
 
+import dataclasses
 import json
 
 import jax
@@ -126,3 +127,86 @@ def test_training_on_image_files_resumes_exactly_in_worker_processes(tmp_path):
     assert len(_losses(tmp_path / "host")) == 6
     with pytest.raises(AssertionError):
         train("host", 8, "--augment-on-device")
+
+
+def test_placed_batches_are_made_by_every_device_and_equal_the_unplaced_ones():
+    """`place_on` the step's sharding: each of the 8 devices makes its own rows, and the
+    batch is the one the default device makes alone (the integers exactly, the floats to
+    float32 rounding: XLA compiles a 2-row program otherwise than a 16-row one)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from jaxheads.data.device_pipeline import DeviceBatches
+    from jaxheads.data.pipeline import shard_batch
+
+    devices = jax.devices()
+    assert len(devices) == 8
+    sharding = NamedSharding(Mesh(np.array(devices), ("data",)), PartitionSpec("data"))
+    host = ShapesDataset(20, image_size=32, max_boxes=4, seed=1)
+    drawn = DeviceDataset(ShapesSpec(image_size=(32, 32), max_objects=4, max_boxes=4), 20, seed=1)
+    makers = {
+        "augmented": lambda: DeviceAugmentedBatches(host, 16, seed=3, prefetch=0),
+        "drawn": lambda: DeviceBatches(drawn, 16, seed=3, augment=DeviceAugment()),
+    }
+    for name, make in makers.items():
+        alone, placed = make(), make()
+        placed.place_on(sharding)
+        for step in (0, 1):  # the second batch of the epoch pads 12 rows
+            want, got = alone.load(step), placed.load(step)
+            assert set(got) == set(want), name
+            for k, a in got.items():
+                assert a.sharding.is_equivalent_to(sharding, a.ndim), (name, k)
+                assert {s.data.shape[0] for s in a.addressable_shards} == {2}, (name, k)
+                a_host, want_host = jax.device_get(a), jax.device_get(want[k])
+                if np.issubdtype(a_host.dtype, np.floating):
+                    np.testing.assert_allclose(a_host, want_host, rtol=0, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(a_host, want_host, err_msg=f"{name} {k}")
+                assert shard_batch({k: a}, sharding)[k] is a  # placed already: not moved
+
+
+@pytest.mark.slow
+def test_a_run_on_placed_batches_trains_as_one_on_batches_moved_after(tmp_path):
+    """The jit runner gives drawn batches its sharding (`place_on`); pmap moves them
+    after. Eight devices, both runners: the same losses to float32 rounding."""
+    from jaxheads.train.detection import build_detector, detection_task, make_dataset
+    from jaxheads.train.loop import RunConfig, fit
+
+    detector, init = build_detector("small-yolov2", image_size=64, num_classes=3)
+    train = make_dataset("shapes-device", "train", image_size=64, num_examples=64)
+    task = detection_task(detector, init, train, batch_size=16, seed=0, augment=True)
+    placed = []
+    task = dataclasses.replace(task, batches=_noting(task.batches, placed))
+    losses = {}
+    for parallel in ("jit", "pmap"):
+        cfg = RunConfig(
+            workdir=str(tmp_path / parallel),
+            steps=3,
+            parallel=parallel,
+            log_every=1,
+            checkpoint_every=3,
+            progress=False,
+        )
+        fit(task, cfg)
+        text = (tmp_path / parallel / "metrics.jsonl").read_text()
+        rows = [json.loads(line) for line in text.splitlines()]
+        losses[parallel] = [r["loss"] for r in rows if "loss" in r]
+    assert placed == ["jit"]
+    assert len(losses["jit"]) == 3
+    np.testing.assert_allclose(losses["jit"], losses["pmap"], rtol=1e-4)
+
+
+def _noting(batches, placed):
+    """``batches`` whose iterators note the runner that places them (by device count)."""
+
+    def wrapped(*args):
+        it = batches(*args)
+        place_on = it.place_on
+
+        def note(sharding):
+            placed.append("jit")
+            place_on(sharding)
+
+        it.place_on = note
+        return it
+
+    return wrapped

@@ -36,7 +36,7 @@ import numpy as np
 
 from jaxheads._checks import check_positive_int, fail
 from jaxheads.data.device_augment import DeviceAugment
-from jaxheads.data.pipeline import Batches, DetectionDataset
+from jaxheads.data.pipeline import Batches, DetectionDataset, shard_batch
 
 __all__ = [
     "AUGMENT_STREAM",
@@ -330,8 +330,8 @@ class DeviceDataset(DetectionDataset):
         return draw_batch(
             self.spec,
             np.uint32(self.seed),
-            np.asarray(indices, np.int32),
-            np.asarray(epochs, np.int32),
+            _int32(indices),
+            _int32(epochs),
             np.uint32(seed),
             augment,
         )
@@ -343,13 +343,43 @@ class DeviceDataset(DetectionDataset):
         )
 
 
-class DeviceBatches(Batches):
+def _int32(x):
+    """``x`` as int32, left where it is when it is a `jax.Array` already (placed)."""
+    return x.astype(jnp.int32) if isinstance(x, jax.Array) else np.asarray(x, np.int32)
+
+
+class _Placed:
+    """Batches made on the device, in the layout the training step reads (`place_on`)."""
+
+    sharding: jax.sharding.Sharding | None = None
+
+    def place_on(self, sharding: jax.sharding.Sharding) -> None:
+        """Makes every later batch in ``sharding``'s layout (split along the batch axis,
+        e.g. the training step's): the host's inputs are placed first, so that each
+        device draws or augments its own rows, and the batch needs no move after.
+        Without it the default device makes the whole batch (this process's part)."""
+        self.sharding = sharding
+
+    def _inputs(self, step: int, batch: dict | None = None) -> dict:
+        """Step ``step``'s ``indices`` and ``epochs`` [B] int32 (and ``batch``'s arrays),
+        placed by ``sharding`` when one was given."""
+        idx = self.indices(step).astype(np.int32)
+        inputs = {
+            "indices": idx,
+            "epochs": np.full(idx.shape, step // self.steps_per_epoch, np.int32),
+        }
+        inputs |= batch or {}
+        return inputs if self.sharding is None else shard_batch(inputs, self.sharding)
+
+
+class DeviceBatches(_Placed, Batches):
     """`jaxheads.data.Batches` whose batches a `DeviceDataset` draws on the device.
 
     The order, the process slices, ``start_step`` and ``num_epochs`` are those of
     `Batches`; ``augment`` is a `DeviceAugment` (or None), applied with the keys of
-    `augment_key`. A batch is a dict of `jax.Array` s on the default device,
-    dispatched asynchronously, so the host only computes the indices; ``prefetch``
+    `augment_key`. A batch is a dict of `jax.Array` s on the default device (or laid
+    out across the devices by `place_on`, as the training loop asks), dispatched
+    asynchronously, so the host only computes the indices; ``prefetch``
     defaults to 0 (a thread would add nothing but its own cost).
     """
 
@@ -364,10 +394,12 @@ class DeviceBatches(Batches):
         super().__init__(dataset, batch_size, seed=seed, **kwargs)
 
     def load(self, step: int) -> dict[str, jax.Array]:
-        """This process's part of global step ``step``, drawn on the device."""
-        idx = self.indices(step)
-        epochs = np.full(idx.shape, step // self.steps_per_epoch, np.int32)
-        return self.dataset.draw(idx, epochs, seed=self.seed, augment=self.augment)
+        """This process's part of global step ``step``, drawn on the device (or the
+        global batch, in the layout of `place_on`)."""
+        inputs = self._inputs(step)
+        return self.dataset.draw(
+            inputs["indices"], inputs["epochs"], seed=self.seed, augment=self.augment
+        )
 
 
 @functools.partial(jax.jit, static_argnames=("augment",))
@@ -397,13 +429,14 @@ def augment_batch(batch, indices, epochs, seed, augment: DeviceAugment) -> dict[
     return {**batch, **jax.vmap(one)(examples, indices, epochs)}
 
 
-class DeviceAugmentedBatches(Batches):
+class DeviceAugmentedBatches(_Placed, Batches):
     """`jaxheads.data.Batches` of a host data set, augmented on the device.
 
     The host loads each example as the data set gives it (decoding and resizing
     image files, in threads or worker processes: ``processes``), with no
     augmentation; `augment_batch` then applies ``augment`` (a `DeviceAugment`) to the
-    batch on the default device, with the keys of `augment_key`. The host's share of
+    batch on the default device (or on every device, each its rows, after `place_on`),
+    with the keys of `augment_key`. The host's share of
     an image is then its decoding and one resize, and the batches are a pure function
     of ``(seed, step)`` as `Batches`' are: a run resumed at step ``k`` gets the batches
     of an uninterrupted one. ``augment`` None is the default `DeviceAugment`. The pixels
@@ -437,10 +470,8 @@ class DeviceAugmentedBatches(Batches):
         self.device_augment = augment
 
     def load(self, step: int) -> dict[str, jax.Array]:
-        """This process's part of global step ``step``: loaded here, augmented there."""
-        batch = super().load(step)
-        idx = self.indices(step)
-        epochs = np.full(idx.shape, step // self.steps_per_epoch, np.int32)
-        return augment_batch(
-            batch, idx.astype(np.int32), epochs, np.uint32(self.seed), self.device_augment
-        )
+        """This process's part of global step ``step``: loaded here, augmented there (or
+        the global batch, in the layout of `place_on`)."""
+        inputs = self._inputs(step, super().load(step))
+        indices, epochs = inputs.pop("indices"), inputs.pop("epochs")
+        return augment_batch(inputs, indices, epochs, np.uint32(self.seed), self.device_augment)

@@ -487,11 +487,18 @@ def shard_batch(batch: Mapping[str, Any], sharding: jax.sharding.Sharding) -> di
       sharding: e.g. ``NamedSharding(mesh, PartitionSpec("data"))``.
 
     Returns:
-      The same dict of global ``jax.Array`` s laid out by ``sharding``.
+      The same dict of global ``jax.Array`` s laid out by ``sharding``; an array laid
+      out so already is returned as it is.
     """
-    if jax.process_count() == 1:
-        return jax.device_put(dict(batch), sharding)
-    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), dict(batch))
+
+    def place(a):
+        if isinstance(a, jax.Array) and a.sharding.is_equivalent_to(sharding, a.ndim):
+            return a  # made in this layout already (`DeviceBatches.place_on`)
+        if jax.process_count() == 1:
+            return jax.device_put(a, sharding)
+        return jax.make_array_from_process_local_data(sharding, a)
+
+    return jax.tree.map(place, dict(batch))
 
 
 def per_device(batch: Mapping[str, Any], n: int) -> dict[str, Any]:

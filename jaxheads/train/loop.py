@@ -88,7 +88,10 @@ class Task:
       init: ``key -> (params, state)``.
       loss_fn: see `jaxheads.train.step.make_step`.
       batches: ``(start_step, process_index, process_count) -> iterator`` of
-        this process's share of each global batch, starting at ``start_step``.
+        this process's share of each global batch, starting at ``start_step``. An
+        iterator with a ``place_on(sharding)`` method (batches made on the device,
+        `jaxheads.data.DeviceBatches`) is given the step's batch sharding first
+        (jit and shard_map runs), and then yields global batches laid out by it.
       evaluate: optional ``(params, state) -> dict`` of evaluation results.
       examples_per_batch: the global batch size (for images/s).
     """
@@ -424,6 +427,9 @@ def _train(task: Task, cfg: RunConfig, lr, ts, runner, writer: bool) -> dict:
 
     device_ts = runner.place_state(ts)
     batches = task.batches(start, jax.process_index(), jax.process_count())
+    sharding = getattr(runner, "batch_sharding", None)
+    if sharding is not None and hasattr(batches, "place_on"):
+        batches.place_on(sharding)  # each device makes its own rows of each batch
     key = jax.random.key(cfg.seed + 1)
     pending: list[tuple[int, dict]] = []
     last_loss, status, eval_result = math.nan, "completed", None
