@@ -107,10 +107,7 @@ measures it with two seeds.
 
 from __future__ import annotations
 
-import functools
-
 from jaxheads.study import Pretraining, StudyConfig, TrainRow, with_profile
-from jaxheads.train.detection import detection_loss
 
 # The heads study's pre-training stage (the same settings, so the same weights).
 PRETRAIN = Pretraining("pre64", backbone="small", image_size=64, steps=600)
@@ -130,9 +127,9 @@ def _rows() -> list[TrainRow]:
         TrainRow("warmup_0", fc, changes={"burn_in": 0}),
         TrainRow("warmup_300", fc, changes={"burn_in": 300}),
         TrainRow("small_init", {**fc_with, "output_scale": 0.01}),
-        TrainRow("coord_1", fc, loss=functools.partial(detection_loss, lambda_coord=1.0)),
-        TrainRow("noobj_0.1", fc, loss=functools.partial(detection_loss, lambda_noobj=0.1)),
-        TrainRow("noobj_1", fc, loss=functools.partial(detection_loss, lambda_noobj=1.0)),
+        TrainRow("coord_1", fc, loss_options={"lambda_coord": 1.0}),
+        TrainRow("noobj_0.1", fc, loss_options={"lambda_noobj": 0.1}),
+        TrainRow("noobj_1", fc, loss_options={"lambda_noobj": 1.0}),
         TrainRow("hidden_1024", {**fc_with, "hidden": 1024}),
     ]
 

@@ -7,8 +7,7 @@ import pytest
 
 from jaxheads.cli import main
 from jaxheads.study import analysis
-from jaxheads.study.run import build_model
-from jaxheads.train.detection import make_dataset
+from jaxheads.train.detection import build_detector, make_dataset
 
 
 def test_gradient_terms_add_up_to_the_loss_gradient():
@@ -19,7 +18,7 @@ def test_gradient_terms_add_up_to_the_loss_gradient():
     data = make_dataset("shapes", "train", image_size=64, num_examples=4)
     batch = stack_examples([data.example(i) for i in range(4)])
     batch = {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
-    det, init = build_model("small-yolov1-fc", image_size=64, num_classes=data.num_classes)
+    det, init = build_detector("small-yolov1-fc", image_size=64, num_classes=data.num_classes)
     params, state = init(jax.random.key(0))
     key = jax.random.key(1)
     terms = analysis.term_grads(det, params, state, batch, key)

@@ -16,7 +16,6 @@ from jaxheads.bench import cost_flops
 from jaxheads.cli import main
 from jaxheads.study import (
     analysis,
-    build_model,
     forward_flops,
     run_study,
     steady_images_per_s,
@@ -35,6 +34,7 @@ from jaxheads.study.publish import publish_study
 from jaxheads.study.report import winner_sentence
 from jaxheads.study.tables import regenerate
 from jaxheads.train.checkpoints import CheckpointWriteError
+from jaxheads.train.detection import build_detector
 from jaxheads.train.loop import TrainingDiverged
 from jaxheads.train.metric_table import METRICS
 
@@ -128,7 +128,7 @@ def test_params_equal_summary(study):
     _, _, results = study
     heads = {h["head"]: h for h in results["heads"]}
     for label, model in [("fc", "small-yolov1-fc"), ("v2", "small-yolov2-passthrough")]:
-        det, _ = build_model(model, image_size=32, num_classes=3)
+        det, _ = build_detector(model, image_size=32, num_classes=3)
         text = summary(det.layer, det.input_shape)
         total = int(re.search(r"Total params: ([\d,]+)", text).group(1).replace(",", ""))
         trainable = int(re.search(r"Trainable params: ([\d,]+)", text).group(1).replace(",", ""))

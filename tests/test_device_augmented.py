@@ -117,11 +117,15 @@ def test_training_on_image_files_resumes_exactly_in_worker_processes(tmp_path):
     assert _losses(tmp_path / "resumed") == want
     train("host", 4)
     assert _losses(tmp_path / "host")[1:] != want[1:]
-    # a run recorded before the setting existed had the host augmentation: it extends
-    # as such, and refuses to go on augmenting on the device
+    # a run recorded before the settings added since existed (augment_on_device among
+    # them) had their defaults, the host augmentation: it extends as such, and refuses
+    # to go on augmenting on the device
+    from jaxheads.train.workdir import EXTRA_DEFAULTS
+
     config = tmp_path / "host" / "config.json"
     saved = json.loads(config.read_text())
-    del saved["extra"]["augment_on_device"]
+    for key, default in EXTRA_DEFAULTS.items():
+        assert saved["extra"].pop(key) == default, key
     config.write_text(json.dumps(saved))
     train("host", 6)
     assert len(_losses(tmp_path / "host")) == 6

@@ -14,13 +14,12 @@ from jaxheads.study import (
     StudyConfig,
     TrainRow,
     box_sizes,
-    build_model,
     load_study,
     measure_params,
     packaged_studies,
 )
 from jaxheads.study.studies import studies_dir
-from jaxheads.train.detection import make_dataset, model_names
+from jaxheads.train.detection import build_detector, make_dataset, model_names
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.py") if p.stem != "__init__")
@@ -186,8 +185,8 @@ def test_yolov2_path_rows_and_paper_numbers():
     # The unbounded rows carry their centre in the head: decoder and loss alike.
     train = make_dataset("shapes", "train", image_size=64, num_examples=32)
     for label, centre in [("anchor_boxes", UNBOUNDED), ("location_prediction", BOUNDED)]:
-        assert specs[label].loss is None
-        det, _ = build_model(specs[label].model, image_size=96, num_classes=3, train_data=train)
+        assert specs[label].loss_options == {}
+        det, _ = build_detector(specs[label].model, image_size=96, num_classes=3, train_data=train)
         assert det.head.loss_kwargs().get("centre", BOUNDED) is centre
         assert det.head.decode.keywords["centre"] is centre
     assert len(specs["multi_scale"].train_sizes) > 1
@@ -205,7 +204,7 @@ def test_yolov2_path_detectors_and_priors():
     params = {}
     labels = ("yolo", "batch_norm", "anchor_boxes", "new_network", "dimension_priors")
     for label in (*labels, "passthrough"):
-        det, _ = build_model(quick[label].model, image_size=64, num_classes=3, train_data=train)
+        det, _ = build_detector(quick[label].model, image_size=64, num_classes=3, train_data=train)
         params[label] = measure_params(det)
         if label in ("new_network", "dimension_priors"):
             anchors = np.asarray(det.head.anchors)
@@ -220,8 +219,10 @@ def test_yolov2_path_detectors_and_priors():
     assert params["anchor_boxes"]["params"] != params["new_network"]["params"]
     assert params["passthrough"]["params"] > params["dimension_priors"]["params"]
     # Priors stay in cells of the training grid when built at another size.
-    big, _ = build_model(quick["passthrough"].model, image_size=96, num_classes=3, train_data=train)
-    small, _ = build_model(
+    big, _ = build_detector(
+        quick["passthrough"].model, image_size=96, num_classes=3, train_data=train
+    )
+    small, _ = build_detector(
         quick["passthrough"].model, image_size=64, num_classes=3, train_data=train
     )
     assert big.head.anchors == small.head.anchors

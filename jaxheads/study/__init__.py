@@ -54,7 +54,7 @@ from jaxheads.study.measure import (
 from jaxheads.study.publish import ReportRequest, make_report, publish_run, publish_study
 from jaxheads.study.records import RunRecord
 from jaxheads.study.report import aggregate, winners, write_report
-from jaxheads.study.run import build_model, run_row, run_study
+from jaxheads.study.run import run_row, run_study
 from jaxheads.study.studies import load_study, packaged_studies
 from jaxheads.study.sweep import at_steps, rankings, sweep, sweep_of
 from jaxheads.study.tables import regenerate
@@ -72,7 +72,6 @@ __all__ = [
     "aggregate",
     "at_steps",
     "box_sizes",
-    "build_model",
     "detector_flops",
     "forward_flops",
     "load_study",

@@ -86,8 +86,7 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str | StudyConfig = 
     """
     from jaxheads.data.pipeline import stack_examples
     from jaxheads.study.pretraining import stage_dir
-    from jaxheads.study.run import build_model
-    from jaxheads.train.detection import make_dataset
+    from jaxheads.train.detection import build_detector, make_dataset
     from jaxheads.train.warm_start import load_workdir, transfer
 
     config = _config(study)
@@ -106,7 +105,9 @@ def measure_gradients(workdir: str, seeds=(0, 1, 2), study: str | StudyConfig = 
     weights = load_workdir(stage_dir(workdir, stage.label))
     rows = []
     for model in ("small-yolov1-fc", "small-yolov1-percell"):
-        det, init = build_model(model, image_size=budget.image_size, num_classes=data.num_classes)
+        det, init = build_detector(
+            model, image_size=budget.image_size, num_classes=data.num_classes
+        )
         for start in ("scratch", stage.label):
             for seed in seeds:
                 params, state = init(jax.random.key(seed))

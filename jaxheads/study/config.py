@@ -103,8 +103,8 @@ class TrainRow:
       model: a registered detector name (``"small-yolov2"``); keyword arguments of
         `jaxheads.models.small_detector` (``{"head": "yolov1-fc", "batch_norm": False}``);
         or a builder ``(*, image_size, num_classes, train_data) -> Detector``.
-      loss: ``(detector, *, global_batch) -> loss_fn`` replacing the head's standard
-        loss (see `jaxheads.train.detection.detection_loss`).
+      loss_options: keyword arguments of the head's loss beyond the head's own
+        (``{"lambda_coord": 1.0}``; see `jaxheads.train.detection.detection_loss`).
       train_sizes: multi-scale training: every 10 steps the batch is drawn at one of
         these image sizes (darknet's ``random=1``); one compiled step per size.
       eval_image_size: evaluate (and count FLOPs) at this size; None: the training size.
@@ -115,7 +115,7 @@ class TrainRow:
 
     label: str
     model: Model = "small-yolov2"
-    loss: Callable[..., Any] | None = None
+    loss_options: Mapping[str, float] = dataclasses.field(default_factory=dict)
     train_sizes: tuple[int, ...] = ()
     eval_image_size: int | None = None
     changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)

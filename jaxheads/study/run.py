@@ -14,35 +14,21 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import numpy as np
 
-from jaxheads.study.config import Budget, EvalRow, Model, Row, StudyConfig, TrainRow, describe
+from jaxheads.study.config import Budget, EvalRow, Row, StudyConfig, TrainRow, describe
 from jaxheads.study.measure import detector_flops, measure_params, prior_iou, steady_images_per_s
 from jaxheads.study.records import DRAW_SCORE, RunRecord, json_number, write_json
-from jaxheads.train.detection import build_detector, detection_task, evaluate, make_dataset
+from jaxheads.train.detection import (
+    DetectionExperiment,
+    build_detector,
+    build_experiment,
+    evaluate,
+    make_dataset,
+)
 from jaxheads.train.loop import MetricsLog, RunConfig, fit
 
 _PR_POINTS = 200
-
-
-def build_model(model: Model, *, image_size: int, num_classes: int, train_data=None):
-    """A `TrainRow.model` as ``(Detector, init)``; ``init(key) -> (params, state)``."""
-    if isinstance(model, str):
-        return build_detector(model, image_size=image_size, num_classes=num_classes)
-    if isinstance(model, Mapping):
-        from jaxheads.models import small_detector
-
-        det = small_detector(**model, image_size=image_size, num_classes=num_classes)
-    elif callable(model):
-        det = model(image_size=image_size, num_classes=num_classes, train_data=train_data)
-    else:
-        raise ValueError(
-            f"build_model: expected a model name, small_detector kwargs or a "
-            f"builder, got {type(model).__name__}"
-        )
-    shape = det.input_shape
-    return det, jax.jit(lambda key: det.layer.init(key, shape)[1:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +43,6 @@ class RowPlan:
       eval_image_size: the side the row is evaluated at.
       train: the training set at the training size.
       val: the validation set at ``eval_image_size``.
-      train_sets: ``{size: training set}`` for multi-scale training (empty otherwise).
     """
 
     label: str
@@ -66,7 +51,6 @@ class RowPlan:
     eval_image_size: int
     train: Any
     val: Any
-    train_sets: Mapping[int, Any]
 
 
 def plan_row(config: StudyConfig, row: Row) -> RowPlan:
@@ -85,51 +69,8 @@ def plan_row(config: StudyConfig, row: Row) -> RowPlan:
         )
 
     train = dataset("train", budget.image_size, budget.train_examples)
-    sizes = source.train_sizes
-    train_sets = {
-        s: train if s == budget.image_size else dataset("train", s, budget.train_examples)
-        for s in sizes
-    }
     val = dataset("val", eval_size, budget.val_examples)
-    return RowPlan(row.label, source, budget, eval_size, train, val, train_sets)
-
-
-def multiscale_batches(
-    datasets: Mapping[int, Any], *, batch_size: int, seed: int, augment: bool, every: int = 10
-):
-    """``Task.batches`` drawing each block of ``every`` steps at one size (darknet ``random=1``).
-
-    The size of step ``k`` is a function of ``(seed, k // every)`` alone, so a resumed
-    run sees the same batches.
-    """
-    sizes = sorted(datasets)
-
-    def batches(start, process_index, process_count):
-        sources = {
-            s: ds.training_batches(
-                batch_size,
-                seed=seed,
-                augment=augment,
-                process_index=process_index,
-                process_count=process_count,
-            )
-            for s, ds in datasets.items()
-        }
-
-        def generate():
-            try:
-                step = start
-                while True:
-                    pick = np.random.default_rng([seed, step // every]).integers(len(sizes))
-                    yield sources[sizes[int(pick)]].load(step)
-                    step += 1
-            finally:
-                for source in sources.values():
-                    source.close()
-
-        return generate()
-
-    return batches
+    return RowPlan(row.label, source, budget, eval_size, train, val)
 
 
 def _stage_weights(workdir: str, label: str) -> dict:
@@ -163,37 +104,32 @@ def warm_up(budget: Budget, row: TrainRow) -> int:
 def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progress: bool):
     """``(detector, task, RunConfig)`` of the row's training run; nothing is written.
 
-    A row with ``init`` records its stage's weights' checksum in the run's settings
-    (so a new pre-training makes its results stale); the weights themselves are
-    copied in by `run_row` when the row trains.
+    The detector and its task come from `jaxheads.train.detection.build_experiment`, as
+    ``jaxheads train``'s do. A row with ``init`` records its stage's weights' checksum in
+    the run's settings (so a new pre-training makes its results stale); the weights
+    themselves are copied in by `run_row` when the row trains.
     """
     source, budget = plan.source, plan.budget
     rundir = os.path.join(workdir, source.label, f"seed{seed}")
-    detector, init = build_model(
-        source.model,
+    experiment = DetectionExperiment(
+        model=source.model,
+        dataset=budget.dataset,
+        batch_size=budget.batch_size,
         image_size=budget.image_size,
-        num_classes=plan.train.num_classes,
-        train_data=plan.train,
+        no_augment=not budget.augment,
+        train_examples=budget.train_examples,
+        val_examples=budget.val_examples,
+        data_seed=budget.data_seed,
+        train_sizes=tuple(source.train_sizes),
+        loss_options=dict(source.loss_options),
     )
-    batch = budget.batch_size
-    task = detection_task(
-        detector, init, plan.train, batch_size=batch, seed=seed, augment=budget.augment
-    )
-    if source.loss is not None:
-        task = dataclasses.replace(task, loss_fn=source.loss(detector, global_batch=batch))
-    if plan.train_sets:
-        task = dataclasses.replace(
-            task,
-            batches=multiscale_batches(
-                plan.train_sets, batch_size=batch, seed=seed, augment=budget.augment
-            ),
-        )
+    detector, task, _ = build_experiment(experiment, seed)
     data_keys = ("dataset", "train_examples", "data_seed", "image_size", "batch_size", "augment")
     extra = {
         "study": config.name,
         "label": source.label,
         "model": describe(source.model),
-        "loss": describe(source.loss),
+        "loss": describe(dict(source.loss_options) or None),
         "train_sizes": describe(source.train_sizes or None),
         **{k: getattr(budget, k) for k in data_keys},
     }
@@ -264,7 +200,7 @@ def _measure(plan: RowPlan, detector, trained: Mapping, sourcedir: str, run: Run
         row["anchors"] = np.asarray(detector.head.anchors, np.float64).round(4).tolist()
         row["anchor_iou"] = prior_iou(detector, plan.train)
     if plan.eval_image_size != plan.budget.image_size:
-        detector, _ = build_model(
+        detector, _ = build_detector(
             plan.source.model,
             image_size=plan.eval_image_size,
             num_classes=plan.val.num_classes,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,9 @@ class DetectionExperiment:
     """What a detection run trains and on what data (``config.json``'s ``extra``).
 
     Attributes:
-      model: a trainable model (`model_names`): ``small-<head>`` or a darknet model.
+      model: a trainable model (`model_names`): ``small-<head>`` or a darknet model. From
+        Python also keyword arguments of `jaxheads.models.small_detector` or a builder
+        (`build_detector`), as a study's rows give (a recorded run names a model).
       dataset: a data set of `jaxheads.zoo` (`jaxheads.zoo.dataset_names`).
       data_dir: the VOC root, or the COCO image directory.
       annotations: the COCO annotation json.
@@ -46,6 +49,15 @@ class DetectionExperiment:
         for bit whatever the number, so a run may resume with another; for image files on
         a machine with spare cores (procedural data are cheaper drawn in-process, and a
         data set drawn on the device has nothing to load).
+      augment_on_device: load the training images unaugmented and augment each batch on
+        the device (`jaxheads.data.DeviceAugmentedBatches`).
+      data_seed: the seed that draws the data sets (None: the run's seed). A study keeps
+        one data set for every seed of its runs.
+      train_sizes: multi-scale training (darknet's ``random=1``): every 10 steps the
+        batch is drawn at one of these sides (`multiscale_batches`); empty: at
+        ``image_size`` only.
+      loss_options: keyword arguments of the head's loss beyond the head's own
+        (`detection_loss`: ``{"lambda_coord": 1.0}``, ...).
     """
 
     model: str = "small-yolov2"
@@ -60,11 +72,17 @@ class DetectionExperiment:
     val_examples: int = 256
     loader_processes: int = 0
     augment_on_device: bool = False
+    data_seed: int | None = None
+    train_sizes: tuple[int, ...] = ()
+    loss_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_extra(cls, extra: dict) -> DetectionExperiment:
         """The experiment a work directory's ``extra`` records (its other keys ignored)."""
-        return cls(**{f.name: extra[f.name] for f in dataclasses.fields(cls) if f.name in extra})
+        found = {f.name: extra[f.name] for f in dataclasses.fields(cls) if f.name in extra}
+        if "train_sizes" in found:  # a JSON list
+            found["train_sizes"] = tuple(found["train_sizes"])
+        return cls(**found)
 
 
 def build_experiment(experiment: DetectionExperiment, seed: int):
@@ -89,32 +107,94 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
         )
     if experiment.augment_on_device and experiment.no_augment:
         fail("build_experiment", "augment_on_device without no_augment (nothing to augment)", True)
-    common = {
-        "image_size": experiment.image_size,
-        "seed": seed,
-        "data_dir": experiment.data_dir,
-        "annotations": experiment.annotations,
-    }
-    train = make_dataset(
-        experiment.dataset, "train", num_examples=experiment.train_examples, **common
-    )
-    val = make_dataset(experiment.dataset, "val", num_examples=experiment.val_examples, **common)
+    if experiment.train_sizes and (processes or experiment.augment_on_device):
+        fail(
+            "build_experiment",
+            "train_sizes without loader_processes or augment_on_device (multi-scale batches "
+            "are drawn in this process)",
+            experiment.train_sizes,
+        )
+    data_seed = seed if experiment.data_seed is None else experiment.data_seed
+
+    def dataset(split, size, num_examples):
+        return make_dataset(
+            experiment.dataset,
+            split,
+            image_size=size,
+            num_examples=num_examples,
+            seed=data_seed,
+            data_dir=experiment.data_dir,
+            annotations=experiment.annotations,
+        )
+
+    size = experiment.image_size
+    train = dataset("train", size, experiment.train_examples)
+    val = dataset("val", size, experiment.val_examples)
     detector, init = build_detector(
-        experiment.model, image_size=experiment.image_size, num_classes=train.num_classes
+        experiment.model, image_size=size, num_classes=train.num_classes, train_data=train
     )
+    augment = not experiment.no_augment
     task = detection_task(
         detector,
         init,
         train,
         batch_size=experiment.batch_size,
         seed=seed,
-        augment=not experiment.no_augment,
+        augment=augment,
         val_data=val,
         compute_dtype=jnp.bfloat16 if experiment.bf16 else jnp.float32,
         loader_processes=processes,
         augment_on_device=experiment.augment_on_device,
+        loss_options=experiment.loss_options,
     )
+    if experiment.train_sizes:
+        sets = {
+            s: train if s == size else dataset("train", s, experiment.train_examples)
+            for s in experiment.train_sizes
+        }
+        batches = multiscale_batches(
+            sets, batch_size=experiment.batch_size, seed=seed, augment=augment
+        )
+        task = dataclasses.replace(task, batches=batches)
     return detector, task, val
+
+
+def multiscale_batches(
+    datasets: Mapping[int, Any], *, batch_size: int, seed: int, augment: bool, every: int = 10
+):
+    """``Task.batches`` drawing each block of ``every`` steps at one size (darknet ``random=1``).
+
+    The size of step ``k`` is a function of ``(seed, k // every)`` alone, so a resumed
+    run sees the same batches.
+    """
+    sizes = sorted(datasets)
+
+    def batches(start, process_index, process_count):
+        sources = {
+            s: ds.training_batches(
+                batch_size,
+                seed=seed,
+                augment=augment,
+                process_index=process_index,
+                process_count=process_count,
+            )
+            for s, ds in datasets.items()
+        }
+
+        def generate():
+            try:
+                step = start
+                while True:
+                    pick = np.random.default_rng([seed, step // every]).integers(len(sizes))
+                    yield sources[sizes[int(pick)]].load(step)
+                    step += 1
+            finally:
+                for source in sources.values():
+                    source.close()
+
+        return generate()
+
+    return batches
 
 
 def model_names() -> list[str]:
@@ -125,22 +205,49 @@ def model_names() -> list[str]:
 
 
 def build_detector(
-    name: str, *, image_size: int | None = None, num_classes: int = 3
+    model: str | Mapping[str, Any] | Callable[..., Detector],
+    *,
+    image_size: int | None = None,
+    num_classes: int = 3,
+    train_data=None,
 ) -> tuple[Detector, Callable]:
-    """A trainable detector by its registry name, and its ``init(key) -> (params, state)``.
+    """A trainable detector, and its ``init(key) -> (params, state)``.
 
     Args:
-      name: a detector of `jaxheads.zoo` (`model_names`): ``small-<head>`` or a
-        darknet model.
-      image_size: the square input side (the model's default when None).
+      model: a detector of `jaxheads.zoo` by name (`model_names`): ``small-<head>`` or a
+        darknet model; or keyword arguments of `jaxheads.models.small_detector`
+        (``{"head": "yolov1-fc", "batch_norm": False}``); or a builder
+        ``(*, image_size, num_classes, train_data) -> Detector`` (e.g. one that fits its
+        anchors to ``train_data``'s boxes).
+      image_size: the square input side (the model's default when None; required by
+        keyword arguments and builders).
       num_classes: classes of the dataset it will train on.
+      train_data: the training set, for a builder.
 
     Raises:
-      ValueError: an unknown name (the known ones listed, the closest suggested).
+      ValueError: an unknown name (the known ones listed, the closest suggested), or a
+        model of another type.
     """
     from jaxheads import zoo
 
-    return zoo.detector(name, image_size=image_size, num_classes=num_classes, op="build_detector")
+    if isinstance(model, str):
+        return zoo.detector(
+            model, image_size=image_size, num_classes=num_classes, op="build_detector"
+        )
+    if isinstance(model, Mapping):
+        from jaxheads.models import small_detector
+
+        det = small_detector(**model, image_size=image_size, num_classes=num_classes)
+    elif callable(model):
+        det = model(image_size=image_size, num_classes=num_classes, train_data=train_data)
+    else:
+        fail(
+            "build_detector",
+            "a model name, small_detector keyword arguments or a builder",
+            type(model).__name__,
+        )
+    shape = det.input_shape
+    return det, jax.jit(lambda key: det.layer.init(key, shape)[1:])
 
 
 def make_dataset(
@@ -317,8 +424,11 @@ def detection_task(
     compute_dtype=jnp.float32,
     loader_processes: int = 0,
     augment_on_device: bool = False,
+    loss_options: Mapping[str, Any] | None = None,
 ) -> Task:
     """A `Task`: the detector's loss on ``train_data``, evaluated on ``val_data``.
+
+    ``loss_options``: keyword arguments of the head's loss (`detection_loss`).
 
     ``loader_processes`` > 0 loads the training batches in that many worker processes
     (`jaxheads.data.Batches`' ``processes``): the same batches, off this process.
@@ -358,7 +468,12 @@ def detection_task(
 
     return Task(
         init=init,
-        loss_fn=detection_loss(detector, global_batch=batch_size, compute_dtype=compute_dtype),
+        loss_fn=detection_loss(
+            detector,
+            global_batch=batch_size,
+            compute_dtype=compute_dtype,
+            **(loss_options or {}),
+        ),
         batches=batches,
         examples_per_batch=batch_size,
         evaluate=evaluate_fn,

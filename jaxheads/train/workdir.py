@@ -174,7 +174,12 @@ class WorkdirLock:
 NOT_IDENTITY_EXTRA = ("loader_processes",)
 # Settings of the experiment added after runs were recorded without them: such a run had
 # the default.
-EXTRA_DEFAULTS = {"augment_on_device": False}
+EXTRA_DEFAULTS = {
+    "augment_on_device": False,
+    "data_seed": None,
+    "train_sizes": [],
+    "loss_options": {},
+}
 
 
 def _identity(d: dict) -> dict:
