@@ -24,7 +24,7 @@ from jaxheads.train.detection import (
     build_detector,
     build_experiment,
     evaluate,
-    make_dataset,
+    experiment_dataset,
 )
 from jaxheads.train.loop import MetricsLog, RunConfig, fit
 
@@ -58,19 +58,26 @@ def plan_row(config: StudyConfig, row: Row) -> RowPlan:
     source = config.row(row.weights_from) if isinstance(row, EvalRow) else row
     budget = config.budget_of(source)
     eval_size = row.eval_image_size or budget.image_size
-
-    def dataset(split, size, num_examples):
-        return make_dataset(
-            budget.dataset,
-            split,
-            image_size=size,
-            num_examples=num_examples,
-            seed=budget.data_seed,
-        )
-
-    train = dataset("train", budget.image_size, budget.train_examples)
-    val = dataset("val", eval_size, budget.val_examples)
+    experiment = row_experiment(source, budget)  # its data_seed: the same data every seed
+    train = experiment_dataset(experiment, "train", 0)
+    val = experiment_dataset(experiment, "val", 0, image_size=eval_size)
     return RowPlan(row.label, source, budget, eval_size, train, val)
+
+
+def row_experiment(source: TrainRow, budget: Budget) -> DetectionExperiment:
+    """The `DetectionExperiment` a training row runs with its budget (changes applied)."""
+    return DetectionExperiment(
+        model=source.model,
+        dataset=budget.dataset,
+        batch_size=budget.batch_size,
+        image_size=budget.image_size,
+        no_augment=not budget.augment,
+        train_examples=budget.train_examples,
+        val_examples=budget.val_examples,
+        data_seed=budget.data_seed,
+        train_sizes=tuple(source.train_sizes),
+        loss_options=dict(source.loss_options),
+    )
 
 
 def _stage_weights(workdir: str, label: str) -> dict:
@@ -111,19 +118,7 @@ def training(config: StudyConfig, plan: RowPlan, seed: int, workdir: str, progre
     """
     source, budget = plan.source, plan.budget
     rundir = os.path.join(workdir, source.label, f"seed{seed}")
-    experiment = DetectionExperiment(
-        model=source.model,
-        dataset=budget.dataset,
-        batch_size=budget.batch_size,
-        image_size=budget.image_size,
-        no_augment=not budget.augment,
-        train_examples=budget.train_examples,
-        val_examples=budget.val_examples,
-        data_seed=budget.data_seed,
-        train_sizes=tuple(source.train_sizes),
-        loss_options=dict(source.loss_options),
-    )
-    detector, task, _ = build_experiment(experiment, seed)
+    detector, task, _ = build_experiment(row_experiment(source, budget), seed)
     data_keys = ("dataset", "train_examples", "data_seed", "image_size", "batch_size", "augment")
     extra = {
         "study": config.name,

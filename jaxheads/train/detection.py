@@ -114,22 +114,9 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
             "are drawn in this process)",
             experiment.train_sizes,
         )
-    data_seed = seed if experiment.data_seed is None else experiment.data_seed
-
-    def dataset(split, size, num_examples):
-        return make_dataset(
-            experiment.dataset,
-            split,
-            image_size=size,
-            num_examples=num_examples,
-            seed=data_seed,
-            data_dir=experiment.data_dir,
-            annotations=experiment.annotations,
-        )
-
     size = experiment.image_size
-    train = dataset("train", size, experiment.train_examples)
-    val = dataset("val", size, experiment.val_examples)
+    train = experiment_dataset(experiment, "train", seed)
+    val = experiment_dataset(experiment, "val", seed)
     detector, init = build_detector(
         experiment.model, image_size=size, num_classes=train.num_classes, train_data=train
     )
@@ -149,7 +136,7 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
     )
     if experiment.train_sizes:
         sets = {
-            s: train if s == size else dataset("train", s, experiment.train_examples)
+            s: train if s == size else experiment_dataset(experiment, "train", seed, image_size=s)
             for s in experiment.train_sizes
         }
         batches = multiscale_batches(
@@ -157,6 +144,23 @@ def build_experiment(experiment: DetectionExperiment, seed: int):
         )
         task = dataclasses.replace(task, batches=batches)
     return detector, task, val
+
+
+def experiment_dataset(
+    experiment: DetectionExperiment, split: str, seed: int, *, image_size: int | None = None
+):
+    """The ``split`` (``"train"`` or ``"val"``) of ``experiment``'s data set for a run with
+    ``seed`` (drawn with ``experiment.data_seed`` when set), at ``image_size`` (default:
+    the experiment's)."""
+    return make_dataset(
+        experiment.dataset,
+        split,
+        image_size=image_size or experiment.image_size,
+        num_examples=experiment.train_examples if split == "train" else experiment.val_examples,
+        seed=seed if experiment.data_seed is None else experiment.data_seed,
+        data_dir=experiment.data_dir,
+        annotations=experiment.annotations,
+    )
 
 
 def multiscale_batches(
