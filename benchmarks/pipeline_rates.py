@@ -26,7 +26,9 @@ to each size; ``coco`` is the same JPEGs under a COCO-format JSON made from the 
 annotations (`jaxheads.data.COCODataset` reads it), so its cell differs from ``voc``'s
 only by the annotation reader. The cells of ``--augment-on-device`` (``voc`` and ``coco``)
 time the host's share of `jaxheads.data.DeviceAugmentedBatches` (``jaxheads train
---augment-on-device``): the same pipelines with no augmentation, which the device applies.
+--augment-on-device``): the same pipelines with no augmentation (image files decoded and
+not resized: `jaxheads.data.device_pipeline.host_share`), which the device resizes and
+augments.
 
 With ``--step-fraction`` (on by default) it also times one training step of
 ``small-yolov2`` at 96², batch 32, on a batch drawn beforehand, beside the time of drawing
@@ -137,14 +139,17 @@ def measure(
     """One cell: images/s of ``batches`` batches on this thread, after one to warm up.
 
     ``augment_on_device``: the host's share of `jaxheads.data.DeviceAugmentedBatches`
-    (``jaxheads train --augment-on-device``): the batches loaded with no augmentation,
-    which the device then applies.
+    (``jaxheads train --augment-on-device``): the batches loaded with no augmentation
+    (image files decoded and not resized), which the device resizes and augments.
     """
     from jaxheads.data import Batches
     from jaxheads.data.augment import augment
+    from jaxheads.data.device_pipeline import host_share
 
     data = dataset(name, size, paths, examples=batch * (batches + 1))
     host_augment = None if augment_on_device else augment
+    if augment_on_device:
+        data = host_share(data)  # image files decoded only: the device resizes them
 
     def make():
         if zoo.dataset(name).on_device:

@@ -214,3 +214,53 @@ def _noting(batches, placed):
         return it
 
     return wrapped
+
+
+@pytest.mark.parametrize(
+    ("source", "out"), [((375, 500), (416, 416)), ((40, 30), (64, 96)), ((100, 80), (32, 32))]
+)
+def test_a_decoded_image_resized_on_the_device_is_the_host_resize(source, out):
+    """In a larger zero canvas, upsampled, downsampled or both: `resize_decoded` gives
+    `jaxheads.data.augment.resize` and ``jax.image.resize`` to float32 rounding of the
+    sample positions; the canvas' padding does not bleed in."""
+    from jaxheads.data.augment import resize
+    from jaxheads.data.device_pipeline import resize_decoded
+
+    h, w = source
+    image = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    canvas = np.full((400, 520, 3), 255, np.uint8)  # padding unlike any edge
+    canvas[:h, :w] = image
+    got = jax.jit(resize_decoded, static_argnums=2)(canvas, np.array(source, np.int32), out)
+    want = resize(image.astype(np.float32) / 255, out)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=5e-5)
+    blank = resize_decoded(canvas, np.zeros(2, np.int32), out)
+    assert not np.asarray(blank).any()
+
+
+def test_image_files_are_decoded_on_the_host_and_resized_and_augmented_on_the_device(tmp_path):
+    from jaxheads.data import VOCDataset
+    from jaxheads.data.device_pipeline import DecodedImages
+
+    root = tmp_path / "VOC2007"
+    write_synthetic_voc(root, SyntheticVOC(images=12, image_size=(45, 60)))
+    data = VOCDataset(root, "train", image_size=32)
+    decoded = DecodedImages(data)
+    assert decoded.canvas == (45, 60)
+    example = decoded.example(1)
+    assert example["image"].dtype == np.uint8 and example["image"].shape == (45, 60, 3)
+    np.testing.assert_array_equal(example["source_size"], [45, 60])
+    batches = DeviceAugmentedBatches(data, 4, seed=3, prefetch=0)
+    augment = jax.jit(DeviceAugment())
+    batch = jax.device_get(batches.load(1))
+    assert "source_size" not in batch and batch["image"].shape == (4, 32, 32, 3)
+    epoch = 1 // batches.steps_per_epoch
+    for b, i in enumerate(batches.indices(1)):
+        if i < 0:
+            continue
+        key = augment_key(3, epoch, int(i))
+        want = augment({k: data.example(int(i))[k] for k in KEYS}, key)
+        for k in KEYS:
+            np.testing.assert_allclose(batch[k][b], want[k], atol=1e-4, err_msg=f"{k} {i}")
+    # an image past its canvas is refused by name
+    with pytest.raises(ValueError, match=r"expected the image .*000.* to fit a 50x40 canvas"):
+        data.example(0, canvas=(40, 50))

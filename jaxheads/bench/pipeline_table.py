@@ -66,8 +66,8 @@ def pipeline_rates_table(result: Mapping) -> str:
         lines += [
             "",
             f'The rows "{ON_DEVICE}": the host\'s share of `jaxheads.data.DeviceAugmentedBatches` '
-            "(`jaxheads train --augment-on-device`): decoding and one resize, the batch "
-            "augmented by the accelerator.",
+            "(`jaxheads train --augment-on-device`): decoding the JPEGs into uint8 canvases, "
+            "which the accelerator resizes and augments.",
         ]
     device = [n for n in names if n.endswith("-device")]
     if device:

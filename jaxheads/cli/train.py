@@ -118,9 +118,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment-on-device",
         action="store_true",
-        help="augment the training images on the accelerator, not the host (which then only "
-        "decodes and resizes): other pixels than the host augmentation's, the same kinds of "
-        "draws; for image files feeding a GPU or TPU",
+        help="resize and augment the training images on the accelerator, not the host "
+        "(which then only decodes them): other pixels than the host augmentation's, the "
+        "same kinds of draws; for image files feeding a GPU or TPU",
     )
     p.add_argument(
         "--checkpoint-every",

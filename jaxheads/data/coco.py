@@ -47,6 +47,7 @@ from jaxheads.data.voc import (
     annotated_example,
     check_relative_name,
     is_file,
+    largest_image,
     read_rgb,
 )
 
@@ -359,7 +360,8 @@ class COCODataset(DetectionDataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def example(self, i: int) -> dict[str, np.ndarray]:
+    def example(self, i: int, canvas: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """Example ``i`` (``canvas``: decoded, not resized; see `annotated_example`)."""
         record = self.records[self._index(i)]
         path = self.image_dir / record.file_name
         return annotated_example(
@@ -370,4 +372,9 @@ class COCODataset(DetectionDataset):
             max_boxes=self.max_boxes,
             image_size=self.image_size,
             size_from="the json says",
+            canvas=canvas,
         )
+
+    def largest_image(self) -> tuple[int, int]:
+        """(H, W): the largest height and width of the annotated images."""
+        return largest_image(self.records)

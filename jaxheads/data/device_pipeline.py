@@ -44,11 +44,14 @@ __all__ = [
     "DeviceBatches",
     "DeviceDataset",
     "DeviceScene",
+    "DecodedImages",
     "augment_batch",
     "augment_key",
     "draw_batch",
     "draw_example",
     "example_key",
+    "host_share",
+    "resize_decoded",
     "tight_boxes",
 ]
 
@@ -402,8 +405,87 @@ class DeviceBatches(_Placed, Batches):
         )
 
 
-@functools.partial(jax.jit, static_argnames=("augment",))
-def augment_batch(batch, indices, epochs, seed, augment: DeviceAugment) -> dict[str, jax.Array]:
+def _resize_weights(out_size: int, canvas_size: int, size: jax.Array) -> jax.Array:
+    """[out_size, canvas_size] weights resizing the first ``size`` source pixels of an axis.
+
+    Output pixel ``i`` samples the source at ``x = (i + 0.5) * size / out_size`` with a
+    triangle kernel of radius ``r = max(1, size / out_size)`` (antialiased when shrinking):
+    source pixel ``j < size`` weighs ``max(0, 1 - |x - j - 0.5| / r)``, renormalised over
+    those pixels; pixels past ``size`` (the canvas' padding) weigh 0. These are the
+    weights of ``jax.image.resize(..., "linear", antialias=True)`` and of
+    `jaxheads.data.augment.resize`, for a size known only at run time.
+    """
+    n = size.astype(jnp.float32)
+    per_output = n / out_size  # source pixels per output pixel
+    centres = (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * per_output
+    radius = jnp.maximum(1.0, per_output)
+    source = jnp.arange(canvas_size, dtype=jnp.float32) + 0.5
+    w = jnp.maximum(0.0, 1.0 - jnp.abs(centres[:, None] - source[None, :]) / radius)
+    w = jnp.where(source[None, :] < n, w, 0.0)
+    total = jnp.sum(w, axis=1, keepdims=True)
+    return jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+def resize_decoded(canvas: jax.Array, size: jax.Array, out: tuple[int, int]) -> jax.Array:
+    """A decoded image resized on the device, as the host resizes it (float32 rounding).
+
+    Args:
+      canvas: [H, W, 3] uint8, the image in its top left ``size`` corner (zeros after).
+      size: [2] int32, the image's (height, width); (0, 0) gives a blank image.
+      out: (height, width) of the result (static).
+
+    Returns:
+      [out_h, out_w, 3] float32 in [0, 1]: ``jaxheads.data.augment.resize`` of the image
+      divided by 255, to float32 rounding of the sample positions (within 4e-5 at 416²;
+      both axes at ``HIGHEST`` matmul precision, so an
+      accelerator's reduced-precision matmuls do not round the pixels).
+    """
+    if canvas.ndim != 3 or canvas.shape[2] != 3 or canvas.dtype != jnp.uint8:
+        fail("resize_decoded", "a canvas [H, W, 3] uint8", f"{canvas.shape} {canvas.dtype}")
+    if size.shape != (2,):
+        fail("resize_decoded", "size [2] (height, width)", size.shape)
+    wy = _resize_weights(out[0], canvas.shape[0], size[0])
+    wx = _resize_weights(out[1], canvas.shape[1], size[1])
+    image = canvas.astype(jnp.float32) / jnp.float32(255)
+    highest = jax.lax.Precision.HIGHEST
+    rows = jnp.einsum("yh,hwc->ywc", wy, image, precision=highest)
+    return jnp.einsum("xw,ywc->yxc", wx, rows, precision=highest)
+
+
+class DecodedImages(DetectionDataset):
+    """A data set of image files whose examples keep their images decoded, not resized.
+
+    ``example(i)`` is the data set's ``example(i, canvas=...)``: the uint8 image in a
+    ``canvas`` [H, W, 3] (the largest annotated image's size) and ``source_size``, for
+    `resize_decoded` to resize on the device. The host's share of an image is then its
+    decoding alone, and it sends a quarter of the bytes (uint8, not float32).
+    """
+
+    def __init__(self, dataset: DetectionDataset):
+        self.dataset = dataset
+        self.canvas = tuple(dataset.largest_image())
+        self.class_names = dataset.class_names
+        self.image_size = dataset.image_size
+        self.max_boxes = dataset.max_boxes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def example(self, i: int) -> dict[str, np.ndarray]:
+        return self.dataset.example(i, canvas=self.canvas)
+
+
+def host_share(dataset: DetectionDataset) -> DetectionDataset:
+    """What the host loads of ``dataset`` for `DeviceAugmentedBatches`: image files (a
+    data set with ``largest_image``: VOC, COCO) decoded only (`DecodedImages`), other data
+    sets their examples as they are."""
+    return DecodedImages(dataset) if hasattr(dataset, "largest_image") else dataset
+
+
+@functools.partial(jax.jit, static_argnames=("augment", "image_size"))
+def augment_batch(
+    batch, indices, epochs, seed, augment: DeviceAugment, image_size: tuple[int, int] | None = None
+) -> dict[str, jax.Array]:
     """A host batch augmented on the device: a pure, jitted function.
 
     Example ``indices[b]`` in epoch ``epochs[b]`` of a run with ``seed`` gets the key of
@@ -412,13 +494,22 @@ def augment_batch(batch, indices, epochs, seed, augment: DeviceAugment) -> dict[
 
     Args:
       batch: ``image`` [B, H, W, 3] float32, ``boxes`` [B, M, 4], ``labels`` [B, M],
-        ``mask`` [B, M] (`jaxheads.data.pipeline`'s batch format; other keys are kept).
+        ``mask`` [B, M] (`jaxheads.data.pipeline`'s batch format; other keys are kept);
+        or, with ``source_size`` [B, 2], ``image`` [B, H, W, 3] uint8 canvases of decoded
+        images (`DecodedImages`), resized to ``image_size`` first (`resize_decoded`).
       indices, epochs: [B] integers.
       seed: [] integer, the run's seed.
       augment: a `DeviceAugment` (static).
+      image_size: (height, width) the decoded images are resized to (static).
     """
     _check_index("augment_batch", "indices", indices, 1)
     _check_index("augment_batch", "epochs", epochs, 1)
+    if "source_size" in batch:
+        if image_size is None:
+            fail("augment_batch", "image_size with decoded images (source_size)", None)
+        batch = dict(batch)
+        resize = functools.partial(resize_decoded, out=tuple(image_size))
+        batch["image"] = jax.vmap(resize)(batch["image"], batch.pop("source_size"))
     keys = ("image", "boxes", "labels", "mask")
 
     def one(example, index, epoch):
@@ -432,17 +523,18 @@ def augment_batch(batch, indices, epochs, seed, augment: DeviceAugment) -> dict[
 class DeviceAugmentedBatches(_Placed, Batches):
     """`jaxheads.data.Batches` of a host data set, augmented on the device.
 
-    The host loads each example as the data set gives it (decoding and resizing
-    image files, in threads or worker processes: ``processes``), with no
-    augmentation; `augment_batch` then applies ``augment`` (a `DeviceAugment`) to the
-    batch on the default device (or on every device, each its rows, after `place_on`),
-    with the keys of `augment_key`. The host's share of
-    an image is then its decoding and one resize, and the batches are a pure function
-    of ``(seed, step)`` as `Batches`' are: a run resumed at step ``k`` gets the batches
-    of an uninterrupted one. ``augment`` None is the default `DeviceAugment`. The pixels
-    are not the host augmentation's (`jaxheads.data.augment.augment`: the same draws'
-    distributions, other random numbers, and ``fill`` shown in whole pixels, see
-    `jaxheads.data.device_augment`).
+    The host loads each example as the data set gives it, with no augmentation (in
+    threads or worker processes: ``processes``); image files (a data set with
+    ``largest_image``: VOC, COCO) it only decodes (`DecodedImages`), and the device
+    resizes them (`resize_decoded`). `augment_batch` then applies ``augment`` (a
+    `DeviceAugment`) to the batch on the default device (or on every device, each its
+    rows, after `place_on`), with the keys of `augment_key`. The host's share of an
+    image is then its decoding (and, for other data sets, its drawing), and the batches
+    are a pure function of ``(seed, step)`` as `Batches`' are: a run resumed at step
+    ``k`` gets the batches of an uninterrupted one. ``augment`` None is the default
+    `DeviceAugment`. The pixels are not the host augmentation's
+    (`jaxheads.data.augment.augment`: the same draws' distributions, other random
+    numbers, and ``fill`` shown in whole pixels, see `jaxheads.data.device_augment`).
     A batch is a dict of `jax.Array` s.
     """
 
@@ -466,7 +558,8 @@ class DeviceAugmentedBatches(_Placed, Batches):
                 type(dataset).__name__,
             )
         _check_seed("DeviceAugmentedBatches", "seed", seed)
-        super().__init__(dataset, batch_size, seed=seed, augment=None, **kwargs)
+        self.image_size = tuple(dataset.image_size)
+        super().__init__(host_share(dataset), batch_size, seed=seed, augment=None, **kwargs)
         self.device_augment = augment
 
     def load(self, step: int) -> dict[str, jax.Array]:
@@ -474,4 +567,6 @@ class DeviceAugmentedBatches(_Placed, Batches):
         the global batch, in the layout of `place_on`)."""
         inputs = self._inputs(step, super().load(step))
         indices, epochs = inputs.pop("indices"), inputs.pop("epochs")
-        return augment_batch(inputs, indices, epochs, np.uint32(self.seed), self.device_augment)
+        return augment_batch(
+            inputs, indices, epochs, np.uint32(self.seed), self.device_augment, self.image_size
+        )

@@ -190,6 +190,7 @@ def annotated_example(
     max_boxes: int,
     image_size: int | tuple[int, int],
     size_from: str,
+    canvas: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """The example of an image on disk and its annotation (VOC's and COCO's ``example``).
 
@@ -201,15 +202,25 @@ def annotated_example(
       max_boxes: the objects an example holds, padded.
       image_size: the side (or ``(height, width)``) the image is resized to.
       size_from: where the annotated size comes from, for errors.
+      canvas: (H, W): instead of resizing, the decoded image as uint8 in the top left
+        corner of a zero [H, W, 3] canvas, with ``source_size`` [2] int32 (its height
+        and width): what `jaxheads.data.DeviceAugmentedBatches` resizes on the device.
+        A uint16 or float image is rounded to uint8.
 
     Returns:
-      ``image`` float32 resized to ``image_size``, and the targets of
+      ``image`` float32 resized to ``image_size`` (or the canvas), and the targets of
       `pad_targets`: boxes normalised to the image, padded to ``max_boxes``.
 
     Raises:
       ValueError: the image is not the size its annotation gives.
     """
-    image = image_to_float(op, path, image)
+    raw = np.asarray(image)
+    if canvas is not None and raw.dtype == np.uint8 and raw.ndim == 2:
+        image = np.repeat(raw[:, :, None], 3, axis=2)
+    elif canvas is not None and raw.dtype == np.uint8 and raw.ndim == 3 and raw.shape[2] == 3:
+        image = raw  # kept as decoded: the device converts it
+    else:
+        image = image_to_float(op, path, image)
     if image.shape[:2] != (record.height, record.width):
         raise ValueError(
             f"{op}: expected the image {path} to be {record.width}x{record.height} as "
@@ -219,8 +230,23 @@ def annotated_example(
     out = pad_targets(
         record.boxes / scale, record.labels, max_boxes, difficult=record.difficult, op=op
     )
-    out["image"] = resize(image, image_size, pillow=True)
+    if canvas is None:
+        out["image"] = resize(image, image_size, pillow=True)
+        return out
+    h, w = image.shape[:2]
+    if h > canvas[0] or w > canvas[1]:
+        raise ValueError(
+            f"{op}: expected the image {path} to fit a {canvas[1]}x{canvas[0]} canvas, got {w}x{h}"
+        )
+    out["image"] = np.zeros((*canvas, 3), np.uint8)
+    out["image"][:h, :w] = image if image.dtype == np.uint8 else np.round(image * 255)
+    out["source_size"] = np.array([h, w], np.int32)
     return out
+
+
+def largest_image(records) -> tuple[int, int]:
+    """(H, W): the largest ``height`` and ``width`` of ``records`` (annotations)."""
+    return max(r.height for r in records), max(r.width for r in records)
 
 
 class VOCRecord(NamedTuple):
@@ -458,7 +484,8 @@ class VOCDataset(DetectionDataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def example(self, i: int) -> dict[str, np.ndarray]:
+    def example(self, i: int, canvas: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """Example ``i`` (``canvas``: decoded, not resized; see `annotated_example`)."""
         record = self.records[self._index(i)]
         path = self.image_path(record)
         return annotated_example(
@@ -469,4 +496,9 @@ class VOCDataset(DetectionDataset):
             max_boxes=self.max_boxes,
             image_size=self.image_size,
             size_from="<size> says",
+            canvas=canvas,
         )
+
+    def largest_image(self) -> tuple[int, int]:
+        """(H, W): the largest height and width of the annotated images."""
+        return largest_image(self.records)
