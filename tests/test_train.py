@@ -197,6 +197,21 @@ def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit", die=0):
     )
 
 
+def _final_params(port, workdir, steps) -> list[list[str]]:
+    """Each of two processes' ``RESULT`` fields after running (or resuming) ``workdir``."""
+    procs = [_spawn_process(port, pid, workdir, steps) for pid in (0, 1)]
+    return [_result_line(p).split()[1:] for p in procs]
+
+
+def _survivor_exits_at_once(proc, since: float) -> None:
+    """``proc`` exits within 30 s of ``since`` with the lost-peer status and message."""
+    out, err = proc.communicate(timeout=120)
+    waited = time.time() - since
+    assert proc.returncode == 5, err[-3000:]
+    assert "PEER_LOST" in out and "start every process again" in out, out
+    assert waited < 30, f"the survivor took {waited:.0f} s to exit"
+
+
 def _result_line(proc) -> str:
     out, err = proc.communicate(timeout=300)
     line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
@@ -210,8 +225,7 @@ def test_kill_9_of_one_process_ends_the_other_at_once_and_resumes_exactly(tmp_pa
     with one line saying what to do (not after JAX's heartbeat timeout, nor with an
     abort), and restarting both resumes to the uninterrupted run's parameters."""
     steps = 24
-    reference = [_spawn_process(12481, pid, tmp_path / "reference", steps) for pid in (0, 1)]
-    expected = [_result_line(p).split()[1:] for p in reference]
+    expected = _final_params(12481, tmp_path / "reference", steps)
     workdir = tmp_path / "run"
     procs = [_spawn_process(12482, pid, workdir, steps, slow=0.3) for pid in (0, 1)]
     deadline = time.time() + 240
@@ -219,15 +233,9 @@ def test_kill_9_of_one_process_ends_the_other_at_once_and_resumes_exactly(tmp_pa
         assert time.time() < deadline and procs[0].poll() is None, procs[0].communicate()
         time.sleep(0.05)
     procs[1].kill()
-    killed_at = time.time()
-    out, err = procs[0].communicate(timeout=120)
-    waited = time.time() - killed_at
+    _survivor_exits_at_once(procs[0], time.time())
     procs[1].communicate()
-    assert procs[0].returncode == 5, err[-3000:]
-    assert "PEER_LOST" in out and "start every process again" in out, out
-    assert waited < 30, f"the survivor took {waited:.0f} s to exit"
-    resumed = [_spawn_process(12483, pid, workdir, steps) for pid in (0, 1)]
-    assert [_result_line(p).split()[1:] for p in resumed] == expected
+    assert _final_params(12483, workdir, steps) == expected
 
 
 @pytest.mark.slow
@@ -237,20 +245,14 @@ def test_a_process_lost_inside_a_save_ends_the_other_at_once_and_resumes_exactly
     barrier would wait out the 100 s heartbeat), it says what to do, and both restarted
     resume to the uninterrupted run's parameters."""
     steps = 12
-    reference = [_spawn_process(12491, pid, tmp_path / "reference", steps) for pid in (0, 1)]
-    expected = [_result_line(p).split()[1:] for p in reference]
+    expected = _final_params(12491, tmp_path / "reference", steps)
     workdir = tmp_path / "run"
     procs = [_spawn_process(12492, pid, workdir, steps, die=6) for pid in (0, 1)]
     out1, _ = procs[1].communicate(timeout=240)
     died_at = time.time()
     assert procs[1].returncode == 9 and "DYING" in out1, out1
-    out, err = procs[0].communicate(timeout=120)
-    waited = time.time() - died_at
-    assert procs[0].returncode == 5, err[-3000:]
-    assert "PEER_LOST" in out and "start every process again" in out, out
-    assert waited < 30, f"the survivor took {waited:.0f} s to exit"
-    resumed = [_spawn_process(12493, pid, workdir, steps) for pid in (0, 1)]
-    assert [_result_line(p).split()[1:] for p in resumed] == expected
+    _survivor_exits_at_once(procs[0], died_at)
+    assert _final_params(12493, workdir, steps) == expected
 
 
 @pytest.mark.slow
@@ -260,8 +262,7 @@ def test_stop_signals_at_different_moments_stop_every_process_after_the_same_ste
     process that stopped alone would leave the other waiting on a collective), and both
     restarted resume to the uninterrupted run's parameters."""
     steps = 24
-    reference = [_spawn_process(12494, pid, tmp_path / "reference", steps) for pid in (0, 1)]
-    expected = [_result_line(p).split()[1:] for p in reference]
+    expected = _final_params(12494, tmp_path / "reference", steps)
     workdir = tmp_path / "run"
     procs = [_spawn_process(12495, pid, workdir, steps, slow=0.25) for pid in (0, 1)]
     deadline = time.time() + 240
@@ -281,5 +282,4 @@ def test_stop_signals_at_different_moments_stop_every_process_after_the_same_ste
         stops.append(int(step))
     assert stops[0] == stops[1] and 3 < stops[0] < steps, stops
     assert (workdir / "checkpoints" / str(stops[0])).is_dir()
-    resumed = [_spawn_process(12496, pid, workdir, steps) for pid in (0, 1)]
-    assert [_result_line(p).split()[1:] for p in resumed] == expected
+    assert _final_params(12496, workdir, steps) == expected
