@@ -30,15 +30,41 @@ CURVE_COLUMNS = ("step", "loss", "lr", "images_per_s")
 
 
 def processor_name() -> str:
-    """The processor's model name (``/proc/cpuinfo``), else `platform.processor`'s answer."""
+    """The processor's model name, family and model numbers and AVX-512 (``/proc/cpuinfo``),
+    else `platform.processor`'s answer.
+
+    A virtual machine may name its processor only ``AMD EPYC``; two such machines of other
+    generations compile other code (AVX-512 or not) and sum in another order, so a record
+    names the generation too.
+    """
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            found = describe_cpuinfo(f.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        found = None
+    return found or platform.processor() or platform.machine()
+
+
+def describe_cpuinfo(text: str) -> str | None:
+    r"""The first processor of a ``/proc/cpuinfo`` text, e.g. ``AMD EPYC (family 25, model 17,
+    AVX-512)``; None without a model name.
+
+    >>> describe_cpuinfo("model name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 17\n"
+    ...                  "flags\t\t: fpu avx2 avx512f\n\nmodel name\t: other\n")
+    'AMD EPYC (family 25, model 17, AVX-512)'
+    """
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if not name:
+        return None
+    details = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
+    details = [d.replace("cpu family", "family") for d in details]
+    if "avx512f" in fields.get("flags", "").split():
+        details.append("AVX-512")
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def environment() -> dict:
