@@ -22,7 +22,9 @@ rank nothing. Full profile
 (96×96, batch 32, 1000 steps, 2 seeds: 24 runs and the heads study's 600-step
 pre-training, about 3.5 min, the same stage): 2 h 47 min of wall time on the 2-core CPU
 (2026-12-05, both seeds in one sitting; runs of 3-5 min each alone, about 25 min of it
-beside the test suite and other checks).
+beside the test suite and other checks). Seed 0 alone (``--seeds 1``), the committed record
+in docs/results/heads-digits/: 118 min of wall time on the 2-core AMD EPYC (family 25, model
+17) beside the test suite (2026-12-07).
 
 Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps, as the
 heads study's: 36 runs, 720,000 steps), sized from FLOPs as the heads study's (its
@@ -50,7 +52,9 @@ their recall@0.5 is 0.93-0.96 either way: what it adds is naming the digits (the
 class in an object's cell right for 48-50% of objects from scratch, 72-74% pre-trained,
 seed 0; ``jaxheads analyse dependence --study heads_digits --workdir
 runs/heads_digits``). An earlier run of seed 0 on another processor gave mAP50 within
-0.03 of these for every row.
+0.03 of these for every row, and so does the committed record of seed 0 (scratch →
+pre-trained: yolov1_fc 0.002 → 0.002, yolov1_percell 0.156 → 0.353, yolov1_local 0.032 →
+0.066, gap 0.010 → 0.018, yolov2 0.459 → 0.734, yolov2_passthrough 0.453 → 0.769).
 """
 
 from __future__ import annotations
