@@ -79,3 +79,16 @@ def test_a_model_by_keyword_arguments_or_builder():
     )
     with pytest.raises(ValueError, match="build_detector: expected a model name, small_detector"):
         build_detector(3, image_size=64)
+
+
+def test_a_recorded_experiment_reads_back_equal():
+    """``config.json`` keeps ``train_sizes`` as a JSON list and the dicts as objects."""
+    import dataclasses
+    import json
+
+    experiment = DetectionExperiment(
+        data_seed=3, train_sizes=(32, 64), loss_options={"lambda_noobj": 0.1}, **SMALL
+    )
+    recorded = json.loads(json.dumps(dataclasses.asdict(experiment)))
+    assert recorded["train_sizes"] == [32, 64]
+    assert DetectionExperiment.from_extra(recorded) == experiment

@@ -333,8 +333,8 @@ class DeviceDataset(DetectionDataset):
         return draw_batch(
             self.spec,
             np.uint32(self.seed),
-            _int32(indices),
-            _int32(epochs),
+            jnp.asarray(indices, jnp.int32),  # a placed array stays where it is
+            jnp.asarray(epochs, jnp.int32),
             np.uint32(seed),
             augment,
         )
@@ -344,11 +344,6 @@ class DeviceDataset(DetectionDataset):
         return DeviceBatches(
             self, batch_size, seed=seed, augment=DeviceAugment() if augment else None, **kwargs
         )
-
-
-def _int32(x):
-    """``x`` as int32, left where it is when it is a `jax.Array` already (placed)."""
-    return x.astype(jnp.int32) if isinstance(x, jax.Array) else np.asarray(x, np.int32)
 
 
 class _Placed:

@@ -214,13 +214,11 @@ def annotated_example(
     Raises:
       ValueError: the image is not the size its annotation gives.
     """
-    raw = np.asarray(image)
-    if canvas is not None and raw.dtype == np.uint8 and raw.ndim == 2:
-        image = np.repeat(raw[:, :, None], 3, axis=2)
-    elif canvas is not None and raw.dtype == np.uint8 and raw.ndim == 3 and raw.shape[2] == 3:
-        image = raw  # kept as decoded: the device converts it
-    else:
-        image = image_to_float(op, path, image)
+    image = np.asarray(image)
+    if canvas is not None and image.dtype == np.uint8 and image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if canvas is None or image.dtype != np.uint8 or image.shape[2:] != (3,):
+        image = image_to_float(op, path, image)  # else kept as decoded: the device converts it
     if image.shape[:2] != (record.height, record.width):
         raise ValueError(
             f"{op}: expected the image {path} to be {record.width}x{record.height} as "

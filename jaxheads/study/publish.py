@@ -60,8 +60,8 @@ def describe_cpuinfo(text: str) -> str | None:
     name = fields.get("model name")
     if not name:
         return None
-    details = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
-    details = [d.replace("cpu family", "family") for d in details]
+    shown = {"cpu family": "family", "model": "model"}
+    details = [f"{label} {fields[key]}" for key, label in shown.items() if fields.get(key)]
     if "avx512f" in fields.get("flags", "").split():
         details.append("AVX-512")
     return f"{name} ({', '.join(details)})" if details else name
