@@ -140,7 +140,7 @@ def test_placed_batches_are_made_by_every_device_and_equal_the_unplaced_ones():
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from jaxheads.data.device_pipeline import DeviceBatches
-    from jaxheads.data.pipeline import shard_batch
+    from jaxheads.data.pipeline import per_device, shard_batch
 
     devices = jax.devices()
     assert len(devices) == 8
@@ -166,12 +166,19 @@ def test_placed_batches_are_made_by_every_device_and_equal_the_unplaced_ones():
                 else:
                     np.testing.assert_array_equal(a_host, want_host, err_msg=f"{name} {k}")
                 assert shard_batch({k: a}, sharding)[k] is a  # placed already: not moved
+            # pmap's layout [devices, per_device, ...]: each device keeps its own rows.
+            for k, a in per_device(got, len(devices)).items():
+                rows = {s.device: s.data for s in got[k].addressable_shards}
+                assert len(a.addressable_shards) == len(devices), (name, k)
+                for s in a.addressable_shards:
+                    assert s.data.shape[:2] == (1, 2), (name, k)
+                    np.testing.assert_array_equal(jax.device_get(s.data[0]), rows[s.device])
 
 
 @pytest.mark.slow
-def test_a_run_on_placed_batches_trains_as_one_on_batches_moved_after(tmp_path):
-    """The jit runner gives drawn batches its sharding (`place_on`); pmap moves them
-    after. Eight devices, both runners: the same losses to float32 rounding."""
+def test_runs_on_placed_batches_train_alike_under_jit_and_pmap(tmp_path):
+    """Both runners give drawn batches their sharding (`place_on`), split over the eight
+    devices: the same losses to float32 rounding."""
     from jaxheads.train.detection import build_detector, detection_task, make_dataset
     from jaxheads.train.loop import RunConfig, fit
 
@@ -194,20 +201,21 @@ def test_a_run_on_placed_batches_trains_as_one_on_batches_moved_after(tmp_path):
         text = (tmp_path / parallel / "metrics.jsonl").read_text()
         rows = [json.loads(line) for line in text.splitlines()]
         losses[parallel] = [r["loss"] for r in rows if "loss" in r]
-    assert placed == ["jit"]
+    assert len(placed) == 2
+    assert all(len(sharding.device_set) == 8 for sharding in placed)
     assert len(losses["jit"]) == 3
     np.testing.assert_allclose(losses["jit"], losses["pmap"], rtol=1e-4)
 
 
 def _noting(batches, placed):
-    """``batches`` whose iterators note the runner that places them (by device count)."""
+    """``batches`` whose iterators note each sharding they are placed on."""
 
     def wrapped(*args):
         it = batches(*args)
         place_on = it.place_on
 
         def note(sharding):
-            placed.append("jit")
+            placed.append(sharding)
             place_on(sharding)
 
         it.place_on = note

@@ -170,13 +170,17 @@ def test_schedules():
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     single = _run(tmp_path / "single", steps=4, num_devices=1, checkpoint_every=3)
     expected = [float(x.sum()) for x in jax.tree.leaves(single["params"])]
-    for port, parallel in ((12461, "jit"), (12462, "pmap"), (12463, "shard_map")):
-        workdir = tmp_path / parallel
-        procs = [_spawn_process(port, pid, workdir, 4, parallel=parallel) for pid in (0, 1)]
+    runs = [(12461, "jit", 0), (12462, "pmap", 0), (12463, "shard_map", 0)]
+    runs += [(12464, "jit", 1), (12465, "pmap", 1)]  # batches made where the step reads them
+    for port, parallel, place in runs:
+        workdir = tmp_path / f"{parallel}{'-placed' * place}"
+        procs = [
+            _spawn_process(port, pid, workdir, 4, parallel=parallel, placed=place) for pid in (0, 1)
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         for pid, (out, err) in enumerate(outs):
             line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
-            assert line is not None, f"{parallel} process {pid} failed:\n{err[-3000:]}"
+            assert line is not None, f"{workdir.name} process {pid} failed:\n{err[-3000:]}"
             assert line.split()[2] == "4", (parallel, pid, line)
             # Sharded reductions sum in another order: equal to float32 rounding, not bitwise.
             sums = [float(v) for v in line.split()[3:]]
@@ -184,12 +188,12 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
         assert [s for s, _ in logged_losses(workdir)] == [1, 2, 3, 4]  # one writer: process 0
 
 
-def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit", die=0):
+def _spawn_process(port, pid, workdir, steps, slow=0.0, parallel="jit", die=0, placed=0):
     """One of two processes of a `train_multiprocess.py` run on localhost."""
     script = os.path.join(HERE, "train_multiprocess.py")
     return subprocess.Popen(
         [sys.executable, script, str(port), "2", str(pid), str(workdir), str(steps), parallel]
-        + [str(slow), str(die)],
+        + [str(slow), str(die), str(placed)],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,9 +1,11 @@
-"""python train_multiprocess.py PORT NUM_PROCESSES PROCESS_ID WORKDIR STEPS PARALLEL [SLOW [DIE]]
+"""python train_multiprocess.py PORT NUM_PROCESSES PROCESS_ID WORKDIR STEPS PARALLEL \
+[SLOW [DIE [PLACED]]]
 
 One process of a multi-process run on localhost (CPU collectives), for tests. ``SLOW``
 seconds of sleep before each batch give a test time to kill a process mid-run. ``DIE``
 (a step) makes process 1 exit at once at the first barrier of its save of that step,
-so that the other waits for it there.
+so that the other waits for it there. ``PLACED`` (1) makes the batches where the step
+reads them (`train_toy.placed`), as the data sets drawn on the device do.
 """
 
 import os
@@ -14,11 +16,12 @@ import jax
 port, num, pid, workdir, steps, parallel = sys.argv[1:7]
 slow = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
 die = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+place = len(sys.argv) > 9 and sys.argv[9] == "1"
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(f"localhost:{port}", num_processes=int(num), process_id=int(pid))
 
-from train_toy import slowed, toy_task  # noqa: E402
+from train_toy import placed, slowed, toy_task  # noqa: E402
 
 from jaxheads.train.loop import PeerLost, RunConfig, fit  # noqa: E402
 
@@ -42,6 +45,7 @@ if die and pid == "1":
     checkpoints.collective_barrier = barrier_or_exit
 
 task = slowed(toy_task(), slow) if slow else toy_task()
+task = placed(task) if place else task
 try:
     result = fit(
         task,

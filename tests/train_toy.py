@@ -96,6 +96,37 @@ def slowed(task: Task, seconds: float) -> Task:
     return Task(task.init, task.loss_fn, batches, task.examples_per_batch, task.evaluate)
 
 
+class _PlacedIterator:
+    """An iterator of batches made where the step reads them, as `DeviceBatches` are:
+    this process's rows go to the devices of the sharding `place_on` gave (required)
+    first, and the batch is computed there (a jitted identity)."""
+
+    def __init__(self, batches):
+        self.batches, self.sharding = batches, None
+
+    def place_on(self, sharding) -> None:
+        self.sharding = sharding
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        from jaxheads.data.pipeline import shard_batch
+
+        assert self.sharding is not None, "a batch asked for before place_on"
+        batch = next(self.batches)
+        return jax.jit(lambda b: b)(shard_batch(batch, self.sharding))
+
+
+def placed(task: Task) -> Task:
+    """``task`` whose batches the training loop places before they are made (`place_on`)."""
+
+    def batches(start, i, n):
+        return _PlacedIterator(iter(task.batches(start, i, n)))
+
+    return Task(task.init, task.loss_fn, batches, task.examples_per_batch, task.evaluate)
+
+
 def logged_losses(workdir) -> list[tuple[int, float]]:
     """``(step, loss)`` of every logged step in a run's ``metrics.jsonl``."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:

@@ -480,7 +480,8 @@ def shard_batch(batch: Mapping[str, Any], sharding: jax.sharding.Sharding) -> di
 
     With one process this is ``jax.device_put(batch, sharding)``. With several,
     each process holds only its slice of the global batch (see `Batches`), and
-    ``jax.make_array_from_process_local_data`` assembles the global arrays.
+    ``jax.make_array_from_process_local_data`` assembles the global arrays (of this
+    process's rows alone for a sharding over its own devices, as pmap's).
 
     Args:
       batch: a dict of host arrays, each [B_local, ...].
@@ -503,6 +504,9 @@ def shard_batch(batch: Mapping[str, Any], sharding: jax.sharding.Sharding) -> di
 
 def per_device(batch: Mapping[str, Any], n: int) -> dict[str, Any]:
     """Reshapes every array's leading axis B to [n, B // n] for ``jax.pmap``.
+
+    A `jax.Array` split over ``n`` devices along B (`PmapRunner.batch_sharding`) stays
+    where it is: each device's rows become its slice of the leading axis.
 
     Raises:
       ValueError: when B is not divisible by ``n``, or the arrays disagree on B.

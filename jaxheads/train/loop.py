@@ -90,8 +90,9 @@ class Task:
       batches: ``(start_step, process_index, process_count) -> iterator`` of
         this process's share of each global batch, starting at ``start_step``. An
         iterator with a ``place_on(sharding)`` method (batches made on the device,
-        `jaxheads.data.DeviceBatches`) is given the step's batch sharding first
-        (jit and shard_map runs), and then yields global batches laid out by it.
+        `jaxheads.data.DeviceBatches`) is given the runner's batch sharding first,
+        and then yields batches laid out by it (global ones under jit and shard_map,
+        this process's rows over its own devices under pmap).
       evaluate: optional ``(params, state) -> dict`` of evaluation results.
       examples_per_batch: the global batch size (for images/s).
     """

@@ -206,6 +206,10 @@ class PmapRunner:
         # In a multi-process run pmap maps over every process's devices, and each process
         # passes the leading slices for its own.
         self.local = [d for d in devices if d.process_index == jax.process_index()]
+        # Batches made on the devices (`DeviceBatches.place_on`) are split over this
+        # process's devices along the batch axis: reshaped to [local_devices, per_device]
+        # each device keeps its rows, which pmap reads where they are.
+        self.batch_sharding = NamedSharding(Mesh(np.asarray(self.local), (AXIS,)), P(AXIS))
         inner = _bn_axis(loss_fn, sync_batch_norm)
         step = make_step(inner, optimizer, mode="pmap", axis_name=AXIS)
         self._step = jax.pmap(
