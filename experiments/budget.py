@@ -67,10 +67,11 @@ float32 on the H200). A Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s:
 **about 25 minutes**. Add
 compilation: each of the 72 runs compiles its step (12 distinct programs, one
 per head and budget: a cosine schedule's length is part of its program) and its
-evaluation, a few seconds each. And the host must then draw 42,000 images/s; the
-numpy pipeline draws about 590 a core at 96² (measured on one core of the 2-core CPU), so with
-today's pipeline the input, not the chip, sets the time (about 3 hours on 4
-loader threads at that rate). On the free 2-core CPU: about 52 hours (the rates
+evaluation, a few seconds each. The chip draws the scenes (``shapes-device``: the same
+kinds of scenes and augmentation as ``shapes``, other pixels; the host only picks
+indices): the 42,000 images/s would have needed the host's numpy pipeline, about 590 a
+core at 96² (measured on one core of the 2-core CPU), for about 3 hours on 4 loader
+threads. On the free 2-core CPU: about 52 hours (the rates
 above). Not yet measured on any accelerator.
 
 Expected result. ``quick``: every head × init × budget trains, is evaluated and
@@ -131,6 +132,9 @@ QUICK_BUDGET = Budget().replace(
 # ``cpu``: the heads study's recipe at the pre-training's 64² (a 4×4 grid) and batch 8,
 # the largest budgets two CPU cores finish in a sitting (see the module docstring).
 CPU_BUDGET = Budget().replace(image_size=64, batch_size=8)
+# ``accelerator``: the heads study's 96² and batch 32, the scenes drawn on the chip (the
+# host only picks each batch's indices).
+ACCELERATOR_BUDGET = Budget().replace(dataset="shapes-device")
 
 QUICK_STAGE = {"steps": 4, "batch_size": 8, "burn_in": 0, "train_examples": 64, "val_examples": 16}
 
@@ -157,7 +161,7 @@ def get_config(profile: str = "full") -> StudyConfig:
     for n in BUDGETS[profile]:
         mine = [r for r in rows if r.changes["steps"] == n]
         swept += mine + pretrained(mine, PRETRAIN.label)
-    budget, stage = Budget(), PRETRAIN
+    budget, stage = ACCELERATOR_BUDGET, PRETRAIN
     if profile == "cpu":
         budget = CPU_BUDGET
     elif profile == "quick":

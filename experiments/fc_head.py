@@ -50,9 +50,10 @@ train in float32): the FC and per-cell detectors' forward pass costs 91.2 MFLOPs
 96² (more with the 1024-wide hidden layer), about 274 MFLOPs per training image and
 6.8 PFLOP in all: about 10 minutes on one H100 (9 by FLOPs, 10 by the step time) and
 about 22 minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s, plus
-compilation; the host's numpy pipeline would need about 3 hours to draw the images
-(590 a core at 96², 4 loader threads). On the free 2-core CPU about 90 hours (the
-full profile's 1 h 30 min for 13,000 steps, scaled). ``gradients`` and
+compilation. It draws its scenes on the chip (``shapes-device``, as the heads study's
+accelerator profile: the host only picks indices; its numpy pipeline would have needed
+about 3 hours, 590 images a core at 96², 4 loader threads). On the free 2-core CPU about
+90 hours (the full profile's 1 h 30 min for 13,000 steps, scaled). ``gradients`` and
 ``dependence`` are as before. Not yet measured on any accelerator.
 
 Expected result, measured (seed 0, 2026-12-07; mAP50 VOC2010; ``dependence``: the
@@ -142,8 +143,9 @@ DESCRIPTION = (
 
 
 # ``--profile accelerator``: 3 seeds of 20,000 steps, about 10 minutes of one H100 by FLOPs
-# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
-ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000}
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps; the scenes
+# drawn on the chip (the host only picks each batch's indices).
+ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000, "dataset": "shapes-device"}
 
 
 def get_config(profile: str = "full") -> StudyConfig:

@@ -42,10 +42,14 @@ peak; the studies train in float32): the six detectors' forward passes cost 91.2
 91.2, 93.8, 86.5, 120.2 and 125.0 MFLOPs at 96² (XLA's count), about 304 MFLOPs per
 training image and 7.0 PFLOP in all: about 9 minutes on one H100 and about 23
 minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s, plus each run's
-compilation (a few seconds; 6 distinct programs, one per head). The host's numpy
-pipeline (about 590 images/s a core at 96² on the 2-core CPU) would need about 2.7 hours on
-4 loader threads to draw those images: until the data are drawn on the device, the
-input sets the time. On the free 2-core CPU about 67 hours (the full profile's 2 h
+compilation (a few seconds; 6 distinct programs, one per head). It trains on
+``shapes-device``: the same kinds of scenes and augmentation as ``shapes``, drawn on the
+chip by one jitted program a batch from the data set's seed and the batch's indices (other
+pixels than the full profile's, the same task), so the host only picks indices; the host's
+numpy pipeline (about 590 images/s a core at 96² on the 2-core CPU) would have needed about
+2.7 hours on 4 loader threads to draw those images. On this CPU drawing a batch costs 36%
+of a step (docs/benchmarks.md); on an accelerator, not yet measured. On the free 2-core
+CPU about 67 hours (the full profile's 2 h
 15 min for 24,000 steps, scaled). Not yet measured on any accelerator.
 
 Expected result. Quick profile, measured (2-core CPU, seed 0; the same machine gives
@@ -123,8 +127,9 @@ PAPER = {
 
 
 # ``--profile accelerator``: 3 seeds of 20,000 steps, about 10 minutes of one H100 by FLOPs
-# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
-ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000}
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps; the scenes
+# drawn on the chip (the host only picks each batch's indices).
+ACCELERATOR = {"steps": 20_000, "checkpoint_every": 2_000, "dataset": "shapes-device"}
 
 
 def get_config(profile: str = "full") -> StudyConfig:

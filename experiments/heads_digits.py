@@ -29,10 +29,12 @@ in docs/results/heads-digits/: 118 min of wall time on the 2-core AMD EPYC (fami
 Accelerator profile (``--profile accelerator``: 3 seeds of 20,000 steps, as the
 heads study's: 36 runs, 720,000 steps), sized from FLOPs as the heads study's (its
 docstring and experiments/budget.py say how): the same detectors with 10 classes,
-about 7 PFLOP, about 9 minutes on one H100 and 23 on a Colab TPU v5e-1, bound in
-practice by the host's pipeline (digits: about 514 images/s a core at 96² on one core of
-the 2-core CPU: about 3 hours on 4 loader threads). On the free 2-core CPU about 84 hours (the full
-profile's 2 h 47 min for 24,000 steps, scaled). Not yet measured on any accelerator.
+about 7 PFLOP, about 9 minutes on one H100 and 23 on a Colab TPU v5e-1. It draws its
+scenes on the chip (``digits-device``: the same handwriting and scenes' kinds, other pixels;
+the host only picks indices), where the host's pipeline (about 514 images/s a core at 96²
+on one core of the 2-core CPU) would have needed about 3 hours on 4 loader threads. On the
+free 2-core CPU about 84 hours (the full profile's 2 h 47 min for 24,000 steps, scaled). Not
+yet measured on any accelerator.
 
 Expected result, measured (seeds 0 and 1, this code; VOC2010 mAP@0.5, mean ± std,
 scratch → pre-trained; docs/studies/heads_digits.md has the table, plots and reading)::
@@ -87,4 +89,6 @@ def get_config(profile: str = "full") -> StudyConfig:
         budget=heads.budget.replace(dataset="digits"),
         paper={},  # the papers' VOC numbers say nothing about digits
     )
-    return with_profile(config, profile, accelerator=study.ACCELERATOR)
+    # The accelerator profile draws the digits scenes on the chip.
+    accelerator = {**study.ACCELERATOR, "dataset": "digits-device"}
+    return with_profile(config, profile, accelerator=accelerator)

@@ -71,8 +71,9 @@ dense peak; the studies train in float32): its detectors cost 88-125 MFLOPs a
 forward pass at 96², the multi-scale rows 1.21× that on average over their sizes,
 about 330 MFLOPs per training image and 8.1 PFLOP in all: about 10-11 minutes on one
 H100 and about 26 minutes on a Colab TPU v5e-1 at the same 2.6% of its 197 TFLOP/s,
-plus compilation (one program per training size of the multi-scale rows); the host's
-numpy pipeline would need about 3 hours to draw the images. On the free 2-core CPU
+plus compilation (one program per training size of the multi-scale rows). It draws its
+scenes on the chip (``shapes-device``, as the heads study's accelerator profile: the host
+only picks indices; its numpy pipeline would have needed about 3 hours). On the free 2-core CPU
 about 41 hours (the full profile's 1 h 50 min for 34,000 steps, scaled). Not yet
 measured on any accelerator.
 
@@ -346,8 +347,9 @@ DESCRIPTION = (
 
 
 # ``--profile accelerator``: 3 seeds of 15,000 steps, about 10 minutes of one H100 by FLOPs
-# (the module docstring says how it was sized); a checkpoint every 2,000 steps.
-ACCELERATOR = {"steps": 15_000, "checkpoint_every": 2_000}
+# (the module docstring says how it was sized); a checkpoint every 2,000 steps; the scenes
+# drawn on the chip (the host only picks each batch's indices).
+ACCELERATOR = {"steps": 15_000, "checkpoint_every": 2_000, "dataset": "shapes-device"}
 
 
 def get_config(profile: str = "full") -> StudyConfig:

@@ -85,7 +85,9 @@ def test_accelerator_profiles_are_the_full_study_with_three_seeds_and_more_steps
     assert acc.seeds == (0, 1, 2)
     assert [r.label for r in acc.rows] == [r.label for r in full.rows]
     assert acc.pretraining == full.pretraining
-    assert acc.budget == full.budget.replace(steps=steps, checkpoint_every=2_000)
+    # the scenes drawn on the chip: the host only picks each batch's indices
+    device = f"{full.budget.dataset}-device"
+    assert acc.budget == full.budget.replace(steps=steps, checkpoint_every=2_000, dataset=device)
     assert "--profile accelerator" in acc.command and "--quick" not in acc.command
     doc = " ".join(module.__doc__.split())
     assert f"--profile accelerator``: 3 seeds of {steps:,} steps" in doc
@@ -272,6 +274,7 @@ def test_budget_profiles_sweep_three_heads_from_scratch_and_pre_trained():
             "cosine",
         )
         assert (b.run.optimizer, b.run.burn_in, b.val_examples) == ("adam", 100, 256)
+        assert b.dataset == {"cpu": "shapes", "accelerator": "shapes-device"}[profile]
         assert list(config.pretraining) == [heads.PRETRAIN]  # the heads study's stage
     with pytest.raises(ValueError, match="expected profile"):
         module.get_config("huge")
