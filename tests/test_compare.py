@@ -175,6 +175,23 @@ def test_plots_are_images(study):
 
 
 @pytest.mark.slow
+def test_a_study_on_scenes_drawn_on_the_device(tmp_path):
+    """The accelerator profiles' data (``--dataset shapes-device``): a multi-scale row and
+    its evaluation at another size train, evaluate and report on device-drawn scenes."""
+    config = tmp_path / "tiny.py"
+    config.write_text(textwrap.dedent(TINY))
+    workdir = tmp_path / "out"
+    argv = ["compare", "--config", str(config), "--workdir", str(workdir), "--no-progress"]
+    argv += ["--heads", "v2,v2_hires", "--dataset", "shapes-device", "--no-tensorboard"]
+    assert main(argv) == 0
+    results = json.loads((workdir / "results.json").read_text())
+    assert [h["head"] for h in results["heads"]] == ["v2", "v2_hires"]
+    assert all(_finite(h["mAP50"]) and _finite(h["recall"]) for h in results["heads"])
+    assert "Data: `shapes-device`" in (workdir / "results.md").read_text()
+    assert not (workdir / "pretrain").exists()  # no kept row starts from a stage
+
+
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(study, monkeypatch):
     config_path, workdir, results = study
     stamps = {p: os.stat(p).st_mtime_ns for p in workdir.glob("*/seed0/*")}
@@ -410,6 +427,13 @@ def test_config_checks():
     config = StudyConfig("x", [TrainRow("a_b"), TrainRow("c"), EvalRow("d", weights_from="c")])
     assert [r.label for r in config.select(["a-b"]).rows] == ["a_b"]
     assert [r.label for r in config.select(["d"]).rows] == ["c", "d"]
+    # the stages the kept rows start from, and theirs; rows from scratch pre-train nothing
+    stages = [Pretraining("p"), Pretraining("q", init_from="p"), Pretraining("r")]
+    rows = [TrainRow("s"), TrainRow("s@q", init="q"), TrainRow("s@r", init="r")]
+    config = StudyConfig("x", rows, pretraining=stages)
+    assert [p.label for p in config.select(["s@q"]).pretraining] == ["p", "q"]
+    assert [p.label for p in config.select(["s@r", "s"]).pretraining] == ["r"]
+    assert config.select(["s"]).pretraining == []
     with pytest.raises(ValueError, match="expected rows among"):
         config.select(["e"])
 

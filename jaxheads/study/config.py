@@ -293,7 +293,9 @@ class StudyConfig:
     def select(self, labels: Sequence[str]) -> StudyConfig:
         """The study restricted to ``labels`` (``-`` and ``_`` match each other).
 
-        The row a kept `EvalRow` takes its weights from is kept too.
+        The row a kept `EvalRow` takes its weights from is kept too, and of the
+        pre-training stages those that a kept row starts from (and the stages those
+        start from): rows from scratch alone pre-train nothing.
         """
 
         def norm(s):
@@ -309,7 +311,13 @@ class StudyConfig:
         for r in reversed(self.rows):
             if norm(r.label) in wanted and isinstance(r, EvalRow):
                 wanted.add(norm(r.weights_from))
-        return dataclasses.replace(self, rows=[r for r in self.rows if norm(r.label) in wanted])
+        rows = [r for r in self.rows if norm(r.label) in wanted]
+        stages = {r.init for r in rows if isinstance(r, TrainRow) and r.init}
+        for p in reversed(self.pretraining):  # a stage starts from an earlier one
+            if p.label in stages and p.init_from:
+                stages.add(p.init_from)
+        pretraining = [p for p in self.pretraining if p.label in stages]
+        return dataclasses.replace(self, rows=rows, pretraining=pretraining)
 
 
 def pretrained(rows: Sequence[Row], stage: str) -> list[TrainRow]:
