@@ -19,6 +19,11 @@ next part runs):
 * ``pytest``: the test files that need no Keras or pycocotools, on the accelerator
   as default backend.
 * ``study``: ``jaxheads compare --quick`` end to end, with its wall time.
+* ``study_profile``: a slice of a study's accelerator profile (``CHECK_STUDY``, default
+  ``heads``): every row, seed 0, ``CHECK_STUDY_STEPS`` steps (default 500) at the
+  profile's size, batch and device-drawn data, after its pre-training stages; each row's
+  measured training rate and compile time, and from them the whole profile's estimated
+  wall time (the ``study`` mode of ``accelerator_check.sh``).
 * ``keras_bench``: ``python -m benchmarks.bench --only train,infer`` (jaxheads against
   Keras 3 and Flax NNX) at the full sizes, when Keras can be imported.
 * ``step_profile``, ``step_candidates``, ``step_flags``: the YOLOv2-VOC bf16 step's
@@ -70,6 +75,7 @@ PARTS = (
     "bench",
     "pytest",
     "study",
+    "study_profile",
     "keras_bench",
     "step_profile",
     "step_candidates",
@@ -247,6 +253,58 @@ def part_study(ctx: Context, timeout: float, workdir: str) -> dict:
     return res
 
 
+def part_study_profile(ctx: Context, timeout: float, workdir: str) -> dict:
+    """A slice of a study's accelerator profile, timed, and the whole profile estimated.
+
+    The slice trains every row for seed 0 at ``steps`` steps (the pre-training stages at
+    their own budgets). The estimate takes each row's measured images/s for the steps the
+    slice did not train, in every seed, and adds the slice's wall time once a seed (its
+    stages, compiles and evaluations; compiles repeat less, as the cache keeps them):
+    ``seeds × (slice wall + Σ_rows (steps_full − steps) × batch / images_per_s)``.
+    """
+    from jaxheads.study.studies import load_study
+
+    study = os.environ.get("CHECK_STUDY", "heads")
+    steps = 2 if ctx.tiny else int(os.environ.get("CHECK_STUDY_STEPS", "500"))
+    config = load_study(study).get_config("accelerator")
+    cmd = [sys.executable, "-m", "jaxheads.cli", "compare", "--config", study]
+    cmd += ["--profile", "accelerator", "--seeds", "1", "--steps", str(steps)]
+    cmd += ["--workdir", workdir, "--no-progress", "--no-tensorboard"]
+    if ctx.tiny:  # one row from scratch (no pre-training) at a CPU's size
+        cmd += ["--heads", config.rows[0].label, "--image-size", "32", "--batch-size", "8"]
+    res = _run(cmd, timeout, ctx)
+    rows, train_s = {}, 0.0
+    for row in config.rows:
+        path = os.path.join(workdir, row.label, "seed0", "result.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            got = json.load(f)["row"]
+        budget = config.budget_of(row)
+        batch = 8 if ctx.tiny else budget.batch_size
+        rate = got.get("images_per_s")
+        rows[row.label] = {
+            "images_per_s": rate,
+            "compile_s": got.get("compile_s"),
+            "mAP50": got.get("mAP50"),
+            "profile_steps": budget.run.steps,
+        }
+        if rate:
+            train_s += max(budget.run.steps - steps, 0) * batch / rate
+    res.update(
+        study=study,
+        steps=steps,
+        rows=rows,
+        seeds=list(config.seeds),
+        dataset=config.budget.dataset,
+    )
+    if rows and res["returncode"] == 0:
+        res["estimated_profile_s"] = len(config.seeds) * (res["wall_s"] + train_s)
+    else:
+        res["status"] = "failed"
+    return res
+
+
 def part_keras_bench(ctx: Context, timeout: float, json_path: str) -> dict:
     try:
         import keras  # noqa: F401
@@ -319,6 +377,8 @@ def run(
                 out = part_pytest(ctx, left - 5)
             elif part == "study":
                 out = part_study(ctx, left - 5, os.path.join(workdir, "study"))
+            elif part == "study_profile":
+                out = part_study_profile(ctx, left - 5, os.path.join(workdir, "study_profile"))
             elif part == "keras_bench":
                 out = part_keras_bench(ctx, left - 5, os.path.join(workdir, "bench.json"))
             else:

@@ -8,7 +8,10 @@
 #
 # MODE "all" (the default) runs every check; "step" the YOLOv2-VOC bf16 step study
 # (benchmarks/step_study.py: the kernel profile, OUT/step_kernels.md and OUT/step_trace,
-# then the candidates and the XLA:GPU flag sets), in 8 minutes with SECONDS=470.
+# then the candidates and the XLA:GPU flag sets), in 8 minutes with SECONDS=470; "study"
+# a slice of a study's accelerator profile (CHECK_STUDY, default heads: every row, seed 0,
+# CHECK_STUDY_STEPS steps, default 500), its rows' measured rates and the whole
+# profile's estimated time, in 8 minutes with SECONDS=470.
 #
 # Python packages the machine lacks (Keras, for the side-by-side bench) may be carried
 # as wheels in .whl/; they are installed into /tmp/site first.
@@ -53,7 +56,8 @@ case $mode in
   all) groups="correctness:env,ops,losses,postprocess,train_step,runners:110 \
     bench:bench:150 study:study:80 pytest:pytest:45 keras:keras_bench:120" ;;
   step) groups="step:env,step_profile,step_candidates:330 flags:step_flags:140" ;;
-  *) echo "accelerator_check.sh: MODE is all or step, not $mode" >&2; exit 2 ;;
+  study) groups="study_profile:env,study_profile:$budget" ;;
+  *) echo "accelerator_check.sh: MODE is all, step or study, not $mode" >&2; exit 2 ;;
 esac
 for g in ${CHECK_GROUPS:-$groups}; do
   IFS=: read -r name parts secs <<<"$g"

@@ -187,3 +187,30 @@ def test_step_mode_end_to_end_on_cpu(tmp_path):
     assert flags["status"] == "ok", flags
     (row,) = flags["flag_sets"].values()
     assert row["returncode"] == 0 and row["step_ms"] > 0 and row["xla_flags"]
+
+
+def test_study_mode_end_to_end_on_cpu(tmp_path):
+    """``accelerator_check.sh OUT SECONDS study`` at tiny size: a slice of the heads study's
+    accelerator profile on device-drawn scenes, its row's rate and the profile's estimate."""
+    env = {**os.environ, "TINY": "1", "PYTHON": sys.executable}
+    env.pop("CHECK_GROUPS", None)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), str(out), "400"]
+        + ["study"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=450,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    groups = json.loads((out / "accelerator_check.json").read_text())["groups"]
+    assert set(groups) == {"study_profile"}
+    part = groups["study_profile"]["parts"]["study_profile"]
+    assert part["status"] == "ok", part
+    assert (part["study"], part["dataset"], part["seeds"]) == ("heads", "shapes-device", [0, 1, 2])
+    (row,) = part["rows"].values()  # the first row alone, from scratch, at tiny size
+    assert row["images_per_s"] > 0 and row["compile_s"] >= 0 and row["profile_steps"] == 20_000
+    # three seeds of the slice's wall time and of the 19,998 steps it did not train
+    want = 3 * (part["wall_s"] + 19_998 * 8 / row["images_per_s"])
+    assert part["estimated_profile_s"] == pytest.approx(want)
