@@ -41,7 +41,10 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="the first seed; default: the study's")
     p.add_argument("--seeds", type=int, default=None, help="how many seeds; default: the study's")
     p.add_argument(
-        "--heads", default=None, help="comma-separated row labels to keep; default: every row"
+        "--heads",
+        default=None,
+        help="comma-separated row labels to keep (with the pre-training stages they start "
+        "from); default: every row",
     )
     p.add_argument(
         "--dataset",
