@@ -59,7 +59,10 @@ seed 0 (17 runs of 2.5-4 min each alone) and reports every row; measured 1 h 44 
 wall on the 2-core CPU with a 25-minute study and the test suite beside it
 (2026-12-04/05). The command without it then adds seed 1 (the runs done are found,
 not retrained) and the ± columns: about 1 h 30 min over two sittings, with other work
-beside it (2026-12-05). About 1 h 50 min for the whole profile on the free CPU, by the
+beside it (2026-12-05). Seed 0 alone (``--seeds 1``), the committed record in
+docs/results/yolov2_path/: 2 h 15 min of wall time on the 2-core AMD EPYC (family 25,
+model 17) beside another study and the test suite (2026-12-07). About 1 h 50 min for the
+whole profile on the free CPU, by the
 runs' own times. On one TPU or GPU roughly 20-30 min, bounded by compilation and the
 host's numpy data pipeline (not measured).
 
@@ -116,6 +119,14 @@ the whole table, the stages, the plots and the reading)::
     multi_scale          76.8   0.593 ± 0.005  0.725 ± 0.009 (new_hires)
     hi_res_detector      78.6   0.768 ± 0.012  0.876 ± 0.005 (new_hires)
     single_scale_hi_res  —      0.746 ± 0.010  0.872 ± 0.002 (new_hires)
+
+The committed record of seed 0 (this code, 2026-12-07; VOC2007 mAP@0.5, scratch /
+pre-trained) is within 0.06 of these means in every row but ``anchor_boxes`` from
+scratch (0.473, above both seeds of the run above: 0.459 and 0.323): yolo 0.004 / 0.033,
+batch_norm 0.017 / 0.035, hi_res_classifier — / 0.004, anchor_boxes 0.473 / 0.695,
+new_network 0.561 / 0.676, dimension_priors 0.541 / 0.673, location_prediction 0.565 /
+0.663, passthrough 0.607 / 0.730, multi_scale 0.597 / 0.719, hi_res_detector 0.759 /
+0.867, single_scale_hi_res 0.744 / 0.870.
 
 Stages (top-1 on 1,000 held-out objects): old_nobn 0.221, old 0.604, new 0.781 at
 48²; at 96² the low-resolution weights score 0.274 (old) and 0.370 (new), and the
