@@ -261,6 +261,8 @@ def part_study_profile(ctx: Context, timeout: float, workdir: str) -> dict:
     slice did not train, in every seed, and adds the slice's wall time once a seed (its
     stages, compiles and evaluations; compiles repeat less, as the cache keeps them):
     ``seeds × (slice wall + Σ_rows (steps_full − steps) × batch / images_per_s)``.
+    Not for ``budget``: its rows set their own steps, which ``--steps`` may not override
+    (compare refuses it, and the part reports the refusal).
     """
     from jaxheads.study.studies import load_study
 
